@@ -1,0 +1,46 @@
+"""`clean_sample`: listings with plausible prices inside New York."""
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from rental_pipeline.assets.metadata import frame_metadata
+from rental_pipeline.cleaning import CleaningRules, clean_listings
+
+
+class CleaningConfig(dg.Config):
+    """The reference cleaning rules; both ends of every range are kept."""
+
+    min_price: float = Field(default=CleaningRules.min_price, description="Lowest nightly price kept.")
+    max_price: float = Field(default=CleaningRules.max_price, description="Highest nightly price kept.")
+    min_longitude: float = CleaningRules.min_longitude
+    max_longitude: float = CleaningRules.max_longitude
+    min_latitude: float = CleaningRules.min_latitude
+    max_latitude: float = CleaningRules.max_latitude
+
+    def rules(self) -> CleaningRules:
+        return CleaningRules(**self.model_dump())
+
+
+@dg.asset(
+    group_name="listings",
+    kinds={"pandas"},
+    description="Listings with 10 <= price <= 350 inside the NYC box, review date parsed; nothing imputed.",
+)
+def clean_sample(
+    context: dg.AssetExecutionContext, config: CleaningConfig, raw_data: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    clean, report = clean_listings(raw_data, config.rules())
+    context.log.info(
+        f"Kept {report.rows_out:,} of {report.rows_in:,} listings: dropped {report.price_outliers:,} "
+        f"price outliers and {report.outside_box:,} outside the NYC box"
+    )
+    return dg.Output(
+        clean,
+        metadata={
+            "rows_in": report.rows_in,
+            "dropped_price_outliers": report.price_outliers,
+            "dropped_outside_box": report.outside_box,
+            **frame_metadata(clean),
+        },
+    )

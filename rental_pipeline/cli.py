@@ -1,0 +1,65 @@
+"""The `rental-pipeline` console script: what a person asks of the pipeline outside the web UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+
+PIPELINE_ASSETS = ("raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation")
+SHOWN_METADATA = ("dagster/row_count", "val_mae", "val_r2", "test_mae", "test_r2", "fit_seconds")
+
+
+@click.group()
+@click.version_option(package_name="rental_pipeline")
+def main() -> None:
+    """Versioned NYC rental price models built by Dagster assets."""
+
+
+def latest_materializations() -> dict[str, tuple[float, str, dict[str, Any]] | None]:
+    """Per asset: (timestamp, run id, metadata values) of its latest materialization, or None."""
+    import dagster as dg  # imported here so `--help` stays fast
+
+    latest: dict[str, tuple[float, str, dict[str, Any]] | None] = {}
+    with dg.DagsterInstance.get() as instance:
+        for name in PIPELINE_ASSETS:
+            event = instance.get_latest_materialization_event(dg.AssetKey(name))
+            if event is None or event.asset_materialization is None:
+                latest[name] = None
+                continue
+            metadata = {key: entry.value for key, entry in event.asset_materialization.metadata.items()}
+            latest[name] = (event.timestamp, event.run_id, metadata)
+    return latest
+
+
+@main.command()
+def summary() -> None:
+    """The latest materialization of every asset in the Dagster instance ($DAGSTER_HOME)."""
+    latest = latest_materializations()
+    rows = []
+    for name, found in latest.items():
+        if found is None:
+            rows.append((name, "never materialized", "", ""))
+            continue
+        timestamp, run_id, metadata = found
+        when = dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        shown = ", ".join(
+            f"{key.removeprefix('dagster/')}={_format(metadata[key])}" for key in SHOWN_METADATA if key in metadata
+        )
+        rows.append((name, when, run_id[:8], shown))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    evaluation = latest.get("model_evaluation")
+    if evaluation is not None:
+        metrics = evaluation[2]
+        click.echo(f"\nTest MAE {metrics['test_mae']:.2f}, R² {metrics['test_r2']:.3f} on {metrics['test_rows']:,} listings")
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

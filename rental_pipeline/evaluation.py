@@ -1,0 +1,41 @@
+"""Scoring a fitted inference pipeline on the test split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from sklearn.metrics import mean_absolute_error, r2_score
+from sklearn.pipeline import Pipeline
+
+from rental_pipeline.features import FEATURE_COLUMNS, TARGET
+
+WORST_ERROR_COLUMNS = ["id", "name", "neighbourhood_group", "room_type", "price", "predicted", "abs_error"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    mae: float
+    r2: float
+    rows: int
+    worst_errors: pd.DataFrame
+
+    def metrics(self) -> dict[str, float]:
+        return {"test_mae": self.mae, "test_r2": self.r2, "test_rows": float(self.rows)}
+
+
+def evaluate_pipeline(pipeline: Pipeline, test: pd.DataFrame, worst: int = 10) -> Evaluation:
+    """MAE and R² on listings the model never saw, plus the listings it got most wrong.
+
+    The worst errors are there for a person to read: they usually point at a data problem (a
+    monthly price typed as nightly) rather than at the model.
+    """
+    predicted = pipeline.predict(test[FEATURE_COLUMNS])
+    scored = test.assign(predicted=predicted.round(2), abs_error=(test[TARGET] - predicted).abs().round(2))
+    worst_errors = scored.nlargest(worst, "abs_error")[WORST_ERROR_COLUMNS].reset_index(drop=True)
+    return Evaluation(
+        mae=float(mean_absolute_error(test[TARGET], predicted)),
+        r2=float(r2_score(test[TARGET], predicted)),
+        rows=len(test),
+        worst_errors=worst_errors,
+    )

@@ -1,0 +1,18 @@
+"""Where local state lives: one folder, so a user can see, back up or delete it all at once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_VARIABLE = "RENTAL_PIPELINE_HOME"
+DEFAULT_HOME = ".rental_pipeline"
+
+
+def project_home() -> Path:
+    """`$RENTAL_PIPELINE_HOME`, else `.rental_pipeline` under the working directory, made absolute.
+
+    Made absolute once, so a run worker started in another directory still writes to the same
+    place as the process that launched it.
+    """
+    return Path(os.environ.get(HOME_VARIABLE) or DEFAULT_HOME).resolve()

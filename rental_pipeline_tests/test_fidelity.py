@@ -1,0 +1,22 @@
+"""The reference numbers (DESIGN.md section 2) reproduced through the asset graph on the real sample."""
+
+import pytest
+
+from rental_pipeline_tests.conftest import materialize, materialized
+
+
+def test_reference_numbers_on_sample1(instance, sample1):
+    config = {"ops": {"raw_data": {"config": {"source": str(sample1)}}}}  # reference forest, all defaults
+    metadata = materialized(materialize(instance, config))
+
+    assert metadata["raw_data"]["dagster/row_count"] == 20_000
+    assert metadata["clean_sample"]["dagster/row_count"] == 19_001
+    assert metadata["clean_sample"]["dropped_price_outliers"] == 999
+    assert metadata["clean_sample"]["dropped_outside_box"] == 0
+    assert metadata["trainval_data"]["dagster/row_count"] == 15_200
+    assert metadata["test_data"]["dagster/row_count"] == 3_801
+    assert metadata["inference_pipeline"]["train_rows"] == 12_160
+    assert metadata["inference_pipeline"]["val_rows"] == 3_040
+    assert metadata["inference_pipeline"]["val_mae"] == pytest.approx(34.1, abs=0.6)
+    assert metadata["model_evaluation"]["test_mae"] == pytest.approx(33.85, abs=0.6)
+    assert metadata["model_evaluation"]["test_r2"] == pytest.approx(0.56, abs=0.03)
