@@ -67,5 +67,7 @@ def test_a_prediction_does_not_depend_on_its_batch(fitted):
 def test_rows_with_missing_values_are_scored(fitted):
     pipeline, clean = fitted
     row = clean[FEATURE_COLUMNS].head(1).copy()
-    row.loc[:, ["name", "last_review", "reviews_per_month"]] = None
+    row["name"] = pd.Series([None], dtype="str", index=row.index)
+    row["last_review"] = pd.NaT
+    row["reviews_per_month"] = np.nan
     assert np.isfinite(pipeline.predict(row)).all()

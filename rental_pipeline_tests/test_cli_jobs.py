@@ -1,0 +1,79 @@
+"""The dagster and rental-pipeline command lines, as CI and a user run them, in real subprocesses."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import tomllib
+import yaml
+
+from rental_pipeline_tests.conftest import PROJECT_ROOT, run_config
+
+BIN = Path(sys.executable).parent
+DEFS = ["-m", "rental_pipeline.definitions"]
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=os.environ.copy(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def materialization_counts(names: list[str]) -> dict[str, int]:
+    with dg.DagsterInstance.get() as instance:
+        return {
+            name: len(
+                instance.fetch_materializations(dg.AssetKey(name), limit=100).records
+            )
+            for name in names
+        }
+
+
+def test_workspace_and_pyproject_name_the_same_code_location():
+    workspace = yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    location = workspace["load_from"][0]["python_module"]
+    assert pyproject["tool"]["dagster"] == {
+        "module_name": location["module_name"],
+        "code_location_name": location["location_name"],
+    }
+    dg_project = pyproject["tool"]["dg"]["project"]
+    assert dg_project["code_location_target_module"] == location["module_name"]
+    assert dg_project["code_location_name"] == location["location_name"]
+
+
+def test_validate_job_execute_then_partial_materialize(tmp_path):
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(run_config()))
+
+    validated = run(str(BIN / "dagster"), "definitions", "validate", *DEFS)
+    assert "Validation successful" in validated.stdout + validated.stderr
+
+    run(str(BIN / "dagster"), "job", "execute", *DEFS, "-j", "training_job", "-c", str(config))
+    everything = ["raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation"]
+    assert materialization_counts(everything) == dict.fromkeys(everything, 1)
+
+    run(str(BIN / "dagster"), "asset", "materialize", *DEFS, "--select", 'key:"clean_sample"+', "-c", str(config))
+    counts = materialization_counts(everything)
+    assert counts.pop("raw_data") == 1
+    assert counts == dict.fromkeys(counts, 2)
+
+    summary = run(str(BIN / "rental-pipeline"), "summary").stdout
+    assert "Test MAE" in summary
+    assert "never materialized" not in summary
+
+
+def test_a_failing_run_exits_non_zero(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"ops": {"raw_data": {"config": {"source": str(tmp_path / "missing.csv")}}}}))
+    result = subprocess.run(
+        [str(BIN / "dagster"), "job", "execute", *DEFS, "-j", "training_job", "-c", str(bad)],
+        cwd=PROJECT_ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    assert "missing.csv: file does not exist" in result.stdout + result.stderr
