@@ -39,7 +39,7 @@ test: setup
 dev: setup | $(DAGSTER_HOME)
 	$(BIN)/dagster dev
 
-validate: setup
+validate: setup | $(DAGSTER_HOME)
 	$(BIN)/dagster definitions validate $(DEFS)
 
 ## Re-materialize clean_sample and everything downstream of it, reusing the stored raw_data.

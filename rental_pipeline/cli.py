@@ -7,14 +7,19 @@ from typing import Any
 
 import click
 
+from rental_pipeline.store.cli import artifacts
+
 PIPELINE_ASSETS = ("raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation")
-SHOWN_METADATA = ("dagster/row_count", "val_mae", "val_r2", "test_mae", "test_r2", "fit_seconds")
+SHOWN_METADATA = ("artifact", "dagster/row_count", "val_mae", "val_r2", "test_mae", "test_r2", "fit_seconds")
 
 
 @click.group()
 @click.version_option(package_name="rental_pipeline")
 def main() -> None:
     """Versioned NYC rental price models built by Dagster assets."""
+
+
+main.add_command(artifacts)
 
 
 def latest_materializations() -> dict[str, tuple[float, str, dict[str, Any]] | None]:
@@ -55,6 +60,44 @@ def summary() -> None:
     if evaluation is not None:
         metrics = evaluation[2]
         click.echo(f"\nTest MAE {metrics['test_mae']:.2f}, R² {metrics['test_r2']:.3f} on {metrics['test_rows']:,} listings")
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the chain as JSON.")
+def lineage(ref: str, as_json: bool) -> None:
+    """The chain from REF (e.g. inference_pipeline:prod) back to the raw listings file."""
+    import json
+
+    from rental_pipeline.store import ArtifactStore, StoreError, default_root
+    from rental_pipeline.store.lineage import lineage as walk
+
+    try:
+        chain = list(walk(ArtifactStore(default_root()), ref))
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    if as_json:
+        records = [
+            {"depth": depth, "artifact": v.ref, "type": v.type, "digest": v.digest, "code_version": v.code_version,
+             "created_at": v.created_at, "run_id": v.run_id, "aliases": list(v.aliases), "inputs": list(v.inputs),
+             "config": v.metadata.get("config", {}), "facts": v.metadata.get("facts", {})}
+            for depth, v in chain
+        ]
+        click.echo(json.dumps(records, indent=2, sort_keys=True))
+        return
+    for depth, version in chain:
+        pad = "    " * depth
+        aliases = f" [{', '.join(version.aliases)}]" if version.aliases else ""
+        click.echo(f"{pad}{version.ref}{aliases}  ({version.type})")
+        click.echo(f"{pad}    digest {version.digest}  code {version.code_version}  created {version.created_at}")
+        click.echo(f"{pad}    dagster run {version.run_id}")
+        config = version.metadata.get("config") or {}
+        if config:
+            click.echo(f"{pad}    config {json.dumps(config, sort_keys=True)}")
+        facts = version.metadata.get("facts") or {}
+        source = {k: facts[k] for k in ("source", "source_sha256") if k in facts}
+        if source:
+            click.echo(f"{pad}    {'  '.join(f'{k} {v}' for k, v in source.items())}")
 
 
 def _format(value: object) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 
 from rental_pipeline.assets import cleaning, evaluation, ingest, split, training
-from rental_pipeline.home import project_home
+from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
 
 all_assets = dg.load_assets_from_modules([ingest, cleaning, split, training, evaluation])
 
@@ -15,15 +17,16 @@ training_job = dg.define_asset_job(
     description="The whole graph: raw listings to evaluated inference pipeline.",
 )
 
-
-def default_io_manager() -> dg.ConfigurableIOManager:
-    return dg.FilesystemIOManager(base_dir=str(project_home() / "storage"))
+def default_resources() -> dict[str, Any]:
+    """The local artifact store, mirrored to W&B (offline unless credentials say otherwise)."""
+    artifact_store = ArtifactStoreResource()
+    return {"artifact_store": artifact_store, "io_manager": ArtifactIOManager(artifact_store=artifact_store)}
 
 
 defs = dg.Definitions(
     assets=all_assets,
     jobs=[training_job],
-    resources={"io_manager": default_io_manager()},
+    resources=default_resources(),
     # One process for the whole run: the graph is a chain, so per-step processes only add start-up.
     executor=dg.in_process_executor,
 )

@@ -68,14 +68,14 @@ def materialize(
     instance: dg.DagsterInstance, config: dict | None = None, selection: Any = None, *, raise_on_error: bool = True
 ) -> dg.ExecuteInProcessResult:
     """Materialize (part of) the graph with the resources the code location uses, in this test's state."""
-    from rental_pipeline.definitions import all_assets, default_io_manager
+    from rental_pipeline.definitions import all_assets, default_resources
 
     return dg.materialize(
         all_assets,
         instance=instance,
         selection=selection,
         run_config=config if config is not None else run_config(),
-        resources={"io_manager": default_io_manager()},
+        resources=default_resources(),
         raise_on_error=raise_on_error,
     )
 

@@ -25,6 +25,7 @@ class CleaningConfig(dg.Config):
 @dg.asset(
     group_name="listings",
     kinds={"pandas"},
+    metadata={"artifact_type": "clean_sample"},
     description="Listings with 10 <= price <= 350 inside the NYC box, review date parsed; nothing imputed.",
 )
 def clean_sample(

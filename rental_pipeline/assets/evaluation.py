@@ -1,32 +1,86 @@
-"""`model_evaluation`: the inference pipeline scored on the test split it never saw."""
+"""`model_evaluation`: the inference pipeline scored on the test split, and the promotion gate."""
 
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 from sklearn.pipeline import Pipeline
 
 from rental_pipeline.assets.metadata import table
 from rental_pipeline.evaluation import evaluate_pipeline
+from rental_pipeline.io_manager import ArtifactStoreResource, loaded_artifacts
+from rental_pipeline.promotion import PROD, decide_promotion
+from rental_pipeline.store import AliasRefusedError
+
+
+class EvaluationConfig(dg.Config):
+    promote: bool = Field(default=True, description="Move `prod` to the evaluated model when it beats the current one.")
+    min_improvement: float = Field(
+        default=0.0,
+        description="How many dollars lower the new model's test MAE must be than prod's to replace it "
+        "(0: any improvement; negative: accept a slightly worse model).",
+    )
 
 
 @dg.asset(
     group_name="model",
     kinds={"scikitlearn"},
-    description="Test MAE and R² of the inference pipeline, with the listings it got most wrong.",
+    metadata={"artifact_type": "evaluation"},
+    description="Test MAE and R² of the inference pipeline, the listings it got most wrong, and whether it "
+    "became prod (champion/challenger on the same test split).",
 )
 def model_evaluation(
-    context: dg.AssetExecutionContext, inference_pipeline: Pipeline, test_data: pd.DataFrame
+    context: dg.AssetExecutionContext,
+    config: EvaluationConfig,
+    artifact_store: ArtifactStoreResource,
+    inference_pipeline: Pipeline,
+    test_data: pd.DataFrame,
 ) -> dg.Output[dict[str, Any]]:
     evaluation = evaluate_pipeline(inference_pipeline, test_data)
     context.log.info(f"Test MAE {evaluation.mae:.2f}, R² {evaluation.r2:.3f} on {evaluation.rows:,} listings")
-    value = {**evaluation.metrics(), "worst_errors": evaluation.worst_errors.to_dict(orient="records")}
+
+    store = artifact_store.store()
+    challenger = loaded_artifacts(context)["inference_pipeline"]
+    champion = store.get(f"inference_pipeline:{PROD}").ref if store.exists(f"inference_pipeline:{PROD}") else None
+    champion_mae = None
+    if champion is not None and champion != challenger:
+        champion_mae = evaluate_pipeline(store.load(champion), test_data).mae
+    elif champion == challenger:
+        champion_mae = evaluation.mae
+    decision = decide_promotion(
+        challenger, evaluation.mae, champion, champion_mae, min_improvement=config.min_improvement
+    )
+    promoted = False
+    outcome = decision.reason
+    if decision.promote and config.promote:
+        try:
+            store.set_alias(challenger, PROD, reason=decision.reason, actor=f"dagster run {context.run_id}")
+            promoted = True
+        except AliasRefusedError as refused:
+            outcome = f"{decision.reason}; refused by the store: {refused}"
+    elif decision.promote:
+        outcome = f"{decision.reason} (not applied: promote is off)"
+    context.log.info(f"Promotion: {outcome}")
+
+    worst = evaluation.worst_errors
+    # JSON has no NaN: a listing without a name is stored with a null name.
+    records = worst.astype(object).where(worst.notna(), None).to_dict(orient="records")
+    # The decision is a fact about this run, not about the scores: it goes to the model version's
+    # flags and the alias log, so an unchanged re-run still reuses the stored evaluation.
+    store.mark(challenger, "promotion", {**decision.as_dict(), "promoted": promoted, "outcome": outcome})
+    value = {**evaluation.metrics(), "worst_errors": records}
     return dg.Output(
         value,
         metadata={
             "test_mae": evaluation.mae,
             "test_r2": evaluation.r2,
             "test_rows": evaluation.rows,
-            "worst_errors": table(evaluation.worst_errors),
+            "evaluated_model": challenger,
+            "prod_model": challenger if promoted else (champion or "none"),
+            **({"previous_prod_test_mae": champion_mae} if champion_mae is not None else {}),
+            "promoted": promoted,
+            "promotion": outcome,
+            "worst_errors": table(worst),
         },
     )

@@ -25,6 +25,7 @@ class RawDataConfig(dg.Config):
 @dg.asset(
     group_name="listings",
     kinds={"pandas"},
+    metadata={"artifact_type": "raw_data"},
     description="The raw listings drop, exactly as received (typed, nothing dropped).",
 )
 def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig) -> dg.Output[pd.DataFrame]:

@@ -23,10 +23,16 @@ class SplitConfig(dg.Config):
     group_name="listings",
     outs={
         "trainval_data": dg.AssetOut(
-            is_required=False, kinds={"pandas"}, description="Listings to train and validate on."
+            is_required=False,
+            kinds={"pandas"},
+            metadata={"artifact_type": "segregated_data"},
+            description="Listings to train and validate on.",
         ),
         "test_data": dg.AssetOut(
-            is_required=False, kinds={"pandas"}, description="Held-out listings, used only for the final score."
+            is_required=False,
+            kinds={"pandas"},
+            metadata={"artifact_type": "segregated_data"},
+            description="Held-out listings, used only for the final score.",
         ),
     },
     can_subset=True,

@@ -42,6 +42,7 @@ class TrainingConfig(dg.Config):
 @dg.asset(
     group_name="model",
     kinds={"scikitlearn"},
+    metadata={"artifact_type": "model_export"},
     description="Fitted scikit-learn Pipeline (preprocessing + random forest); validation MAE and R².",
 )
 def inference_pipeline(

@@ -1,0 +1,148 @@
+"""The Dagster face of the artifact store: every asset output becomes a versioned artifact.
+
+The store decides versions (a new one only when the bytes change) and the Dagster instance
+remembers which version each materialization produced, so an input is loaded as the exact version
+its upstream's latest materialization recorded, not whatever `latest` points at by then (another
+run may have moved it). A pin in config overrides that, e.g. to evaluate `inference_pipeline:prod`.
+"""
+
+from typing import Any
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+import rental_pipeline
+from rental_pipeline.home import project_home
+from rental_pipeline.store import ArtifactStore, WandbMirror, parse_ref
+
+ARTIFACT_KEY = "artifact"
+ARTIFACT_TYPE_KEY = "artifact_type"
+
+
+class ArtifactStoreResource(dg.ConfigurableResource):
+    """Where the store lives; shared by the IO manager, the checks and the promotion logic."""
+
+    root: str | None = Field(
+        default=None, description="Store folder. Empty: $RENTAL_PIPELINE_HOME/artifacts (default .rental_pipeline)."
+    )
+
+    def store(self) -> ArtifactStore:
+        return ArtifactStore(self.root or project_home() / "artifacts")
+
+
+class ArtifactIOManager(dg.ConfigurableIOManager):
+    """Stores each output as `asset_name:vN` and mirrors new versions to Weights & Biases."""
+
+    artifact_store: dg.ResourceDependency[ArtifactStoreResource]
+    wandb_mode: str | None = Field(
+        default=None,
+        description="offline, online or disabled. Empty: WANDB_MODE, else online with WANDB_API_KEY, else offline.",
+    )
+    wandb_project: str | None = Field(default=None, description="W&B project. Empty: WANDB_PROJECT or nyc_airbnb.")
+    pins: dict[str, str] = Field(
+        default_factory=dict,
+        description="Load these inputs at a fixed version or alias instead of the recorded one, "
+        "e.g. {inference_pipeline: prod} or {clean_sample: v3}.",
+    )
+    _loaded: dict[tuple[str, str], list[str]] = PrivateAttr(default_factory=dict)
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        store = self.artifact_store.store()
+        name = context.asset_key.to_user_string()
+        spec = context.asset_spec
+        inputs = self._loaded.get((context.run_id, context.step_key), [])
+        result = store.save(
+            name,
+            obj,
+            type=str(spec.metadata.get(ARTIFACT_TYPE_KEY, name)),
+            description=spec.description or "",
+            metadata={"config": _op_config(context), "facts": _plain_facts(context.output_metadata)},
+            run_id=context.run_id,
+            code_version=spec.code_version or rental_pipeline.__version__,
+            inputs=inputs,
+        )
+        version = result.version
+        metadata: dict[str, Any] = {
+            ARTIFACT_KEY: version.ref,
+            "artifact_digest": version.digest,
+            "artifact_aliases": ", ".join(version.aliases),
+            "artifact_version_new": result.created,
+            "artifact_size_bytes": version.size,
+            "artifact_inputs": ", ".join(version.inputs) or "none",
+            "artifact_path": dg.MetadataValue.path(str(store.layout.collection(name))),
+        }
+        if result.created:
+            mirror = WandbMirror(store, mode=self.wandb_mode)
+            mirrored = mirror.mirror(
+                version, job_type=name, project=self.wandb_project, group=context.run_id, config=_op_config(context)
+            )
+            if mirrored.url:
+                metadata["wandb_run"] = dg.MetadataValue.url(mirrored.url)
+            elif mirrored.run_dir:
+                metadata["wandb_run"] = dg.MetadataValue.path(str(mirrored.run_dir))
+            else:
+                metadata["wandb_run"] = f"not mirrored (W&B {mirrored.mode})"
+        else:
+            metadata["wandb_run"] = f"unchanged: {version.ref} was mirrored when first written"
+        context.log.info(f"{'Stored new' if result.created else 'Reused'} artifact {version.ref} ({version.digest})")
+        context.add_output_metadata(metadata)
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        store = self.artifact_store.store()
+        ref = self.input_ref(context)
+        if context.has_asset_key and context.step_context is not None:
+            self._loaded.setdefault((context.step_context.run_id, context.step_context.step.key), []).append(ref)
+        context.add_input_metadata({ARTIFACT_KEY: ref})
+        return store.load(ref)
+
+    def input_ref(self, context: dg.InputContext) -> str:
+        """The exact `name:vN` to load: a configured pin, else the version the upstream's latest
+        materialization recorded, else (no record, e.g. a new Dagster instance) the `latest` alias."""
+        name = context.asset_key.to_user_string()
+        store = self.artifact_store.store()
+        pin = self.pins.get(name)
+        if pin:
+            return store.get(pin if ":" in pin else f"{name}:{pin}").ref
+        event = context.instance.get_latest_materialization_event(context.asset_key)
+        if event is not None and event.asset_materialization is not None:
+            recorded = event.asset_materialization.metadata.get(ARTIFACT_KEY)
+            if recorded is not None:
+                return str(parse_ref(str(recorded.value)))
+        return store.get(f"{name}:latest").ref
+
+
+def _plain_facts(metadata: Any) -> dict[str, Any]:
+    """The scalar facts an asset reported (row counts, metrics, source checksum), for the manifest."""
+    facts = {}
+    for key, value in dict(metadata or {}).items():
+        raw = getattr(value, "value", value)
+        if isinstance(raw, (str, int, float, bool)) and not (isinstance(raw, float) and raw != raw):
+            facts[key] = raw
+    return facts
+
+
+def _op_config(context: dg.OutputContext) -> dict[str, Any]:
+    """The step's run config, so the W&B run shows what produced the artifact."""
+    try:
+        config = context.step_context.op_config
+    except Exception:  # noqa: BLE001 - no step context (e.g. a direct IO manager call): nothing to add
+        return {}
+    return dict(config) if isinstance(config, dict) else {}
+
+
+def loaded_artifacts(context: dg.AssetExecutionContext) -> dict[str, str]:
+    """Asset name -> the exact `name:vN` this step loaded, read back from its LOADED_INPUT events.
+
+    Lets an asset say which versions it worked on (e.g. which model it evaluated) without
+    repeating the IO manager's choice between recorded version and pin.
+    """
+    loaded = {}
+    step_key = context.op_execution_context.get_step_execution_context().step.key
+    for entry in context.instance.all_logs(context.run_id, of_type=dg.DagsterEventType.LOADED_INPUT):
+        event = entry.dagster_event
+        if event is None or event.step_key != step_key:
+            continue
+        ref = event.event_specific_data.metadata.get(ARTIFACT_KEY)
+        if ref is not None:
+            loaded[str(ref.value).split(":")[0]] = str(ref.value)
+    return loaded

@@ -1,0 +1,75 @@
+"""A versioned, content-addressed artifact store with a Weights & Biases mirror.
+
+The store is the system of record (W&B offline mode cannot read artifacts back); W&B mirrors it.
+It knows nothing of Dagster: the IO manager is a thin layer on top.
+
+    store = ArtifactStore(default_root())
+    result = store.save("clean_sample.csv", frame, type="clean_sample", inputs=["sample.csv"])
+    store.set_alias(result.version.ref, "reference", reason="first vetted week")
+    model = store.load("random_forest_export:prod")
+"""
+
+from .aliases import (
+    FAILED_CHECKS_FLAG,
+    PROTECTED_ALIASES,
+    AliasGuard,
+    AliasMove,
+    refuse_failed_checks,
+)
+from .codecs import Codec, codec_for, codec_named, register
+from .digest import artifact_digest, entry_digest
+from .errors import (
+    AliasRefusedError,
+    ArtifactNotFoundError,
+    ArtifactTypeError,
+    CodecError,
+    IntegrityError,
+    InvalidNameError,
+    MirrorError,
+    StoreError,
+    UntrustedTypesError,
+)
+from .maintenance import GcReport, Problem, VerifyReport
+from .manifest import FileEntry, VersionManifest
+from .names import LATEST, Ref, parse_ref
+from .store import ArtifactStore, ArtifactSummary, WriteResult, default_root
+from .wandb_mirror import MirrorResult, SyncReport, WandbMirror, resolve_mode
+
+__all__ = [
+    "FAILED_CHECKS_FLAG",
+    "LATEST",
+    "PROTECTED_ALIASES",
+    "AliasGuard",
+    "AliasMove",
+    "AliasRefusedError",
+    "ArtifactNotFoundError",
+    "ArtifactStore",
+    "ArtifactSummary",
+    "ArtifactTypeError",
+    "Codec",
+    "CodecError",
+    "FileEntry",
+    "GcReport",
+    "IntegrityError",
+    "InvalidNameError",
+    "MirrorError",
+    "MirrorResult",
+    "Problem",
+    "Ref",
+    "StoreError",
+    "SyncReport",
+    "UntrustedTypesError",
+    "VerifyReport",
+    "VersionManifest",
+    "WandbMirror",
+    "WriteResult",
+    "artifact_digest",
+    "codec_for",
+    "codec_named",
+    "default_root",
+    "entry_digest",
+    "parse_ref",
+    "refuse_failed_checks",
+    "register",
+    "resolve_mode",
+]

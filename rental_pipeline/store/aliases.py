@@ -1,0 +1,179 @@
+"""Aliases (``latest``, ``reference``, ``prod``...) and the append-only log of their moves.
+
+The reference project moved ``prod`` and ``reference`` by hand with nothing recording why. Here
+every move is one JSON line (alias, from which version, to which, when, who, why) appended to the
+artifact's log, and the current aliases are *computed* from that log: a move is committed by one
+durable append, so the log and the alias state can never disagree, even after a crash.
+
+Aliases can also be refused: a guard sees the target version (with its flags) and may raise
+:class:`AliasRefusedError`. The default guard keeps ``reference`` and ``prod`` off versions that
+the validation code flagged as having failed checks.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import AliasRefusedError, IntegrityError
+from .fsutil import append_line
+from .manifest import VersionManifest
+
+FAILED_CHECKS_FLAG = "failed_checks"
+PROTECTED_ALIASES: tuple[str, ...] = ("reference", "prod")
+
+AliasGuard = Callable[[VersionManifest, str], None]
+"""Called with the target version (flags attached) and the alias; raises to refuse the move."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def default_actor() -> str:
+    """Who is moving an alias when the caller does not say: ``user@host``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """One alias change. ``to_version`` None means the alias was removed."""
+
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    at: str
+    actor: str
+    reason: str = ""
+    run_id: str | None = None
+    forced: bool = False  # the alias guard refused and the caller overrode it
+
+    def to_json(self) -> dict[str, Any]:
+        record = {
+            "alias": self.alias,
+            "from": self.from_version,
+            "to": self.to_version,
+            "at": self.at,
+            "actor": self.actor,
+            "reason": self.reason,
+            "run_id": self.run_id,
+        }
+        if self.forced:
+            record["forced"] = True
+        return record
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> AliasMove:
+        return cls(
+            alias=str(raw["alias"]),
+            from_version=None if raw.get("from") is None else int(raw["from"]),
+            to_version=None if raw.get("to") is None else int(raw["to"]),
+            at=str(raw["at"]),
+            actor=str(raw.get("actor") or ""),
+            reason=str(raw.get("reason") or ""),
+            run_id=raw.get("run_id"),
+            forced=bool(raw.get("forced", False)),
+        )
+
+
+class AliasLog:
+    """The append-only log of one artifact's alias moves; the current aliases are its fold."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _lines(self) -> list[bytes]:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        lines = data.split(b"\n")
+        # The last element is b"" after a final newline, or a torn record a crash left behind
+        # (never committed: the writer had not finished its append). Either way it is not a move.
+        return lines[:-1]
+
+    def moves(self) -> list[AliasMove]:
+        """All moves, oldest first; an unreadable committed line is an :class:`IntegrityError`."""
+        moves = []
+        for number, line in enumerate(self._lines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                moves.append(AliasMove.from_json(json.loads(line)))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise IntegrityError(
+                    f"{self.path.name} line {number} is unreadable: {exc}"
+                ) from exc
+        return moves
+
+    def problems(self) -> list[str]:
+        found = []
+        for number, line in enumerate(self._lines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                AliasMove.from_json(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                found.append(f"{self.path.name} line {number} is unreadable: {exc}")
+        return found
+
+    def current(self) -> dict[str, int]:
+        aliases: dict[str, int] = {}
+        for move in self.moves():
+            if move.to_version is None:
+                aliases.pop(move.alias, None)
+            else:
+                aliases[move.alias] = move.to_version
+        return aliases
+
+    def append(self, move: AliasMove) -> None:
+        """Commit a move; callers hold the artifact lock so moves are serialised."""
+        append_line(self.path, json.dumps(move.to_json(), sort_keys=True, allow_nan=False))
+
+
+def aliases_of(version: int, aliases: Mapping[str, int]) -> tuple[str, ...]:
+    return tuple(sorted(alias for alias, target in aliases.items() if target == version))
+
+
+def describe_failures(failed: Any) -> str:
+    if isinstance(failed, Mapping):
+        return "; ".join(
+            f"{name}: {detail}" if detail else str(name) for name, detail in failed.items()
+        )
+    if isinstance(failed, Iterable) and not isinstance(failed, str | bytes):
+        return ", ".join(str(name) for name in failed)
+    return str(failed)
+
+
+def refuse_failed_checks(
+    protected: Iterable[str] = PROTECTED_ALIASES, flag: str = FAILED_CHECKS_FLAG
+) -> AliasGuard:
+    """A guard that keeps ``protected`` aliases off versions whose ``flag`` lists failed checks.
+
+    The validation code records failures with ``store.mark(ref, "failed_checks", [...names])``
+    (or a ``{check: message}`` dict); promoting such a version to ``prod`` is then refused with
+    the failed checks named, unless the caller passes ``force=True``.
+    """
+    protected_set = frozenset(protected)
+
+    def guard(version: VersionManifest, alias: str) -> None:
+        if alias not in protected_set:
+            return
+        failed = version.flags.get(flag)
+        if failed:
+            raise AliasRefusedError(
+                f"refusing to set alias {alias!r} on {version.ref}: it failed checks: "
+                f"{describe_failures(failed)}"
+            )
+
+    return guard

@@ -1,0 +1,51 @@
+"""The errors the artifact store raises.
+
+Callers (the IO manager, the CLI, the checks) need to tell a bad name from a missing version from
+damaged bytes, so each failure has its own class; all derive from :class:`StoreError` so one
+``except`` catches everything the store can say.
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Anything the artifact store refuses or cannot do."""
+
+
+class InvalidNameError(StoreError, ValueError):
+    """An artifact name, alias, type, file path or reference is not acceptable."""
+
+
+class ArtifactNotFoundError(StoreError, LookupError):
+    """A reference names an artifact, version or alias that the store does not have."""
+
+    def __str__(self) -> str:  # LookupError would repr() a single argument
+        return str(self.args[0]) if self.args else ""
+
+
+class IntegrityError(StoreError):
+    """Stored bytes or records do not match what the manifest promises (tampered or missing)."""
+
+
+class ArtifactTypeError(StoreError, ValueError):
+    """A write would give an artifact a different type from the one its versions already have."""
+
+
+class AliasRefusedError(StoreError):
+    """An alias move was refused, e.g. ``prod`` on a version that failed its checks."""
+
+
+class CodecError(StoreError):
+    """An object could not be encoded to bytes, or bytes could not be decoded."""
+
+
+class UntrustedTypesError(CodecError):
+    """A serialised model names types outside the allow-list; loading it could run their code."""
+
+    def __init__(self, message: str, types: list[str]) -> None:
+        super().__init__(message)
+        self.types = types
+
+
+class MirrorError(StoreError):
+    """The Weights & Biases mirror could not do what was asked (e.g. fetch while offline)."""

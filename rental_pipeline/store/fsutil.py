@@ -1,0 +1,115 @@
+"""Crash-safe file primitives: atomic replace, durable appends and inter-process locks.
+
+Every file the store publishes goes through :func:`atomic_write`: the bytes land in a temporary
+file in the *same directory* (so ``os.replace`` is a rename within one filesystem), are fsynced,
+renamed over the final name, and the directory is fsynced so the rename itself survives a crash.
+A writer killed at any point leaves either the old file or the new one, plus at worst a
+``.tmp-*`` leftover that readers never look at and ``gc`` removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(directory: Path) -> None:
+    """Create ``directory`` (and parents) durably: a new entry must survive a crash too."""
+    if directory.is_dir():
+        return
+    ensure_dir(directory.parent)
+    try:
+        directory.mkdir()
+    except FileExistsError:
+        return
+    fsync_dir(directory.parent)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Publish ``data`` at ``path`` all at once: readers see the old file or the whole new one."""
+    ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one record durably; a single ``write`` to an O_APPEND file is all or nothing here.
+
+    Callers hold the artifact's lock, so there is one appender at a time; a torn tail left by a
+    crash in the middle of a write is cut off first (see :func:`repair_tail`).
+    """
+    if "\n" in line:
+        raise ValueError("a log record must be a single line")
+    ensure_dir(path.parent)
+    existed = path.exists()
+    repair_tail(path)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if not existed:
+        fsync_dir(path.parent)
+
+
+def repair_tail(path: Path) -> None:
+    """Drop a trailing partial line (no newline) so the next append starts on a fresh line."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        f.seek(0)
+        data = f.read()
+        keep = data.rfind(b"\n") + 1
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, shared: bool = False) -> Iterator[None]:
+    """Hold an ``flock`` on ``path``; the kernel releases it if the holder is killed."""
+    ensure_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def is_temp_leftover(path: Path) -> bool:
+    return path.name.startswith(TMP_PREFIX)

@@ -1,0 +1,149 @@
+"""Every asset stored as a versioned artifact: versions, reuse, lineage, pins and the W&B mirror."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from rental_pipeline.definitions import all_assets, default_resources
+from rental_pipeline.io_manager import ARTIFACT_KEY, ArtifactIOManager, ArtifactStoreResource
+from rental_pipeline.store import ArtifactStore, default_root
+from rental_pipeline_tests.conftest import materialize, materialized, only, run_config
+
+LINEAGE = {
+    "raw_data": (),
+    "clean_sample": ("raw_data:v0",),
+    "trainval_data": ("clean_sample:v0",),
+    "test_data": ("clean_sample:v0",),
+    "inference_pipeline": ("trainval_data:v0",),
+    "model_evaluation": ("inference_pipeline:v0", "test_data:v0"),
+}
+
+
+@pytest.fixture
+def store() -> ArtifactStore:
+    return ArtifactStore(default_root())
+
+
+def loaded_refs(result: dg.ExecuteInProcessResult, step: str) -> list[str]:
+    return [
+        e.event_specific_data.metadata[ARTIFACT_KEY].value
+        for e in result.all_events
+        if e.step_key == step and e.event_type_value == "LOADED_INPUT"
+    ]
+
+
+def test_every_asset_becomes_version_zero_with_its_lineage(instance, store):
+    metadata = materialized(materialize(instance))
+    for name, inputs in LINEAGE.items():
+        version = store.get(f"{name}:latest")
+        assert metadata[name]["artifact"] == version.ref == f"{name}:v0"
+        assert metadata[name]["artifact_digest"] == version.digest
+        assert metadata[name]["artifact_version_new"] is True
+        assert "latest" in metadata[name]["artifact_aliases"]
+        assert metadata[name]["artifact_size_bytes"] == version.size > 0
+        assert tuple(sorted(version.inputs)) == inputs
+    assert store.get("inference_pipeline:v0").type == "model_export"
+    assert store.get("raw_data:v0").type == "raw_data"
+
+
+def test_stored_values_round_trip_with_their_types(instance, store):
+    materialize(instance)
+    clean = store.load("clean_sample:v0")
+    assert pd.api.types.is_datetime64_any_dtype(clean["last_review"])
+    assert clean["last_review"].isna().any() and clean["reviews_per_month"].isna().any()
+    assert clean["price"].dtype == "int64" and clean["name"].dtype == "str"
+    model = store.load("inference_pipeline:v0")
+    evaluation = store.load("model_evaluation:v0")
+    test = store.load("test_data:v0")
+    from rental_pipeline.evaluation import evaluate_pipeline
+
+    assert evaluate_pipeline(model, test).mae == pytest.approx(evaluation["test_mae"])
+
+
+def test_running_again_unchanged_creates_no_new_version(instance, store):
+    materialize(instance)
+    again = materialized(materialize(instance))
+    assert {name: m["artifact"] for name, m in again.items()} == {name: f"{name}:v0" for name in LINEAGE}
+    assert not any(m["artifact_version_new"] for m in again.values())
+    assert all(store.versions(name) == [0] for name in LINEAGE)
+
+
+def test_a_config_change_versions_only_what_it_changes(instance, store):
+    materialize(instance)
+    changed = materialized(
+        materialize(
+            instance,
+            only(run_config(training={"max_tfidf_features": 3}), "inference_pipeline"),
+            selection=dg.AssetSelection.assets("clean_sample").downstream(),
+        )
+    )
+    assert changed["clean_sample"]["artifact"] == "clean_sample:v0"
+    assert changed["trainval_data"]["artifact_version_new"] is False
+    assert changed["inference_pipeline"]["artifact"] == "inference_pipeline:v1"
+    assert changed["model_evaluation"]["artifact"] == "model_evaluation:v1"
+    assert store.get("model_evaluation:v1").inputs == ("inference_pipeline:v1", "test_data:v0")
+
+
+def test_inputs_load_the_recorded_version_not_whatever_latest_is(instance, store):
+    materialize(instance)
+    # Another process writes a newer clean_sample behind Dagster's back: latest moves to v1.
+    tampered = store.load("clean_sample:v0").head(300)
+    store.save("clean_sample", tampered, type="clean_sample")
+    assert store.get("clean_sample:latest").ref == "clean_sample:v1"
+
+    result = materialize(instance, {}, selection=["trainval_data"])
+    assert loaded_refs(result, "split_listings") == ["clean_sample:v0"]
+    assert store.get("trainval_data:latest").inputs == ("clean_sample:v0",)
+
+
+def test_a_pin_evaluates_the_prod_model(instance, store):
+    materialize(instance)
+    store.set_alias("inference_pipeline:v0", "prod", reason="first model")
+    materialize(instance, only(run_config(training={"max_tfidf_features": 2}), "inference_pipeline"),
+                selection=["inference_pipeline"])
+    assert store.get("inference_pipeline:latest").ref == "inference_pipeline:v1"
+
+    artifact_store = ArtifactStoreResource()
+    pinned = dg.materialize(
+        all_assets,
+        instance=instance,
+        selection=["model_evaluation"],
+        resources={
+            "artifact_store": artifact_store,
+            "io_manager": ArtifactIOManager(artifact_store=artifact_store, pins={"inference_pipeline": "prod"}),
+        },
+    )
+    assert loaded_refs(pinned, "model_evaluation") == ["inference_pipeline:v0", "test_data:v0"]
+    assert store.get("model_evaluation:latest").inputs == ("inference_pipeline:v0", "test_data:v0")
+
+
+def test_new_versions_are_mirrored_to_offline_wandb_runs(instance, isolated_state):
+    metadata = materialized(materialize(instance))
+    run_dirs = {name: Path(m["wandb_run"]) for name, m in metadata.items()}
+    assert all(path.is_dir() and path.name.startswith("offline-run-") for path in run_dirs.values())
+    assert all(list(path.glob("run-*.wandb")) for path in run_dirs.values())
+    assert len(set(run_dirs.values())) == len(run_dirs)  # one W&B run per asset
+    assert all(Path(isolated_state / "wandb") in path.parents for path in run_dirs.values())
+
+    again = materialized(materialize(instance))
+    assert all(m["wandb_run"].startswith("unchanged") for m in again.values())
+
+
+def test_a_store_root_in_config_is_honoured(instance, tmp_path):
+    artifact_store = ArtifactStoreResource(root=str(tmp_path / "elsewhere"))
+    dg.materialize(
+        all_assets,
+        instance=instance,
+        selection=["raw_data"],
+        run_config=only(run_config(), "raw_data"),
+        resources={"artifact_store": artifact_store, "io_manager": ArtifactIOManager(artifact_store=artifact_store)},
+    )
+    assert ArtifactStore(tmp_path / "elsewhere").get("raw_data:latest").ref == "raw_data:v0"
+    assert "raw_data" not in ArtifactStore(default_root()).names()
+
+
+def test_default_resources_follow_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("RENTAL_PIPELINE_HOME", str(tmp_path / "home"))
+    assert default_resources()["artifact_store"].store().root == tmp_path / "home" / "artifacts"

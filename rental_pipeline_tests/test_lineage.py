@@ -1,0 +1,42 @@
+"""`rental-pipeline lineage`: from the prod model back to the raw file, in one command."""
+
+import json
+
+from click.testing import CliRunner
+
+from rental_pipeline.cli import main
+from rental_pipeline_tests.conftest import materialize, run_config
+
+
+def test_lineage_of_prod_reaches_the_raw_file(instance, tmp_path):
+    from rental_pipeline.synthetic import generate_listings
+
+    source = tmp_path / "week.csv"
+    generate_listings(rows=1_500, seed=5).to_csv(source, index=False)
+    materialize(instance, run_config(raw={"source": str(source)}))
+
+    result = CliRunner().invoke(main, ["lineage", "inference_pipeline:prod", "--json"])
+    assert result.exit_code == 0, result.output
+    chain = json.loads(result.output)
+    assert [(c["depth"], c["artifact"]) for c in chain] == [
+        (0, "inference_pipeline:v0"),
+        (1, "trainval_data:v0"),
+        (2, "clean_sample:v0"),
+        (3, "raw_data:v0"),
+    ]
+    assert "prod" in chain[0]["aliases"]
+    assert chain[0]["config"]["random_forest"]["n_estimators"] == 10
+    assert chain[2]["config"]["max_price"] == 350
+    raw = chain[3]
+    assert raw["config"]["source"] == str(source)
+    assert len(raw["facts"]["source_sha256"]) == 64
+    assert all(len(c["digest"]) == 32 and c["code_version"] for c in chain)
+
+    text = CliRunner().invoke(main, ["lineage", "model_evaluation:latest"]).output
+    assert "model_evaluation:v0" in text and "test_data:v0" in text and f"source {source}" in text
+
+
+def test_lineage_of_an_unknown_reference_is_a_clear_error(instance):
+    result = CliRunner().invoke(main, ["lineage", "inference_pipeline:prod"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "inference_pipeline" in result.output

@@ -1,0 +1,74 @@
+"""The promotion gate: a new model gets `prod` only when there is none or it scores better."""
+
+import pytest
+
+from rental_pipeline.promotion import decide_promotion
+from rental_pipeline.store import ArtifactStore, default_root
+from rental_pipeline_tests.conftest import materialize, materialized, only, run_config
+
+
+def test_no_champion_means_promotion():
+    decision = decide_promotion("m:v0", 30.0, None, None)
+    assert decision.promote and "no prod model yet" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("challenger_mae", "min_improvement", "promote"),
+    [(29.0, 0.0, True), (31.0, 0.0, False), (30.0, 0.0, False), (29.5, 1.0, False), (30.4, -0.5, True)],
+)
+def test_challenger_must_beat_champion_by_the_margin(challenger_mae, min_improvement, promote):
+    decision = decide_promotion("m:v1", challenger_mae, "m:v0", 30.0, min_improvement=min_improvement)
+    assert decision.promote is promote
+    assert ("beats" in decision.reason) is promote
+
+
+def test_the_champion_is_not_promoted_over_itself():
+    assert not decide_promotion("m:v0", 30.0, "m:v0", 30.0).promote
+
+
+WEAK = {"random_forest": {"n_estimators": 2, "max_depth": 2, "n_jobs": 1, "oob_score": False}}
+STRONG = {"random_forest": {"n_estimators": 30, "max_depth": 12, "n_jobs": 1, "oob_score": False}}
+
+
+def train(instance, training):
+    return materialized(
+        materialize(
+            instance, only(run_config(training=training), "inference_pipeline"), selection=["inference_pipeline", "model_evaluation"]
+        )
+    )["model_evaluation"]
+
+
+def test_gate_through_the_graph_first_worse_then_better(instance):
+    store = ArtifactStore(default_root())
+    materialize(instance, only(run_config(), "raw_data"), selection=["raw_data", "clean_sample", "trainval_data", "test_data"])
+
+    first = train(instance, WEAK)
+    assert first["promoted"] is True and first["prod_model"] == "inference_pipeline:v0"
+    assert store.get("inference_pipeline:prod").ref == "inference_pipeline:v0"
+
+    # A worse model is evaluated, scored against prod on the same test split, and refused.
+    worse = train(instance, {"random_forest": {**WEAK["random_forest"], "max_depth": 1}})
+    assert worse["evaluated_model"] == "inference_pipeline:v1"
+    assert worse["promoted"] is False
+    assert worse["previous_prod_test_mae"] == pytest.approx(first["test_mae"])
+    assert worse["test_mae"] > first["test_mae"]
+    assert store.get("inference_pipeline:prod").ref == "inference_pipeline:v0"
+    assert store.flags("inference_pipeline:v1")["promotion"]["promoted"] is False
+
+    better = train(instance, STRONG)
+    assert better["promoted"] is True and better["test_mae"] < first["test_mae"]
+    assert store.get("inference_pipeline:prod").ref == "inference_pipeline:v2"
+    moves = [m for m in store.alias_log("inference_pipeline") if m.alias == "prod"]
+    assert len(moves) == 2
+    assert "no prod model yet" in moves[0].reason
+    assert "beats prod inference_pipeline:v0" in moves[1].reason
+    assert store.flags("inference_pipeline:v2")["promotion"]["champion"] == "inference_pipeline:v0"
+
+
+def test_promotion_can_be_switched_off(instance):
+    store = ArtifactStore(default_root())
+    config = run_config()
+    config["ops"]["model_evaluation"] = {"config": {"promote": False}}
+    metadata = materialized(materialize(instance, config))["model_evaluation"]
+    assert metadata["promoted"] is False and "not applied" in metadata["promotion"]
+    assert not store.exists("inference_pipeline:prod")

@@ -1,0 +1,122 @@
+"""Crash safety and concurrency with real processes: random SIGKILLs, four parallel writers."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from itertools import pairwise
+from pathlib import Path
+
+from rental_pipeline.store import ArtifactStore
+from rental_pipeline.store.fsutil import TMP_PREFIX
+
+WRITER = Path(__file__).with_name("store_writer.py")
+TRIALS = 32
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(WRITER), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def assert_every_version_whole(store: ArtifactStore) -> int:
+    """Every visible version reads back completely and matches its own metadata."""
+    versions = store.history("crashy")
+    for version in versions:
+        info = json.loads(store.read_bytes(version.ref, "meta/info.json"))
+        assert info == dict(version.metadata), version.ref
+        store.read_bytes(version.ref, "data.bin")
+    assert store.get("crashy:latest").version in {v.version for v in versions}
+    return len(versions)
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob(f"{TMP_PREFIX}*") if p.is_file()]
+
+
+def test_sigkilled_writers_never_leave_a_half_version(tmp_path: Path) -> None:
+    rng = random.Random(20261127)
+    store = ArtifactStore(tmp_path / "artifacts")
+    kills_mid_write = 0
+    seen: set[Path] = set()
+    started = time.monotonic()
+    for trial in range(TRIALS):
+        child = spawn("until-killed", str(store.root), str(trial))
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready", (
+            child.stderr.read() if child.stderr else ""
+        )
+        time.sleep(rng.uniform(0.0, 0.12))
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        if child.stderr:
+            child.stderr.close()
+        assert child.returncode == -signal.SIGKILL, f"trial {trial}: writer ended by itself"
+
+        fresh = set(temp_files(store.root)) - seen
+        kills_mid_write += bool(fresh)
+        seen |= fresh
+        report = store.verify()
+        assert report.ok, f"trial {trial}: {report}"
+        before = assert_every_version_whole(store) if store.names() else 0
+        after = store.write(
+            "crashy", {"data.bin": f"parent {trial}".encode(), "meta/info.json": b"{}"}, type="test"
+        )
+        assert after.created and after.version.version == max(store.versions("crashy"))
+        assert store.get("crashy:latest").ref == after.version.ref
+        assert len(store.versions("crashy")) == before + 1
+
+    gc = store.gc()
+    assert not temp_files(store.root)
+    assert gc.removed_temp_files >= 0
+    assert store.verify().ok
+    elapsed = time.monotonic() - started
+    print(
+        f"{TRIALS} kills, {len(store.versions('crashy'))} versions, "
+        f"{kills_mid_write} kills left temp files, gc removed {gc.removed_blobs} orphan blobs, "
+        f"{elapsed:.1f}s"
+    )
+
+
+def test_four_processes_writing_one_artifact_get_distinct_consecutive_versions(
+    tmp_path: Path,
+) -> None:
+    store = ArtifactStore(tmp_path / "artifacts")
+    go = tmp_path / "go"
+    writes_each = 10
+    children = [
+        spawn("count", str(store.root), str(w), str(writes_each), str(go)) for w in range(4)
+    ]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    go.touch()
+    reported: dict[str, str] = {}
+    for child in children:
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+        for line in out.splitlines():
+            ref, digest = line.split()
+            assert ref not in reported, f"{ref} handed out twice"
+            reported[ref] = digest
+
+    assert sorted(store.versions("shared")) == list(range(4 * writes_each))
+    assert len(reported) == 4 * writes_each
+    for ref, digest in reported.items():
+        assert store.get(ref).digest == digest
+        store.read_bytes(ref, "data.bin")
+    moves = [m for m in store.alias_log("shared") if m.alias == "latest"]
+    assert len(moves) == 4 * writes_each
+    assert all(a.to_version == b.from_version for a, b in pairwise(moves))
+    writers = {store.get(ref).run_id for ref in reported}
+    assert writers == {f"writer-{w}" for w in range(4)}
+    assert store.verify().ok

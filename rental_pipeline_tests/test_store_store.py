@@ -1,0 +1,350 @@
+"""The artifact store as a system of record: versions, reuse, aliases, flags, integrity, gc."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from rental_pipeline.store import (
+    AliasRefusedError,
+    ArtifactNotFoundError,
+    ArtifactStore,
+    ArtifactTypeError,
+    IntegrityError,
+    artifact_digest,
+    default_root,
+    entry_digest,
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ArtifactStore:
+    return ArtifactStore(tmp_path / "artifacts")
+
+
+def blob_of(store: ArtifactStore, ref: str, path: str) -> Path:
+    return store.blobs.path(store.get(ref).file(path).sha256)
+
+
+def overwrite(path: Path, data: bytes) -> None:
+    """Blobs are read-only on purpose; a tamperer has to make them writable first."""
+    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    path.write_bytes(data)
+
+
+def test_round_trip_and_manifest(store: ArtifactStore) -> None:
+    files = {"data.csv": b"id,price\n1,100\n", "notes/readme.txt": b"weekly drop"}
+    result = store.write(
+        "sample.csv",
+        files,
+        type="raw_data",
+        description="week 47",
+        metadata={"rows": 1},
+        run_id="run-1",
+        code_version="abc123",
+    )
+    version = result.version
+    assert result.created
+    assert (version.name, version.version, version.ref) == ("sample.csv", 0, "sample.csv:v0")
+    assert version.aliases == ("latest",)
+    assert version.digest == artifact_digest((p, entry_digest(b)) for p, b in files.items())
+    assert [f.path for f in version.files] == ["data.csv", "notes/readme.txt"]
+    for path, data in files.items():
+        assert store.read_bytes("sample.csv:v0", path) == data
+        with store.open("sample.csv", path) as handle:
+            assert handle.read() == data
+        assert store.paths("sample.csv:latest")[path].read_bytes() == data
+
+    again = store.get("sample.csv:v0")
+    assert again.to_json() == version.to_json()
+    assert (again.description, dict(again.metadata), again.run_id, again.code_version) == (
+        "week 47",
+        {"rows": 1},
+        "run-1",
+        "abc123",
+    )
+    assert again.created_at.endswith("+00:00")
+
+
+def test_identical_content_reuses_the_version(store: ArtifactStore) -> None:
+    first = store.write("clean", {"data.parquet": b"A"}, type="clean_sample")
+    second = store.write("clean", {"data.parquet": b"B"}, type="clean_sample")
+    third = store.write(
+        "clean", {"data.parquet": b"A"}, type="clean_sample", metadata={"ignored": True}
+    )
+
+    assert (first.created, second.created, third.created) == (True, True, False)
+    assert third.version.ref == "clean:v0"
+    assert store.versions("clean") == [0, 1]
+    assert store.get("clean").ref == "clean:v0"  # latest moved back to the reused version
+    assert dict(store.get("clean:v0").metadata) == {}  # the committed record is unchanged
+    moves = [(m.alias, m.from_version, m.to_version) for m in store.alias_log("clean")]
+    assert moves == [("latest", None, 0), ("latest", 0, 1), ("latest", 1, 0)]
+
+    # Writing what latest already is moves nothing and logs nothing.
+    assert store.write("clean", {"data.parquet": b"A"}, type="clean_sample").created is False
+    assert len(store.alias_log("clean")) == 3
+
+
+def test_type_of_an_artifact_is_fixed(store: ArtifactStore) -> None:
+    store.write("model", {"m": b"1"}, type="model_export")
+    with pytest.raises(ArtifactTypeError, match="model_export"):
+        store.write("model", {"m": b"2"}, type="clean_sample")
+
+
+def test_lineage_records_exact_versions(store: ArtifactStore) -> None:
+    raw = store.write("sample.csv", {"d": b"raw"}, type="raw_data").version
+    clean = store.write(
+        "clean", {"d": b"clean"}, type="clean_sample", inputs=["sample.csv:latest"]
+    ).version
+    assert clean.inputs == ("sample.csv:v0",)
+    store.write("sample.csv", {"d": b"raw2"}, type="raw_data")
+    assert store.get("clean").inputs == ("sample.csv:v0",)  # not re-pointed by later writes
+    assert store.used_by(raw.ref) == ["clean:v0"]
+    with pytest.raises(ArtifactNotFoundError, match="no artifact named 'nothing'"):
+        store.write("x", {"d": b"1"}, type="t", inputs=["nothing:v0"])
+
+
+def test_aliases_move_and_every_move_is_logged(store: ArtifactStore) -> None:
+    for content in (b"0", b"1", b"2"):
+        store.write("model", {"m": content}, type="model_export")
+    move = store.set_alias("model:v1", "prod", reason="best validation MAE", actor="ana")
+    assert (move.alias, move.from_version, move.to_version, move.actor) == ("prod", None, 1, "ana")
+    assert store.get("model:prod").ref == "model:v1"
+    assert store.set_alias("model:v1", "prod") is None  # already there: no log entry
+
+    store.set_alias("model:v2", "prod", reason="retrained", actor="ben")
+    assert store.get("model:v2").aliases == ("latest", "prod")
+    store.remove_alias("model", "prod", reason="incident 12", actor="ana")
+    with pytest.raises(ArtifactNotFoundError, match="no alias 'prod'"):
+        store.get("model:prod")
+    with pytest.raises(ArtifactNotFoundError):
+        store.remove_alias("model", "prod")
+
+    prod_moves = [m for m in store.alias_log("model") if m.alias == "prod"]
+    assert [(m.from_version, m.to_version, m.actor, m.reason) for m in prod_moves] == [
+        (None, 1, "ana", "best validation MAE"),
+        (1, 2, "ben", "retrained"),
+        (2, None, "ana", "incident 12"),
+    ]
+    assert all(m.at.endswith("+00:00") for m in prod_moves)
+    log_lines = (store.root / "collections" / "model" / "aliases.jsonl").read_text().splitlines()
+    assert len(log_lines) == 6 and all(json.loads(line) for line in log_lines)
+
+
+def test_flagged_versions_cannot_become_reference_or_prod(store: ArtifactStore) -> None:
+    store.write("clean", {"d": b"good"}, type="clean_sample")
+    store.write("clean", {"d": b"bad"}, type="clean_sample")
+    flags = store.mark("clean:v1", "failed_checks", ["row_count", "neighbourhood_kl"])
+    assert flags == {"failed_checks": ["row_count", "neighbourhood_kl"]}
+    assert store.get("clean:v1").flags["failed_checks"] == ["row_count", "neighbourhood_kl"]
+
+    for alias in ("reference", "prod"):
+        with pytest.raises(AliasRefusedError, match="row_count, neighbourhood_kl"):
+            store.set_alias("clean:v1", alias)
+    store.set_alias("clean:v1", "candidate")  # other aliases are allowed
+    store.set_alias("clean:v0", "reference")  # unflagged versions are fine
+
+    forced = store.set_alias("clean:v1", "reference", reason="known outage week", force=True)
+    assert forced.forced and store.alias_log("clean")[-1].forced
+    store.mark("clean:v1", "failed_checks", None)
+    assert store.flags("clean:v1") == {}
+
+
+def test_custom_alias_guard(tmp_path: Path) -> None:
+    def no_friday_deploys(version, alias) -> None:
+        if alias == "prod" and version.metadata.get("weekday") == "friday":
+            raise AliasRefusedError("not on a friday")
+
+    store = ArtifactStore(tmp_path, alias_guard=no_friday_deploys)
+    store.write("m", {"f": b"1"}, type="t", metadata={"weekday": "friday"})
+    with pytest.raises(AliasRefusedError, match="friday"):
+        store.set_alias("m:v0", "prod")
+
+
+def test_tampered_blob_is_refused_naming_version_and_file(store: ArtifactStore) -> None:
+    store.write("test_data.csv", {"data.parquet": b"original bytes"}, type="test_data")
+    overwrite(blob_of(store, "test_data.csv:v0", "data.parquet"), b"evil bytes")
+    for read in (
+        lambda: store.read_bytes("test_data.csv:v0", "data.parquet"),
+        lambda: store.paths("test_data.csv:latest"),
+        lambda: store.open("test_data.csv", "data.parquet"),
+    ):
+        with pytest.raises(
+            IntegrityError, match=r"test_data\.csv:v0 file 'data\.parquet'.*altered"
+        ):
+            read()
+    report = store.verify()
+    assert not report.ok
+    assert "test_data.csv:v0 'data.parquet'" in str(report)
+
+    # Writing the same content again heals the blob.
+    store.write("test_data.csv", {"data.parquet": b"original bytes"}, type="test_data")
+    assert store.read_bytes("test_data.csv:v0", "data.parquet") == b"original bytes"
+    assert store.verify().ok
+
+
+def test_missing_blob_is_refused_naming_version_and_file(store: ArtifactStore) -> None:
+    store.write("model", {"model.skops": b"weights"}, type="model_export")
+    blob_of(store, "model:v0", "model.skops").unlink()
+    with pytest.raises(IntegrityError, match=r"model:v0 file 'model\.skops'.*missing"):
+        store.read_bytes("model:v0", "model.skops")
+    assert "missing" in str(store.verify())
+
+
+def test_unknown_refs_are_explained(store: ArtifactStore) -> None:
+    store.write("a", {"f": b"1"}, type="t")
+    with pytest.raises(ArtifactNotFoundError, match=r"a:v5 does not exist \(versions: v0\)"):
+        store.get("a:v5")
+    with pytest.raises(ArtifactNotFoundError, match=r"aliases: latest"):
+        store.get("a:prod")
+    with pytest.raises(ArtifactNotFoundError, match="no file 'nope'"):
+        store.read_bytes("a", "nope")
+
+
+def test_damaged_manifest_is_reported(store: ArtifactStore) -> None:
+    store.write("a", {"f": b"1"}, type="t")
+    manifest = store.root / "collections" / "a" / "versions" / "v0.json"
+    manifest.chmod(0o644)
+    manifest.write_text(
+        manifest.read_text().replace('"t"', '"u"').replace('"digest": "', '"digest": "0')
+    )
+    with pytest.raises(IntegrityError, match="a:v0"):
+        store.get("a:v0")
+    assert not store.verify().ok
+
+
+def test_gc_keeps_aliased_versions_and_their_inputs(store: ArtifactStore) -> None:
+    for i in range(4):
+        store.write("raw", {"d": f"raw{i}".encode()}, type="raw_data")
+    store.write("clean", {"d": b"c0"}, type="clean_sample", inputs=["raw:v1"])
+    for i in range(1, 4):
+        store.write("clean", {"d": f"c{i}".encode()}, type="clean_sample")
+    store.set_alias("clean:v0", "reference")
+    orphan = store.blobs.put(b"nobody refers to me")
+    (store.blobs.root / orphan[:2] / ".tmp-killed-writer").write_bytes(b"half")
+
+    assert store.gc(keep=1, dry_run=True).removed_versions == [
+        "clean:v1",
+        "clean:v2",
+        "raw:v0",
+        "raw:v2",
+    ]
+    assert store.versions("clean") == [0, 1, 2, 3]  # dry run removed nothing
+
+    report = store.gc(keep=1)
+    assert report.removed_versions == ["clean:v1", "clean:v2", "raw:v0", "raw:v2"]
+    assert report.removed_blobs == 5 and report.removed_temp_files == 1
+    assert store.versions("clean") == [0, 3]  # reference and latest
+    assert store.versions("raw") == [1, 3]  # input of the reference version, and latest
+    assert not store.blobs.path(orphan).exists()
+    assert store.verify().ok
+    assert store.get("clean:reference").inputs == ("raw:v1",)
+    with pytest.raises(ValueError):
+        store.gc(keep=0)
+
+
+def test_gc_without_keep_removes_no_version(store: ArtifactStore) -> None:
+    for i in range(3):
+        store.write("a", {"f": str(i).encode()}, type="t")
+    assert store.gc().removed_versions == []
+    assert store.versions("a") == [0, 1, 2]
+
+
+def test_version_numbers_are_never_reused_after_gc(store: ArtifactStore) -> None:
+    for i in range(3):
+        store.write("a", {"f": str(i).encode()}, type="t")
+    store.gc(keep=1)
+    assert store.write("a", {"f": b"new"}, type="t").version.version == 3
+
+
+def test_list_and_history(store: ArtifactStore) -> None:
+    assert store.list() == []
+    store.write("b", {"f": b"1"}, type="tb")
+    store.write("a", {"f": b"1"}, type="ta")
+    store.write("a", {"f": b"2"}, type="ta")
+    summaries = store.list()
+    assert [(s.name, s.type, s.versions, s.latest) for s in summaries] == [
+        ("a", "ta", (0, 1), 1),
+        ("b", "tb", (0,), 0),
+    ]
+    assert [v.ref for v in store.history("a")] == ["a:v0", "a:v1"]
+
+
+def test_files_are_read_only_and_metadata_must_be_json(store: ArtifactStore) -> None:
+    version = store.write("a", {"f": b"1"}, type="t").version
+    blob = store.blobs.path(version.files[0].sha256)
+    assert not os.stat(blob).st_mode & 0o222
+    with pytest.raises(ValueError, match="plain JSON"):
+        store.write("a", {"f": b"2"}, type="t", metadata={"mae": float("nan")})
+    with pytest.raises(TypeError, match="expected bytes"):
+        store.write("a", {"f": "text"}, type="t")  # type: ignore[dict-item]
+
+
+def test_default_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RENTAL_PIPELINE_HOME", str(tmp_path))
+    assert default_root() == tmp_path / "artifacts"
+    monkeypatch.delenv("RENTAL_PIPELINE_HOME")
+    assert default_root() == Path(".rental_pipeline") / "artifacts"
+
+
+def test_store_package_does_not_import_dagster() -> None:
+    """The store must stay usable without Dagster: check the source, not what got loaded."""
+    import ast
+
+    import rental_pipeline.store as package
+
+    for source in Path(package.__file__).parent.glob("*.py"):
+        tree = ast.parse(source.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            assert not any(m.split(".")[0].startswith("dagster") for m in modules), source.name
+
+
+def test_a_torn_alias_log_tail_is_ignored_and_repaired(store: ArtifactStore) -> None:
+    store.write("a", {"f": b"1"}, type="t")
+    log = store.root / "collections" / "a" / "aliases.jsonl"
+    with open(log, "ab") as handle:
+        handle.write(b'{"alias": "prod", "from": null, "to"')  # a writer died mid-append
+    assert store.aliases("a") == {"latest": 0}
+    assert store.verify().ok
+    store.write("a", {"f": b"2"}, type="t")
+    assert log.read_bytes().count(b"\n") == 2 and log.read_bytes().endswith(b"\n")
+    assert store.aliases("a") == {"latest": 1}
+
+
+def test_leftovers_of_a_first_write_killed_before_commit(store: ArtifactStore) -> None:
+    store.write("kept", {"f": b"1"}, type="t")
+    versions = store.root / "collections" / "never" / "versions"
+    versions.mkdir(parents=True)
+    (versions / ".tmp-abc").write_bytes(b'{"half": ')
+    (store.root / "collections" / "never" / ".lock").touch()
+    orphan = store.blobs.put(b"blob written before the manifest")
+    assert store.names() == ["kept"] and store.verify().ok
+    with pytest.raises(ArtifactNotFoundError):
+        store.get("never")
+    report = store.gc()
+    assert report.removed_empty_artifacts == ["never"] and report.removed_blobs == 1
+    assert not (store.root / "collections" / "never").exists()
+    assert not store.blobs.path(orphan).exists()
+    assert store.write("never", {"f": b"now"}, type="t").version.ref == "never:v0"
+
+
+def test_a_damaged_alias_log_line_is_an_integrity_error(store: ArtifactStore) -> None:
+    store.write("a", {"f": b"1"}, type="t")
+    store.write("a", {"f": b"2"}, type="t")
+    log = store.root / "collections" / "a" / "aliases.jsonl"
+    lines = log.read_bytes().split(b"\n")
+    log.write_bytes(b"\n".join([b"{not json", *lines[1:]]))
+    with pytest.raises(IntegrityError, match=r"aliases\.jsonl line 1"):
+        store.get("a")
+    assert "aliases.jsonl line 1 is unreadable" in str(store.verify())
