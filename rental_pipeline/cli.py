@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import click
@@ -98,6 +99,44 @@ def lineage(ref: str, as_json: bool) -> None:
         source = {k: facts[k] for k in ("source", "source_sha256") if k in facts}
         if source:
             click.echo(f"{pad}    {'  '.join(f'{k} {v}' for k, v in source.items())}")
+
+
+@main.command()
+@click.option("--model", "model_ref", default="inference_pipeline:prod", show_default=True,
+              help="Stored inference pipeline: NAME:vN or NAME:ALIAS.")
+@click.option("--chunk-rows", default=100_000, show_default=True, type=click.IntRange(min=1),
+              help="Rows scored at a time; bounds memory whatever the file size.")
+@click.argument("input_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("output_csv", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+def predict(model_ref: str, chunk_rows: int, input_csv: Path, output_csv: Path) -> None:
+    """Score INPUT_CSV (listings columns) into OUTPUT_CSV with predicted_price and prediction_error."""
+    from rental_pipeline.predict import predict_csv
+    from rental_pipeline.store import ArtifactStore, StoreError, default_root
+
+    try:
+        store = ArtifactStore(default_root())
+        version = store.get(model_ref)
+        model = store.load(version)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Scoring {input_csv} with {version.ref}", err=True)
+    with click.progressbar(length=input_csv.stat().st_size, label="listings", file=click.get_text_stream("stderr")) as bar:
+        done = 0
+
+        def advance(bytes_read: int, rows: int) -> None:
+            nonlocal done
+            bar.update(bytes_read - done)
+            done = bytes_read
+
+        try:
+            summary = predict_csv(model, input_csv, output_csv, chunk_rows=chunk_rows, on_progress=advance)
+        except ValueError as error:
+            raise click.ClickException(f"{input_csv}: {error}") from error
+    click.echo(
+        f"{summary.rows:,} rows: {summary.predicted:,} predicted, {summary.failed:,} with an error "
+        f"(see the prediction_error column) in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) "
+        f"-> {output_csv}"
+    )
 
 
 def _format(value: object) -> str:

@@ -6,15 +6,21 @@ from typing import Any
 
 import dagster as dg
 
-from rental_pipeline.assets import cleaning, evaluation, ingest, split, training
+from rental_pipeline.assets import cleaning, evaluation, ingest, prediction, split, training
 from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
 
-all_assets = dg.load_assets_from_modules([ingest, cleaning, split, training, evaluation])
+all_assets = dg.load_assets_from_modules([ingest, cleaning, split, training, evaluation, prediction])
 
 training_job = dg.define_asset_job(
     "training_job",
-    selection=dg.AssetSelection.all(),
-    description="The whole graph: raw listings to evaluated inference pipeline.",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("batch_predictions"),
+    description="Raw listings to an evaluated inference pipeline, promoted to prod if it is better.",
+)
+
+predict_job = dg.define_asset_job(
+    "predict_job",
+    selection=dg.AssetSelection.assets("batch_predictions"),
+    description="Price a listings file with the prod model (config: ops.batch_predictions.config.source).",
 )
 
 def default_resources() -> dict[str, Any]:
@@ -25,7 +31,7 @@ def default_resources() -> dict[str, Any]:
 
 defs = dg.Definitions(
     assets=all_assets,
-    jobs=[training_job],
+    jobs=[training_job, predict_job],
     resources=default_resources(),
     # One process for the whole run: the graph is a chain, so per-step processes only add start-up.
     executor=dg.in_process_executor,

@@ -17,6 +17,9 @@ from rental_pipeline.store import ArtifactStore, WandbMirror, parse_ref
 
 ARTIFACT_KEY = "artifact"
 ARTIFACT_TYPE_KEY = "artifact_type"
+# Output metadata naming versions an asset read from the store itself (not as Dagster inputs),
+# comma-separated, so they still appear in its lineage.
+USES_ARTIFACTS_KEY = "uses_artifacts"
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):
@@ -50,7 +53,10 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         store = self.artifact_store.store()
         name = context.asset_key.to_user_string()
         spec = context.asset_spec
-        inputs = self._loaded.get((context.run_id, context.step_key), [])
+        inputs = list(self._loaded.get((context.run_id, context.step_key), []))
+        used = context.output_metadata.get(USES_ARTIFACTS_KEY)
+        if used is not None:
+            inputs += [ref.strip() for ref in str(getattr(used, "value", used)).split(",") if ref.strip()]
         result = store.save(
             name,
             obj,

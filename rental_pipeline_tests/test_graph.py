@@ -7,20 +7,21 @@ import pytest
 from rental_pipeline.definitions import defs
 from rental_pipeline_tests.conftest import executed_steps, materialize, materialized, only, run_config
 
-ALL_ASSETS = {"raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation"}
+TRAINING_ASSETS = {"raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation"}
 
 
 def test_definitions_load_with_the_training_job():
-    assert defs.resolve_job_def("training_job") is not None
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == ALL_ASSETS
+    assert keys == TRAINING_ASSETS | {"batch_predictions"}
+    training = defs.resolve_job_def("training_job")
+    assert {key.to_user_string() for key in training.asset_layer.executable_asset_keys} == TRAINING_ASSETS
 
 
 def test_whole_graph_materializes_with_what_a_person_needs_to_see(instance):
     result = materialize(instance)
     assert result.success
     metadata = materialized(result)
-    assert set(metadata) == ALL_ASSETS
+    assert set(metadata) == TRAINING_ASSETS | {"batch_predictions"}
 
     raw, clean = metadata["raw_data"], metadata["clean_sample"]
     assert raw["dagster/row_count"] == 1_500
@@ -56,7 +57,9 @@ def test_rematerializing_clean_sample_downstream_reuses_stored_raw_data(instance
         selection=dg.AssetSelection.assets("clean_sample").downstream(),
     )
     assert "raw_data" not in executed_steps(second)
-    assert executed_steps(second) == {"clean_sample", "split_listings", "inference_pipeline", "model_evaluation"}
+    assert executed_steps(second) == {
+        "clean_sample", "split_listings", "inference_pipeline", "model_evaluation", "batch_predictions"
+    }
     loaded = [e for e in second.all_events if e.event_type_value == "LOADED_INPUT" and e.step_key == "clean_sample"]
     assert [e.event_specific_data.input_name for e in loaded] == ["raw_data"]
     assert materialized(second)["clean_sample"]["rows_in"] == materialized(first)["raw_data"]["dagster/row_count"]

@@ -18,6 +18,7 @@ LINEAGE = {
     "test_data": ("clean_sample:v0",),
     "inference_pipeline": ("trainval_data:v0",),
     "model_evaluation": ("inference_pipeline:v0", "test_data:v0"),
+    "batch_predictions": ("inference_pipeline:v0",),
 }
 
 

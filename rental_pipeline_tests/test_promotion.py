@@ -69,6 +69,11 @@ def test_promotion_can_be_switched_off(instance):
     store = ArtifactStore(default_root())
     config = run_config()
     config["ops"]["model_evaluation"] = {"config": {"promote": False}}
-    metadata = materialized(materialize(instance, config))["model_evaluation"]
+    result = materialize(instance, config, raise_on_error=False)
+    metadata = materialized(result)["model_evaluation"]
     assert metadata["promoted"] is False and "not applied" in metadata["promotion"]
     assert not store.exists("inference_pipeline:prod")
+    # With no prod model, batch predictions fail with a message that says what to do.
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "batch_predictions"
+    assert "No model inference_pipeline:prod" in str(failure.event_specific_data.error)
