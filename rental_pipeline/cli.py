@@ -139,6 +139,55 @@ def predict(model_ref: str, chunk_rows: int, input_csv: Path, output_csv: Path) 
     )
 
 
+@main.group()
+def sweep() -> None:
+    """The hyperparameter sweep's leaderboard (made by `dagster job execute -j sweep_job`)."""
+
+
+def _leaderboard(ref: str) -> tuple[Any, Any]:
+    from rental_pipeline.store import ArtifactStore, StoreError, default_root
+
+    try:
+        store = ArtifactStore(default_root())
+        version = store.get(ref)
+        return version, store.load(version)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@sweep.command("show")
+@click.argument("ref", default="sweep_leaderboard:latest")
+def sweep_show(ref: str) -> None:
+    """Print the leaderboard, best configuration first."""
+    version, board = _leaderboard(ref)
+    fit_seconds = version.metadata.get("facts", {}).get("fit_seconds_by_trial", {})
+    board = board.assign(fit_seconds=board["trial"].astype(str).map(fit_seconds))
+    click.echo(f"{version.ref} ({len(board)} trials, made by run {version.run_id})")
+    click.echo(board.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+@sweep.command("best")
+@click.argument("ref", default="sweep_leaderboard:latest")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the run config here (default: print it).")
+def sweep_best(ref: str, output: Path | None) -> None:
+    """Run config that trains the winning configuration: pass it to training_job with -c."""
+    import yaml
+
+    from rental_pipeline.sweep import best_training_config
+
+    version, board = _leaderboard(ref)
+    base = dict(version.metadata.get("config", {}).get("training", {}))
+    run_config = {"ops": {"inference_pipeline": {"config": best_training_config(board, base)}}}
+    text = f"# best of {version.ref}: validation MAE {board['val_mae'].iloc[0]:.3f}\n" + yaml.safe_dump(run_config)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}; train it with: dagster job execute -m rental_pipeline.definitions "
+                   f"-j training_job -c {output}")
+
+
 def _format(value: object) -> str:
     if isinstance(value, float):
         return f"{value:,.3f}"

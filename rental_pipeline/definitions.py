@@ -6,15 +6,21 @@ from typing import Any
 
 import dagster as dg
 
-from rental_pipeline.assets import cleaning, evaluation, ingest, prediction, split, training
+from rental_pipeline.assets import cleaning, evaluation, ingest, prediction, split, sweep, training
 from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
 
-all_assets = dg.load_assets_from_modules([ingest, cleaning, split, training, evaluation, prediction])
+all_assets = dg.load_assets_from_modules([ingest, cleaning, split, training, evaluation, prediction, sweep])
 
 training_job = dg.define_asset_job(
     "training_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("batch_predictions"),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("batch_predictions", "sweep_leaderboard"),
     description="Raw listings to an evaluated inference pipeline, promoted to prod if it is better.",
+)
+
+sweep_job = dg.define_asset_job(
+    "sweep_job",
+    selection=dg.AssetSelection.assets("sweep_leaderboard"),
+    description="Train every configuration of a grid (run config) on trainval and rank them by validation MAE.",
 )
 
 predict_job = dg.define_asset_job(
@@ -31,7 +37,7 @@ def default_resources() -> dict[str, Any]:
 
 defs = dg.Definitions(
     assets=all_assets,
-    jobs=[training_job, predict_job],
+    jobs=[training_job, sweep_job, predict_job],
     resources=default_resources(),
     # One process for the whole run: the graph is a chain, so per-step processes only add start-up.
     executor=dg.in_process_executor,

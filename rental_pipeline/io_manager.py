@@ -118,11 +118,14 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
 
 
 def _plain_facts(metadata: Any) -> dict[str, Any]:
-    """The scalar facts an asset reported (row counts, metrics, source checksum), for the manifest."""
+    """The plain facts an asset reported (row counts, metrics, source checksum, JSON entries), for
+    the manifest; tables and markdown stay in Dagster."""
     facts = {}
     for key, value in dict(metadata or {}).items():
-        raw = getattr(value, "value", value)
-        if isinstance(raw, (str, int, float, bool)) and not (isinstance(raw, float) and raw != raw):
+        raw = value.data if isinstance(value, dg.JsonMetadataValue) else getattr(value, "value", value)
+        if isinstance(raw, float) and raw != raw:
+            continue
+        if isinstance(raw, (str, int, float, bool, dict, list)):
             facts[key] = raw
     return facts
 

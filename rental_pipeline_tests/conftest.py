@@ -53,6 +53,9 @@ def run_config(raw: dict[str, Any] | None = None, training: dict[str, Any] | Non
     config: dict[str, Any] = {
         "raw_data": {"config": {"rows": 1_500, "seed": 7, **(raw or {})}},
         "inference_pipeline": {"config": {"random_forest": {**FAST_FOREST}, **(training or {})}},
+        "sweep_leaderboard": {
+            "config": {"max_tfidf_features": [5], "max_features": [0.5, 1.0], "training": {"random_forest": FAST_FOREST}}
+        },
     }
     for op, op_config in ops.items():
         config[op] = {"config": op_config}

@@ -12,7 +12,7 @@ TRAINING_ASSETS = {"raw_data", "clean_sample", "trainval_data", "test_data", "in
 
 def test_definitions_load_with_the_training_job():
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == TRAINING_ASSETS | {"batch_predictions"}
+    assert keys == TRAINING_ASSETS | {"batch_predictions", "sweep_leaderboard"}
     training = defs.resolve_job_def("training_job")
     assert {key.to_user_string() for key in training.asset_layer.executable_asset_keys} == TRAINING_ASSETS
 
@@ -21,7 +21,7 @@ def test_whole_graph_materializes_with_what_a_person_needs_to_see(instance):
     result = materialize(instance)
     assert result.success
     metadata = materialized(result)
-    assert set(metadata) == TRAINING_ASSETS | {"batch_predictions"}
+    assert set(metadata) == TRAINING_ASSETS | {"batch_predictions", "sweep_leaderboard"}
 
     raw, clean = metadata["raw_data"], metadata["clean_sample"]
     assert raw["dagster/row_count"] == 1_500
@@ -58,7 +58,8 @@ def test_rematerializing_clean_sample_downstream_reuses_stored_raw_data(instance
     )
     assert "raw_data" not in executed_steps(second)
     assert executed_steps(second) == {
-        "clean_sample", "split_listings", "inference_pipeline", "model_evaluation", "batch_predictions"
+        "clean_sample", "split_listings", "inference_pipeline", "model_evaluation", "batch_predictions",
+        "sweep_leaderboard",
     }
     loaded = [e for e in second.all_events if e.event_type_value == "LOADED_INPUT" and e.step_key == "clean_sample"]
     assert [e.event_specific_data.input_name for e in loaded] == ["raw_data"]

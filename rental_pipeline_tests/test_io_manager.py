@@ -19,6 +19,7 @@ LINEAGE = {
     "inference_pipeline": ("trainval_data:v0",),
     "model_evaluation": ("inference_pipeline:v0", "test_data:v0"),
     "batch_predictions": ("inference_pipeline:v0",),
+    "sweep_leaderboard": ("trainval_data:v0",),
 }
 
 

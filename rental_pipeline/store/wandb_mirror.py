@@ -211,6 +211,50 @@ class WandbMirror:
             seconds=time.perf_counter() - started,
         )
 
+    def record_run(
+        self,
+        *,
+        job_type: str,
+        config: Mapping[str, Any],
+        summary: Mapping[str, float],
+        project: str | None = None,
+        group: str | None = None,
+        run_name: str | None = None,
+    ) -> MirrorResult:
+        """One W&B run carrying only config and summary metrics (e.g. one trial of a sweep)."""
+        started = time.perf_counter()
+        if self.mode == "disabled":
+            return MirrorResult("disabled", "")
+        import wandb
+
+        self.wandb_dir.mkdir(parents=True, exist_ok=True)
+        run = wandb.init(
+            project=project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
+            entity=self.entity,
+            job_type=job_type,
+            group=group,
+            name=run_name,
+            config=dict(config),
+            dir=str(self.wandb_dir),
+            mode=self.mode,
+            settings=_settings(wandb),
+        )
+        try:
+            run.summary.update(dict(summary))
+            run_dir = Path(run.settings.sync_dir)
+            url = None if self.mode == "offline" else run.url
+            run_id = run.id
+        finally:
+            run.finish()
+        return MirrorResult(
+            self.mode,
+            "",
+            run_id=run_id,
+            run_dir=run_dir if self.mode == "offline" else None,
+            url=url,
+            seconds=time.perf_counter() - started,
+        )
+
     @staticmethod
     def _draft(wandb: Any, manifest: VersionManifest, paths: Mapping[str, Path]) -> Any:
         artifact = wandb.Artifact(
