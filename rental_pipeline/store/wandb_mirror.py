@@ -164,19 +164,10 @@ class WandbMirror:
             },
         }
         aliases = list(manifest.aliases if aliases is None else aliases)
-        self.wandb_dir.mkdir(parents=True, exist_ok=True)
         with self.store.pinned():  # no gc between checking the blobs and recording the run
             paths = self.store.paths(manifest)
-            run = wandb.init(
-                project=project,
-                entity=self.entity,
-                job_type=job_type,
-                group=group,
-                name=run_name,
-                config=run_config,
-                dir=str(self.wandb_dir),
-                mode=self.mode,
-                settings=_settings(wandb),
+            run = self._init(
+                wandb, project=project, job_type=job_type, group=group, run_name=run_name, config=run_config
             )
             try:
                 run_dir = Path(run.settings.sync_dir)
@@ -227,17 +218,13 @@ class WandbMirror:
             return MirrorResult("disabled", "")
         import wandb
 
-        self.wandb_dir.mkdir(parents=True, exist_ok=True)
-        run = wandb.init(
+        run = self._init(
+            wandb,
             project=project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
-            entity=self.entity,
             job_type=job_type,
             group=group,
-            name=run_name,
+            run_name=run_name,
             config=dict(config),
-            dir=str(self.wandb_dir),
-            mode=self.mode,
-            settings=_settings(wandb),
         )
         try:
             run.summary.update(dict(summary))
@@ -253,6 +240,29 @@ class WandbMirror:
             run_dir=run_dir if self.mode == "offline" else None,
             url=url,
             seconds=time.perf_counter() - started,
+        )
+
+    def _init(
+        self,
+        wandb: Any,
+        *,
+        project: str,
+        job_type: str,
+        group: str | None,
+        run_name: str | None,
+        config: Mapping[str, Any],
+    ) -> Any:
+        self.wandb_dir.mkdir(parents=True, exist_ok=True)
+        return wandb.init(
+            project=project,
+            entity=self.entity,
+            job_type=job_type,
+            group=group,
+            name=run_name,
+            config=dict(config),
+            dir=str(self.wandb_dir),
+            mode=self.mode,
+            settings=_settings(wandb),
         )
 
     @staticmethod
