@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from rental_pipeline.assets import cleaning, evaluation, ingest, prediction, split, sweep, training
+from rental_pipeline.checks import all_checks
 from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
 
 all_assets = dg.load_assets_from_modules([ingest, cleaning, split, training, evaluation, prediction, sweep])
@@ -29,6 +30,13 @@ predict_job = dg.define_asset_job(
     description="Price a listings file with the prod model (config: ops.batch_predictions.config.source).",
 )
 
+checks_job = dg.define_asset_job(
+    "checks_job",
+    selection=dg.AssetSelection.all_asset_checks(),
+    description="Every data check against the stored values; materializes nothing.",
+)
+
+
 def default_resources() -> dict[str, Any]:
     """The local artifact store, mirrored to W&B (offline unless credentials say otherwise)."""
     artifact_store = ArtifactStoreResource()
@@ -37,7 +45,8 @@ def default_resources() -> dict[str, Any]:
 
 defs = dg.Definitions(
     assets=all_assets,
-    jobs=[training_job, sweep_job, predict_job],
+    asset_checks=all_checks,
+    jobs=[training_job, checks_job, sweep_job, predict_job],
     resources=default_resources(),
     # One process for the whole run: the graph is a chain, so per-step processes only add start-up.
     executor=dg.in_process_executor,

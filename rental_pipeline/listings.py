@@ -7,12 +7,15 @@ column and the rows named, instead of deep inside a model fit.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import http.client
 import io
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.error import URLError
+from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname, urlopen
 
@@ -58,6 +61,7 @@ ROOM_TYPES: tuple[str, ...] = ("Entire home/apt", "Private room", "Shared room")
 
 REQUIRED_FLOAT_COLUMNS: tuple[str, ...] = ("latitude", "longitude")
 ROWS_SHOWN = 10
+DOWNLOAD_CHUNK = 1 << 16
 
 
 class ListingsError(ValueError):
@@ -95,12 +99,7 @@ def fetch_source(source: str, *, timeout: float = 30.0) -> bytes:
     """Bytes of a local path, a `file://` URL or an `http(s)://` URL; one attempt, bounded in time."""
     parsed = urlparse(source)
     if parsed.scheme in ("http", "https"):
-        try:
-            with urlopen(source, timeout=timeout) as response:  # noqa: S310 (scheme checked above)
-                return response.read()
-        except (URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise ListingsError(source, f"cannot download listings ({reason}); timeout was {timeout:g} s") from error
+        return _download(source, timeout)
     if parsed.scheme == "file":
         path = Path(url2pathname(unquote(parsed.path)))
     elif parsed.scheme == "" or len(parsed.scheme) == 1:  # a plain path, or one with a drive letter
@@ -115,6 +114,28 @@ def fetch_source(source: str, *, timeout: float = 30.0) -> bytes:
         raise ListingsError(str(path), f"cannot read file ({error.strerror})") from error
 
 
+def _download(url: str, timeout: float) -> bytes:
+    """One attempt, and `timeout` bounds the whole download, not only each socket read.
+
+    A server that accepts the connection and then trickles bytes would otherwise hold a run for
+    far longer than the configured limit.
+    """
+    deadline = time.monotonic() + timeout
+    chunks = []
+    try:
+        with urlopen(url, timeout=timeout) as response:  # noqa: S310 (the caller checked the scheme)
+            while chunk := response.read1(DOWNLOAD_CHUNK):  # returns what has arrived, so the deadline is seen
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise ListingsError(url, f"download did not finish within the timeout of {timeout:g} s")
+    except HTTPError as error:
+        raise ListingsError(url, f"cannot download listings (HTTP {error.code} {error.reason})") from error
+    except (URLError, OSError, http.client.HTTPException, ValueError) as error:
+        reason = getattr(error, "reason", None) or str(error) or type(error).__name__
+        raise ListingsError(url, f"cannot download listings ({reason}); one attempt, timeout {timeout:g} s") from error
+    return b"".join(chunks)
+
+
 def parse_listings(data: bytes, source: str) -> pd.DataFrame:
     """Parse CSV bytes into the typed listings table, or say exactly what is wrong with them.
 
@@ -123,17 +144,16 @@ def parse_listings(data: bytes, source: str) -> pd.DataFrame:
     by row, to name the rows that broke it.
     """
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark (spreadsheet exports) is not part of the header
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise ListingsError(source, f"is not UTF-8 text: byte {error.start} on line {line} cannot be decoded") from error
+        raise _not_utf8(data, error, source) from error
     if not text.strip():
         raise ListingsError(source, "file is empty: expected a header with the 16 listing columns")
+    _check_records(text, source)
     try:
         frame = pd.read_csv(io.StringIO(text))
     except pd.errors.ParserError as error:
         raise ListingsError(source, f"is not a well-formed CSV ({error})") from error
-    _check_columns(frame, source)
     if frame.empty:
         raise ListingsError(source, "has a header but no listings rows")
     for column in INTEGER_COLUMNS:
@@ -156,16 +176,91 @@ def read_listings(source: str, *, timeout: float = 30.0) -> ListingsDrop:
     )
 
 
-def _check_columns(frame: pd.DataFrame, source: str) -> None:
-    found = [str(c) for c in frame.columns]
+def _not_utf8(data: bytes, error: UnicodeDecodeError, source: str) -> ListingsError:
+    """Name the cells holding undecodable bytes, so the person can find them in a spreadsheet."""
+    line = data[: error.start].count(b"\n") + 1
+    problem = (
+        f"is not UTF-8 text: byte 0x{data[error.start]:02x} at offset {error.start} (line {line}) cannot be "
+        "decoded; save the file as UTF-8"
+    )
+    text = data.decode("utf-8", errors="surrogateescape")
+    records = csv.reader(io.StringIO(text))
+    try:
+        header = next(records, [])
+        bad_rows, column = [], None
+        for row, record in enumerate(_data_records(records), start=1):
+            for position, value in enumerate(record):
+                if any("\udc80" <= char <= "\udcff" for char in value):
+                    bad_rows.append(row)
+                    if column is None and position < len(header):
+                        column = header[position]
+                    break
+    except csv.Error:
+        return ListingsError(source, problem)
+    return ListingsError(source, problem, column=column, rows=bad_rows)
+
+
+def _data_records(records: Iterable[list[str]]) -> Iterator[list[str]]:
+    """Records as pandas counts rows: blank and whitespace-only lines are skipped."""
+    for record in records:
+        if record and not (len(record) == 1 and not record[0].strip()):
+            yield record
+
+
+def _check_records(text: str, source: str) -> None:
+    """Refuse a wrong header, and rows with the wrong number of fields, before pandas parses.
+
+    pandas fills a short row with missing values, so a file cut off in its last line would
+    otherwise be reported as a missing price; saying the row is short points at the real cause.
+    """
+    records = csv.reader(io.StringIO(text))
+    try:
+        header = next(records)
+        _check_columns(header, source)
+        short: list[tuple[int, int]] = []
+        long: list[int] = []
+        row = 0
+        for row, record in enumerate(_data_records(records), start=1):
+            if len(record) < len(COLUMNS):
+                short.append((row, len(record)))
+            elif len(record) > len(COLUMNS):
+                long.append(row)
+    except csv.Error as error:
+        raise ListingsError(source, f"is not a well-formed CSV ({error})") from error
+    if short:
+        fields = short[0][1]
+        if [r for r, _ in short] == [row]:
+            problem = (
+                f"the last row has {fields} of {len(COLUMNS)} fields: the file looks cut off; download or copy it again"
+            )
+        else:
+            problem = f"row has {fields} of {len(COLUMNS)} fields (a line break inside an unquoted text field?)"
+        raise ListingsError(source, problem, column=COLUMNS[fields], rows=[r for r, _ in short])
+    if long:
+        raise ListingsError(
+            source,
+            f"row has more than {len(COLUMNS)} fields (a comma inside an unquoted text field?)",
+            rows=long,
+        )
+
+
+def _check_columns(header: Sequence[str], source: str) -> None:
+    found = [str(c) for c in header]
     missing = [c for c in COLUMNS if c not in found]
     extra = [c for c in found if c not in COLUMNS]
+    repeated = sorted({c for c in found if found.count(c) > 1})
+    if repeated:
+        raise ListingsError(source, f"column(s) {repeated} appear more than once in the header", column=repeated[0])
     if missing or extra:
         parts = []
         if missing:
             parts.append(f"missing column(s) {missing}")
         if extra:
             parts.append(f"unexpected column(s) {extra}")
+        if len(found) == len(COLUMNS):
+            renamed = [f"{f!r} where {c!r} belongs" for f, c in zip(found, COLUMNS) if f in extra and c in missing]
+            if renamed:
+                parts.append(f"renamed? {', '.join(renamed)}")
         raise ListingsError(
             source,
             "; ".join(parts) + f". Expected exactly these 16 columns in order: {list(COLUMNS)}",

@@ -49,9 +49,11 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 
 def run_config(raw: dict[str, Any] | None = None, training: dict[str, Any] | None = None, **ops: Any) -> dict:
-    """Run config for the asset graph: small synthetic listings and a fast forest unless told otherwise."""
+    """Run config for the asset graph: small synthetic listings, a fast forest and row-count bounds
+    that fit them, unless told otherwise. `materialize` drops the ops a selection leaves out."""
     config: dict[str, Any] = {
         "raw_data": {"config": {"rows": 1_500, "seed": 7, **(raw or {})}},
+        "clean_sample_checks": {"config": {"min_rows": 100}},
         "inference_pipeline": {"config": {"random_forest": {**FAST_FOREST}, **(training or {})}},
         "sweep_leaderboard": {
             "config": {"max_tfidf_features": [5], "max_features": [0.5, 1.0], "training": {"random_forest": FAST_FOREST}}
@@ -63,21 +65,38 @@ def run_config(raw: dict[str, Any] | None = None, training: dict[str, Any] | Non
 
 
 def only(config: dict, *ops: str) -> dict:
-    """The run config of just these ops: Dagster refuses config for ops outside the selection."""
+    """The run config of just these ops."""
     return {"ops": {op: value for op, value in config["ops"].items() if op in ops}}
+
+
+def selected_ops(selection: Any) -> set[str]:
+    """Ops (assets and check ops) a selection runs: Dagster refuses config for any other op."""
+    from rental_pipeline.checks import all_checks
+    from rental_pipeline.definitions import all_assets, defs
+
+    graph = defs.resolve_asset_graph()
+    chosen = dg.AssetSelection.from_coercible(selection)
+    keys, check_keys = chosen.resolve(graph), chosen.resolve_checks(graph)
+    ops = {a.node_def.name for a in all_assets if set(a.keys) & keys}
+    return ops | {c.node_def.name for c in all_checks if set(c.check_keys) & check_keys}
 
 
 def materialize(
     instance: dg.DagsterInstance, config: dict | None = None, selection: Any = None, *, raise_on_error: bool = True
 ) -> dg.ExecuteInProcessResult:
-    """Materialize (part of) the graph with the resources the code location uses, in this test's state."""
+    """Materialize (part of) the graph with its asset checks and the resources the code location
+    uses, in this test's state."""
+    from rental_pipeline.checks import all_checks
     from rental_pipeline.definitions import all_assets, default_resources
 
+    config = config if config is not None else run_config()
+    if selection is not None and "ops" in config:
+        config = only(config, *selected_ops(selection))
     return dg.materialize(
-        all_assets,
+        [*all_assets, *all_checks],
         instance=instance,
         selection=selection,
-        run_config=config if config is not None else run_config(),
+        run_config=config,
         resources=default_resources(),
         raise_on_error=raise_on_error,
     )

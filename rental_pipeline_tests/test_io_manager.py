@@ -77,7 +77,7 @@ def test_a_config_change_versions_only_what_it_changes(instance, store):
     changed = materialized(
         materialize(
             instance,
-            only(run_config(training={"max_tfidf_features": 3}), "inference_pipeline"),
+            run_config(training={"max_tfidf_features": 3}),
             selection=dg.AssetSelection.assets("clean_sample").downstream(),
         )
     )
@@ -103,7 +103,7 @@ def test_inputs_load_the_recorded_version_not_whatever_latest_is(instance, store
 def test_a_pin_evaluates_the_prod_model(instance, store):
     materialize(instance)
     store.set_alias("inference_pipeline:v0", "prod", reason="first model")
-    materialize(instance, only(run_config(training={"max_tfidf_features": 2}), "inference_pipeline"),
+    materialize(instance, run_config(training={"max_tfidf_features": 2}),
                 selection=["inference_pipeline"])
     assert store.get("inference_pipeline:latest").ref == "inference_pipeline:v1"
 

@@ -4,7 +4,7 @@ import pytest
 
 from rental_pipeline.promotion import decide_promotion
 from rental_pipeline.store import ArtifactStore, default_root
-from rental_pipeline_tests.conftest import materialize, materialized, only, run_config
+from rental_pipeline_tests.conftest import materialize, materialized, run_config
 
 
 def test_no_champion_means_promotion():
@@ -33,14 +33,14 @@ STRONG = {"random_forest": {"n_estimators": 30, "max_depth": 12, "n_jobs": 1, "o
 def train(instance, training):
     return materialized(
         materialize(
-            instance, only(run_config(training=training), "inference_pipeline"), selection=["inference_pipeline", "model_evaluation"]
+            instance, run_config(training=training), selection=["inference_pipeline", "model_evaluation"]
         )
     )["model_evaluation"]
 
 
 def test_gate_through_the_graph_first_worse_then_better(instance):
     store = ArtifactStore(default_root())
-    materialize(instance, only(run_config(), "raw_data"), selection=["raw_data", "clean_sample", "trainval_data", "test_data"])
+    materialize(instance, run_config(), selection=["raw_data", "clean_sample", "trainval_data", "test_data"])
 
     first = train(instance, WEAK)
     assert first["promoted"] is True and first["prod_model"] == "inference_pipeline:v0"

@@ -14,7 +14,7 @@ from rental_pipeline.store import ArtifactStore, default_root
 from rental_pipeline.sweep import REFERENCE_GRID, best_training_config, expand_grid, run_sweep, trial_arguments
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline.training import train_inference_pipeline
-from rental_pipeline_tests.conftest import FAST_FOREST, materialize, materialized, only, run_config
+from rental_pipeline_tests.conftest import FAST_FOREST, materialize, materialized, run_config
 
 FAST = ForestParams(n_estimators=8, max_depth=8, n_jobs=1, oob_score=False)
 
@@ -54,7 +54,7 @@ def test_leaderboard_ranks_trials_by_validation_mae():
 
 
 def test_sweep_job_records_trials_and_its_best_config_trains_next(instance, isolated_state, tmp_path):
-    materialize(instance, only(run_config(), "raw_data"), selection=["raw_data", "clean_sample", "trainval_data", "test_data"])
+    materialize(instance, run_config(), selection=["raw_data", "clean_sample", "trainval_data", "test_data"])
     sweep = {
         "max_tfidf_features": [3, 12],
         "max_features": [0.3, 0.9],

@@ -10,6 +10,9 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pandera.pandas as pa
+
+from rental_pipeline.schemas import column_docs, model_for
 
 PRICE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
@@ -27,6 +30,11 @@ def _column_type(dtype: Any) -> str:
 
 
 def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
+    """Listings frames are described by their pandera model, the same one the checks enforce;
+    any other table (metrics, feature importances) by its dtypes."""
+    model = model_for(frame)
+    if model is not None:
+        return listings_column_schema(model, frame)
     columns = []
     for name, dtype in frame.dtypes.items():
         missing = int(frame[name].isna().sum())
@@ -36,6 +44,28 @@ def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
                 type=_column_type(dtype),
                 description=f"{missing} missing" if missing else None,
                 constraints=dg.TableColumnConstraints(nullable=missing > 0),
+            )
+        )
+    return dg.TableSchema(columns=columns)
+
+
+def listings_column_schema(model: type[pa.DataFrameModel], frame: pd.DataFrame | None = None) -> dg.TableSchema:
+    """The model's columns with descriptions and constraints, and how many values this version lacks."""
+    columns = []
+    for doc in column_docs(model):
+        description = doc.description
+        if frame is not None and doc.name in frame.columns:
+            missing = int(frame[doc.name].isna().sum())
+            if missing:
+                description += f" Missing in {missing:,} listings of this version."
+        columns.append(
+            dg.TableColumn(
+                name=doc.name,
+                type=doc.type,
+                description=description,
+                constraints=dg.TableColumnConstraints(
+                    nullable=doc.nullable, unique=doc.unique, other=list(doc.constraints)
+                ),
             )
         )
     return dg.TableSchema(columns=columns)

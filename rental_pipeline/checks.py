@@ -1,0 +1,311 @@
+"""Asset checks: the listings contracts and the reference project's data tests, run by Dagster.
+
+The rules live in `rental_pipeline.validation` and `rental_pipeline.schemas`; this module only
+decides which asset each rule guards, that a failure blocks everything downstream (bad listings
+must never reach a model), and how a result reads in the UI.
+
+The `clean_sample` rules run in one op (`clean_sample_checks`) because they share one config
+(the bounds a run can lower) and because the drift check must know whether every other rule
+passed before it makes a version the reference. Each rule is still its own check in the UI.
+"""
+
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from rental_pipeline.assets.cleaning import CleaningConfig
+from rental_pipeline.assets.metadata import table
+from rental_pipeline.cleaning import CleaningRules
+from rental_pipeline.io_manager import ARTIFACT_KEY, ArtifactStoreResource
+from rental_pipeline.schemas import CleanListings, RawListings, SplitListings
+from rental_pipeline.validation import (
+    CheckOutcome,
+    StoreReferences,
+    check_borough_set,
+    check_columns,
+    check_inside_box,
+    check_no_shared_ids,
+    check_price_range,
+    check_row_count,
+    check_schema,
+    judge_borough_drift,
+)
+
+CLEANING_FACTS = ("rows_in", "dropped_price_outliers", "dropped_outside_box")
+
+
+def check_result(outcome: CheckOutcome, **target: Any) -> dg.AssetCheckResult:
+    metadata: dict[str, Any] = {"rule": outcome.rule, "failing_rows": outcome.failing_rows}
+    metadata.update({key: _metadata_value(value) for key, value in outcome.facts.items()})
+    if not outcome.passed and not outcome.failure_cases.empty:
+        metadata["failure_cases"] = table(outcome.failure_cases)
+    metadata.update({name: table(frame) for name, frame in outcome.tables.items()})
+    return dg.AssetCheckResult(
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.WARN if outcome.warning else dg.AssetCheckSeverity.ERROR,
+        description=outcome.message,
+        metadata=metadata,
+        **target,
+    )
+
+
+def _metadata_value(value: Any) -> Any:
+    return dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
+
+
+def _latest_materialization(context: dg.AssetCheckExecutionContext, asset: str) -> Any:
+    return context.instance.get_latest_materialization_event(dg.AssetKey(asset))
+
+
+def _recorded(context: dg.AssetCheckExecutionContext, asset: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Metadata the asset recorded when the checked value was stored (its source, what cleaning dropped)."""
+    event = _latest_materialization(context, asset)
+    if event is None or event.asset_materialization is None:
+        return {}
+    metadata = event.asset_materialization.metadata
+    return {key: metadata[key].value for key in keys if key in metadata}
+
+
+# -- raw_data -------------------------------------------------------------------------------
+
+RAW_ADVICE_COLUMNS = "give the source file exactly the 16 listing columns in order, then re-materialize raw_data."
+RAW_ADVICE_ROWS = "Correct or remove those rows in the source file, then re-materialize raw_data."
+
+
+def _raw_subject(context: dg.AssetCheckExecutionContext) -> str:
+    source = _recorded(context, "raw_data", ("source",)).get("source")
+    return f"raw_data ({source})" if source else "raw_data"
+
+
+@dg.asset_check(
+    asset="raw_data",
+    name="columns",
+    blocking=True,
+    description="The drop has exactly the 16 listing columns, in order.",
+)
+def raw_data_columns(context: dg.AssetCheckExecutionContext, raw_data: pd.DataFrame) -> dg.AssetCheckResult:
+    return check_result(check_columns(raw_data, RawListings, _raw_subject(context), RAW_ADVICE_COLUMNS))
+
+
+@dg.asset_check(
+    asset="raw_data",
+    name="schema",
+    blocking=True,
+    description="Types, missing values, ranges, boroughs, room types, unique ids and review dates of every "
+    "raw listing.",
+)
+def raw_data_schema(context: dg.AssetCheckExecutionContext, raw_data: pd.DataFrame) -> dg.AssetCheckResult:
+    return check_result(check_schema(raw_data, RawListings, _raw_subject(context), RAW_ADVICE_ROWS, file_rows=True))
+
+
+# -- clean_sample ---------------------------------------------------------------------------
+
+ASSET = "clean_sample"
+CLEAN_ADVICE = "re-materialize clean_sample from a raw_data that passes its checks."
+_FROM_CLEANING = "Override; empty: the value clean_sample was cleaned with."
+
+
+class CleanSampleChecksConfig(dg.Config):
+    """Bounds of the clean_sample checks; the defaults are the reference project's."""
+
+    min_rows: int = Field(default=15_000, ge=0, description="The clean sample must have more listings than this.")
+    max_rows: int = Field(default=1_000_000, ge=1, description="The clean sample must have fewer listings than this.")
+    kl_threshold: float = Field(
+        default=0.2, gt=0, description="Largest KL divergence (bits) of the borough mix from the reference version."
+    )
+    accept_as_reference: bool = Field(
+        default=False,
+        description="Make the checked clean_sample the reference if it passes every other check "
+        "(for an expected change of borough mix).",
+    )
+    min_price: float | None = Field(default=None, description=_FROM_CLEANING)
+    max_price: float | None = Field(default=None, description=_FROM_CLEANING)
+    min_longitude: float | None = Field(default=None, description=_FROM_CLEANING)
+    max_longitude: float | None = Field(default=None, description=_FROM_CLEANING)
+    min_latitude: float | None = Field(default=None, description=_FROM_CLEANING)
+    max_latitude: float | None = Field(default=None, description=_FROM_CLEANING)
+
+
+CLEAN_SAMPLE_CHECKS: Mapping[str, str] = {
+    "columns": "Exactly the 16 listing columns, in order.",
+    "schema": "Types, missing values, ranges, boroughs, room types and unique ids of every clean listing.",
+    "borough_set": "The neighbourhood_group values are exactly the five boroughs.",
+    "inside_nyc_box": "Every listing lies inside the NYC box clean_sample was cleaned with.",
+    "price_range": "Every price lies within the range clean_sample was cleaned with.",
+    "row_count": "min_rows < listings < max_rows (reference: 15,000 and 1,000,000).",
+    "borough_drift": "KL divergence (bits) of the borough mix from the reference version is below kl_threshold; "
+    "with no reference yet, the first version passing every other check becomes it.",
+}
+
+
+
+def _clean_subject(context: dg.AssetCheckExecutionContext) -> str:
+    """Name the source file too when the stored clean_sample was cleaned from the latest raw_data."""
+    raw, clean = _latest_materialization(context, "raw_data"), _latest_materialization(context, ASSET)
+    source = _recorded(context, "raw_data", ("source",)).get("source")
+    if raw is not None and clean is not None and raw.timestamp <= clean.timestamp and source:
+        return f"clean_sample (cleaned from {source})"
+    return "clean_sample"
+
+
+def cleaning_rules_in_force(
+    context: dg.AssetCheckExecutionContext, config: CleanSampleChecksConfig
+) -> tuple[CleaningRules, str]:
+    """The rules the stored clean_sample was made with, so a run with other bounds is judged by them.
+
+    They come from the run config of the run that materialized it; fields set in this check's
+    config win.
+    """
+    rules, origin = CleaningRules(), "cleaning defaults"
+    event = _latest_materialization(context, ASSET)
+    run = context.instance.get_run_by_id(event.run_id) if event is not None else None
+    if run is not None:
+        used = ((run.run_config or {}).get("ops") or {}).get(ASSET) or {}
+        rules = CleaningConfig(**(used.get("config") or {})).rules()
+        origin = f"clean_sample config of run {run.run_id[:8]}"
+    overrides = {
+        name: value
+        for name, value in config.model_dump().items()
+        if name in CleaningRules.__dataclass_fields__ and value is not None
+    }
+    if overrides:
+        rules = replace(rules, **overrides)
+        origin += " with overrides from the check config"
+    return rules, origin
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(name, asset=ASSET, blocking=True, description=description)
+        for name, description in CLEAN_SAMPLE_CHECKS.items()
+    ],
+    name="clean_sample_checks",
+    ins={"clean_sample": dg.AssetIn(ASSET)},
+    can_subset=True,
+)
+def clean_sample_checks(
+    context: dg.AssetCheckExecutionContext,
+    config: CleanSampleChecksConfig,
+    clean_sample: pd.DataFrame,
+    artifact_store: ArtifactStoreResource,
+) -> Iterator[dg.AssetCheckResult]:
+    subject = _clean_subject(context)
+    rules, rules_origin = cleaning_rules_in_force(context, config)
+    outcomes: dict[str, CheckOutcome] = {
+        "columns": check_columns(clean_sample, CleanListings, subject, CLEAN_ADVICE),
+        "schema": check_schema(
+            clean_sample, CleanListings, subject, f"Cleaning only drops rows and parses dates: {CLEAN_ADVICE}"
+        ),
+        "borough_set": check_borough_set(clean_sample, subject),
+        "inside_nyc_box": check_inside_box(clean_sample, rules, subject),
+        "price_range": check_price_range(clean_sample, rules.min_price, rules.max_price, subject),
+        "row_count": check_row_count(
+            clean_sample, config.min_rows, config.max_rows, subject, _recorded(context, ASSET, CLEANING_FACTS)
+        ),
+    }
+    failures = {name: o.message for name, o in outcomes.items() if not o.passed and not o.warning}
+    references = StoreReferences(artifact_store.store())
+    version = references.version_of(ASSET, clean_sample, _recorded(context, ASSET, (ARTIFACT_KEY,)).get(ARTIFACT_KEY))
+
+    def make_reference(reason: str) -> str:
+        references.set_reference(version, reason=f"{reason}; Dagster run {context.run.run_id}")
+        return version
+
+    selected = {key.name for key in context.selected_asset_check_keys}
+    # The drift result is the one that knows every rule's verdict, so only a run that evaluates it
+    # records the verdict on the version and may move the reference.
+    if "borough_drift" in selected:
+        if not failures:
+            references.record_check_failures(version, {})  # a stale flag would keep the reference off it
+        outcomes["borough_drift"] = judge_borough_drift(
+            clean_sample,
+            references.load_reference(ASSET),
+            config.kl_threshold,
+            subject,
+            other_failures=sorted(failures),
+            make_reference=make_reference,
+            accept_as_reference=config.accept_as_reference,
+        )
+        drift = outcomes["borough_drift"]
+        if not drift.passed and not drift.warning:
+            failures["borough_drift"] = drift.message
+        if failures:
+            references.record_check_failures(version, failures)
+    if failures:
+        context.log.error(f"{ASSET} ({version}) failed {', '.join(sorted(failures))}; downstream assets will not run")
+
+    for name, outcome in outcomes.items():
+        if name in selected:
+            facts = {**outcome.facts, "checked_version": version}
+            if name in ("inside_nyc_box", "price_range"):
+                facts["bounds_from"] = rules_origin
+            yield check_result(replace(outcome, facts=facts), asset_key=ASSET, check_name=name)
+
+
+# -- trainval_data and test_data --------------------------------------------------------------
+
+SPLIT_ADVICE = "Re-materialize split_listings (both sides) from a clean_sample that passes its checks."
+
+
+@dg.asset_check(
+    asset="trainval_data",
+    name="schema",
+    blocking=True,
+    description="Clean listings with at least one row: what training expects.",
+)
+def trainval_schema(trainval_data: pd.DataFrame) -> dg.AssetCheckResult:
+    return check_result(check_schema(trainval_data, SplitListings, "trainval_data", SPLIT_ADVICE))
+
+
+@dg.asset_check(
+    asset="test_data",
+    name="schema",
+    blocking=True,
+    description="Clean listings with at least one row: what evaluation expects.",
+)
+def held_out_schema(test_data: pd.DataFrame) -> dg.AssetCheckResult:
+    return check_result(check_schema(test_data, SplitListings, "test_data", SPLIT_ADVICE))
+
+
+@dg.asset_check(
+    asset="test_data",
+    name="no_shared_ids",
+    blocking=True,
+    description="No listing id is in both trainval_data and test_data, so the test score is honest.",
+)
+def held_out_shares_no_ids(
+    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, test_data: pd.DataFrame
+) -> dg.AssetCheckResult:
+    """Compared with the trainval_data split from the same clean_sample version, read from the
+    store: test_data may be materialized alone, before any trainval_data exists."""
+    store = artifact_store.store()
+    recorded = _recorded(context, "test_data", (ARTIFACT_KEY,)).get(ARTIFACT_KEY)
+    held_out = store.get(str(recorded)) if recorded else store.get("test_data:latest")
+    siblings = [v for v in store.history("trainval_data") if v.inputs == held_out.inputs] if (
+        "trainval_data" in store.names()
+    ) else []
+    if not siblings:
+        return check_result(
+            CheckOutcome(
+                rule="no_shared_ids",
+                passed=True,
+                warning=True,
+                message=f"No trainval_data split from {', '.join(held_out.inputs) or 'the same input'} is stored "
+                "yet, so there is nothing to compare test_data with: materialize trainval_data too.",
+            )
+        )
+    return check_result(check_no_shared_ids(store.load(siblings[-1]), test_data))
+
+
+all_checks = [
+    raw_data_columns,
+    raw_data_schema,
+    clean_sample_checks,
+    trainval_schema,
+    held_out_schema,
+    held_out_shares_no_ids,
+]
