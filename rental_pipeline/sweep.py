@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from rental_pipeline.features import ForestParams
-from rental_pipeline.training import TrainingResult, train_inference_pipeline
+from rental_pipeline.training import RANDOM_FOREST, TrainingResult, train_inference_pipeline
 
 # Grid keys are training parameters, or random-forest parameters prefixed with "random_forest.".
 FOREST_PREFIX = "random_forest."
@@ -32,8 +32,11 @@ def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
 
 
 def trial_arguments(base: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[str, Any]:
-    """`train_inference_pipeline` keyword arguments: the base with one trial's values applied."""
-    arguments = dict(base)
+    """`train_inference_pipeline` keyword arguments: the base with one trial's values applied.
+
+    The reference grid tunes the random forest, so that is the model unless the base says otherwise.
+    """
+    arguments = {"model": RANDOM_FOREST, **base}
     forest: ForestParams = arguments.get("forest", ForestParams())
     for key, value in trial.items():
         if key.startswith(FOREST_PREFIX):

@@ -12,7 +12,8 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE1 = PROJECT_ROOT.parent / "shared" / "data" / "sample1.csv"
 
-# A forest small enough that a whole-graph test takes about a second.
+# A forest small enough that a whole-graph test takes about a second (tests choose the forest over
+# the boosted default for speed; the boosted model has tests of its own).
 FAST_FOREST = {"n_estimators": 10, "max_depth": 8, "n_jobs": 1, "oob_score": False}
 
 
@@ -54,9 +55,15 @@ def run_config(raw: dict[str, Any] | None = None, training: dict[str, Any] | Non
     config: dict[str, Any] = {
         "raw_data": {"config": {"rows": 1_500, "seed": 7, **(raw or {})}},
         "clean_sample_checks": {"config": {"min_rows": 100}},
-        "inference_pipeline": {"config": {"random_forest": {**FAST_FOREST}, **(training or {})}},
+        "inference_pipeline": {
+            "config": {"model": "random_forest", "random_forest": {**FAST_FOREST}, **(training or {})}
+        },
         "sweep_leaderboard": {
-            "config": {"max_tfidf_features": [5], "max_features": [0.5, 1.0], "training": {"random_forest": FAST_FOREST}}
+            "config": {
+                "max_tfidf_features": [5],
+                "max_features": [0.5, 1.0],
+                "training": {"model": "random_forest", "random_forest": FAST_FOREST},
+            }
         },
     }
     for op, op_config in ops.items():

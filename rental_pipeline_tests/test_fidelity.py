@@ -4,10 +4,17 @@ import pytest
 
 from rental_pipeline_tests.conftest import materialize, materialized
 
+TRAINING = ["raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation"]
+
 
 def test_reference_numbers_on_sample1(instance, sample1):
-    config = {"ops": {"raw_data": {"config": {"source": str(sample1)}}}}  # reference forest, all defaults
-    metadata = materialized(materialize(instance, config))
+    config = {
+        "ops": {
+            "raw_data": {"config": {"source": str(sample1)}},
+            "inference_pipeline": {"config": {"model": "random_forest"}},  # the reference forest, all defaults
+        }
+    }
+    metadata = materialized(materialize(instance, config, selection=TRAINING))
 
     assert metadata["raw_data"]["dagster/row_count"] == 20_000
     assert metadata["clean_sample"]["dagster/row_count"] == 19_001
@@ -20,3 +27,15 @@ def test_reference_numbers_on_sample1(instance, sample1):
     assert metadata["inference_pipeline"]["val_mae"] == pytest.approx(34.1, abs=0.6)
     assert metadata["model_evaluation"]["test_mae"] == pytest.approx(33.85, abs=0.6)
     assert metadata["model_evaluation"]["test_r2"] == pytest.approx(0.56, abs=0.03)
+
+
+def test_default_boosted_model_beats_the_reference_by_ten_percent(instance, sample1):
+    """Defaults everywhere: the boosted model, the reference split."""
+    config = {"ops": {"raw_data": {"config": {"source": str(sample1)}}}}
+    metadata = materialized(materialize(instance, config, selection=TRAINING))
+    assert metadata["inference_pipeline"]["model"] == "boosted"
+    assert metadata["test_data"]["dagster/row_count"] == 3_801
+    assert metadata["model_evaluation"]["test_mae"] <= 30.5
+    assert metadata["model_evaluation"]["test_r2"] >= 0.6
+    names = [r.data["feature"] for r in metadata["inference_pipeline"]["feature_importances"].records]
+    assert names[0] == "room_type" and "km_to_times_square" in names

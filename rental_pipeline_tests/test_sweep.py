@@ -29,6 +29,7 @@ def test_reference_grid_has_fifteen_configurations():
 def test_trial_values_override_the_base():
     arguments = trial_arguments({"val_size": 0.3, "forest": FAST}, {"max_tfidf_features": 7, "random_forest.max_features": 0.2})
     assert arguments["val_size"] == 0.3 and arguments["max_tfidf_features"] == 7
+    assert arguments["model"] == "random_forest"
     assert arguments["forest"].max_features == 0.2 and arguments["forest"].n_estimators == 8
 
 
@@ -41,7 +42,7 @@ def test_leaderboard_ranks_trials_by_validation_mae():
     assert board["val_mae"].is_monotonic_increasing
     best = board.iloc[0]
     again = train_inference_pipeline(
-        trainval, max_tfidf_features=int(best["max_tfidf_features"]),
+        trainval, model="random_forest", max_tfidf_features=int(best["max_tfidf_features"]),
         forest=ForestParams(**{**FAST.__dict__, "max_features": float(best["random_forest.max_features"])}),
     )
     assert again.metrics["val_mae"] == pytest.approx(best["val_mae"])
@@ -58,7 +59,7 @@ def test_sweep_job_records_trials_and_its_best_config_trains_next(instance, isol
     sweep = {
         "max_tfidf_features": [3, 12],
         "max_features": [0.3, 0.9],
-        "training": {"random_forest": {**FAST_FOREST}},
+        "training": {"model": "random_forest", "random_forest": {**FAST_FOREST}},
     }
     runs_before = set((isolated_state / "wandb").rglob("offline-run-*"))
     result = materialize(instance, {"ops": {"sweep_leaderboard": {"config": sweep}}}, selection=["sweep_leaderboard"])

@@ -19,7 +19,10 @@ class SweepConfig(dg.Config):
     n_estimators: list[int] = Field(default=[], description="random_forest.n_estimators")
     max_depth: list[int] = Field(default=[], description="random_forest.max_depth")
     min_samples_leaf: list[int] = Field(default=[], description="random_forest.min_samples_leaf")
-    training: TrainingConfig = Field(default_factory=TrainingConfig, description="Everything the grid leaves fixed.")
+    training: TrainingConfig = Field(
+        default_factory=lambda: TrainingConfig(model="random_forest"),
+        description="Everything the grid leaves fixed. The grid's random_forest values need model: random_forest.",
+    )
 
     def grid(self) -> dict[str, list]:
         forest = {"max_features", "n_estimators", "max_depth", "min_samples_leaf"}
@@ -42,13 +45,7 @@ def sweep_leaderboard(
     trainval_data: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     mirror = WandbMirror(artifact_store.store())
-    base = {
-        "val_size": config.training.val_size,
-        "random_seed": config.training.random_seed,
-        "stratify_by": config.training.stratify_by,
-        "max_tfidf_features": config.training.max_tfidf_features,
-        "forest": config.training.random_forest.params(),
-    }
+    base = config.training.arguments()
 
     fit_seconds: dict[str, float] = {}
 

@@ -1,0 +1,415 @@
+"""A gradient-boosted alternative to the reference random forest, as one scikit-learn `Pipeline`.
+
+It takes the same input columns as the reference pipeline (`features.FEATURE_COLUMNS`) and
+predicts the nightly price in dollars. On the reference sample its MAE is about 11% below the
+forest's while it fits faster; `python -m benchmarks.model_comparison` measures both.
+
+Where the accuracy comes from, roughly in order of weight:
+
+* the listing name read for what it says about the place: bedroom and bathroom counts ("2BR",
+  "two bedroom", "1.5 bath") and keyword groups (studio, loft, luxury, shared, outdoor space...),
+  plus a cross-fitted text model that turns the whole name into one log-price estimate;
+* location as distances to Manhattan landmarks and rotated coordinates: street grids and price
+  gradients run diagonally to latitude/longitude, which axis-aligned tree splits handle badly;
+* boosting instead of bagging, and two boosted models averaged: one fits log price (squared
+  error), one fits price with absolute error. The metric is MAE, so both aim at the conditional
+  median rather than the mean, which a few very expensive listings would drag up.
+
+Everything a prediction needs (keyword tables aside, which are code) is learnt at fit time and
+stored in the fitted pipeline, so a stored model scores any batch the same way. Missing values in
+any input column are accepted at prediction time: the boosted trees route missing numbers (and
+missing or unknown categories, encoded as missing) natively, names default to "" and review
+dates to the reference's 2010-01-01.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.inspection import permutation_importance
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
+from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
+
+from rental_pipeline.features import DATE_COLUMN, FEATURE_COLUMNS, TEXT_COLUMN, ZERO_IMPUTED, DaysBeforeReference
+
+CATEGORICAL = ["room_type", "neighbourhood_group"]
+NUMERIC = ZERO_IMPUTED  # passed through as they are: the trees handle missing values themselves
+LOCATION = ["latitude", "longitude"]
+INPUT_COLUMNS = list(FEATURE_COLUMNS)  # the reference pipeline's inputs, nothing more
+
+
+@dataclass(frozen=True)
+class BoostingParams:
+    """The chosen configuration; every value was picked on the validation split only."""
+
+    learning_rate: float = 0.15
+    max_iter: int = 120
+    max_leaf_nodes: int = 31
+    max_depth: int | None = 10
+    min_samples_leaf: int = 10
+    l2_regularization: float = 5.0
+    max_features: float = 0.5
+    max_bins: int = 127
+    text_alpha: float = 1.0
+    text_min_df: int = 2
+    text_folds: int = 5
+    n_jobs: int = 2
+    random_state: int = 42
+
+
+# --- location ------------------------------------------------------------------------------
+
+# (latitude, longitude) of places whose distance says something about a Manhattan-centred market.
+LANDMARKS: dict[str, tuple[float, float]] = {
+    "times_square": (40.7580, -73.9855),
+    "wall_street": (40.7060, -74.0090),
+    "central_park": (40.7812, -73.9665),
+    "union_square": (40.7359, -73.9911),
+    "williamsburg": (40.7140, -73.9610),
+}
+ROTATIONS_DEGREES: tuple[int, ...] = (15, 30, 45, 60, 75)
+_ORIGIN = (40.70, -73.95)
+_KM_PER_DEGREE_LATITUDE = 111.0
+_KM_PER_DEGREE_LONGITUDE = 111.0 * np.cos(np.radians(_ORIGIN[0]))
+
+
+def _kilometres(latitude: np.ndarray, longitude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A local flat projection: at city scale its error is far below what matters for prices."""
+    east = (longitude - _ORIGIN[1]) * _KM_PER_DEGREE_LONGITUDE
+    north = (latitude - _ORIGIN[0]) * _KM_PER_DEGREE_LATITUDE
+    return east, north
+
+
+class LocationFeatures(TransformerMixin, BaseEstimator):
+    """Coordinates rotated by several angles, and kilometres to a few landmarks.
+
+    A tree splits on one axis at a time, so the diagonal Manhattan grid and the ring-shaped fall
+    of prices away from Midtown need many small steps on raw latitude/longitude; projections
+    onto rotated axes and distances make them one or two splits each. Nothing is learnt, and a
+    missing coordinate gives missing features, which the boosted trees route on their own.
+    """
+
+    def fit(self, X: Any, y: Any = None) -> LocationFeatures:
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "n_features_in_")
+        values = np.asarray(X, dtype=float)
+        east, north = _kilometres(values[:, 0], values[:, 1])
+        columns = []
+        for degrees in ROTATIONS_DEGREES:
+            angle = np.radians(degrees)
+            columns.append(east * np.cos(angle) + north * np.sin(angle))
+        for latitude, longitude in LANDMARKS.values():
+            landmark_east, landmark_north = _kilometres(np.float64(latitude), np.float64(longitude))
+            columns.append(np.hypot(east - landmark_east, north - landmark_north))
+        return np.column_stack(columns)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        names = [f"rotated_{degrees}" for degrees in ROTATIONS_DEGREES]
+        names += [f"km_to_{name}" for name in LANDMARKS]
+        return np.asarray(names, dtype=object)
+
+
+# --- the listing name ----------------------------------------------------------------------
+
+# Splitting digits from letters turns "2BR", "2-br" and "2 BR" into the same two tokens.
+_TOKEN = re.compile(r"\d+(?:\.5)?|[a-z]+")
+_NUMBER_WORDS = {"one": 1.0, "two": 2.0, "three": 3.0, "four": 4.0, "five": 5.0, "six": 6.0}
+_BEDROOM_WORDS = frozenset(
+    {"br", "brs", "bd", "bds", "bdr", "bdrm", "bdrms", "bed", "beds", "bedroom", "bedrooms", "bedrm", "bedrms"}
+)
+_BATH_WORDS = frozenset({"ba", "bath", "baths", "bathroom", "bathrooms", "bth"})
+_MAX_BEDROOMS = 10  # "15 bed" is a hostel's bed count or a typo, not an apartment
+_MAX_BATHS = 6
+
+# Keyword groups: a word ending in "*" matches any token starting with it, others match exactly.
+# Chosen from the words whose presence most moved cross-validated residuals on the training part.
+NAME_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "studio": ("studio*",),
+    "luxury": ("lux*", "elegan*", "designer*", "stunning", "gorgeous", "upscale", "exclusive"),
+    "loft": ("loft*",),
+    "penthouse": ("penthouse*",),
+    "duplex": ("duplex*", "triplex*"),
+    "house": ("house*", "townhouse*", "brownstone*", "villa*", "mansion*", "home*"),
+    "shared": ("shared", "share", "bunk*", "hostel*", "couch*", "sofa*", "dorm*", "female*", "capsule*"),
+    "room": ("room", "rm", "rooms"),
+    "small": ("cozy", "cosy", "small*", "tiny", "cute", "little", "simple", "basic", "budget", "cheap*", "affordab*"),
+    "spacious": ("spacious", "huge", "large*", "lg", "big*", "sqft", "giant"),
+    "outdoor": ("terrace*", "balcon*", "roof*", "patio*", "garden*", "backyard*", "deck*", "yard", "pool*"),
+    "family": ("famil*", "group*", "kids"),
+    "bath": ("bath*", "ba", "ensuite", "wc"),
+    "long_stay": ("sublet*", "furnish*", "month*", "wifi", "student*", "universit*", "college"),
+    "renovated": ("renovat*", "new", "modern", "chic", "stylish"),
+}
+
+
+def _keyword_tables() -> tuple[dict[str, frozenset[int]], dict[str, frozenset[int]], tuple[int, ...]]:
+    exact: dict[str, set[int]] = {}
+    prefix: dict[str, set[int]] = {}
+    for group, words in enumerate(NAME_KEYWORDS.values()):
+        for word in words:
+            table = prefix if word.endswith("*") else exact
+            table.setdefault(word.rstrip("*"), set()).add(group)
+    lengths = tuple(sorted({len(p) for p in prefix}))
+    return {k: frozenset(v) for k, v in exact.items()}, {k: frozenset(v) for k, v in prefix.items()}, lengths
+
+
+_EXACT, _PREFIX, _PREFIX_LENGTHS = _keyword_tables()
+
+
+def _keyword_groups(token: str) -> tuple[int, ...]:
+    groups = set(_EXACT.get(token, ()))
+    for length in _PREFIX_LENGTHS:
+        if length > len(token):
+            break
+        groups |= _PREFIX.get(token[:length], frozenset())
+    return tuple(sorted(groups))
+
+
+def _names(X: Any) -> list[str]:
+    """One string per row; a missing name is an empty one."""
+    values = pd.Series(np.asarray(X, dtype=object).reshape(-1))
+    return values.where(values.notna(), "").astype(str).tolist()
+
+
+class ListingNameFeatures(TransformerMixin, BaseEstimator):
+    """What a host says about the place: room counts, keyword groups, length and shouting.
+
+    The name is the only description of size and standing in the data. A bag of words misses
+    that "2BR", "2 bedroom" and "two-bedroom" are the same fact, and spends many columns on words
+    that say little; hand-written groups and a small count parser put the signal in a few columns.
+    A name that states no count gets 0, which no stated count can be, so the trees still tell
+    "not said" apart (a missing value would do the same, but a column with no value at all in a
+    training set, as when no name mentions baths, makes the boosting's binning fail).
+    The tokenising is one pass of plain Python over the names (about 0.1 s of CPU for 12,000 of
+    them); the same keywords as regular expressions over the column took over a second.
+    """
+
+    def fit(self, X: Any, y: Any = None) -> ListingNameFeatures:
+        self.n_features_in_ = np.asarray(X, dtype=object).reshape(len(X), -1).shape[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "n_features_in_")
+        names = _names(X)
+        rows, groups = [], []
+        bedrooms = np.zeros(len(names))
+        baths = np.zeros(len(names))
+        memo: dict[str, tuple[int, ...]] = {}
+        for row, name in enumerate(names):
+            number = None  # the number just before the current token, if any
+            for token in _TOKEN.findall(name.lower()):
+                found = memo.get(token)
+                if found is None:
+                    found = memo[token] = _keyword_groups(token)
+                rows.extend([row] * len(found))
+                groups.extend(found)
+                if number is not None:
+                    if token in _BEDROOM_WORDS and 0 < number < _MAX_BEDROOMS and not bedrooms[row]:
+                        bedrooms[row] = number
+                    elif token in _BATH_WORDS and 0 < number < _MAX_BATHS and not baths[row]:
+                        baths[row] = number
+                number = float(token) if token[0].isdigit() else _NUMBER_WORDS.get(token)
+        flags = np.zeros((len(names), len(NAME_KEYWORDS)))
+        flags[rows, groups] = 1.0
+        text = pd.Series(names, dtype=object)
+        length = text.str.len().to_numpy(dtype=float)
+        letters = text.str.count(r"[A-Za-z]").to_numpy(dtype=float)
+        capitals = text.str.count(r"[A-Z]").to_numpy(dtype=float)
+        capital_share = np.divide(capitals, letters, out=np.zeros(len(names)), where=letters > 0)
+        return np.column_stack([length, capital_share, bedrooms, baths, flags])
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        names = ["name_length", "name_capital_share", "name_bedrooms", "name_baths"]
+        names += [f"name_says_{group}" for group in NAME_KEYWORDS]
+        return np.asarray(names, dtype=object)
+
+
+class CrossFittedTextPrice(TransformerMixin, BaseEstimator):
+    """The whole name as one number: a ridge regression of log price on its word TF-IDF.
+
+    Hundreds of rare words each carry a little price information, too thin for tree splits but
+    easy for a linear model. Its estimate becomes one feature for the trees. On
+    the training rows the estimate is cross-fitted (each row scored by a ridge fitted without
+    it, as `sklearn.preprocessing.TargetEncoder` does): otherwise the feature would memorise the
+    training prices and the trees would trust it far more than it deserves on new listings. So
+    `fit_transform(X, y)` differs from `fit(X, y).transform(X)` on purpose; new rows are scored
+    by the ridge fitted on all training rows.
+    """
+
+    def __init__(self, alpha: float = 1.0, min_df: int = 2, n_splits: int = 5, random_state: int = 42):
+        self.alpha = alpha
+        self.min_df = min_df
+        self.n_splits = n_splits
+        self.random_state = random_state
+
+    def _vectorizer(self) -> TfidfVectorizer:
+        return TfidfVectorizer(min_df=self.min_df, sublinear_tf=True, dtype=np.float64)
+
+    def fit(self, X: Any, y: Any) -> CrossFittedTextPrice:
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        if y is None:
+            raise ValueError("CrossFittedTextPrice learns from prices: fit it with y")
+        names = _names(X)
+        log_price = np.log1p(np.asarray(y, dtype=float))
+        self.vectorizer_ = self._vectorizer()
+        matrix = self.vectorizer_.fit_transform(names)
+        self.ridge_ = Ridge(alpha=self.alpha, solver="lsqr").fit(matrix, log_price)
+        out_of_fold = np.empty(len(names))
+        folds = KFold(n_splits=self.n_splits, shuffle=True, random_state=self.random_state)
+        for fit_rows, scored_rows in folds.split(matrix):
+            fold_ridge = Ridge(alpha=self.alpha, solver="lsqr").fit(matrix[fit_rows], log_price[fit_rows])
+            out_of_fold[scored_rows] = fold_ridge.predict(matrix[scored_rows])
+        self.n_features_in_ = 1
+        return out_of_fold.reshape(-1, 1)
+
+    def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "ridge_")
+        return self.ridge_.predict(self.vectorizer_.transform(_names(X))).reshape(-1, 1)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(["name_text_log_price"], dtype=object)
+
+
+# --- the regressor -------------------------------------------------------------------------
+
+
+def _fit_single_threaded(estimator: Any, X: Any, y: Any) -> Any:
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return estimator.fit(X, y)
+
+
+class AveragedRegressor(RegressorMixin, BaseEstimator):
+    """The mean of a few regressors, fitted side by side, each on one OpenMP thread.
+
+    `VotingRegressor` computes the same average, but either fits the members one after the other
+    or in separate processes. Here they run in threads and each member is held to one OpenMP
+    thread: the histogram boosting's OpenMP loops synchronise thousands of times per fit, and
+    when the machine's cores are also busy with other work those barriers wait for descheduled
+    threads (on a busy 2-core machine a fit that takes under 2 s on one thread took 15 to 95 s
+    on two). One thread per member, members in parallel, keeps the cores busy without
+    oversubscribing them.
+    """
+
+    def __init__(self, estimators: list[tuple[str, Any]], n_jobs: int = 2):
+        self.estimators = estimators
+        self.n_jobs = n_jobs
+
+    def fit(self, X: Any, y: Any) -> AveragedRegressor:
+        members = [clone(estimator) for _, estimator in self.estimators]
+        workers = max(1, min(int(self.n_jobs), len(members)))
+        if workers == 1:
+            self.estimators_ = [_fit_single_threaded(member, X, y) for member in members]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                self.estimators_ = list(pool.map(lambda member: _fit_single_threaded(member, X, y), members))
+        self.n_features_in_ = self.estimators_[0].n_features_in_
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "estimators_")
+        with threadpool_limits(limits=1, user_api="openmp"):
+            predictions = [member.predict(X) for member in self.estimators_]
+        return np.mean(predictions, axis=0)
+
+
+def _boosted_trees(params: BoostingParams, loss: str) -> HistGradientBoostingRegressor:
+    return HistGradientBoostingRegressor(
+        loss=loss,
+        learning_rate=params.learning_rate,
+        max_iter=params.max_iter,
+        max_leaf_nodes=params.max_leaf_nodes,
+        max_depth=params.max_depth,
+        min_samples_leaf=params.min_samples_leaf,
+        l2_regularization=params.l2_regularization,
+        max_features=params.max_features,
+        max_bins=params.max_bins,
+        # The category codes are plain numbers to the trees. Native categorical splits were no
+        # better here (room types are already in price order; boroughs are also coordinates) and
+        # would store a `functools.partial` in the model, which the model store refuses to load.
+        categorical_features=None,
+        early_stopping=False,  # every training row fits the model; the iteration count is fixed
+        random_state=params.random_state,
+    )
+
+
+def build_boosted_preprocessor(params: BoostingParams = BoostingParams()) -> ColumnTransformer:
+    """Raw listing columns in, a dense float matrix out, categorical codes first."""
+    categories = OrdinalEncoder(
+        handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan
+    )
+    text_price = CrossFittedTextPrice(
+        alpha=params.text_alpha, min_df=params.text_min_df, n_splits=params.text_folds,
+        random_state=params.random_state,
+    )
+    return ColumnTransformer(
+        transformers=[
+            ("categories", categories, CATEGORICAL),
+            ("numbers", "passthrough", NUMERIC),
+            ("review_date", DaysBeforeReference(), [DATE_COLUMN]),
+            ("location", LocationFeatures(), LOCATION),
+            ("name_features", ListingNameFeatures(), [TEXT_COLUMN]),
+            ("name_text_price", text_price, [TEXT_COLUMN]),
+        ],
+        remainder="drop",
+        sparse_threshold=0.0,
+        verbose_feature_names_out=False,
+    )
+
+
+def build_boosted_pipeline(params: BoostingParams = BoostingParams()) -> Pipeline:
+    """Preprocessing plus two averaged boosted models, unfitted; fit on `INPUT_COLUMNS` and price."""
+    log_price_model = TransformedTargetRegressor(
+        regressor=_boosted_trees(params, "squared_error"), func=np.log1p, inverse_func=np.expm1
+    )
+    regressor = AveragedRegressor(
+        estimators=[
+            ("log_price_squared_error", log_price_model),
+            ("price_absolute_error", _boosted_trees(params, "absolute_error")),
+        ],
+        n_jobs=params.n_jobs,
+    )
+    return Pipeline(steps=[("preprocessor", build_boosted_preprocessor(params)), ("regressor", regressor)])
+
+
+def boosted_feature_importances(
+    pipeline: Pipeline, listings: pd.DataFrame, prices: Any, *, n_repeats: int = 5, random_state: int = 42
+) -> pd.DataFrame:
+    """Permutation importance of each engineered feature on held-out listings, largest first.
+
+    Boosted trees have no impurity importances worth reading, so each column of the fitted
+    preprocessor's output is shuffled in turn and the rise in MAE measured. Pass listings the
+    model was not fitted on (the validation split): on training rows the importances would
+    reward memorisation.
+    """
+    features = pipeline[:-1].transform(listings[INPUT_COLUMNS])
+    result = permutation_importance(
+        pipeline[-1], features, np.asarray(prices, dtype=float), scoring="neg_mean_absolute_error",
+        n_repeats=n_repeats, random_state=random_state,
+    )
+    table = pd.DataFrame(
+        {
+            "feature": pipeline[:-1].get_feature_names_out(),
+            "mae_increase": result.importances_mean,
+            "mae_increase_std": result.importances_std,
+        }
+    )
+    return table.sort_values("mae_increase", ascending=False, ignore_index=True)
