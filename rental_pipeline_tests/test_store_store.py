@@ -348,3 +348,16 @@ def test_a_damaged_alias_log_line_is_an_integrity_error(store: ArtifactStore) ->
     with pytest.raises(IntegrityError, match=r"aliases\.jsonl line 1"):
         store.get("a")
     assert "aliases.jsonl line 1 is unreadable" in str(store.verify())
+
+
+def test_latest_survives_a_crash_between_commit_and_alias_log(tmp_path: Path) -> None:
+    """The state a writer killed right after publishing its manifest leaves: no `latest` move logged."""
+    store = ArtifactStore(tmp_path / "artifacts")
+    store.write("crashy", {"data.bin": b"first"}, type="test")
+    store.layout.alias_log("crashy").write_bytes(b"")  # the move was never appended
+    assert store.get("crashy:latest").ref == "crashy:v0"
+    assert store.verify().ok
+    again = store.write("crashy", {"data.bin": b"first"}, type="test")
+    assert (again.created, again.version.ref) == (False, "crashy:v0")
+    assert store.write("crashy", {"data.bin": b"second"}, type="test").version.ref == "crashy:v1"
+    assert store.get("crashy:latest").ref == "crashy:v1"

@@ -131,7 +131,21 @@ class ArtifactStore:
         return self.layout.committed_versions(validate_name(name))
 
     def aliases(self, name: str) -> dict[str, int]:
-        return AliasLog(self.layout.alias_log(validate_name(name))).current()
+        return self._current_aliases(name, AliasLog(self.layout.alias_log(validate_name(name))))
+
+    def _current_aliases(self, name: str, log: AliasLog) -> dict[str, int]:
+        """The replayed alias log, with `latest` on the newest version when the log has none yet.
+
+        A writer killed between publishing its manifest (the commit) and logging the `latest`
+        move leaves a whole version no alias names; for the very first version that would leave
+        the artifact without `latest`, so `latest` falls back to the newest committed version.
+        """
+        aliases = log.current()
+        if LATEST not in aliases:
+            committed = self.layout.committed_versions(name)
+            if committed:
+                aliases[LATEST] = committed[-1]
+        return aliases
 
     def alias_log(self, name: str) -> list[AliasMove]:
         """Every alias move of ``name``, oldest first: who moved which alias, when and why."""
@@ -385,7 +399,7 @@ class ArtifactStore:
         parsed = _parse(ref)
         with self._artifact_locked(parsed.name):
             log = AliasLog(self.layout.alias_log(parsed.name))
-            aliases = log.current()
+            aliases = self._current_aliases(parsed.name, log)
             target = self._with_state(
                 self._read_manifest(parsed.name, self._resolve(parsed, aliases)), aliases
             )
