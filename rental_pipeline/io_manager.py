@@ -96,9 +96,10 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Any:
         store = self.artifact_store.store()
         ref = self.input_ref(context)
-        if context.has_asset_key and context.step_context is not None:
-            self._loaded.setdefault((context.step_context.run_id, context.step_context.step.key), []).append(ref)
-        context.add_input_metadata({ARTIFACT_KEY: ref})
+        step = _step_context(context)
+        if step is not None:  # outside a run (e.g. an asset value loader) there is nothing to record
+            self._loaded.setdefault((step.run_id, step.step.key), []).append(ref)
+            context.add_input_metadata({ARTIFACT_KEY: ref})
         return store.load(ref)
 
     def input_ref(self, context: dg.InputContext) -> str:
@@ -109,12 +110,27 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         pin = self.pins.get(name)
         if pin:
             return store.get(pin if ":" in pin else f"{name}:{pin}").ref
-        event = context.instance.get_latest_materialization_event(context.asset_key)
+        instance = _instance(context)
+        event = instance.get_latest_materialization_event(context.asset_key) if instance else None
         if event is not None and event.asset_materialization is not None:
             recorded = event.asset_materialization.metadata.get(ARTIFACT_KEY)
             if recorded is not None:
                 return str(parse_ref(str(recorded.value)))
         return store.get(f"{name}:latest").ref
+
+
+def _step_context(context: dg.InputContext) -> Any:
+    try:
+        return context.step_context
+    except Exception:  # noqa: BLE001 - Dagster raises when the input is loaded outside a step
+        return None
+
+
+def _instance(context: dg.InputContext) -> dg.DagsterInstance | None:
+    try:
+        return context.instance
+    except Exception:  # noqa: BLE001 - no instance outside a run: fall back to the latest alias
+        return None
 
 
 def _plain_facts(metadata: Any) -> dict[str, Any]:

@@ -152,3 +152,13 @@ def test_a_store_root_in_config_is_honoured(instance, tmp_path):
 def test_default_resources_follow_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("RENTAL_PIPELINE_HOME", str(tmp_path / "home"))
     assert default_resources()["artifact_store"].store().root == tmp_path / "home" / "artifacts"
+
+
+def test_stored_values_load_outside_a_run(instance):
+    """Notebooks and scripts use Dagster's asset value loader; it goes through the same IO manager."""
+    from rental_pipeline.definitions import defs
+
+    materialize(instance)
+    with defs.get_asset_value_loader(instance=instance) as loader:
+        clean = loader.load_asset_value("clean_sample")
+    assert len(clean) == ArtifactStore(default_root()).get("clean_sample:v0").metadata["facts"]["dagster/row_count"]
