@@ -11,7 +11,7 @@ export WANDB_MODE ?= offline
 
 DEFS := -m rental_pipeline.definitions
 
-.PHONY: setup run test dev validate materialize-clean clean
+.PHONY: setup run test dev validate materialize-clean clean bench
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -26,25 +26,34 @@ setup: $(VENV)/.installed
 $(DAGSTER_HOME):
 	mkdir -p $@
 
+# The project's instance config (SQLite, one-run queue), copied once: an existing one is kept.
+$(DAGSTER_HOME)/dagster.yaml: | $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
 ## Build the whole graph on the built-in synthetic listings and print the test MAE.
-run: setup | $(DAGSTER_HOME)
+run: setup | $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster job execute $(DEFS) -j training_job
 	$(BIN)/rental-pipeline summary
 
 ## Run the test suite.
-test: setup
+test: setup | $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Open the web UI on http://127.0.0.1:3000
-dev: setup | $(DAGSTER_HOME)
+dev: setup | $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev
 
-validate: setup | $(DAGSTER_HOME)
+validate: setup | $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster definitions validate $(DEFS)
 
 ## Re-materialize clean_sample and everything downstream of it, reusing the stored raw_data.
-materialize-clean: setup | $(DAGSTER_HOME)
+materialize-clean: setup | $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster asset materialize $(DEFS) --select 'key:"clean_sample"+'
+
+## Benchmarks: Dagster overhead, incremental runs, scale, model, predict throughput, start-up.
+## Prints a markdown table, writes benchmarks/results/latest.json. BENCH_ARGS=--quick for small sizes.
+bench: setup
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(RENTAL_PIPELINE_HOME)

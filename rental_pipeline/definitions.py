@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from rental_pipeline.assets import cleaning, evaluation, ingest, prediction, split, sweep, training
+from rental_pipeline.automation import all_schedules, all_sensors
 from rental_pipeline.checks import all_checks
 from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
 
@@ -47,6 +48,8 @@ defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
     jobs=[training_job, checks_job, sweep_job, predict_job],
+    schedules=all_schedules,
+    sensors=all_sensors,
     resources=default_resources(),
     # One process for the whole run: the graph is a chain, so per-step processes only add start-up.
     executor=dg.in_process_executor,

@@ -1,0 +1,99 @@
+"""Weekly retraining: a Monday-morning schedule and a sensor on the landing folder.
+
+Both start `training_job` (the whole graph) with `raw_data` reading the new drop; every other stage
+keeps its configured defaults. They are off until someone turns them on, in the UI (Automation),
+with `dagster schedule start` / `dagster sensor start`, or for a deployment by setting
+`RENTAL_PIPELINE_AUTOMATION=on` in the code location's environment. Turning them on needs the
+Dagster daemon running: `dagster dev` starts one; a Helm deployment runs one.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from rental_pipeline.landing import LANDING_VARIABLE, LandingCursor, landing_folder, scan
+
+TRAINING_JOB = "training_job"
+AUTOMATION_VARIABLE = "RENTAL_PIPELINE_AUTOMATION"
+WEEKLY_SOURCE_VARIABLE = "RENTAL_PIPELINE_WEEKLY_SOURCE"
+
+WEEKLY_CRON = "0 6 * * 1"  # Mondays 06:00
+WEEKLY_TIMEZONE = "America/New_York"
+LANDING_INTERVAL_SECONDS = 30
+
+
+def automation_enabled() -> bool:
+    """Off unless `RENTAL_PIPELINE_AUTOMATION` is on: a laptop should not start training by itself."""
+    return os.environ.get(AUTOMATION_VARIABLE, "").strip().lower() in {"1", "on", "true", "yes"}
+
+
+def training_run_config(source: str) -> dict[str, Any]:
+    """Run config of `training_job` that trains on `source` (a path or URL) with every other default."""
+    return {"ops": {"raw_data": {"config": {"source": source}}}}
+
+
+@dg.schedule(
+    name="weekly_training",
+    cron_schedule=WEEKLY_CRON,
+    execution_timezone=WEEKLY_TIMEZONE,
+    job_name=TRAINING_JOB,
+    default_status=dg.DefaultScheduleStatus.RUNNING if automation_enabled() else dg.DefaultScheduleStatus.STOPPED,
+    description=f"Mondays 06:00 New York time: retrain on the listings at ${WEEKLY_SOURCE_VARIABLE} "
+    "(a path or URL the provider refreshes weekly). Skips, saying so, while that variable is unset.",
+)
+def weekly_training(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    source = os.environ.get(WEEKLY_SOURCE_VARIABLE, "").strip()
+    if not source:
+        return dg.SkipReason(
+            f"{WEEKLY_SOURCE_VARIABLE} is not set: nothing to retrain on. Set it to the path or URL of the "
+            f"weekly listings file, or drop files into the landing folder instead."
+        )
+    week = context.scheduled_execution_time.strftime("%Y-%m-%d") if context.scheduled_execution_time else "now"
+    return dg.RunRequest(
+        run_key=f"weekly:{week}",
+        run_config=training_run_config(source),
+        tags={"rental_pipeline/trigger": "weekly_training", "rental_pipeline/source": source},
+    )
+
+
+@dg.sensor(
+    name="landing_sensor",
+    job_name=TRAINING_JOB,
+    minimum_interval_seconds=LANDING_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING if automation_enabled() else dg.DefaultSensorStatus.STOPPED,
+    description=f"One training run per new CSV in the landing folder (${LANDING_VARIABLE}, default "
+    "$RENTAL_PIPELINE_HOME/landing), started once the file's size and time stop changing between two ticks.",
+)
+def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    folder = landing_folder()
+    if not folder.is_dir():
+        return dg.SensorResult(
+            skip_reason=f"landing folder {folder} does not exist (create it, or set {LANDING_VARIABLE})",
+            cursor=context.cursor,
+        )
+    found = scan(folder, LandingCursor.from_json(context.cursor))
+    run_requests = [
+        dg.RunRequest(
+            run_key=drop.run_key,
+            run_config=training_run_config(str(drop.path)),
+            tags={"rental_pipeline/trigger": "landing_sensor", "rental_pipeline/source": str(drop.path)},
+        )
+        for drop in found.ready
+    ]
+    for drop in found.ready:
+        context.log.info(f"starting training_job on {drop.path} ({drop.size:,} bytes)")
+    skip_reason = None
+    if not run_requests:
+        if found.waiting:
+            names = ", ".join(drop.name for drop in found.waiting)
+            skip_reason = f"waiting for {names} in {folder} to stop changing"
+        else:
+            skip_reason = f"no new CSV file in {folder}"
+    return dg.SensorResult(run_requests=run_requests, skip_reason=skip_reason, cursor=found.cursor.to_json())
+
+
+all_schedules = [weekly_training]
+all_sensors = [landing_sensor]

@@ -1,0 +1,233 @@
+"""The weekly schedule and the landing-folder sensor, evaluated as Dagster evaluates them, on real folders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from rental_pipeline.automation import (
+    AUTOMATION_VARIABLE,
+    WEEKLY_SOURCE_VARIABLE,
+    landing_sensor,
+    training_run_config,
+    weekly_training,
+)
+from rental_pipeline.landing import LANDING_VARIABLE, LandingCursor, landing_folder
+from rental_pipeline.synthetic import generate_listings
+from rental_pipeline_tests.conftest import PROJECT_ROOT, materialize, materialized
+
+
+@pytest.fixture
+def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    monkeypatch.setenv(LANDING_VARIABLE, str(folder))
+    return folder
+
+
+@pytest.fixture
+def dagster_instance() -> dg.DagsterInstance:
+    # Sensor and schedule contexts need a persistent instance; DAGSTER_HOME is this test's own folder.
+    with dg.DagsterInstance.get() as instance:
+        yield instance
+
+
+def write_drop(path: Path, rows: int = 40, seed: int = 1) -> Path:
+    generate_listings(rows=rows, seed=seed).to_csv(path, index=False)
+    return path
+
+
+def tick(instance: dg.DagsterInstance, cursor: str | None):
+    """One sensor evaluation, as the daemon does it: a fresh context carrying only the stored cursor."""
+    return landing_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+
+
+def training_job_def():
+    from rental_pipeline.definitions import defs
+
+    return defs.resolve_job_def("training_job")
+
+
+# -- schedule ---------------------------------------------------------------------------------
+
+
+def test_weekly_schedule_targets_training_job_on_monday_mornings_in_new_york():
+    assert weekly_training.cron_schedule == "0 6 * * 1"
+    assert weekly_training.execution_timezone == "America/New_York"
+    assert weekly_training.job_name == "training_job"
+    assert weekly_training.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+def test_weekly_schedule_skips_with_a_reason_until_a_source_is_configured(dagster_instance, monkeypatch):
+    monkeypatch.delenv(WEEKLY_SOURCE_VARIABLE, raising=False)
+    monday = dt.datetime(2026, 11, 30, 6, 0, tzinfo=ZoneInfo("America/New_York"))
+    result = weekly_training.evaluate_tick(
+        dg.build_schedule_context(instance=dagster_instance, scheduled_execution_time=monday)
+    )
+    assert not result.run_requests
+    assert WEEKLY_SOURCE_VARIABLE in result.skip_message
+
+
+def test_weekly_schedule_trains_on_the_configured_source(dagster_instance, monkeypatch, tmp_path):
+    source = write_drop(tmp_path / "weekly.csv")
+    monkeypatch.setenv(WEEKLY_SOURCE_VARIABLE, str(source))
+    monday = dt.datetime(2026, 11, 30, 6, 0, tzinfo=ZoneInfo("America/New_York"))
+    result = weekly_training.evaluate_tick(
+        dg.build_schedule_context(instance=dagster_instance, scheduled_execution_time=monday)
+    )
+    assert result.skip_message is None
+    [request] = result.run_requests
+    assert request.run_key == "weekly:2026-11-30"
+    assert request.run_config == {"ops": {"raw_data": {"config": {"source": str(source)}}}}
+    assert dg.validate_run_config(training_job_def(), request.run_config)
+
+
+# -- landing folder ----------------------------------------------------------------------------
+
+
+def test_landing_folder_defaults_under_the_project_home(monkeypatch, tmp_path):
+    monkeypatch.delenv(LANDING_VARIABLE, raising=False)
+    monkeypatch.setenv("RENTAL_PIPELINE_HOME", str(tmp_path / "home"))
+    assert landing_folder() == (tmp_path / "home" / "landing").resolve()
+    monkeypatch.setenv(LANDING_VARIABLE, str(tmp_path / "drops"))
+    assert landing_folder() == (tmp_path / "drops").resolve()
+
+
+def test_missing_landing_folder_is_a_skip_that_names_it(dagster_instance, monkeypatch, tmp_path):
+    monkeypatch.setenv(LANDING_VARIABLE, str(tmp_path / "nowhere"))
+    result = tick(dagster_instance, None)
+    assert not result.run_requests
+    assert "nowhere" in result.skip_message and "does not exist" in result.skip_message
+
+
+def test_one_run_per_new_file_once_it_is_stable_and_never_twice(dagster_instance, landing):
+    assert "no new CSV" in tick(dagster_instance, None).skip_message
+
+    first = write_drop(landing / "listings-2026-11-23.csv")
+    # First sight: the file may still be growing, so it only becomes pending.
+    seen = tick(dagster_instance, None)
+    assert not seen.run_requests
+    assert "listings-2026-11-23.csv" in seen.skip_message
+
+    started = tick(dagster_instance, seen.cursor)
+    [request] = started.run_requests
+    stat = first.stat()
+    assert request.run_key == f"{first.resolve()}:{stat.st_mtime_ns}:{stat.st_size}"
+    assert request.run_config == training_run_config(str(first.resolve()))
+    assert request.tags["rental_pipeline/source"] == str(first.resolve())
+    assert dg.validate_run_config(training_job_def(), request.run_config)
+
+    # The same file again, however many ticks later: nothing.
+    again = tick(dagster_instance, started.cursor)
+    assert not again.run_requests
+    assert not tick(dagster_instance, again.cursor).run_requests
+
+    # A second file: exactly one more run, for that file only.
+    second = write_drop(landing / "listings-2026-11-30.csv", seed=2)
+    pending = tick(dagster_instance, again.cursor)
+    assert not pending.run_requests
+    [request] = tick(dagster_instance, pending.cursor).run_requests
+    assert request.run_config == training_run_config(str(second.resolve()))
+
+
+def test_a_file_still_being_written_waits_until_it_stops_changing(dagster_instance, landing, tmp_path):
+    whole = write_drop(tmp_path / "whole.csv", rows=200).read_bytes()
+    growing = landing / "big.csv"
+    growing.write_bytes(whole[: len(whole) // 2])
+
+    first = tick(dagster_instance, None)
+    assert not first.run_requests
+    with growing.open("ab") as handle:  # the copy goes on between two ticks
+        handle.write(whole[len(whole) // 2 :])
+    still_changing = tick(dagster_instance, first.cursor)
+    assert not still_changing.run_requests
+    assert "big.csv" in still_changing.skip_message
+
+    [request] = tick(dagster_instance, still_changing.cursor).run_requests
+    assert request.run_key.endswith(f":{len(whole)}")
+
+
+def test_partial_and_hidden_names_are_ignored_until_renamed(dagster_instance, landing):
+    part = write_drop(landing / "week.csv.part")
+    write_drop(landing / ".week.csv")
+    (landing / "empty.csv").touch()
+    (landing / "notes.txt").write_text("not a drop")
+    (landing / "archive.csv").mkdir()
+
+    cursor = None
+    for _ in range(3):
+        result = tick(dagster_instance, cursor)
+        assert not result.run_requests
+        assert result.skip_message.startswith("no new CSV")
+        cursor = result.cursor
+
+    part.rename(landing / "week.csv")  # the atomic rename that publishes the drop
+    result = tick(dagster_instance, cursor)
+    [request] = tick(dagster_instance, result.cursor).run_requests
+    assert request.run_config == training_run_config(str((landing / "week.csv").resolve()))
+
+
+def test_cursor_round_trip_survives_a_restart_and_forgets_files_that_left(dagster_instance, landing):
+    a = write_drop(landing / "a.csv")
+    b = write_drop(landing / "b.csv", seed=2)
+    cursor = tick(dagster_instance, None).cursor
+    result = tick(dagster_instance, cursor)
+    assert sorted(r.run_config["ops"]["raw_data"]["config"]["source"] for r in result.run_requests) == [
+        str(a.resolve()),
+        str(b.resolve()),
+    ]
+
+    # The cursor is plain JSON that parses back to the same state, and a fresh context (a daemon
+    # restart) with it starts nothing.
+    state = LandingCursor.from_json(result.cursor)
+    assert state.to_json() == result.cursor
+    assert set(state.started) == {"a.csv", "b.csv"} and not state.pending
+    assert not tick(dagster_instance, state.to_json()).run_requests
+
+    # A file that leaves the folder is forgotten; a corrected file under an old name is a new drop.
+    b.unlink()
+    os.utime(a, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns + 1_000_000_000))
+    after = tick(dagster_instance, result.cursor)
+    assert set(LandingCursor.from_json(after.cursor).started) == {"a.csv"}
+    [request] = tick(dagster_instance, after.cursor).run_requests
+    assert request.run_key.startswith(f"{a.resolve()}:")
+    assert request.run_key not in {r.run_key for r in result.run_requests}
+
+
+def test_a_broken_cursor_is_an_error_not_a_silent_restart(dagster_instance, landing):
+    write_drop(landing / "a.csv")
+    with pytest.raises(Exception, match="cursor is not valid"):
+        tick(dagster_instance, "{not json")
+
+
+def test_the_requested_run_config_reads_the_dropped_file(dagster_instance, landing, instance):
+    drop = write_drop(landing / "drop.csv", rows=60, seed=3)
+    [request] = tick(dagster_instance, tick(dagster_instance, None).cursor).run_requests
+    result = materialize(instance, request.run_config, selection=["raw_data"])
+    metadata = materialized(result)["raw_data"]
+    assert metadata["source"] == str(drop.resolve())
+    assert metadata["dagster/row_count"] == 60
+
+
+def test_schedule_and_sensor_are_registered_and_follow_the_automation_switch():
+    script = (
+        "from rental_pipeline.definitions import defs\n"
+        "repo = defs.get_repository_def()\n"
+        "print(repo.get_schedule_def('weekly_training').default_status.value,"
+        " repo.get_sensor_def('landing_sensor').default_status.value,"
+        " repo.get_sensor_def('landing_sensor').job_name)\n"
+    )
+    for switch, expected in (("", "STOPPED STOPPED training_job"), ("on", "RUNNING RUNNING training_job")):
+        env = {**os.environ, AUTOMATION_VARIABLE: switch}
+        out = subprocess.run(
+            [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip().splitlines()[-1] == expected

@@ -1,0 +1,348 @@
+"""The web UI end to end: real `dagster dev`, real headless Chromium, clicks a person would make.
+
+Materialize everything from the lineage graph, see every asset materialized and every check
+green, then re-materialize `clean_sample` and its downstream from the graph and check in the
+instance that `raw_data` was reused, not recomputed. Runs keep the default 20,000 synthetic
+listings and model; only the hyperparameter sweep is cut to one trial, through the launchpad.
+
+Skips (saying why) where Chromium or Playwright's Python package is missing. Screenshots land in
+`test-artifacts/ui/` under the repository root (ignored by git), so a person can look at what the
+test saw.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from rental_pipeline_tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path(os.environ.get("RENTAL_PIPELINE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "ui"
+DAGSTER = Path(sys.executable).parent / "dagster"
+START_TIMEOUT = 240
+RUN_TIMEOUT = 600
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _default_signals() -> None:
+    # A process started in the background inherits SIGINT ignored, and dagster maps SIGTERM to
+    # SIGINT's handler, so without this the server would ignore SIGTERM too.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM the server's whole process group, then SIGKILL whatever is left after `timeout`."""
+    group = process.pid
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        process.poll()
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+def log_tail(log: Path, lines: int = 60) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
+
+@pytest.fixture
+def dagster_dev(tmp_path: Path) -> Iterator[str]:
+    """`dagster dev` on a free loopback port, state in this test's folders; yields the base URL."""
+    home = Path(os.environ["DAGSTER_HOME"])
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")  # what `make dev` does
+    port = free_port()
+    log = tmp_path / "dagster-dev.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(DAGSTER), "dev", "-m", "rental_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=PROJECT_ROOT,
+            env=os.environ.copy(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_default_signals,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"dagster dev exited with {process.returncode}:\n{log_tail(log)}")
+            try:
+                with urllib.request.urlopen(f"{base}/server_info", timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"dagster dev did not answer on {base}/server_info in {START_TIMEOUT} s:\n{log_tail(log)}")
+            time.sleep(1)
+        yield base
+    finally:
+        stop_process_group(process)
+        if SCREENSHOTS.is_dir():
+            shutil.copy(log, SCREENSHOTS / "dagster-dev.log")
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("Playwright's Python package is not installed (pip install playwright)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def new_run_id(instance: dg.DagsterInstance, known: set[str], timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fresh = [run.run_id for run in instance.get_runs() if run.run_id not in known]
+        if fresh:
+            assert len(fresh) == 1, f"expected one new run, found {fresh}"
+            return fresh[0]
+        time.sleep(0.5)
+    raise AssertionError(f"no run was launched within {timeout} s of the click")
+
+
+def wait_for_success(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.is_finished:
+            if run.status != dg.DagsterRunStatus.SUCCESS:
+                errors = [
+                    event.message or str(event.dagster_event.event_specific_data)
+                    for event in instance.all_logs(run_id)
+                    if event.dagster_event is not None and event.dagster_event.is_failure
+                ]
+                raise AssertionError(f"run {run_id} ended {run.status.value}: {errors}")
+            return run
+        time.sleep(1)
+    raise AssertionError(f"run {run_id} did not finish within {RUN_TIMEOUT} s")
+
+
+def executed(instance: dg.DagsterInstance, run_id: str) -> tuple[set[str], set[str]]:
+    """Step keys started and asset names materialized in one run."""
+    steps = {
+        event.dagster_event.step_key
+        for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+    }
+    assets = {
+        event.dagster_event.asset_key.to_user_string()
+        for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    }
+    return steps, assets
+
+
+def assert_checks_green(instance: dg.DagsterInstance, check_keys: set[dg.AssetCheckKey], run_id: str) -> None:
+    """Each of these checks was evaluated in `run_id`, and passed."""
+    outcome = {}
+    for key in check_keys:
+        record = instance.get_latest_asset_check_evaluation_record(key)
+        outcome[key.to_user_string()] = (
+            "never ran" if record is None else "not in this run" if record.run_id != run_id else record.status.value
+        )
+    assert set(outcome.values()) == {"SUCCEEDED"}, f"asset checks not green: {outcome}"
+
+
+def open_lineage(page, base: str) -> None:
+    page.goto(f"{base}/asset-groups", wait_until="networkidle")
+    page.get_by_role("button", name="Materialize all").wait_for()
+    # Groups start collapsed: the graph settings menu expands them all (the page remembers it).
+    settings = page.locator("button:has([aria-label='settings'])").last
+    settings.click()
+    orientation = page.get_by_role("menuitem", name="Change graph to vertical orientation")
+    orientation.wait_for()
+    expand = page.get_by_role("menuitem", name="Expand all groups")
+    if expand.count():
+        expand.click()
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(300)
+    if orientation.is_visible():
+        settings.click()  # the menu can outlive Escape: its own button closes it
+    orientation.wait_for(state="hidden")
+    page.get_by_text("clean_sample", exact=True).last.wait_for()
+
+
+def small_sweep_config(asset_names: set[str]) -> str | None:
+    """Launchpad config that keeps a UI run short: the default 20,000 synthetic listings and model,
+    but a one-trial hyperparameter sweep (the full grid trains 15 forests). None: nothing to shrink."""
+    if "sweep_leaderboard" not in asset_names:
+        return None
+    return (
+        "ops:\n"
+        "  sweep_leaderboard:\n"
+        "    config:\n"
+        "      max_tfidf_features: [5]\n"
+        "      max_features: [0.5]\n"
+        "      n_estimators: [10]\n"
+    )
+
+
+def materialize_all(page, config: str | None, screenshot: Path) -> None:
+    """Click "Materialize all"; with config, shift-click it and launch from the launchpad instead."""
+    button = page.get_by_role("button", name="Materialize all")
+    if config is None:
+        button.click()
+        return
+    button.click(modifiers=["Shift"])
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Launchpad (configure assets)").wait_for()
+    dialog.locator(".CodeMirror").first.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(config)
+    dialog.get_by_text("No errors", exact=True).wait_for()
+    page.screenshot(path=screenshot)
+    dialog.locator("button").filter(has_text=re.compile(r"^\s*Materialize\s*$")).last.click()
+
+
+def test_materialize_all_then_clean_sample_and_downstream_from_the_ui(browser, dagster_dev):
+    from rental_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    asset_names = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    check_keys = set(graph.asset_check_keys)
+    checked_assets = sorted({key.asset_key.to_user_string() for key in check_keys})
+    downstream = {key.to_user_string() for key in dg.AssetSelection.assets("clean_sample").downstream().resolve(graph)}
+    assert "raw_data" not in downstream and {"clean_sample", "model_evaluation"} <= downstream
+    config = small_sweep_config(asset_names)
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
+    base = dagster_dev
+    # Wide enough that the fitted graph shows each node's status and checks without zooming.
+    page = browser.new_page(viewport={"width": 2560, "height": 1300})
+    page.set_default_timeout(60_000)
+
+    with dg.DagsterInstance.get() as instance:
+        # 1. The lineage graph, nothing materialized yet: "Materialize all".
+        open_lineage(page, base)
+        for name in asset_names:
+            page.get_by_text(name, exact=True).last.wait_for()
+        page.screenshot(path=SCREENSHOTS / "01-lineage-before.png")
+        known = {run.run_id for run in instance.get_runs()}
+        materialize_all(page, config, SCREENSHOTS / "02-launchpad.png")
+        first = new_run_id(instance, known)
+        page.wait_for_timeout(500)
+        page.screenshot(path=SCREENSHOTS / "03-run-launched.png")
+        run = wait_for_success(instance, first)
+
+        steps, materialized = executed(instance, first)
+        assert materialized == asset_names
+        assert run.asset_selection == {dg.AssetKey(name) for name in asset_names}
+        if config is not None:  # the launchpad's config is what the run used
+            assert run.run_config["ops"] == yaml.safe_load(config)["ops"]
+
+        # 2. The UI shows every asset materialized, and every asset check green.
+        page.goto(f"{base}/assets", wait_until="networkidle")
+        page.wait_for_function(
+            "n => [...document.querySelectorAll('body *')]"
+            ".filter(e => e.children.length === 0 && e.textContent.trim() === 'Materialized').length >= n",
+            arg=len(asset_names),
+        )
+        page.screenshot(path=SCREENSHOTS / "04-catalog-materialized.png")
+
+        open_lineage(page, base)
+        page.get_by_text("Materialized", exact=True).first.wait_for()
+        for asset in checked_assets:  # each node's "Asset checks" row: "7 / 7 Passed"
+            expected = sum(1 for key in check_keys if key.asset_key.to_user_string() == asset)
+            page.get_by_text(f"{expected} / {expected} Passed").first.wait_for()
+        page.screenshot(path=SCREENSHOTS / "05-lineage-materialized.png")
+
+        if check_keys:
+            assert_checks_green(instance, check_keys, first)
+            for number, asset in enumerate(checked_assets):
+                expected = sum(1 for key in check_keys if key.asset_key.to_user_string() == asset)
+                page.goto(f"{base}/assets/{asset}?view=checks", wait_until="networkidle")
+                page.get_by_text(f"Checks ({expected})", exact=True).wait_for()
+                succeeded = page.get_by_text("Succeeded", exact=True)
+                page.wait_for_function(
+                    "n => [...document.querySelectorAll('body *')]"
+                    ".filter(e => e.children.length === 0 && e.textContent.trim() === 'Succeeded').length >= n",
+                    arg=expected,
+                )
+                assert succeeded.count() == expected
+                assert page.get_by_text("Failed", exact=True).count() == 0
+                page.screenshot(path=SCREENSHOTS / f"06-checks-{number}-{asset}.png")
+
+        # 3. clean_sample and everything downstream of it, from the graph's context menu.
+        open_lineage(page, base)
+        page.get_by_text("clean_sample", exact=True).last.click(button="right")
+        page.get_by_role("menuitem", name="Show downstream graph").click()
+        page.wait_for_url("**clean_sample**")
+        page.wait_for_timeout(1000)
+        assert page.get_by_text("raw_data", exact=True).count() == 0, "raw_data is still in the filtered graph"
+        for name in downstream:
+            page.get_by_text(name, exact=True).last.wait_for()
+        page.screenshot(path=SCREENSHOTS / "07-downstream-selected.png")
+        known = {run.run_id for run in instance.get_runs()}
+        materialize_all(page, config, SCREENSHOTS / "08-launchpad-downstream.png")
+        second = new_run_id(instance, known)
+        run = wait_for_success(instance, second)
+
+        steps, materialized = executed(instance, second)
+        assert materialized == downstream
+        assert "raw_data" not in steps, f"raw_data was re-executed: steps {sorted(steps)}"
+        assert run.asset_selection == {dg.AssetKey(name) for name in downstream}
+        raw_history = instance.fetch_materializations(dg.AssetKey("raw_data"), limit=10).records
+        assert [record.run_id for record in raw_history] == [first]
+        if check_keys:
+            downstream_checks = {key for key in check_keys if key.asset_key.to_user_string() in downstream}
+            assert_checks_green(instance, downstream_checks, second)
+
+        page.goto(f"{base}/runs/{second}", wait_until="networkidle")
+        page.get_by_text("Success", exact=True).first.wait_for()
+        page.screenshot(path=SCREENSHOTS / "09-downstream-run.png")
