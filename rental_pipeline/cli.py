@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +173,12 @@ def sweep_show(ref: str) -> None:
 @click.argument("ref", default="sweep_leaderboard:latest")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the run config here (default: print it).")
-def sweep_best(ref: str, output: Path | None) -> None:
-    """Run config that trains the winning configuration: pass it to training_job with -c."""
+@click.option("--train", "train", is_flag=True,
+              help="Then run training_job with it (through `dagster job execute`).")
+@click.option("-c", "--config", "extra_configs", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="With --train: more run config files for the other ops (e.g. raw_data's source).")
+def sweep_best(ref: str, output: Path | None, train: bool, extra_configs: tuple[str, ...]) -> None:
+    """Run config that trains the winning configuration: pass it to training_job with -c, or --train."""
     import yaml
 
     from rental_pipeline.sweep import best_training_config
@@ -180,12 +187,29 @@ def sweep_best(ref: str, output: Path | None) -> None:
     base = dict(version.metadata.get("config", {}).get("training", {}))
     run_config = {"ops": {"inference_pipeline": {"config": best_training_config(board, base)}}}
     text = f"# best of {version.ref}: validation MAE {board['val_mae'].iloc[0]:.3f}\n" + yaml.safe_dump(run_config)
-    if output is None:
+    if output is None and not train:
         click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}; train it with: dagster job execute -m rental_pipeline.definitions "
-                   f"-j training_job -c {output}")
+        return
+    if output is None:
+        output = _scratch_config()
+    output.write_text(text, encoding="utf-8")
+    command = [sys.executable, "-m", "dagster", "job", "execute", "-m", "rental_pipeline.definitions",
+               "-j", "training_job", "-c", str(output)]
+    for extra in extra_configs:
+        command += ["-c", extra]
+    if not train:
+        click.echo(f"wrote {output}; train it with: {' '.join(command[2:])}")
+        return
+    click.echo(f"training the best of {version.ref}: {' '.join(command[2:])}", err=True)
+    raise SystemExit(subprocess.run(command, check=False).returncode)
+
+
+def _scratch_config() -> Path:
+    import tempfile
+
+    handle, name = tempfile.mkstemp(prefix="sweep-best-", suffix=".yaml")
+    os.close(handle)
+    return Path(name)
 
 
 def _format(value: object) -> str:

@@ -79,3 +79,20 @@ def test_sweep_job_records_trials_and_its_best_config_trains_next(instance, isol
     trained = materialized(materialize(instance, config, selection=["inference_pipeline"]))["inference_pipeline"]
     assert trained["val_mae"] == pytest.approx(board["val_mae"].iloc[0])
     assert metadata["best_val_mae"] == pytest.approx(board["val_mae"].iloc[0])
+
+
+@pytest.mark.slow
+def test_best_config_trains_in_one_command(instance, tmp_path):
+    """`sweep best --train` runs training_job through the dagster CLI in a real subprocess."""
+    materialize(instance, run_config(), selection=["raw_data", "clean_sample", "trainval_data", "test_data"])
+    materialize(instance, run_config(), selection=["sweep_leaderboard"])
+    small = tmp_path / "small.yaml"
+    small.write_text(yaml.safe_dump({"ops": {"raw_data": {"config": {"rows": 1_500, "seed": 7}},
+                                             "clean_sample_checks": {"config": {"min_rows": 100}}}}))
+    result = CliRunner().invoke(main, ["sweep", "best", "--train", "-c", str(small)])
+    assert result.exit_code == 0, result.output
+    store = ArtifactStore(default_root())
+    trained = store.get("inference_pipeline:latest")
+    assert trained.metadata["config"]["model"] == "random_forest"
+    board = store.load("sweep_leaderboard:latest")
+    assert trained.metadata["config"]["random_forest"]["max_features"] == board["random_forest.max_features"].iloc[0]
