@@ -27,7 +27,7 @@ from rental_pipeline.validation import (
     judge_borough_drift,
     kl_divergence_bits,
 )
-from rental_pipeline_tests.conftest import executed_steps, run_config
+from rental_pipeline_tests.conftest import executed_steps, materialize, run_config
 
 DATA_ASSETS = ("raw_data", "clean_sample", "trainval_data", "test_data")
 SMALL_BOUNDS = {"min_rows": 100}
@@ -51,17 +51,8 @@ def no_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
 def materialize_checked(
     instance: dg.DagsterInstance, config: dict, selection: Any = None
 ) -> dg.ExecuteInProcessResult:
-    """Materialize with the asset checks and the resources of the code location."""
-    from rental_pipeline.definitions import all_assets, default_resources
-
-    return dg.materialize(
-        [*all_assets, *all_checks],
-        instance=instance,
-        selection=selection,
-        run_config=config,
-        resources=default_resources(),
-        raise_on_error=False,
-    )
+    """Materialize with the asset checks and the resources of the code location; failures are results."""
+    return materialize(instance, config, selection, raise_on_error=False)
 
 
 def artifact_store() -> ArtifactStore:
