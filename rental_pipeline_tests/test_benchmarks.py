@@ -1,0 +1,85 @@
+"""The benchmark runner (`make bench`), once at a tiny size: the table and the JSON come out.
+
+Nothing here asserts a time: the figures depend on the machine. The runner's own logic (parsing
+Dagster's step durations, the README section) is checked in-process.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rental_pipeline_tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_smoke_run_prints_the_table_and_writes_json(tmp_path: Path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--mode", "smoke", "--only", "overhead,incremental",
+         "--json", str(out), "--scratch", str(tmp_path)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = result.stdout
+    assert table.startswith("| # | measure | value | goal | status |")
+    assert "dagster / floor" in table
+    assert "new versions made by that re-run" in table
+
+    report = json.loads(out.read_text())
+    assert report["meta"]["mode"] == "smoke"
+    assert report["meta"]["errors"] == []
+    assert report["meta"]["machine"]["versions"]["dagster"]
+    (overhead,) = report["results"]["overhead"].values()
+    assert overhead["ratio"] > 0
+    assert overhead["same_test_mae"], "the floor and the Dagster run must compute the same model"
+    assert overhead["unchanged_new_versions"] == 0
+    pair = overhead["pairs"][0]
+    assert pair["dagster"]["peak_rss"] > 0 and pair["floor"]["peak_rss"] > 0
+    assert "inference_pipeline" in pair["model_change"]["new_versions"]
+    assert {row["section"] for row in report["table"]} == {"1 overhead", "2 incremental"}
+    # Only temporary folders under --scratch were used, and they are gone.
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+
+
+def test_step_durations_are_read_from_dagster_logs():
+    from benchmarks.run import step_seconds
+
+    log = (
+        'x - raw_data - STEP_SUCCESS - Finished execution of step "raw_data" in 2.82s.\n'
+        'x - clean_sample - STEP_SUCCESS - Finished execution of step "clean_sample" in 542ms.\n'
+        'x - inference_pipeline - STEP_SUCCESS - Finished execution of step "inference_pipeline" in 4m52s.\n'
+        "x - ENGINE_EVENT - Finished steps in process (pid: 17727) in 5m1s\n"
+    )
+    assert step_seconds(log) == {
+        "raw_data": 2.82, "clean_sample": 0.542, "inference_pipeline": 292.0, "(all steps)": 301.0,
+    }
+
+
+def test_readme_section_is_replaced_in_place(tmp_path: Path):
+    from benchmarks.run import README_END, Report, Row, update_readme
+
+    report = Report(
+        meta={"date": "2026-01-01 00:00 UTC", "mode": "quick", "seconds": 12.0,
+              "load_average": {"start": "1.0", "end": "2.0"},
+              "machine": {"cores": 2, "cpu": "cpu", "memory_bytes": 2**30, "os": "Linux",
+                          "versions": {"python": "3.11", "dagster": "1.13.0"}}},
+        rows=[Row("1 overhead", "ratio", "1.20x", "<= 1.5x", True)],
+    )
+    readme = tmp_path / "README.md"
+    readme.write_text("# title\n\n## Usage\n\ntext\n\n## Layout\n\nfiles\n")
+    update_readme(report, readme)
+    first = readme.read_text()
+    assert first.index("## Usage") < first.index("## Benchmarks") < first.index("## Layout")
+    assert "| 1 overhead | ratio | 1.20x | <= 1.5x | met |" in first
+    assert "shared** 2-core machine" in first
+
+    report.rows[0].value = "1.30x"
+    update_readme(report, readme)
+    second = readme.read_text()
+    assert second.count("## Benchmarks") == 1 and second.count(README_END) == 1
+    assert "1.30x" in second and "1.20x" not in second
+    assert second.endswith("## Layout\n\nfiles\n")
