@@ -114,14 +114,8 @@ def lineage(ref: str, as_json: bool) -> None:
 def predict(model_ref: str, chunk_rows: int, input_csv: Path, output_csv: Path) -> None:
     """Score INPUT_CSV (listings columns) into OUTPUT_CSV with predicted_price and prediction_error."""
     from rental_pipeline.predict import predict_csv
-    from rental_pipeline.store import ArtifactStore, StoreError, default_root
 
-    try:
-        store = ArtifactStore(default_root())
-        version = store.get(model_ref)
-        model = store.load(version)
-    except StoreError as error:
-        raise click.ClickException(str(error)) from error
+    version, model = _load(model_ref)
     click.echo(f"Scoring {input_csv} with {version.ref}", err=True)
     with click.progressbar(length=input_csv.stat().st_size, label="listings", file=click.get_text_stream("stderr")) as bar:
         done = 0
@@ -147,7 +141,8 @@ def sweep() -> None:
     """The hyperparameter sweep's leaderboard (made by `dagster job execute -j sweep_job`)."""
 
 
-def _leaderboard(ref: str) -> tuple[Any, Any]:
+def _load(ref: str) -> tuple[Any, Any]:
+    """(version manifest, stored object) of a reference, or a one-line error naming it."""
     from rental_pipeline.store import ArtifactStore, StoreError, default_root
 
     try:
@@ -162,7 +157,7 @@ def _leaderboard(ref: str) -> tuple[Any, Any]:
 @click.argument("ref", default="sweep_leaderboard:latest")
 def sweep_show(ref: str) -> None:
     """Print the leaderboard, best configuration first."""
-    version, board = _leaderboard(ref)
+    version, board = _load(ref)
     fit_seconds = version.metadata.get("facts", {}).get("fit_seconds_by_trial", {})
     board = board.assign(fit_seconds=board["trial"].astype(str).map(fit_seconds))
     click.echo(f"{version.ref} ({len(board)} trials, made by run {version.run_id})")
@@ -183,7 +178,7 @@ def sweep_best(ref: str, output: Path | None, train: bool, extra_configs: tuple[
 
     from rental_pipeline.sweep import best_training_config
 
-    version, board = _leaderboard(ref)
+    version, board = _load(ref)
     base = dict(version.metadata.get("config", {}).get("training", {}))
     run_config = {"ops": {"inference_pipeline": {"config": best_training_config(board, base)}}}
     text = f"# best of {version.ref}: validation MAE {board['val_mae'].iloc[0]:.3f}\n" + yaml.safe_dump(run_config)

@@ -12,8 +12,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 import rental_pipeline
-from rental_pipeline.home import project_home
-from rental_pipeline.store import ArtifactStore, WandbMirror, parse_ref
+from rental_pipeline.store import ArtifactStore, WandbMirror, default_root, parse_ref
 
 ARTIFACT_KEY = "artifact"
 ARTIFACT_TYPE_KEY = "artifact_type"
@@ -30,7 +29,7 @@ class ArtifactStoreResource(dg.ConfigurableResource):
     )
 
     def store(self) -> ArtifactStore:
-        return ArtifactStore(self.root or project_home() / "artifacts")
+        return ArtifactStore(self.root or default_root())
 
 
 class ArtifactIOManager(dg.ConfigurableIOManager):

@@ -289,7 +289,7 @@ def test_default_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("RENTAL_PIPELINE_HOME", str(tmp_path))
     assert default_root() == tmp_path / "artifacts"
     monkeypatch.delenv("RENTAL_PIPELINE_HOME")
-    assert default_root() == Path(".rental_pipeline") / "artifacts"
+    assert default_root() == Path(".rental_pipeline").resolve() / "artifacts"  # same folder, made absolute
 
 
 def test_store_package_does_not_import_dagster() -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any
 
+from rental_pipeline.home import project_home
+
 from . import codecs
 from .aliases import (
     AliasGuard,
@@ -59,16 +61,12 @@ from .names import (
 if TYPE_CHECKING:
     from .maintenance import GcReport, VerifyReport
 
-HOME_ENV = "RENTAL_PIPELINE_HOME"
-DEFAULT_HOME = ".rental_pipeline"
-
 RefLike = str | VersionManifest
 
 
-def default_root(environ: Mapping[str, str] | None = None) -> Path:
-    """``$RENTAL_PIPELINE_HOME/artifacts``, or ``.rental_pipeline/artifacts`` in the working dir."""
-    environ = os.environ if environ is None else environ
-    return Path(environ.get(HOME_ENV) or DEFAULT_HOME) / "artifacts"
+def default_root() -> Path:
+    """``artifacts`` under the project home (``$RENTAL_PIPELINE_HOME``, else ``.rental_pipeline``)."""
+    return project_home() / "artifacts"
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,13 @@ reports, and imported into the store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -166,10 +167,9 @@ class WandbMirror:
         aliases = list(manifest.aliases if aliases is None else aliases)
         with self.store.pinned():  # no gc between checking the blobs and recording the run
             paths = self.store.paths(manifest)
-            run = self._init(
+            with self._run(
                 wandb, project=project, job_type=job_type, group=group, run_name=run_name, config=run_config
-            )
-            try:
+            ) as run:
                 run_dir = Path(run.settings.sync_dir)
                 if self.mode == "offline":
                     self.pending.add(
@@ -189,18 +189,8 @@ class WandbMirror:
                 run.log_artifact(artifact, aliases=aliases)
                 if self.mode == "online":
                     artifact.wait()
-                url = None if self.mode == "offline" else run.url
-                run_id = run.id
-            finally:
-                run.finish()
-        return MirrorResult(
-            self.mode,
-            manifest.ref,
-            run_id=run_id,
-            run_dir=run_dir if self.mode == "offline" else None,
-            url=url,
-            seconds=time.perf_counter() - started,
-        )
+                result = self._result(run, manifest.ref, started)
+        return result
 
     def record_run(
         self,
@@ -218,31 +208,32 @@ class WandbMirror:
             return MirrorResult("disabled", "")
         import wandb
 
-        run = self._init(
+        with self._run(
             wandb,
             project=project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
             job_type=job_type,
             group=group,
             run_name=run_name,
             config=dict(config),
-        )
-        try:
+        ) as run:
             run.summary.update(dict(summary))
-            run_dir = Path(run.settings.sync_dir)
-            url = None if self.mode == "offline" else run.url
-            run_id = run.id
-        finally:
-            run.finish()
+            result = self._result(run, "", started)
+        return result
+
+    def _result(self, run: Any, artifact: str, started: float) -> MirrorResult:
+        """Where the run can be found: its folder offline (for `wandb sync`), its page online."""
+        offline = self.mode == "offline"
         return MirrorResult(
             self.mode,
-            "",
-            run_id=run_id,
-            run_dir=run_dir if self.mode == "offline" else None,
-            url=url,
+            artifact,
+            run_id=run.id,
+            run_dir=Path(run.settings.sync_dir) if offline else None,
+            url=None if offline else run.url,
             seconds=time.perf_counter() - started,
         )
 
-    def _init(
+    @contextlib.contextmanager
+    def _run(
         self,
         wandb: Any,
         *,
@@ -251,9 +242,10 @@ class WandbMirror:
         group: str | None,
         run_name: str | None,
         config: Mapping[str, Any],
-    ) -> Any:
+    ) -> Iterator[Any]:
+        """A started W&B run, finished on the way out whatever happens inside."""
         self.wandb_dir.mkdir(parents=True, exist_ok=True)
-        return wandb.init(
+        run = wandb.init(
             project=project,
             entity=self.entity,
             job_type=job_type,
@@ -264,6 +256,10 @@ class WandbMirror:
             mode=self.mode,
             settings=_settings(wandb),
         )
+        try:
+            yield run
+        finally:
+            run.finish()
 
     @staticmethod
     def _draft(wandb: Any, manifest: VersionManifest, paths: Mapping[str, Path]) -> Any:
