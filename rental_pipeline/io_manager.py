@@ -4,6 +4,11 @@ The store decides versions (a new one only when the bytes change) and the Dagste
 remembers which version each materialization produced, so an input is loaded as the exact version
 its upstream's latest materialization recorded, not whatever `latest` points at by then (another
 run may have moved it). A pin in config overrides that, e.g. to evaluate `inference_pipeline:prod`.
+
+New versions are mirrored to W&B on a background thread while the run goes on; the IO manager
+waits for those W&B runs when Dagster tears it down (the end of the run with the in-process
+executor, the end of each step with a process per step), and logs where each one landed. Loaded
+versions are kept decoded until then, so checks and the downstream asset read a version once.
 """
 
 from typing import Any
@@ -12,7 +17,16 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 import rental_pipeline
-from rental_pipeline.store import ArtifactStore, WandbMirror, default_root, parse_ref
+from rental_pipeline.store import (
+    ArtifactStore,
+    MirrorQueue,
+    ValueCache,
+    WandbMirror,
+    default_root,
+    parse_ref,
+    project_name,
+)
+
 
 ARTIFACT_KEY = "artifact"
 ARTIFACT_TYPE_KEY = "artifact_type"
@@ -47,6 +61,28 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         "e.g. {inference_pipeline: prod} or {clean_sample: v3}.",
     )
     _loaded: dict[tuple[str, str], list[str]] = PrivateAttr(default_factory=dict)
+    _mirrors: MirrorQueue | None = PrivateAttr(default=None)
+    _values: ValueCache = PrivateAttr(default_factory=ValueCache)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._values.clear()
+        if self._mirrors is None:
+            return
+        for outcome in self._mirrors.wait():
+            if outcome.error is not None:
+                context.log.warning(
+                    f"W&B run {outcome.run_id} could not mirror {outcome.artifact} (it stays stored): "
+                    f"{outcome.error}"
+                )
+            elif outcome.result is not None:
+                where = outcome.result.url or outcome.result.run_dir or outcome.result.mode
+                context.log.info(f"W&B run {outcome.run_id} holds {outcome.artifact}: {where}")
+        self._mirrors = None
+
+    def _mirror_queue(self, store: ArtifactStore) -> MirrorQueue:
+        if self._mirrors is None:
+            self._mirrors = MirrorQueue(WandbMirror(store, mode=self.wandb_mode))
+        return self._mirrors
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         store = self.artifact_store.store()
@@ -77,16 +113,15 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             "artifact_path": dg.MetadataValue.path(str(store.layout.collection(name))),
         }
         if result.created:
-            mirror = WandbMirror(store, mode=self.wandb_mode)
-            mirrored = mirror.mirror(
-                version, job_type=name, project=self.wandb_project, group=context.run_id, config=_op_config(context)
-            )
-            if mirrored.url:
-                metadata["wandb_run"] = dg.MetadataValue.url(mirrored.url)
-            elif mirrored.run_dir:
-                metadata["wandb_run"] = dg.MetadataValue.path(str(mirrored.run_dir))
+            mirrors = self._mirror_queue(store)
+            if mirrors.mode == "disabled":
+                metadata["wandb_run"] = "not mirrored (W&B disabled)"
             else:
-                metadata["wandb_run"] = f"not mirrored (W&B {mirrored.mode})"
+                project = project_name(self.wandb_project)
+                run_id = mirrors.submit(
+                    version, job_type=name, project=project, group=context.run_id, config=_op_config(context)
+                )
+                metadata["wandb_run"] = f"{run_id} ({mirrors.mode}, project {project})"
         else:
             metadata["wandb_run"] = f"unchanged: {version.ref} was mirrored when first written"
         context.log.info(f"{'Stored new' if result.created else 'Reused'} artifact {version.ref} ({version.digest})")
@@ -99,7 +134,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         if step is not None:  # outside a run (e.g. an asset value loader) there is nothing to record
             self._loaded.setdefault((step.run_id, step.step.key), []).append(ref)
             context.add_input_metadata({ARTIFACT_KEY: ref})
-        return store.load(ref)
+        return self._values.get(store.get(ref), lambda: store.load(ref))
 
     def input_ref(self, context: dg.InputContext) -> str:
         """The exact `name:vN` to load: a configured pin, else the version the upstream's latest
@@ -162,7 +197,7 @@ def loaded_artifacts(context: dg.AssetExecutionContext) -> dict[str, str]:
     """
     loaded = {}
     step_key = context.op_execution_context.get_step_execution_context().step.key
-    for entry in context.instance.all_logs(context.run_id, of_type=dg.DagsterEventType.LOADED_INPUT):
+    for entry in context.instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.LOADED_INPUT):
         event = entry.dagster_event
         if event is None or event.step_key != step_key:
             continue

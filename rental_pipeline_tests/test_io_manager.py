@@ -125,15 +125,44 @@ def test_a_pin_evaluates_the_prod_model(instance, store):
 
 
 def test_new_versions_are_mirrored_to_offline_wandb_runs(instance, isolated_state):
-    metadata = materialized(materialize(instance))
-    run_dirs = {name: Path(m["wandb_run"]) for name, m in metadata.items()}
-    assert all(path.is_dir() and path.name.startswith("offline-run-") for path in run_dirs.values())
-    assert all(list(path.glob("run-*.wandb")) for path in run_dirs.values())
-    assert len(set(run_dirs.values())) == len(run_dirs)  # one W&B run per asset
-    assert all(Path(isolated_state / "wandb") in path.parents for path in run_dirs.values())
+    result = materialize(instance)
+    metadata = materialized(result)
+    run_ids = {name: m["wandb_run"].split()[0] for name, m in metadata.items()}
+    assert all(m["wandb_run"].endswith("(offline, project nyc_airbnb)") for m in metadata.values())
+    assert len(set(run_ids.values())) == len(run_ids)  # one W&B run per asset
+    # The runs were made on a background thread; the run is over, so each has its folder by now.
+    wandb_root = Path(isolated_state / "wandb")
+    for name, run_id in run_ids.items():
+        (run_dir,) = wandb_root.rglob(f"offline-run-*-{run_id}")
+        assert list(run_dir.glob(f"run-{run_id}.wandb")), name
+    logged = [
+        entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if entry.user_message.startswith("W&B run ")
+    ]
+    assert sorted(message.split()[2] for message in logged) == sorted(run_ids.values())
 
     again = materialized(materialize(instance))
     assert all(m["wandb_run"].startswith("unchanged") for m in again.values())
+
+
+def test_a_failing_mirror_is_logged_and_loses_no_version(instance, isolated_state):
+    # W&B itself refuses the project name: the run still succeeds and the version stays stored.
+    artifact_store = ArtifactStoreResource()
+    result = dg.materialize(
+        all_assets,
+        instance=instance,
+        selection=["raw_data"],
+        run_config=only(run_config(), "raw_data"),
+        resources={
+            "artifact_store": artifact_store,
+            "io_manager": ArtifactIOManager(artifact_store=artifact_store, wandb_project="no/slashes#here"),
+        },
+    )
+    assert result.success
+    assert ArtifactStore(default_root()).get("raw_data:latest").ref == "raw_data:v0"
+    warnings = [e.user_message for e in instance.all_logs(result.run_id) if "could not mirror" in e.user_message]
+    assert len(warnings) == 1 and "raw_data:v0" in warnings[0] and "it stays stored" in warnings[0]
 
 
 def test_a_store_root_in_config_is_honoured(instance, tmp_path):

@@ -21,6 +21,7 @@ from rental_pipeline.store import (
     ArtifactStore,
     IntegrityError,
     MirrorError,
+    MirrorQueue,
     WandbMirror,
     resolve_mode,
 )
@@ -309,3 +310,36 @@ def test_online_mirror_declares_inputs_with_use_artifact(
     assert calls["used"] == [("sample.csv", raw.digest)]
     assert calls["logged"] == ("clean_sample.csv", clean.digest, ["latest"])
     assert calls["finished"] and WandbMirror(store).pending.all() == []
+
+
+def test_queued_mirrors_run_in_order_under_the_ids_they_were_given(store: ArtifactStore) -> None:
+    versions = [
+        store.write("clean_sample.csv", {"data.csv": f"id,price\n1,{price}\n".encode()}, type="clean_sample").version
+        for price in (100, 120, 140)
+    ]
+    queue = MirrorQueue(WandbMirror(store))
+    run_ids = [queue.submit(version, job_type="basic_cleaning", group="week-48") for version in versions]
+    assert len(set(run_ids)) == 3 and all(len(i) == 8 and i.isalnum() and i.islower() for i in run_ids)
+
+    outcomes = queue.wait()
+    assert [o.artifact for o in outcomes] == [v.ref for v in versions]
+    assert [o.run_id for o in outcomes] == run_ids
+    assert all(o.error is None and o.result is not None for o in outcomes)
+    for outcome, version in zip(outcomes, versions):
+        assert outcome.result.run_id == outcome.run_id
+        records = list(wandb_records(outcome.result.run_dir / f"run-{outcome.run_id}.wandb"))
+        (artifact,) = [r.artifact for r in records if r.WhichOneof("record_type") == "artifact"]
+        assert artifact.digest == version.digest
+    # The runs were made one after the other, in the order the versions were stored.
+    assert [p.run_id for p in queue.mirror.pending.all()] == run_ids
+    assert queue.wait() == []  # nothing left; the worker thread is gone
+
+
+def test_a_failed_queued_mirror_is_an_outcome_not_an_exception(store: ArtifactStore) -> None:
+    version = store.write("clean_sample.csv", FILES, type="clean_sample").version
+    queue = MirrorQueue(WandbMirror(store))
+    run_id = queue.submit(version, job_type="basic_cleaning", project="no/slashes")
+    (outcome,) = queue.wait()
+    assert outcome.run_id == run_id and outcome.result is None
+    assert "Invalid project name" in str(outcome.error)
+    assert store.get(version.ref).digest == version.digest

@@ -55,7 +55,7 @@ def model_evaluation(
     outcome = decision.reason
     if decision.promote and config.promote:
         try:
-            store.set_alias(challenger, PROD, reason=decision.reason, actor=f"dagster run {context.run_id}")
+            store.set_alias(challenger, PROD, reason=decision.reason, actor=f"dagster run {context.run.run_id}")
             promoted = True
         except AliasRefusedError as refused:
             outcome = f"{decision.reason}; refused by the store: {refused}"

@@ -53,7 +53,7 @@ def sweep_leaderboard(
         metrics = {k: result.metrics[k] for k in ("val_mae", "val_r2", "fit_seconds")}
         fit_seconds[str(number)] = round(metrics["fit_seconds"], 3)
         run = mirror.record_run(
-            job_type="sweep_trial", group=context.run_id, run_name=f"trial-{number}", config=trial, summary=metrics
+            job_type="sweep_trial", group=context.run.run_id, run_name=f"trial-{number}", config=trial, summary=metrics
         )
         context.log.info(f"Trial {number} {trial}: validation MAE {metrics['val_mae']:.2f} (W&B {run.mode})")
 

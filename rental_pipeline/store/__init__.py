@@ -33,7 +33,9 @@ from .maintenance import GcReport, Problem, VerifyReport
 from .manifest import FileEntry, VersionManifest
 from .names import LATEST, Ref, parse_ref
 from .store import ArtifactStore, ArtifactSummary, WriteResult, default_root
-from .wandb_mirror import MirrorResult, SyncReport, WandbMirror, resolve_mode
+from .mirror_queue import MirrorOutcome, MirrorQueue, new_run_id
+from .value_cache import ValueCache
+from .wandb_mirror import MirrorResult, SyncReport, WandbMirror, project_name, resolve_mode
 
 __all__ = [
     "FAILED_CHECKS_FLAG",
@@ -53,12 +55,15 @@ __all__ = [
     "IntegrityError",
     "InvalidNameError",
     "MirrorError",
+    "MirrorOutcome",
+    "MirrorQueue",
     "MirrorResult",
     "Problem",
     "Ref",
     "StoreError",
     "SyncReport",
     "UntrustedTypesError",
+    "ValueCache",
     "VerifyReport",
     "VersionManifest",
     "WandbMirror",
@@ -68,7 +73,9 @@ __all__ = [
     "codec_named",
     "default_root",
     "entry_digest",
+    "new_run_id",
     "parse_ref",
+    "project_name",
     "refuse_failed_checks",
     "register",
     "resolve_mode",

@@ -61,6 +61,12 @@ def resolve_mode(mode: str | None = None, environ: Mapping[str, str] | None = No
         raise MirrorError(f"unknown W&B mode {chosen!r}: use offline, online or disabled") from None
 
 
+def project_name(project: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The W&B project: as given, else ``WANDB_PROJECT``, else the reference's ``nyc_airbnb``."""
+    environ = os.environ if environ is None else environ
+    return project or environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
+
+
 def has_credentials(environ: Mapping[str, str] | None = None) -> bool:
     """Whether ``wandb sync`` can authenticate without asking: an API key in the environment."""
     environ = os.environ if environ is None else environ
@@ -142,15 +148,20 @@ class WandbMirror:
         config: Mapping[str, Any] | None = None,
         aliases: Sequence[str] | None = None,
         run_name: str | None = None,
+        run_id: str | None = None,
     ) -> MirrorResult:
-        """Log ``version`` as an artifact of a new W&B run; ``inputs`` default to its lineage."""
+        """Log ``version`` as an artifact of a new W&B run; ``inputs`` default to its lineage.
+
+        ``run_id`` names the W&B run (``new_run_id()``), so a caller can say which run will hold
+        the version before it exists; W&B picks one when it is empty.
+        """
         started = time.perf_counter()
         manifest = self.store.get(version)
         if self.mode == "disabled":
             return MirrorResult("disabled", manifest.ref)
         import wandb
 
-        project = project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
+        project = project_name(project)
         input_versions = [
             self.store.get(i) for i in (manifest.inputs if inputs is None else inputs)
         ]
@@ -168,7 +179,8 @@ class WandbMirror:
         with self.store.pinned():  # no gc between checking the blobs and recording the run
             paths = self.store.paths(manifest)
             with self._run(
-                wandb, project=project, job_type=job_type, group=group, run_name=run_name, config=run_config
+                wandb, project=project, job_type=job_type, group=group, run_name=run_name, config=run_config,
+                run_id=run_id,
             ) as run:
                 run_dir = Path(run.settings.sync_dir)
                 if self.mode == "offline":
@@ -210,7 +222,7 @@ class WandbMirror:
 
         with self._run(
             wandb,
-            project=project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
+            project=project_name(project),
             job_type=job_type,
             group=group,
             run_name=run_name,
@@ -242,10 +254,12 @@ class WandbMirror:
         group: str | None,
         run_name: str | None,
         config: Mapping[str, Any],
+        run_id: str | None = None,
     ) -> Iterator[Any]:
         """A started W&B run, finished on the way out whatever happens inside."""
         self.wandb_dir.mkdir(parents=True, exist_ok=True)
         run = wandb.init(
+            id=run_id,
             project=project,
             entity=self.entity,
             job_type=job_type,
@@ -310,7 +324,7 @@ class WandbMirror:
             )
         parsed = parse_ref(ref)
         selector = f"v{parsed.version}" if parsed.version is not None else parsed.alias
-        project = project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
+        project = project_name(project)
         qualified = "/".join(p for p in (self.entity, project, f"{parsed.name}:{selector}") if p)
         api = self._api_factory() if self._api_factory else _public_api()
         try:
