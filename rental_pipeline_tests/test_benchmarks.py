@@ -45,6 +45,24 @@ def test_smoke_run_prints_the_table_and_writes_json(tmp_path: Path):
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
 
 
+def test_smoke_predict_reports_the_command_and_the_model_ceiling(tmp_path: Path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--mode", "smoke", "--only", "predict",
+         "--json", str(out), "--scratch", str(tmp_path)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "model's trees alone" in result.stdout
+    report = json.loads(out.read_text())
+    assert report["meta"]["errors"] == []
+    predict = report["results"]["predict"]
+    assert all(predict[size]["output_rows_ok"] for size in ("2000", "8000"))
+    stages = predict["stages"]
+    assert stages["rows"] == 8000 and stages["regressor_rows_per_second"] > 0
+    assert stages["preprocess_rows_per_second"] > 0
+
+
 def test_step_durations_are_read_from_dagster_logs():
     from benchmarks.run import step_seconds
 
