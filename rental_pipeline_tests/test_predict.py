@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from rental_pipeline.cleaning import clean_listings
 from rental_pipeline.cli import main
 from rental_pipeline.features import FEATURE_COLUMNS, ForestParams, build_inference_pipeline
-from rental_pipeline.predict import ERROR, PREDICTION, predict_csv, predict_frame
+from rental_pipeline.predict import DATE_FEATURES, ERROR, NUMERIC_FEATURES, PREDICTION, predict_csv, predict_frame
 from rental_pipeline.store import ArtifactStore, default_root
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline_tests.conftest import materialize, materialized, run_config
@@ -93,3 +93,147 @@ def test_batch_predictions_asset_uses_prod_and_stores_an_artifact(instance, list
     assert (metadata["predicted"], metadata["failed"]) == (396, 4)
     stored = ArtifactStore(default_root()).load(metadata["artifact"])
     assert len(stored) == 400 and stored[PREDICTION].notna().sum() == 396
+
+
+# --- the same output as the pandas implementation it replaced ------------------------------------
+
+
+def predict_frame_as_before(model, chunk: pd.DataFrame) -> pd.DataFrame:
+    """`predict_frame` as it was before typing moved to Arrow: pandas parsing, label-based errors."""
+    errors = pd.Series("", index=chunk.index, dtype=object)
+    features = {}
+    for column in [str(c) for c in model.feature_names_in_]:
+        values = chunk[column]
+        if column in NUMERIC_FEATURES:
+            typed, what = pd.to_numeric(values, errors="coerce"), "not a number"
+        elif column in DATE_FEATURES:
+            typed, what = pd.to_datetime(values, format="%Y-%m-%d", errors="coerce"), "not a YYYY-MM-DD date"
+        else:
+            typed, what = values.astype("str"), ""
+        bad = typed.isna() & values.notna() if what else pd.Series(False, index=chunk.index)
+        if bad.any():
+            errors[bad] += [f"{column}: {value!r} is {what}; " for value in values[bad]]
+        features[column] = typed
+    features = pd.DataFrame(features, index=chunk.index)
+    predictions = pd.Series(np.nan, index=chunk.index)
+
+    def predict_or_blame(rows: pd.DataFrame) -> None:
+        if rows.empty:
+            return
+        try:
+            predictions[rows.index] = model.predict(rows)
+        except ValueError as error:
+            if len(rows) == 1:
+                errors[rows.index] = f"the model refused this row ({str(error).splitlines()[0]}); "
+                return
+            predict_or_blame(rows.iloc[: len(rows) // 2])
+            predict_or_blame(rows.iloc[len(rows) // 2 :])
+
+    predict_or_blame(features[errors == ""])
+    return chunk.assign(**{PREDICTION: predictions.round(2), ERROR: errors.str.rstrip("; ")})
+
+
+def predict_csv_as_before(model, source, destination, chunk_rows: int) -> tuple[int, int]:
+    rows = failed = 0
+    with open(source, "rb") as handle, open(destination, "w", newline="", encoding="utf-8") as out:
+        reader = pd.read_csv(handle, chunksize=chunk_rows, dtype=str, keep_default_na=False, na_values=[""])
+        for number, chunk in enumerate(reader):
+            scored = predict_frame_as_before(model, chunk)
+            scored.to_csv(out, index=False, header=number == 0)
+            rows += len(scored)
+            failed += int((scored[ERROR] != "").sum())
+    return rows, failed
+
+
+@pytest.fixture(scope="module")
+def boosted():
+    from rental_pipeline.boosting import BoostingParams, build_boosted_pipeline
+
+    clean, _ = clean_listings(generate_listings(rows=1_500, seed=22))
+    pipeline = build_boosted_pipeline(BoostingParams(max_iter=20, learning_rate=0.3, n_jobs=1))
+    return pipeline.fit(clean[FEATURE_COLUMNS], clean["price"])
+
+
+# Text where Arrow's parsing and pandas' could part ways: spaces, signs, exponents, long mantissas,
+# words for infinity, non-ASCII digits, impossible or out-of-range dates, unknown categories.
+AWKWARD_VALUES = {
+    "latitude": ["abc", " 40.71 ", "40.712345678901234567", "1,5", ".", "-", "4O.7", "-0", "nan", "1e1", "١٢"],
+    "longitude": ["-73.9e0", "+-73.9", "-73.95", "inf", "-Infinity", "0x10", "", "-.5", "5.", "1_000", "−73.9"],
+    "minimum_nights": ["2 nights", "99999999999999999999", "+5", "00012", "1E3", "NaN", "3.0", " 7", "7 ", "٣", "2"],
+    "last_review": ["2019-6-5", "2019-02-30", " 2019-06-05", "1899-12-31", "2100-01-01", "2020-02-29",
+                    "2019-06-05T00:00", "last week", "2019/06/05", "0000-01-01", "2019-13-01"],
+    "room_type": ["Hotel room", "Entire home/apt", "", "private room", "Shared room", None, "x", "y", "z", "w", "v"],
+    "name": ["İstanbul 2 bed", "ΣΑΣ", "K 3 br", "🏠 1.5 bath", "٣ bedroom", None, "1.5.5 ba", "x", "", "2BR", "a"],
+}
+
+
+def awkward_listings(rows: int = 300) -> pd.DataFrame:
+    """Synthetic listings with the awkward values spread over different rows."""
+    frame = generate_listings(rows=rows, seed=8).astype(object)
+    for column, values in AWKWARD_VALUES.items():
+        for offset, value in enumerate(values):
+            frame.loc[7 * offset + list(AWKWARD_VALUES).index(column), column] = value
+    return frame
+
+
+@pytest.mark.parametrize("which", ["model", "boosted"])
+def test_typing_errors_and_prices_are_as_before(which, request, tmp_path):
+    fitted = request.getfixturevalue(which)
+    path = tmp_path / "awkward.csv"
+    awkward_listings().to_csv(path, index=False)
+    for chunk in (pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]),
+                  pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""])):
+        scored, expected = predict_frame(fitted, chunk), predict_frame_as_before(fitted, chunk)
+        assert scored[ERROR].tolist() == expected[ERROR].tolist()
+        assert (expected[ERROR] != "").any() and (expected[ERROR] == "").any()
+        np.testing.assert_array_equal(scored[PREDICTION].to_numpy(), expected[PREDICTION].to_numpy())
+
+
+def csv_variants() -> dict[str, bytes]:
+    """Files pandas' reader copes with in its own way; Arrow must read them the same or hand over."""
+    listings = generate_listings(rows=200, seed=4)
+    listings.loc[5, "name"] = 'A "quoted", multi-line\nname'
+    text = listings.to_csv(index=False)
+    return {
+        "plain": text.encode(),
+        "awkward values": awkward_listings().to_csv(index=False).encode(),
+        "windows line ends": listings.to_csv(index=False, lineterminator="\r\n").encode(),
+        "byte order mark": ("\ufeff" + text).encode(),
+        "everything quoted": listings.to_csv(index=False, quoting=1).encode(),
+        "blank lines": text.replace("\n", "\n\n", 9).encode(),
+        "no final newline": text.rstrip("\n").encode(),
+        "a short row": (text + "1,short\n").encode(),
+        "a long row": (text + ",".join(["1"] * 20) + "\n").encode(),
+        "cut inside a quoted field": (text + ",".join(["1"] * 15) + ',"unterminated').encode(),
+        "old Mac line ends": text.replace("\n", "\r", 4).encode(),
+        "a carriage return before a row": (text + "\r," + ",".join(["1"] * 15) + "\n").encode(),
+        "only a header": text.splitlines(keepends=True)[0].encode(),
+        "a repeated column name": text.replace("host_name", "id", 1).encode(),
+        "an unnamed column": text.replace("host_name", "", 1).encode(),
+        "extra columns": listings.assign(note="x,y", predicted_price="7").to_csv(index=False).encode(),
+        "not UTF-8": text.encode() + b"\xff\xfe,broken\n",
+        "empty": b"",
+    }
+
+
+@pytest.mark.parametrize("variant", list(csv_variants()))
+def test_awkward_files_score_as_before(boosted, variant, tmp_path):
+    source = tmp_path / "listings.csv"
+    source.write_bytes(csv_variants()[variant])
+    for chunk_rows in (37, 100_000):
+        try:
+            expected = predict_csv_as_before(boosted, source, tmp_path / "before.csv", chunk_rows)
+        except Exception as error:  # the whole batch failed before: it must fail the same way
+            with pytest.raises(type(error)) as raised:
+                predict_csv(boosted, source, tmp_path / "after.csv", chunk_rows=chunk_rows)
+            assert str(raised.value) == str(error)
+            continue
+        summary = predict_csv(boosted, source, tmp_path / "after.csv", chunk_rows=chunk_rows)
+        assert (summary.rows, summary.failed) == expected
+        if not (tmp_path / "before.csv").read_bytes():
+            continue
+        read = {"dtype": str, "keep_default_na": False, "na_values": [""]}
+        after, before = pd.read_csv(tmp_path / "after.csv", **read), pd.read_csv(tmp_path / "before.csv", **read)
+        pd.testing.assert_frame_equal(after.drop(columns=PREDICTION), before.drop(columns=PREDICTION))
+        np.testing.assert_array_equal(after[PREDICTION].astype(float), before[PREDICTION].astype(float))
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "after.csv"), pd.read_csv(tmp_path / "before.csv"))
