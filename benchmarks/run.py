@@ -766,9 +766,9 @@ def readme_section(report: Report) -> str:
         "every process of the command's tree. `python -m benchmarks --update-readme` rewrites this section.",
         "",
         f"Measured {meta['date']} ({meta['mode']} sizes, the run took {_fmt_s(meta['seconds'])}) on a "
-        f"**shared** {m['cores']}-core machine ({m['cpu']}, {gib(m['memory_bytes'])} RAM, {m['os']}) while other "
-        f"test runs were using it (load average {load.get('start', '?')} at the start, {load.get('end', '?')} at "
-        "the end), so absolute times are noisy and ratios matter more; "
+        f"**shared** {m['cores']}-core machine ({m['cpu']}, {gib(m['memory_bytes'])} RAM, {m['os']}; load "
+        f"average {load.get('start', '?')} at the start, {load.get('end', '?')} at the end). Other work may "
+        "run on it, so absolute times are noisy and ratios matter more; "
         f"{versions}; code: commit {report.meta.get('code', {}).get('commit') or '?'}"
         f"{' with uncommitted changes' if report.meta.get('code', {}).get('uncommitted_changes') else ''}.",
         "",
