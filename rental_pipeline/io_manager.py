@@ -18,6 +18,7 @@ from pydantic import Field, PrivateAttr
 
 import rental_pipeline
 from rental_pipeline.store import (
+    FAILED_CHECKS_FLAG,
     ArtifactStore,
     MirrorQueue,
     ValueCache,
@@ -130,11 +131,14 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Any:
         store = self.artifact_store.store()
         ref = self.input_ref(context)
+        version = store.get(ref)
         step = _step_context(context)
         if step is not None:  # outside a run (e.g. an asset value loader) there is nothing to record
+            if _materializes_assets(step) and not self.pins.get(version.name):
+                _refuse_failed_checks(version)
             self._loaded.setdefault((step.run_id, step.step.key), []).append(ref)
             context.add_input_metadata({ARTIFACT_KEY: ref})
-        return self._values.get(store.get(ref), lambda: store.load(ref))
+        return self._values.get(version, lambda: store.load(ref))
 
     def input_ref(self, context: dg.InputContext) -> str:
         """The exact `name:vN` to load: a configured pin, else the version the upstream's latest
@@ -151,6 +155,30 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             if recorded is not None:
                 return str(parse_ref(str(recorded.value)))
         return store.get(f"{name}:latest").ref
+
+
+def _materializes_assets(step: Any) -> bool:
+    """Whether the loading step makes assets; check steps only read what they check."""
+    return bool(step.get_output_asset_keys())
+
+
+def _refuse_failed_checks(version: Any) -> None:
+    """Within one run, a failed blocking check stops everything downstream. A later run that
+    selects only downstream assets would still load the version the upstream last recorded, so
+    a version its checks failed on is refused here too, unless it is pinned on purpose."""
+    failed = version.flags.get(FAILED_CHECKS_FLAG)
+    if not failed:
+        return
+    checks = ", ".join(sorted(failed)) if isinstance(failed, (dict, list)) else str(failed)
+    raise dg.Failure(
+        description=(
+            f"{version.ref} failed its checks ({checks}), so it is not used downstream; it stays "
+            f"stored. Re-materialize {version.name} from corrected input (or re-run its checks once "
+            f"they should pass), or pin it on purpose: io_manager config pins: "
+            f"{{{version.name}: v{version.version}}}."
+        ),
+        metadata={ARTIFACT_KEY: version.ref, "failed_checks": dg.MetadataValue.json(failed)},
+    )
 
 
 def _step_context(context: dg.InputContext) -> Any:

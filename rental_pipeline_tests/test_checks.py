@@ -10,7 +10,8 @@ import scipy.stats
 
 from rental_pipeline.checks import all_checks, clean_sample_checks
 from rental_pipeline.cleaning import CleaningRules, clean_listings
-from rental_pipeline.io_manager import ArtifactStoreResource
+from rental_pipeline.definitions import all_assets
+from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
 from rental_pipeline.schemas import RawListings
 from rental_pipeline.store import FAILED_CHECKS_FLAG, AliasRefusedError, ArtifactStore
 from rental_pipeline.synthetic import generate_listings
@@ -329,6 +330,39 @@ def test_a_failed_blocking_check_stops_everything_downstream_and_keeps_stored_va
     assert store.get("model_evaluation:latest").version == 0
     assert store.flags("clean_sample:v1")[FAILED_CHECKS_FLAG].keys() == {"row_count"}
     assert store.get("clean_sample:reference").version == 0  # the failing version did not replace it
+
+
+def test_a_later_run_of_downstream_assets_refuses_a_version_that_failed_its_checks(instance):
+    assert materialize_checked(instance, graph_config()).success
+    assert not materialize_checked(instance, graph_config(raw={"seed": 9}, min_rows=5_000)).success
+    split = ["trainval_data", "test_data"]
+
+    later = materialize_checked(instance, graph_config(), selection=split)
+    assert not later.success
+    (failure,) = later.get_step_failure_events()
+    assert failure.step_key == "split_listings"
+    message = failure.step_failure_data.user_failure_data.description
+    assert "clean_sample:v1 failed its checks (row_count)" in message and "stays stored" in message
+    assert artifact_store().get("trainval_data:latest").inputs == ("clean_sample:v0",)
+
+    # Pinned on purpose, the version is used; check steps always read what they check.
+    store_resource = ArtifactStoreResource()
+    pinned = dg.materialize(
+        [*all_assets, *all_checks],
+        instance=instance,
+        selection=split,
+        resources={
+            "artifact_store": store_resource,
+            "io_manager": ArtifactIOManager(artifact_store=store_resource, pins={"clean_sample": "v1"}),
+        },
+    )
+    assert pinned.success
+    assert artifact_store().get("trainval_data:latest").inputs == ("clean_sample:v1",)
+
+    # Once its checks pass (here: bounds that suit a small sample), the flag goes and so does the refusal.
+    assert checks_job_result(instance, {"ops": {"clean_sample_checks": {"config": SMALL_BOUNDS}}}).success
+    assert FAILED_CHECKS_FLAG not in artifact_store().flags("clean_sample:v1")
+    assert materialize_checked(instance, graph_config(), selection=split).success
 
 
 def test_drift_fails_against_the_reference_until_a_person_accepts_the_new_mix(instance, tmp_path):
