@@ -22,6 +22,7 @@ from rental_pipeline.assets.metadata import table
 from rental_pipeline.cleaning import CleaningRules
 from rental_pipeline.io_manager import ARTIFACT_KEY, ArtifactStoreResource
 from rental_pipeline.schemas import CleanListings, RawListings, SplitListings
+from rental_pipeline.store import FAILED_CHECKS_FLAG
 from rental_pipeline.validation import (
     CheckOutcome,
     StoreReferences,
@@ -51,6 +52,23 @@ def check_result(outcome: CheckOutcome, **target: Any) -> dg.AssetCheckResult:
         metadata=metadata,
         **target,
     )
+
+
+def recorded_result(
+    context: dg.AssetCheckExecutionContext,
+    artifact_store: ArtifactStoreResource,
+    asset: str,
+    check: str,
+    outcome: CheckOutcome,
+) -> dg.AssetCheckResult:
+    """The result, with the outcome also kept on the checked version in the store: a failure
+    adds an entry to its `failed_checks` flag, a pass removes this check's entry. The IO manager
+    reads the flag to refuse the version to a later run of downstream assets."""
+    ref = _recorded(context, asset, (ARTIFACT_KEY,)).get(ARTIFACT_KEY)
+    if ref is not None:
+        failed = not outcome.passed and not outcome.warning
+        artifact_store.store().mark_entries(str(ref), FAILED_CHECKS_FLAG, {check: outcome.message if failed else None})
+    return check_result(outcome)
 
 
 def _metadata_value(value: Any) -> Any:
@@ -87,8 +105,11 @@ def _raw_subject(context: dg.AssetCheckExecutionContext) -> str:
     blocking=True,
     description="The drop has exactly the 16 listing columns, in order.",
 )
-def raw_data_columns(context: dg.AssetCheckExecutionContext, raw_data: pd.DataFrame) -> dg.AssetCheckResult:
-    return check_result(check_columns(raw_data, RawListings, _raw_subject(context), RAW_ADVICE_COLUMNS))
+def raw_data_columns(
+    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, raw_data: pd.DataFrame
+) -> dg.AssetCheckResult:
+    outcome = check_columns(raw_data, RawListings, _raw_subject(context), RAW_ADVICE_COLUMNS)
+    return recorded_result(context, artifact_store, "raw_data", "columns", outcome)
 
 
 @dg.asset_check(
@@ -98,8 +119,11 @@ def raw_data_columns(context: dg.AssetCheckExecutionContext, raw_data: pd.DataFr
     description="Types, missing values, ranges, boroughs, room types, unique ids and review dates of every "
     "raw listing.",
 )
-def raw_data_schema(context: dg.AssetCheckExecutionContext, raw_data: pd.DataFrame) -> dg.AssetCheckResult:
-    return check_result(check_schema(raw_data, RawListings, _raw_subject(context), RAW_ADVICE_ROWS, file_rows=True))
+def raw_data_schema(
+    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, raw_data: pd.DataFrame
+) -> dg.AssetCheckResult:
+    outcome = check_schema(raw_data, RawListings, _raw_subject(context), RAW_ADVICE_ROWS, file_rows=True)
+    return recorded_result(context, artifact_store, "raw_data", "schema", outcome)
 
 
 # -- clean_sample ---------------------------------------------------------------------------
@@ -257,8 +281,11 @@ SPLIT_ADVICE = "Re-materialize split_listings (both sides) from a clean_sample t
     blocking=True,
     description="Clean listings with at least one row: what training expects.",
 )
-def trainval_schema(trainval_data: pd.DataFrame) -> dg.AssetCheckResult:
-    return check_result(check_schema(trainval_data, SplitListings, "trainval_data", SPLIT_ADVICE))
+def trainval_schema(
+    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, trainval_data: pd.DataFrame
+) -> dg.AssetCheckResult:
+    outcome = check_schema(trainval_data, SplitListings, "trainval_data", SPLIT_ADVICE)
+    return recorded_result(context, artifact_store, "trainval_data", "schema", outcome)
 
 
 @dg.asset_check(
@@ -267,8 +294,11 @@ def trainval_schema(trainval_data: pd.DataFrame) -> dg.AssetCheckResult:
     blocking=True,
     description="Clean listings with at least one row: what evaluation expects.",
 )
-def held_out_schema(test_data: pd.DataFrame) -> dg.AssetCheckResult:
-    return check_result(check_schema(test_data, SplitListings, "test_data", SPLIT_ADVICE))
+def held_out_schema(
+    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, test_data: pd.DataFrame
+) -> dg.AssetCheckResult:
+    outcome = check_schema(test_data, SplitListings, "test_data", SPLIT_ADVICE)
+    return recorded_result(context, artifact_store, "test_data", "schema", outcome)
 
 
 @dg.asset_check(
@@ -298,7 +328,8 @@ def held_out_shares_no_ids(
                 "yet, so there is nothing to compare test_data with: materialize trainval_data too.",
             )
         )
-    return check_result(check_no_shared_ids(store.load(siblings[-1]), test_data))
+    outcome = check_no_shared_ids(store.load(siblings[-1]), test_data)
+    return recorded_result(context, artifact_store, "test_data", "no_shared_ids", outcome)
 
 
 all_checks = [

@@ -365,6 +365,28 @@ def test_a_later_run_of_downstream_assets_refuses_a_version_that_failed_its_chec
     assert materialize_checked(instance, graph_config(), selection=split).success
 
 
+def test_every_check_keeps_its_failure_on_the_version_it_checked(instance, tmp_path):
+    listings = generate_listings(rows=1_500, seed=7)
+    listings.loc[listings.index[:3], "latitude"] = 99.0  # not on this planet's New York
+    path = tmp_path / "week.csv"
+    listings.to_csv(path, index=False)
+    bad = materialize_checked(instance, data_config(raw={"source": str(path)}), selection=["raw_data"])
+    assert set(failed_checks(bad)) == {("raw_data", "schema")}
+    flags = artifact_store().flags("raw_data:v0")[FAILED_CHECKS_FLAG]
+    assert set(flags) == {"schema"} and "latitude" in flags["schema"]
+
+    later = materialize_checked(instance, data_config(), selection=["clean_sample"])
+    assert not later.success
+    (failure,) = later.get_step_failure_events()
+    assert "raw_data:v0 failed its checks (schema)" in failure.step_failure_data.user_failure_data.description
+    assert "clean_sample" not in artifact_store().names()
+
+    fixed = materialize_checked(instance, data_config(), selection=["raw_data", "clean_sample"])
+    assert fixed.success
+    assert FAILED_CHECKS_FLAG not in artifact_store().flags("raw_data:v1")
+    assert FAILED_CHECKS_FLAG in artifact_store().flags("raw_data:v0")  # what failed stays marked
+
+
 def test_drift_fails_against_the_reference_until_a_person_accepts_the_new_mix(instance, tmp_path):
     assert materialize_checked(instance, data_config(), selection=list(DATA_ASSETS)).success
     drifted = generate_listings(rows=1_500, seed=7)

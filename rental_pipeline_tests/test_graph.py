@@ -1,7 +1,6 @@
 """The whole asset graph through Dagster, in-process, on small synthetic listings."""
 
 import dagster as dg
-import pandas as pd
 import pytest
 
 from rental_pipeline.definitions import defs

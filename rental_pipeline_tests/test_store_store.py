@@ -361,3 +361,17 @@ def test_latest_survives_a_crash_between_commit_and_alias_log(tmp_path: Path) ->
     assert (again.created, again.version.ref) == (False, "crashy:v0")
     assert store.write("crashy", {"data.bin": b"second"}, type="test").version.ref == "crashy:v1"
     assert store.get("crashy:latest").ref == "crashy:v1"
+
+
+def test_flag_entries_merge_so_separate_writers_keep_each_others(store: ArtifactStore) -> None:
+    ref = store.write("raw_data", {"a.csv": b"x"}, type="raw_data").version.ref
+    store.mark_entries(ref, "failed_checks", {"columns": "2 columns missing"})
+    store.mark_entries(ref, "failed_checks", {"schema": "3 rows: latitude"})
+    assert store.flags(ref)["failed_checks"] == {"columns": "2 columns missing", "schema": "3 rows: latitude"}
+    store.mark_entries(ref, "failed_checks", {"columns": None})
+    assert store.flags(ref)["failed_checks"] == {"schema": "3 rows: latitude"}
+    store.mark_entries(ref, "failed_checks", {"schema": None})
+    assert "failed_checks" not in store.flags(ref)  # the last entry takes the flag with it
+    store.mark(ref, "failed_checks", ["row_count"])  # a list of names, as older callers wrote
+    store.mark_entries(ref, "failed_checks", {"schema": "x"})
+    assert store.flags(ref)["failed_checks"] == {"row_count": True, "schema": "x"}

@@ -1,6 +1,5 @@
 """The sweep: a grid trained on one split, a leaderboard artifact, and its winner trained next."""
 
-from pathlib import Path
 
 import pytest
 import yaml

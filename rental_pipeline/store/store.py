@@ -425,13 +425,37 @@ class ArtifactStore:
 
     def mark(self, ref: RefLike, key: str, value: Any) -> dict[str, Any]:
         """Set a flag on a version (``None`` removes it); returns all its flags."""
+        with self._flags(ref, key) as sidecar:
+            return sidecar.update({key: value})
+
+    def mark_entries(self, ref: RefLike, key: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into the dict held by flag ``key`` (``None`` removes an entry; the flag
+        goes when its last entry does), all under the artifact lock. For a flag several writers
+        share, such as ``failed_checks`` with one entry per check run in separate steps, where a
+        read-then-:meth:`mark` could lose another writer's entry."""
+        with self._flags(ref, key) as sidecar:
+            current = sidecar.read().get(key)
+            if isinstance(current, Mapping):
+                entries = dict(current)
+            else:  # a list of names (or nothing): keep each name as an entry
+                entries = {str(name): True for name in current or ()} if isinstance(current, list) else {}
+            for entry, value in changes.items():
+                if value is None:
+                    entries.pop(entry, None)
+                else:
+                    entries[entry] = value
+            return sidecar.update({key: entries or None})
+
+    @contextlib.contextmanager
+    def _flags(self, ref: RefLike, key: str) -> Iterator[FlagSidecar]:
+        """The flag sidecar of an existing version, held under its artifact lock."""
         if not isinstance(key, str) or not key:
             raise InvalidNameError(f"flag key must be a non-empty string, got {key!r}")
         parsed = _parse(ref)
         with self._artifact_locked(parsed.name):
             version = self._resolve(parsed, self.aliases(parsed.name))
             self._read_manifest(parsed.name, version)
-            return FlagSidecar(self.layout.flags(parsed.name, version)).update({key: value})
+            yield FlagSidecar(self.layout.flags(parsed.name, version))
 
     def _move(
         self,
