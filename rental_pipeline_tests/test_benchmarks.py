@@ -16,20 +16,24 @@ from rental_pipeline_tests.conftest import PROJECT_ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_smoke_run_prints_the_table_and_writes_json(tmp_path: Path):
+def smoke_run(tmp_path: Path, sections: str) -> tuple[str, dict]:
+    """`python -m benchmarks` at smoke size on these sections: its table and its JSON report."""
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--mode", "smoke", "--only", "overhead,incremental",
+        [sys.executable, "-m", "benchmarks", "--mode", "smoke", "--only", sections,
          "--json", str(out), "--scratch", str(tmp_path)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    table = result.stdout
+    return result.stdout, json.loads(out.read_text())
+
+
+def test_smoke_run_prints_the_table_and_writes_json(tmp_path: Path):
+    table, report = smoke_run(tmp_path, "overhead,incremental")
     assert table.startswith("| # | measure | value | goal | status |")
     assert "dagster / floor" in table
     assert "new versions made by that re-run" in table
 
-    report = json.loads(out.read_text())
     assert report["meta"]["mode"] == "smoke"
     assert report["meta"]["errors"] == []
     assert report["meta"]["machine"]["versions"]["dagster"]
@@ -46,15 +50,8 @@ def test_smoke_run_prints_the_table_and_writes_json(tmp_path: Path):
 
 
 def test_smoke_predict_reports_the_command_and_the_model_ceiling(tmp_path: Path):
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--mode", "smoke", "--only", "predict",
-         "--json", str(out), "--scratch", str(tmp_path)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "model's trees alone" in result.stdout
-    report = json.loads(out.read_text())
+    table, report = smoke_run(tmp_path, "predict")
+    assert "model's trees alone" in table
     assert report["meta"]["errors"] == []
     predict = report["results"]["predict"]
     assert all(predict[size]["output_rows_ok"] for size in ("2000", "8000"))
