@@ -20,7 +20,7 @@ from pydantic import Field
 from rental_pipeline.assets.cleaning import CleaningConfig
 from rental_pipeline.assets.metadata import table
 from rental_pipeline.cleaning import CleaningRules
-from rental_pipeline.io_manager import ARTIFACT_KEY, ArtifactStoreResource
+from rental_pipeline.io_manager import ARTIFACT_KEY, ArtifactStoreResource, loaded_artifacts
 from rental_pipeline.schemas import CleanListings, RawListings, SplitListings
 from rental_pipeline.store import FAILED_CHECKS_FLAG
 from rental_pipeline.validation import (
@@ -61,10 +61,10 @@ def recorded_result(
     check: str,
     outcome: CheckOutcome,
 ) -> dg.AssetCheckResult:
-    """The result, with the outcome also kept on the checked version in the store: a failure
-    adds an entry to its `failed_checks` flag, a pass removes this check's entry. The IO manager
-    reads the flag to refuse the version to a later run of downstream assets."""
-    ref = _recorded(context, asset, (ARTIFACT_KEY,)).get(ARTIFACT_KEY)
+    """The result, with the outcome also kept on the version this step loaded (a pinned one too):
+    a failure adds an entry to its `failed_checks` flag, a pass removes this check's entry. The IO
+    manager reads the flag to refuse the version to a later run of downstream assets."""
+    ref = loaded_artifacts(context).get(asset)
     if ref is not None:
         failed = not outcome.passed and not outcome.warning
         artifact_store.store().mark_entries(str(ref), FAILED_CHECKS_FLAG, {check: outcome.message if failed else None})

@@ -5,7 +5,7 @@ remembers which version each materialization produced, so an input is loaded as 
 its upstream's latest materialization recorded, not whatever `latest` points at by then (another
 run may have moved it). A pin in config overrides that, e.g. to evaluate `inference_pipeline:prod`.
 
-New versions are mirrored to W&B on a background thread while the run goes on; the IO manager
+New versions are mirrored to W&B by a worker process while the run goes on; the IO manager
 waits for those W&B runs when Dagster tears it down (the end of the run with the in-process
 executor, the end of each step with a process per step), and logs where each one landed. Loaded
 versions are kept decoded until then, so checks and the downstream asset read a version once.
@@ -22,6 +22,7 @@ from rental_pipeline.store import (
     ArtifactStore,
     MirrorQueue,
     ValueCache,
+    VersionManifest,
     WandbMirror,
     default_root,
     parse_ref,
@@ -162,7 +163,7 @@ def _materializes_assets(step: Any) -> bool:
     return bool(step.get_output_asset_keys())
 
 
-def _refuse_failed_checks(version: Any) -> None:
+def _refuse_failed_checks(version: VersionManifest) -> None:
     """Within one run, a failed blocking check stops everything downstream. A later run that
     selects only downstream assets would still load the version the upstream last recorded, so
     a version its checks failed on is refused here too, unless it is pinned on purpose."""
@@ -217,10 +218,10 @@ def _op_config(context: dg.OutputContext) -> dict[str, Any]:
     return dict(config) if isinstance(config, dict) else {}
 
 
-def loaded_artifacts(context: dg.AssetExecutionContext) -> dict[str, str]:
+def loaded_artifacts(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> dict[str, str]:
     """Asset name -> the exact `name:vN` this step loaded, read back from its LOADED_INPUT events.
 
-    Lets an asset say which versions it worked on (e.g. which model it evaluated) without
+    Lets an asset or a check say which versions it worked on (e.g. which model it evaluated) without
     repeating the IO manager's choice between recorded version and pin.
     """
     loaded = {}
