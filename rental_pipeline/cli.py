@@ -110,12 +110,17 @@ def lineage(ref: str, as_json: bool) -> None:
 @click.option("--chunk-rows", default=100_000, show_default=True, type=click.IntRange(min=1),
               help="Rows scored at a time; bounds memory whatever the file size.")
 @click.argument("input_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("output_csv", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.argument("output_csv", type=click.Path(path_type=Path))
 def predict(model_ref: str, chunk_rows: int, input_csv: Path, output_csv: Path) -> None:
-    """Score INPUT_CSV (listings columns) into OUTPUT_CSV with predicted_price and prediction_error."""
-    from rental_pipeline.predict import predict_csv
+    """Score INPUT_CSV (listings columns; .csv or .csv.gz) into OUTPUT_CSV with predicted_price
+    and prediction_error."""
+    from rental_pipeline.predict import PredictionError, check_model, predict_csv
 
     version, model = _load(model_ref)
+    try:
+        check_model(model, f"{version.ref} (type {version.type})")
+    except PredictionError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(f"Scoring {input_csv} with {version.ref}", err=True)
     with click.progressbar(length=input_csv.stat().st_size, label="listings", file=click.get_text_stream("stderr")) as bar:
         done = 0
@@ -127,8 +132,10 @@ def predict(model_ref: str, chunk_rows: int, input_csv: Path, output_csv: Path) 
 
         try:
             summary = predict_csv(model, input_csv, output_csv, chunk_rows=chunk_rows, on_progress=advance)
-        except ValueError as error:
-            raise click.ClickException(f"{input_csv}: {error}") from error
+        except PredictionError as error:
+            raise click.ClickException(str(error)) from None
+        except (ValueError, OSError) as error:  # a malformed file, as pandas or Arrow words it
+            raise click.ClickException(f"{input_csv}: {str(error).splitlines()[0] if str(error) else error!r}") from None
     click.echo(
         f"{summary.rows:,} rows: {summary.predicted:,} predicted, {summary.failed:,} with an error "
         f"(see the prediction_error column) in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) "

@@ -17,6 +17,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 import rental_pipeline
+from rental_pipeline.sources import redact
 from rental_pipeline.store import (
     FAILED_CHECKS_FLAG,
     ArtifactStore,
@@ -215,7 +216,7 @@ def _op_config(context: dg.OutputContext) -> dict[str, Any]:
         config = context.step_context.op_config
     except Exception:  # noqa: BLE001 - no step context (e.g. a direct IO manager call): nothing to add
         return {}
-    return dict(config) if isinstance(config, dict) else {}
+    return redact(dict(config)) if isinstance(config, dict) else {}  # a source URL's query may hold a secret
 
 
 def loaded_artifacts(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> dict[str, str]:

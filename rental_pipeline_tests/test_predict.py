@@ -9,7 +9,16 @@ from click.testing import CliRunner
 from rental_pipeline.cleaning import clean_listings
 from rental_pipeline.cli import main
 from rental_pipeline.features import FEATURE_COLUMNS, ForestParams, build_inference_pipeline
-from rental_pipeline.predict import DATE_FEATURES, ERROR, NUMERIC_FEATURES, PREDICTION, predict_csv, predict_frame
+from rental_pipeline.predict import (
+    DATE_FEATURES,
+    ERROR,
+    NUMERIC_FEATURES,
+    PREDICTION,
+    PredictionError,
+    category_domains,
+    predict_csv,
+    predict_frame,
+)
 from rental_pipeline.store import ArtifactStore, default_root
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline_tests.conftest import materialize, materialized, run_config
@@ -99,8 +108,11 @@ def test_batch_predictions_asset_uses_prod_and_stores_an_artifact(instance, list
 
 
 def predict_frame_as_before(model, chunk: pd.DataFrame) -> pd.DataFrame:
-    """`predict_frame` as it was before typing moved to Arrow: pandas parsing, label-based errors."""
+    """`predict_frame` as it was before typing moved to Arrow: pandas parsing, label-based errors;
+    plus the rule added since, that a category the model never saw (or a missing one it cannot
+    impute) is an error rather than a guess (`category_domains` is tested on its own below)."""
     errors = pd.Series("", index=chunk.index, dtype=object)
+    domains = category_domains(model)
     features = {}
     for column in [str(c) for c in model.feature_names_in_]:
         values = chunk[column]
@@ -113,6 +125,15 @@ def predict_frame_as_before(model, chunk: pd.DataFrame) -> pd.DataFrame:
         bad = typed.isna() & values.notna() if what else pd.Series(False, index=chunk.index)
         if bad.any():
             errors[bad] += [f"{column}: {value!r} is {what}; " for value in values[bad]]
+        if column in domains:
+            known = domains[column].known
+            unseen = values.notna() & ~values.isin(known)
+            errors[unseen] += [
+                f"{column}: {value!r} was not seen in training (known: {', '.join(sorted(known))}); "
+                for value in values[unseen]
+            ]
+            if not domains[column].missing_ok:
+                errors[values.isna()] += f"{column}: missing, and the model saw no listing without one in training; "
         features[column] = typed
     features = pd.DataFrame(features, index=chunk.index)
     predictions = pd.Series(np.nan, index=chunk.index)
@@ -220,6 +241,11 @@ def csv_variants() -> dict[str, bytes]:
 def test_awkward_files_score_as_before(boosted, variant, tmp_path):
     source = tmp_path / "listings.csv"
     source.write_bytes(csv_variants()[variant])
+    if variant == "empty":  # pandas' "No columns to parse from file" became a sentence
+        with pytest.raises(PredictionError, match=r"listings\.csv: file is empty: expected a header"):
+            predict_csv(boosted, source, tmp_path / "after.csv")
+        assert list(tmp_path.iterdir()) == [source]
+        return
     for chunk_rows in (37, 100_000):
         try:
             expected = predict_csv_as_before(boosted, source, tmp_path / "before.csv", chunk_rows)

@@ -7,23 +7,21 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from rental_pipeline.assets.ingest import SourceConfig, warn_if_kept_by_dagster
 from rental_pipeline.assets.metadata import frame_metadata, table
 from rental_pipeline.io_manager import USES_ARTIFACTS_KEY, ArtifactStoreResource
-from rental_pipeline.listings import fetch_source
-from rental_pipeline.predict import ERROR, PREDICTION, predict_csv
+from rental_pipeline.predict import ERROR, PREDICTION, PredictionError, check_model, predict_csv
+from rental_pipeline.sources import SourceError, copy_source, describe
 from rental_pipeline.synthetic import generate_listings
 
 
-class BatchPredictionsConfig(dg.Config):
-    source: str | None = Field(
-        default=None,
-        description="Path, file:// or http(s):// URL of a CSV of listings to price. Empty: synthetic listings.",
-    )
+class BatchPredictionsConfig(SourceConfig):
+    """The listings to price (no source: synthetic ones) and the model version to price them with."""
+
     model: str = Field(default="prod", description="Version or alias of inference_pipeline to score with.")
     rows: int = Field(default=1_000, ge=1, description="Synthetic listings to price when no source is given.")
     seed: int = Field(default=2026, description="Seed of those synthetic listings.")
     chunk_rows: int = Field(default=100_000, ge=1, description="Rows scored at a time.")
-    timeout_seconds: float = Field(default=30.0, gt=0)
 
 
 @dg.asset(
@@ -34,7 +32,9 @@ class BatchPredictionsConfig(dg.Config):
     description="Listings priced by the prod inference pipeline; rows it cannot use carry an error instead.",
 )
 def batch_predictions(
-    context: dg.AssetExecutionContext, config: BatchPredictionsConfig, artifact_store: ArtifactStoreResource
+    context: dg.AssetExecutionContext,
+    config: BatchPredictionsConfig,
+    artifact_store: ArtifactStoreResource,
 ) -> dg.Output[pd.DataFrame]:
     store = artifact_store.store()
     wanted = config.model if ":" in config.model else f"inference_pipeline:{config.model}"
@@ -43,24 +43,37 @@ def batch_predictions(
             description=f"No model {wanted} in the store at {store.root}: materialize the training assets first "
             "(training_job promotes its first model to prod) or set `model` to a version such as v0 or latest."
         )
-    model_ref = store.get(wanted).ref
+    version = store.get(wanted)
+    model_ref = version.ref
     model = store.load(model_ref)
-    with tempfile.TemporaryDirectory() as scratch:
-        source = Path(scratch) / "listings.csv"
-        if config.source:
-            source.write_bytes(fetch_source(config.source, timeout=config.timeout_seconds))
-        else:
-            generate_listings(rows=config.rows, seed=config.seed).to_csv(source, index=False)
-        scored_path = Path(scratch) / "scored.csv"
-        summary = predict_csv(model, source, scored_path, chunk_rows=config.chunk_rows)
-        scored = pd.read_csv(scored_path, dtype={ERROR: "str"}, keep_default_na=False, na_values=[""])
+    try:
+        check_model(model, f"{model_ref} ({version.type})")
+        with tempfile.TemporaryDirectory() as scratch:
+            source = Path(scratch) / "listings.csv"
+            if config.source:
+                warn_if_kept_by_dagster(context, config.source)
+                copy_source(
+                    config.source,
+                    source,
+                    config.policy(),
+                    timeout=config.timeout_seconds,
+                    auth_variable=config.auth_header_variable,
+                )
+            else:
+                generate_listings(rows=config.rows, seed=config.seed).to_csv(source, index=False)
+            scored_path = Path(scratch) / "scored.csv"
+            summary = predict_csv(model, source, scored_path, chunk_rows=config.chunk_rows)
+            scored = pd.read_csv(scored_path, dtype={ERROR: "str"}, keep_default_na=False, na_values=[""])
+    except (SourceError, PredictionError) as error:
+        shown = describe(config.source) if config.source else "synthetic listings"
+        raise dg.Failure(description=f"{shown}: {error}" if isinstance(error, PredictionError) else str(error)) from None
     context.log.info(f"Priced {summary.predicted:,} of {summary.rows:,} listings with {model_ref}")
     return dg.Output(
         scored,
         metadata={
             "model": model_ref,
             USES_ARTIFACTS_KEY: model_ref,
-            "source": config.source or f"synthetic (rows={config.rows}, seed={config.seed})",
+            "source": describe(config.source) if config.source else f"synthetic (rows={config.rows}, seed={config.seed})",
             "predicted": summary.predicted,
             "failed": summary.failed,
             "rows_per_second": round(summary.rows_per_second),
