@@ -28,6 +28,7 @@ Nothing here knows Dagster.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import netrc
 import os
@@ -240,7 +241,11 @@ def open_regular_file(path: Path | str, shown: str | None = None) -> IO[bytes]:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise SourceError(shown, "file does not exist") from None
-    except OSError as error:
+    except OSError as error:  # a socket cannot even be opened: say what it is when that is why
+        with contextlib.suppress(OSError):
+            mode = os.stat(path).st_mode
+            if not stat.S_ISREG(mode):
+                raise SourceError(shown, f"is {_kind(mode)}, not a regular file; only regular files are read") from None
         raise SourceError(shown, f"cannot read file ({error.strerror})") from None
     try:
         mode = os.fstat(fd).st_mode
@@ -474,6 +479,8 @@ def _download_error(error: BaseException, shown: str, timeout: float, policy: So
     if isinstance(error, SourceError):
         return error
     if isinstance(error, HTTPError):
+        if 300 <= error.code < 400 and "Redirection to url" in str(error.msg):  # urllib's own scheme check
+            return SourceError(describe(error.filename or ""), "a redirect to a scheme other than http(s) is not followed")
         if 300 <= error.code < 400:
             return SourceError(shown, f"too many redirects (more than {policy.max_redirects}) or a redirect loop")
         return SourceError(shown, f"cannot download listings (HTTP {error.code} {snippet(str(error.reason), 60)})")
