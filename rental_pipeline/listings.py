@@ -283,7 +283,7 @@ def _check_columns(header: Sequence[str], source: str) -> None:
         raise ListingsError(
             source,
             f"is not a listings CSV: its first line has none of the 16 listing columns "
-            f"(it starts with '{snippet(first, 24)}')",
+            f"(it starts with '{snippet(first, 12)}')",
         )
     missing = [c for c in COLUMNS if c not in found]
     extra = [c for c in found if c not in COLUMNS]

@@ -393,11 +393,11 @@ def _too_large(max_bytes: int, size: int | None = None) -> str:
 
 def _allowed_folders(policy: SourcePolicy) -> str:
     listed = ", ".join(str(f) for f in policy.folders or ()) or "none"
-    return f"{FOLDERS_VARIABLE}: {listed}"
+    return f"allowed by {FOLDERS_VARIABLE} or allowed_folders: {listed}"
 
 
 def _allowed_hosts(policy: SourcePolicy) -> str:
-    return f"{HOSTS_VARIABLE}: {', '.join(policy.hosts or ()) or 'none'}"
+    return f"allowed by {HOSTS_VARIABLE} or allowed_hosts: {', '.join(policy.hosts or ()) or 'none'}"
 
 
 def _kind(mode: int) -> str:

@@ -151,7 +151,7 @@ def test_folder_allow_list_follows_links_and_config_only_narrows(tmp_path, listi
 
     assert read_source(str(allowed / "sub" / "week.csv"), policy).data == listings_bytes
     for outside in (other / "secret.csv", allowed / "link.csv", allowed / ".." / "elsewhere" / "secret.csv"):
-        with pytest.raises(SourceError, match=f"outside the folders sources may be read from \\({FOLDERS_VARIABLE}"):
+        with pytest.raises(SourceError, match=f"outside the folders sources may be read from \\(allowed by {FOLDERS_VARIABLE}"):
             read_source(str(outside), policy)
     with pytest.raises(SourceError, match="host '127.0.0.1' is not allowed here"):
         read_source("http://127.0.0.1:9/x.csv", policy)
