@@ -202,10 +202,16 @@ def verify_command() -> None:
     help="Also remove unaliased versions older than the newest N.",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@click.option(
+    "--drop-unsynced-runs",
+    is_flag=True,
+    help="Also drop W&B offline runs never synced (records and folders), freeing the blobs only "
+    "they keep: for runs that will never be uploaded.",
+)
 @_reporting_errors
-def gc_command(keep: int | None, dry_run: bool) -> None:
+def gc_command(keep: int | None, dry_run: bool, drop_unsynced_runs: bool) -> None:
     """Remove leftovers of interrupted writes and blobs nothing refers to."""
-    click.echo(str(_store().gc(keep=keep, dry_run=dry_run)))
+    click.echo(str(_store().gc(keep=keep, dry_run=dry_run, drop_unsynced_runs=drop_unsynced_runs)))
 
 
 @artifacts.command("sync")

@@ -4,7 +4,8 @@ What a killed writer leaves behind (``.tmp-*`` files, blobs written before its m
 published, a collection with no committed version) is invisible to readers, so ``verify`` does not
 count it as a problem; ``gc`` removes it. ``gc`` never removes an aliased version, a version another
 kept version was made from (lineage stays resolvable), or a blob an unsynced W&B offline run
-points at.
+points at, unless told that those runs will never be synced (``drop_unsynced_runs``): then their
+records and ``offline-run-*`` folders go, and so do the blobs only they kept.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class GcReport:
     removed_temp_files: int = 0
     removed_empty_artifacts: list[str] = field(default_factory=list)
     forgotten_runs: list[str] = field(default_factory=list)
+    dropped_runs: list[str] = field(default_factory=list)
     kept_pending_blobs: int = 0
     skipped_blob_cleanup: str | None = None
     dry_run: bool = False
@@ -88,9 +90,15 @@ class GcReport:
             lines.append(
                 f"  forgot offline runs whose directory is gone: {', '.join(self.forgotten_runs)}"
             )
+        if self.dropped_runs:
+            lines.append(
+                f"  {'would drop' if self.dry_run else 'dropped'} {len(self.dropped_runs)} unsynced W&B "
+                f"offline run(s) and their folders: {', '.join(self.dropped_runs)}"
+            )
         if self.kept_pending_blobs:
             lines.append(
-                f"  kept {self.kept_pending_blobs} blob(s) that unsynced W&B offline runs point at"
+                f"  kept {self.kept_pending_blobs} blob(s) that unsynced W&B offline runs point at "
+                "(--drop-unsynced-runs frees them if those runs will never be synced)"
             )
         if self.skipped_blob_cleanup:
             lines.append(f"  blob cleanup skipped: {self.skipped_blob_cleanup}")
@@ -175,7 +183,9 @@ def verify_store(store: ArtifactStore) -> VerifyReport:
     return report
 
 
-def collect_garbage(store: ArtifactStore, *, keep: int | None, dry_run: bool) -> GcReport:
+def collect_garbage(
+    store: ArtifactStore, *, keep: int | None, dry_run: bool, drop_unsynced_runs: bool = False
+) -> GcReport:
     if keep is not None and keep < 1:
         raise ValueError(
             "keep must be at least 1: the newest version of each artifact always stays"
@@ -204,12 +214,13 @@ def collect_garbage(store: ArtifactStore, *, keep: int | None, dry_run: bool) ->
                 report.forgotten_runs.append(run.run_id)
                 if not dry_run:
                     pending.forget(run.run_id)
-        pending_blobs = {
-            sha
-            for run in pending.all()
-            for sha in run.blobs
-            if run.run_id not in report.forgotten_runs
-        }
+            elif drop_unsynced_runs:
+                report.dropped_runs.append(run.run_id)
+                if not dry_run:
+                    pending.forget(run.run_id)  # first: a folder left by a crash is only a folder
+                    _remove_offline_run(Path(run.run_dir))
+        gone = set(report.forgotten_runs) | set(report.dropped_runs)
+        pending_blobs = {sha for run in pending.all() for sha in run.blobs if run.run_id not in gone}
 
         if any(m is None for m in manifests.values()):
             report.skipped_blob_cleanup = (
@@ -270,6 +281,12 @@ def _unneeded_versions(
                 kept.add(key)
                 frontier.append(key)
     return set(manifests) - kept
+
+
+def _remove_offline_run(run_dir: Path) -> None:
+    """Delete a W&B offline run folder, and nothing that is not one."""
+    if run_dir.name.startswith("offline-run-") and run_dir.is_dir():
+        shutil.rmtree(run_dir)
 
 
 def _temp_leftovers(root: Path) -> list[Path]:

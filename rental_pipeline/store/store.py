@@ -117,6 +117,11 @@ class ArtifactStore:
 
     @contextlib.contextmanager
     def _artifact_locked(self, name: str) -> Iterator[None]:
+        """Locks for changing an existing artifact (aliases, flags). An artifact that does not exist
+        is refused first: taking its lock would create its folder (and the store's), leaving a
+        trace of a command that did nothing."""
+        if not self.layout.committed_versions(validate_name(name)):
+            raise ArtifactNotFoundError(_not_found(self, Ref(name, alias=LATEST)))
         with self.pinned(), file_lock(self.layout.artifact_lock(name)):
             yield
 
@@ -494,11 +499,14 @@ class ArtifactStore:
 
         return verify_store(self)
 
-    def gc(self, keep: int | None = None, *, dry_run: bool = False) -> GcReport:
-        """Remove leftovers and orphan blobs; with ``keep``, also old unaliased versions."""
+    def gc(
+        self, keep: int | None = None, *, dry_run: bool = False, drop_unsynced_runs: bool = False
+    ) -> GcReport:
+        """Remove leftovers and orphan blobs; with ``keep``, also old unaliased versions; with
+        ``drop_unsynced_runs``, also W&B offline runs that will never be synced."""
         from .maintenance import collect_garbage
 
-        return collect_garbage(self, keep=keep, dry_run=dry_run)
+        return collect_garbage(self, keep=keep, dry_run=dry_run, drop_unsynced_runs=drop_unsynced_runs)
 
     # -- internals -----------------------------------------------------------------------
 
