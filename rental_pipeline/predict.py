@@ -439,6 +439,9 @@ def _score_file(
     return rows, failed
 
 
+_DAMAGED_GZIP = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
 def _check_paths(source: Path, destination: Path, partial: Path) -> None:
     """Refuse, before anything is written, what would fail late or destroy the input."""
     if not destination.parent.is_dir():
@@ -450,10 +453,13 @@ def _check_paths(source: Path, destination: Path, partial: Path) -> None:
             raise PredictionError(
                 f"{destination}: writing it would overwrite the input file {source}; choose another output file"
             )
-    with _open_listings(source) as (handle, _):
-        while block := handle.read(1 << 16):
-            if block.strip():
-                return
+    try:
+        with _open_listings(source) as (handle, _):
+            while block := handle.read(1 << 16):
+                if block.strip():
+                    return
+    except _DAMAGED_GZIP as error:
+        raise PredictionError(f"{source}: is gzip-compressed but damaged or cut off ({error})") from None
     raise PredictionError(f"{source}: file is empty: expected a header with the listing columns")
 
 
@@ -485,7 +491,7 @@ def predict_csv(
         except ArrowRefused:
             rows, failed = _score_file(model, source, partial, pandas_chunks, chunk_rows, progress)
         partial.replace(destination)  # a half-written output never stands under the final name
-    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+    except _DAMAGED_GZIP as error:
         partial.unlink(missing_ok=True)
         raise PredictionError(f"{source}: is gzip-compressed but damaged or cut off ({error})") from None
     except BaseException:
