@@ -9,7 +9,14 @@ from pydantic import Field
 
 from rental_pipeline.assets.ingest import SourceConfig, warn_if_kept_by_dagster
 from rental_pipeline.assets.metadata import frame_metadata, table
-from rental_pipeline.io_manager import USES_ARTIFACTS_KEY, ArtifactStoreResource
+from rental_pipeline.code_version import code_version
+from rental_pipeline.io_manager import (
+    USES_ARTIFACTS_KEY,
+    ArtifactStoreResource,
+    reused_output,
+    reused_outputs,
+    run_resolver,
+)
 from rental_pipeline.predict import ERROR, PREDICTION, PredictionError, check_model, predict_csv
 from rental_pipeline.sources import SourceError, copy_source, describe
 from rental_pipeline.synthetic import generate_listings
@@ -29,25 +36,28 @@ class BatchPredictionsConfig(SourceConfig):
     kinds={"pandas", "scikitlearn"},
     deps=["model_evaluation"],  # after the promotion gate has decided which model is prod
     metadata={"artifact_type": "predictions"},
+    code_version=code_version(__name__),
     description="Listings priced by the prod inference pipeline; rows it cannot use carry an error instead.",
 )
 def batch_predictions(
-    context: dg.AssetExecutionContext,
-    config: BatchPredictionsConfig,
-    artifact_store: ArtifactStoreResource,
-) -> dg.Output[pd.DataFrame]:
+    context: dg.AssetExecutionContext, config: BatchPredictionsConfig, artifact_store: ArtifactStoreResource
+) -> dg.Output:
     store = artifact_store.store()
-    wanted = config.model if ":" in config.model else f"inference_pipeline:{config.model}"
-    if not store.exists(wanted):
+    name, _, tag = config.model.rpartition(":")
+    name = name or "inference_pipeline"
+    wanted = f"{name}:{tag}"
+    model_ref = run_resolver(context).alias(name, tag)
+    if model_ref is None:
         raise dg.Failure(
             description=f"No model {wanted} in the store at {store.root}: materialize the training assets first "
             "(training_job promotes its first model to prod) or set `model` to a version such as v0 or latest."
         )
-    version = store.get(wanted)
-    model_ref = version.ref
+    # A file may change under the same name; synthetic listings are fixed by config.
+    if not config.source and (hits := reused_outputs(context, {name: model_ref})):
+        return reused_output(context, hits["batch_predictions"])
     model = store.load(model_ref)
     try:
-        check_model(model, f"{model_ref} ({version.type})")
+        check_model(model, f"{model_ref} ({store.get(model_ref).type})")
         with tempfile.TemporaryDirectory() as scratch:
             source = Path(scratch) / "listings.csv"
             if config.source:
