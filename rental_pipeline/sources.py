@@ -376,6 +376,9 @@ def _file_chunks(path: Path, shown: str, policy: SourcePolicy) -> Iterator[bytes
         raise SourceError(shown, f"is outside the folders sources may be read from ({_allowed_folders(policy)})")
     handle = open_regular_file(resolved, shown)
     with handle:
+        opened = Path(f"/proc/self/fd/{handle.fileno()}")
+        if opened.is_symlink() and not policy.allows_path(Path(os.readlink(opened))):  # a link swapped in meanwhile
+            raise SourceError(shown, f"is outside the folders sources may be read from ({_allowed_folders(policy)})")
         size = os.fstat(handle.fileno()).st_size
         if size > policy.max_bytes:
             raise SourceError(shown, _too_large(policy.max_bytes, size))
@@ -525,7 +528,18 @@ def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
 
 
 def _credentials(parts: SplitResult, environ: Mapping[str, str], auth_variable: str | None) -> dict[str, str]:
-    """Headers that authenticate to the source's host: from a named variable, else netrc."""
+    """Headers that authenticate to the source's host: from a named variable, else netrc. Never
+    over plain http to another machine, where anyone on the way could read them."""
+    headers = _named_or_netrc(parts, environ, auth_variable)
+    host = (parts.hostname or "").lower()
+    if headers and parts.scheme.lower() != "https" and host not in ("localhost", "127.0.0.1", "::1"):
+        raise SourceError(
+            describe(urlunsplit(parts)), "credentials are sent over https only; use the https:// URL of the source"
+        )
+    return headers
+
+
+def _named_or_netrc(parts: SplitResult, environ: Mapping[str, str], auth_variable: str | None) -> dict[str, str]:
     if auth_variable:
         if not auth_variable.startswith(AUTH_VARIABLE_PREFIX) or len(auth_variable) == len(AUTH_VARIABLE_PREFIX):
             raise SourceError(

@@ -315,3 +315,31 @@ def test_a_slow_name_lookup_or_server_cannot_outlast_the_timeout(monkeypatch):
     finally:
         release.set()
     assert time.monotonic() - started < 2
+
+
+def test_credentials_never_travel_over_plain_http_to_another_machine():
+    policy = SourcePolicy(environ={f"{AUTH_VARIABLE_PREFIX}X": "Bearer t"})
+    with pytest.raises(SourceError, match="credentials are sent over https only"):
+        read_source("http://data.example.com/x.csv", policy, auth_variable=f"{AUTH_VARIABLE_PREFIX}X")
+
+
+def test_a_link_swapped_in_after_the_check_is_still_refused(tmp_path, listings_bytes, monkeypatch):
+    """The folder check is made again on the file actually opened, so replacing the file by a link
+    to elsewhere between the check and the open reads nothing."""
+    from rental_pipeline import sources
+
+    allowed, secret = tmp_path / "drops", tmp_path / "secret.csv"
+    allowed.mkdir()
+    (allowed / "week.csv").write_bytes(listings_bytes)
+    secret.write_bytes(b"token=hunter2\n")
+    policy = SourcePolicy(environ={}, folders=(allowed.resolve(),))
+    real_open = sources.open_regular_file
+
+    def swap_then_open(path, shown=None):  # the race, made to happen every time
+        (allowed / "week.csv").unlink()
+        (allowed / "week.csv").symlink_to(secret)
+        return real_open(path, shown)
+
+    monkeypatch.setattr(sources, "open_regular_file", swap_then_open)
+    with pytest.raises(SourceError, match="outside the folders sources may be read from"):
+        read_source(str(allowed / "week.csv"), policy)

@@ -101,6 +101,7 @@ TRUSTED_BIT_GENERATORS = frozenset({"PCG64"})
 _CACHED = "CachedNode"
 SKOPS_PROTOCOL = 2  # the protocol skops 0.16 writes; older ones load through other node classes
 SCHEMA = "schema.json"
+MAX_SCHEMA_BYTES = 256 << 20  # the real models' schemas are a few MB: their arrays are separate files
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Attributes whose value is an id() valid only in the process that fitted the model.
 PROCESS_LOCAL_ATTRIBUTES = frozenset({"_stop_words_id"})
@@ -193,9 +194,11 @@ def audit_model(data: bytes, trusted: Mapping[str, frozenset[str]] = TRUSTED_MOD
 def _read_archive(data: bytes) -> tuple[dict[str, Any], zipfile.ZipFile]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
+        if archive.getinfo(SCHEMA).file_size > MAX_SCHEMA_BYTES:  # a zip bomb would fill memory first
+            raise CodecError(f"stored skops model has a schema over {MAX_SCHEMA_BYTES:,} bytes; refusing it")
         schema = json.loads(archive.read(SCHEMA))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise CodecError(f"stored skops model is unreadable: {exc}") from exc
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, RecursionError) as exc:
+        raise CodecError(f"stored skops model is unreadable: {_shown(str(exc), 200)}") from None
     if not isinstance(schema, dict):
         raise CodecError("stored skops model is unreadable: its schema is not an object")
     return schema, archive
