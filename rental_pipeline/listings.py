@@ -184,6 +184,8 @@ def _refuse_binary(data: bytes, source: str) -> None:
         raise ListingsError(source, "is a ZIP archive, not a CSV file: extract the CSV and use that (.csv.gz is read as it is)")
     if kind is not None:
         raise ListingsError(source, f"is {kind}-compressed (inside the file as read): only .csv and .csv.gz are read")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ListingsError(source, "is UTF-16 text (a spreadsheet's \"Unicode text\"): save it as CSV in UTF-8")
     if b"\x00" in head:
         raise ListingsError(source, "holds NUL bytes: it is a binary file (a spreadsheet?), not CSV text")
 

@@ -138,3 +138,19 @@ def test_a_gzip_file_is_read_as_its_csv(tmp_path, good_csv):
 def write_bytes(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b"PK\x03\x04" + b"\x00" * 40, "is a ZIP archive, not a CSV file"),
+        (b"BZh91AY&SY" + b"\x00" * 40, "is bzip2-compressed"),
+        (",".join(COLUMNS).encode("utf-16"), "is UTF-16 text"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "holds NUL bytes: it is a binary file"),
+    ],
+    ids=["zip", "bzip2", "utf-16", "xls"],
+)
+def test_files_that_are_no_csv_text_are_named_not_called_undecodable(tmp_path, data, says):
+    with pytest.raises(ListingsError, match=says) as error:
+        read_listings(str(write_bytes(tmp_path / "drop.csv", data)))
+    assert "is not UTF-8" not in str(error.value)
