@@ -236,24 +236,24 @@ def _typed_features(
                 [f"{column}: {value!r} is {what}; " for value in values.iloc[rows]], dtype=object
             )
         if column in domains:
-            errors += _unseen(column, values, domains[column])
+            rows, messages = _unseen(column, values, domains[column])
+            errors[rows] += messages
         features[column] = typed
     return pd.DataFrame(features, index=chunk.index), errors
 
 
-def _unseen(column: str, values: pd.Series, domain: CategoryDomain) -> np.ndarray:
-    """Per row: "" or why its category cannot be priced (one the model never saw, or missing)."""
-    messages = np.full(len(values), "", dtype=object)
+def _unseen(column: str, values: pd.Series, domain: CategoryDomain) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, messages) for the rows whose category cannot be priced: one the model never saw, or
+    a missing one it cannot impute."""
     present = values.notna().to_numpy()
     unseen = np.flatnonzero(present & ~values.isin(domain.known).to_numpy())
-    if unseen.size:
-        known = ", ".join(sorted(domain.known)[:8])
-        messages[unseen] = [
-            f"{column}: {_short(value)} was not seen in training (known: {known}); " for value in values.iloc[unseen]
-        ]
+    known = ", ".join(sorted(domain.known)[:8])
+    messages = [f"{column}: {_short(value)} was not seen in training (known: {known}); " for value in values.iloc[unseen]]
     if not domain.missing_ok:
-        messages[~present] = f"{column}: missing, and the model saw no listing without one in training; "
-    return messages
+        missing = np.flatnonzero(~present)
+        unseen = np.concatenate([unseen, missing])
+        messages += [f"{column}: missing, and the model saw no listing without one in training; "] * missing.size
+    return unseen, np.array(messages, dtype=object)
 
 
 def _short(value: Any, limit: int = 60) -> str:
