@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -44,12 +43,12 @@ def _reporting_errors(command: F) -> F:
 @click.group("artifacts")
 @click.option(
     "--root",
-    type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Store directory [default: $RENTAL_PIPELINE_HOME/artifacts or .rental_pipeline/artifacts]",
+    help="Store folder or s3://bucket/prefix [default: $RENTAL_PIPELINE_STORE, else "
+    "$RENTAL_PIPELINE_HOME/artifacts or .rental_pipeline/artifacts]",
 )
 @click.pass_context
-def artifacts(ctx: click.Context, root: Path | None) -> None:
+def artifacts(ctx: click.Context, root: str | None) -> None:
     """Versioned artifacts: list, inspect, alias, verify, clean up and sync to W&B."""
     ctx.meta[_META_KEY] = ArtifactStore(root or default_root())
 
@@ -87,7 +86,7 @@ def list_command(name: str | None, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not summaries:
-        click.echo(f"no artifacts in {store.root}")
+        click.echo(f"no artifacts in {store.location}")
         return
     width = max(len(s.name) for s in summaries)
     for s in summaries:
