@@ -190,7 +190,7 @@ class LocalBackend(Backend):
 
     def append_line(self, key: str, line: bytes, *, after: Stored | None) -> None:
         current = self.info(key)
-        if (after is None) != (current is None) or (after is not None and current is not None and after.etag != current.etag):
+        if (None if current is None else current.etag) != (None if after is None else after.etag):
             raise PreconditionFailed(f"{key} changed since it was read")
         append_line(self.path(key), line.decode("utf-8"))
 

@@ -201,10 +201,17 @@ def verify_command() -> None:
     help="Also remove unaliased versions older than the newest N.",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@click.option(
+    "--grace-seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="On object storage, leave unreferenced blobs changed within this many seconds "
+    "[default: 3600]; 0 only while nothing else writes to the store.",
+)
 @_reporting_errors
-def gc_command(keep: int | None, dry_run: bool) -> None:
+def gc_command(keep: int | None, dry_run: bool, grace_seconds: float | None) -> None:
     """Remove leftovers of interrupted writes and blobs nothing refers to."""
-    click.echo(str(_store().gc(keep=keep, dry_run=dry_run)))
+    click.echo(str(_store().gc(keep=keep, dry_run=dry_run, grace_seconds=grace_seconds)))
 
 
 @artifacts.command("sync")

@@ -190,6 +190,12 @@ class S3Backend(Backend):
                     f"bucket {self.bucket!r} does not exist at {self._configured_endpoint() or 'AWS'}: create it "
                     "first (the store never creates buckets)"
                 ) from None
+            if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
+                raise PermissionError(
+                    f"{operation} on {self.url(self._relative(kwargs.get('Key', '')))} refused ({code}): check the "
+                    f"credentials, and that bucket {self.bucket!r} exists at "
+                    f"{self._configured_endpoint() or 'AWS'} (some servers answer so for a missing bucket)"
+                ) from None
             if code in ("NoSuchKey", "404", "NotFound") or status == 404:
                 raise FileNotFoundError(self.url(self._relative(kwargs.get("Key", "")))) from None
             raise
@@ -243,7 +249,7 @@ class S3Backend(Backend):
         if after is None:
             self.write(key, line + b"\n", if_absent=True)
         else:
-            body = after.data if after.data.endswith(b"\n") or not after.data else after.data[: after.data.rfind(b"\n") + 1]
+            body = after.data[: after.data.rfind(b"\n") + 1]  # without a torn record, if any
             self.write(key, body + line + b"\n", if_match=after.etag)
 
     def delete(self, key: str) -> int:
