@@ -108,7 +108,9 @@ def loaded_in(instance: dg.DagsterInstance, run_id: str) -> dict[str, set[tuple[
 
 
 @pytest.fixture
-def team(tmp_path: Path, postgres_env: dict[str, str], s3_credentials: str) -> tuple[Machine, Machine, str]:
+def team(
+    tmp_path: Path, postgres_env: dict[str, str], s3_credentials: str  # noqa: F811 - the imported fixture
+) -> tuple[Machine, Machine, str]:
     store = s3_root(s3_credentials, "two-machines")
     return Machine("machine-a", tmp_path, store), Machine("machine-b", tmp_path, store), store
 
@@ -145,7 +147,9 @@ def test_a_downstream_run_on_another_machine_loads_the_versions_the_first_record
         evaluation = materialized_in(instance, run_b)["model_evaluation"]
 
     assert loaded["test_data"] == {(recorded["test_data"], "recorded by its latest materialization")}
-    assert loaded["inference_pipeline"] == {(recorded["inference_pipeline"], "recorded by its latest materialization")}
+    assert loaded["inference_pipeline"] == {
+        (recorded["inference_pipeline"], "recorded by its latest materialization")
+    }
     made = store.get(evaluation)
     assert set(made.inputs) >= {recorded["test_data"], recorded["inference_pipeline"]}
     assert not list(a.dagster_home.rglob("*.db")) and not list(b.dagster_home.rglob("*.db"))  # all in PostgreSQL
