@@ -128,7 +128,10 @@ def test_a_downstream_run_on_another_machine_loads_the_versions_the_first_record
     store = ArtifactStore(root, local_dir=a.home / "third-party")
     current = store.get(recorded["test_data"])
     newer = store.write(
-        "test_data", {"data.parquet": b"not what machine-a recorded"}, type=current.type, metadata=dict(current.metadata)
+        "test_data",
+        {"data.parquet": b"not what machine-a recorded"},
+        type=current.type,
+        metadata=dict(current.metadata),
     ).version
     assert store.get("test_data:latest").ref == newer.ref != recorded["test_data"]
 
