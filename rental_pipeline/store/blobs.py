@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .backend import Backend, LocalBackend, ObjectInfo
 from .digest import hash_file, sha256_hex
+from .fsutil import atomic_write
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 PREFIX = "blobs/sha256/"
@@ -56,11 +57,14 @@ class BlobStore:
         from .s3_backend import etag_is_md5, md5_hex
 
         found = self.backend.info(key)
-        if found is not None and found.size == len(data) and etag_is_md5(found.etag, md5_hex(data)):
-            grace = self.backend.default_grace_seconds
-            if time.time() - found.modified < grace / 4 or self.backend.touch(key):
-                return sha256
-        self.backend.write(key, data)  # absent, damaged, or removed between the two looks
+        reusable = found is not None and found.size == len(data) and etag_is_md5(found.etag, md5_hex(data))
+        grace = self.backend.default_grace_seconds
+        if not (reusable and (time.time() - found.modified < grace / 4 or self.backend.touch(key))):
+            self.backend.write(key, data)  # absent, damaged, or removed between the two looks
+        # This machine's readers (the next step, the W&B worker) then find the bytes locally.
+        cached = self.path(sha256)
+        if not cached.exists():
+            atomic_write(cached, data, mode=0o444)
         return sha256
 
     def intact(self, sha256: str) -> bool:

@@ -27,7 +27,9 @@ machine, filled on demand and checked against the manifest's sha256 like any rea
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import json
 import os
 import threading
 import time
@@ -41,6 +43,26 @@ from .fsutil import atomic_write
 
 DEFAULT_GRACE_SECONDS = 3600.0
 _QUERY_KEYS = ("endpoint_url", "region", "addressing_style")
+# Traffic accounting: with this variable naming a file, each process appends its S3 totals to it
+# at exit (one JSON line), e.g. for the benchmark's bytes moved.
+STATS_VARIABLE = "RENTAL_PIPELINE_S3_STATS"
+_totals = {"requests": 0, "bytes_sent": 0, "bytes_received": 0}
+_stats_registered = False
+
+
+def _record_totals_at_exit() -> None:
+    global _stats_registered
+    path = os.environ.get(STATS_VARIABLE)
+    if not path or _stats_registered:
+        return
+    _stats_registered = True
+
+    def write() -> None:
+        if _totals["requests"]:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"pid": os.getpid(), **_totals}) + "\n")
+
+    atexit.register(write)
 
 
 class S3ConfigError(ValueError):
@@ -98,6 +120,7 @@ class S3Backend(Backend):
         self.bytes_sent = 0
         self.bytes_received = 0
         self.requests = 0
+        _record_totals_at_exit()
 
     @classmethod
     def from_url(cls, url: str, *, local_dir: Path | None = None) -> S3Backend:
@@ -178,6 +201,7 @@ class S3Backend(Backend):
         from botocore.exceptions import ClientError, NoCredentialsError
 
         self.requests += 1
+        _totals["requests"] += 1
         try:
             return getattr(self.client, operation)(Bucket=self.bucket, **kwargs)
         except ClientError as error:
@@ -205,12 +229,16 @@ class S3Backend(Backend):
                 "AWS_PROFILE, or give the pod a role"
             ) from error
 
+    def _received(self, size: int) -> None:
+        self.bytes_received += size
+        _totals["bytes_received"] += size
+
     # -- objects -----------------------------------------------------------------------------
 
     def read(self, key: str) -> Stored:
         response = self._call("get_object", Key=self._key(key))
         data = response["Body"].read()
-        self.bytes_received += len(data)
+        self._received(len(data))
         return Stored(data, response["ETag"])
 
     def read_if_changed(self, key: str, etag: str | None) -> Stored | None:
@@ -225,7 +253,7 @@ class S3Backend(Backend):
                 return None
             raise
         data = response["Body"].read()
-        self.bytes_received += len(data)
+        self._received(len(data))
         return Stored(data, response["ETag"])
 
     def write(self, key: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None) -> str:
@@ -242,6 +270,7 @@ class S3Backend(Backend):
             **conditions,
         )
         self.bytes_sent += len(data)
+        _totals["bytes_sent"] += len(data)
         return str(response["ETag"])
 
     def append_line(self, key: str, line: bytes, *, after: Stored | None) -> None:

@@ -240,9 +240,15 @@ class ArtifactStore:
         return found
 
     def read_bytes(self, ref: RefLike, path: str) -> bytes:
-        """The bytes of one file, checked against the manifest's sha256."""
+        """The bytes of one file, checked against the manifest's sha256.
+
+        On object storage they come from this machine's cache of blobs (filled on first read or
+        by a write from this machine), after the stored object's ETag was compared with the
+        manifest's MD5, so damage in the bucket is refused even when the cached copy is intact."""
         version = self.get(ref)
         entry = _entry(version, path)
+        if not isinstance(self.backend, LocalBackend):  # through this machine's checked cache
+            return self._checked_blob(version, entry).read_bytes()
         try:
             data = self.blobs.read(entry.sha256)
         except FileNotFoundError:
