@@ -552,7 +552,6 @@ class Bench:
                             "5-8 s", False, note=devs[-1].get("error", "") if devs else "")
         self.report.results["startup"] = {"import": imports, "import_seconds": seconds, "dev": devs}
 
-
     # 7 ---------------------------------------------------------------------------------------
 
     def object_storage(self) -> None:
