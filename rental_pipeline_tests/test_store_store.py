@@ -435,6 +435,8 @@ def test_credentials_never_go_into_the_root() -> None:
         ArtifactStore("s3://AKIAKEY:secret@bucket/prefix")
     with pytest.raises(S3ConfigError, match="unknown option 'aws_secret_access_key'"):
         ArtifactStore("s3://bucket/prefix?aws_secret_access_key=x")
+    with pytest.raises(S3ConfigError, match="credentials do not belong in the endpoint"):
+        ArtifactStore("s3://bucket/prefix?endpoint_url=http://key:secret@127.0.0.1:9000")
     with pytest.raises(S3ConfigError, match="at least 3 characters"):
         ArtifactStore("s3://ab/prefix")
     store = ArtifactStore("s3://team-bucket/rental/?endpoint_url=http://127.0.0.1:9&region=eu-west-1")

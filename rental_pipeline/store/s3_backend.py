@@ -89,6 +89,12 @@ def parse_s3_url(url: str) -> tuple[str, str, dict[str, str]]:
                 f"store root {url!r}: unknown option {key!r} (known: {', '.join(_QUERY_KEYS)})"
             )
         options[key] = values[-1]
+    endpoint = urlsplit(options.get("endpoint_url", ""))
+    if endpoint.username or endpoint.password:
+        raise S3ConfigError(
+            "store root: credentials do not belong in the endpoint URL; use AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY, an AWS profile or the pod's role"
+        )
     prefix = parts.path.strip("/")
     if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
         raise S3ConfigError(f"store root {url!r}: the prefix has an empty, '.' or '..' part")
