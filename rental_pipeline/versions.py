@@ -78,6 +78,10 @@ class VersionResolver:
             known = self._answers[key] = Resolution(self.store.get(key).ref, f"alias {alias}")
         return known.ref
 
+    def alias_moved(self, name: str, alias: str, ref: str) -> None:
+        """This run moved ``name:alias`` to ``ref``: its later steps see the move."""
+        self._answers[f"{name}:{alias}"] = Resolution(ref, f"alias {alias}")
+
     def stored(self, name: str, ref: str) -> None:
         """This run stored (or reused) ``ref`` for ``name``: later readers in the run get it."""
         self._answers[name] = Resolution(ref, THIS_RUN)

@@ -58,7 +58,8 @@ def model_evaluation(
         test_mae = evaluation.mae
         context.log.info(f"Test MAE {evaluation.mae:.2f}, R² {evaluation.r2:.3f} on {evaluation.rows:,} listings")
 
-    champion = run_resolver(context).alias("inference_pipeline", PROD)
+    resolver = run_resolver(context)
+    champion = resolver.alias("inference_pipeline", PROD)
     champion_mae = None
     if champion is not None and champion != challenger:
         champion_mae = evaluate_pipeline(store.load(champion), test_data).mae
@@ -70,6 +71,7 @@ def model_evaluation(
     if decision.promote and config.promote:
         try:
             store.set_alias(challenger, PROD, reason=decision.reason, actor=f"dagster run {context.run.run_id}")
+            resolver.alias_moved("inference_pipeline", PROD, challenger)
             promoted = True
         except AliasRefusedError as refused:
             outcome = f"{decision.reason}; refused by the store: {refused}"
