@@ -109,14 +109,11 @@ class Backend(ABC):
     def children(self, prefix: str) -> list[str]:
         """Names of the immediate sub-folders of ``prefix``."""
 
-    def touch(self, key: str) -> bool:
+    def touch(self, key: str) -> str | None:
         """Record that a writer is about to reference ``key`` again (see :meth:`BlobStore.put`);
-        False if the object is gone."""
-        return self.info(key) is not None
-
-    @abstractmethod
-    def local_file(self, key: str) -> Path:
-        """A file on this machine with the object's bytes (downloaded if need be); do not modify it."""
+        its ETag afterwards, None if the object is gone."""
+        found = self.info(key)
+        return None if found is None else found.etag
 
     def leftovers(self) -> Iterator[str]:
         """Keys of what killed writers left behind (temporary files); nothing on object storage."""
@@ -232,9 +229,6 @@ class LocalBackend(Backend):
         if not base.is_dir():
             return []
         return sorted(p.name for p in base.iterdir() if p.is_dir())
-
-    def local_file(self, key: str) -> Path:
-        return self.path(key)
 
     def leftovers(self) -> Iterator[str]:
         if not self.root.is_dir():

@@ -43,9 +43,11 @@ class BlobStore:
     def put(self, data: bytes, sha256: str | None = None) -> str:
         """Store ``data`` unless an intact copy exists; returns its sha256.
 
-        On object storage an intact copy is recognised by its ETag (the MD5 of its bytes) without
-        downloading it; one older than a quarter of ``gc``'s grace period is touched so ``gc``
-        leaves it alone while the caller goes on to reference it.
+        On object storage an intact copy is recognised without downloading it: by the ETag this
+        machine saw when it last wrote or checked those bytes, or by an ETag equal to their MD5
+        (what a plain single-part upload gets). Anything else is uploaded again, which is always
+        safe. A copy older than a quarter of ``gc``'s grace period is touched, so ``gc`` leaves it
+        alone while the caller goes on to reference it.
         """
         sha256 = sha256 or sha256_hex(data)
         key = self.key(sha256)
@@ -57,14 +59,16 @@ class BlobStore:
         from .s3_backend import etag_is_md5, md5_hex
 
         found = self.backend.info(key)
-        reusable = found is not None and found.size == len(data) and etag_is_md5(found.etag, md5_hex(data))
-        grace = self.backend.default_grace_seconds
-        if not (reusable and (time.time() - found.modified < grace / 4 or self.backend.touch(key))):
-            self.backend.write(key, data)  # absent, damaged, or removed between the two looks
+        etag: str | None = None
+        if found is not None and found.size == len(data):
+            if found.etag == self._seen_etag(sha256) or etag_is_md5(found.etag, md5_hex(data)):
+                etag = found.etag
+                if time.time() - found.modified >= self.backend.default_grace_seconds / 4:
+                    etag = self.backend.touch(key)  # None: removed between the two looks
+        if etag is None:
+            etag = self.backend.write(key, data)  # absent, damaged, or of unknown bytes
         # This machine's readers (the next step, the W&B worker) then find the bytes locally.
-        cached = self.path(sha256)
-        if not cached.exists():
-            atomic_write(cached, data, mode=0o444)
+        self._cache(sha256, data, etag)
         return sha256
 
     def intact(self, sha256: str) -> bool:
@@ -77,15 +81,48 @@ class BlobStore:
         """The stored bytes, unchecked (callers compare them with the manifest's sha256)."""
         return self.backend.read(self.key(sha256)).data
 
-    def local_file(self, sha256: str, *, refresh: bool = False) -> Path:
-        """A file on this machine holding the blob; ``refresh`` fetches it again (object storage)."""
-        key = self.key(sha256)
-        if refresh and not isinstance(self.backend, LocalBackend):
-            from .s3_backend import S3Backend
+    def fetch(self, sha256: str) -> tuple[Path, str]:
+        """A file on this machine with the blob's bytes, and the sha256 those bytes really have
+        (the caller refuses a mismatch); :class:`FileNotFoundError` if the blob is gone.
 
-            assert isinstance(self.backend, S3Backend)
-            return self.backend.refresh_local(key)
-        return self.backend.local_file(key)
+        On object storage: the cached copy while the stored object keeps the ETag it had when
+        this machine last verified it (one HEAD request); otherwise the bytes are downloaded and
+        cached again only if they are the right ones. So a replaced object is noticed even when
+        the cached copy is intact, and a damaged cached copy is replaced.
+        """
+        path = self.path(sha256)
+        if isinstance(self.backend, LocalBackend):
+            return path, hash_file(path).sha256
+        key = self.key(sha256)
+        remote = self.backend.info(key)
+        if remote is None:
+            raise FileNotFoundError(self.backend.url(key))
+        if path.exists() and self._seen_etag(sha256) == remote.etag:
+            actual = hash_file(path).sha256
+            if actual == sha256:
+                return path, actual
+        stored = self.backend.read(key)
+        actual = sha256_hex(stored.data)
+        if actual == sha256:
+            self._cache(sha256, stored.data, stored.etag, replace=True)
+        return path, actual
+
+    def _seen_path(self, sha256: str) -> Path:
+        return self.path(sha256).with_name(f"{sha256}.etag")
+
+    def _seen_etag(self, sha256: str) -> str | None:
+        try:
+            return self._seen_path(sha256).read_text(encoding="ascii")
+        except FileNotFoundError:
+            return None
+
+    def _cache(self, sha256: str, data: bytes, etag: str, *, replace: bool = False) -> None:
+        """Keep verified bytes on this machine, with the ETag the stored object had then."""
+        path = self.path(sha256)
+        if replace or not path.exists():
+            atomic_write(path, data, mode=0o444)
+        if self._seen_etag(sha256) != etag:
+            atomic_write(self._seen_path(sha256), etag.encode("ascii"))
 
     def stored(self) -> Iterator[ObjectInfo]:
         """Every committed blob with its size and time (temporary leftovers excluded)."""

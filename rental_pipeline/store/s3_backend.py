@@ -15,14 +15,15 @@ must therefore offer strong read-after-write consistency for puts, overwrites, d
 listings, and honour both conditional headers on ``PutObject`` (see the README for which do).
 
 A version's blobs are uploaded before its manifest is created, so a reader that sees the
-manifest finds every blob. Blobs shared with earlier versions are not uploaded again: the
-writer checks the stored copy's ETag (the MD5 of its bytes for a single-part upload) and, if it
-is older than a quarter of ``gc``'s grace period, refreshes its modification time with a
-server-side copy onto itself, so ``gc`` (which removes only unreferenced blobs left alone for the
-whole grace period) cannot delete it under a writer that is about to reference it.
+manifest finds every blob. Blobs shared with earlier versions are not uploaded again when the
+stored copy is known to hold them (see :meth:`.BlobStore.put`); one older than a quarter of
+``gc``'s grace period gets a fresh modification time from a server-side copy onto itself, so
+``gc`` (which removes only unreferenced blobs left alone for the whole grace period) cannot delete
+it under a writer that is about to reference it.
 
-Files are handed to local readers (``paths()``, the W&B mirror) from a cache folder on this
-machine, filled on demand and checked against the manifest's sha256 like any read.
+Reads go through a cache folder on each machine, checked as :meth:`.BlobStore.fetch` says; the
+ETag is never assumed to be the MD5 of the bytes for correctness (SSE-KMS and multipart uploads
+have other ETags), only used as a shortcut where it is.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .backend import S3_SCHEME, Backend, ObjectInfo, PreconditionFailed, Stored
-from .fsutil import atomic_write
 
 DEFAULT_GRACE_SECONDS = 3600.0
 _QUERY_KEYS = ("endpoint_url", "region", "addressing_style")
@@ -327,11 +327,11 @@ class S3Backend(Backend):
                 return sorted(found)
             token = response["NextContinuationToken"]
 
-    def touch(self, key: str) -> bool:
+    def touch(self, key: str) -> str | None:
         """A server-side copy of the object onto itself: new modification time, no bytes moved."""
         full = self._key(key)
         try:
-            self._call(
+            response = self._call(
                 "copy_object",
                 Key=full,
                 CopySource={"Bucket": self.bucket, "Key": full},
@@ -339,24 +339,8 @@ class S3Backend(Backend):
                 Metadata={"touched": str(int(time.time()))},
             )
         except FileNotFoundError:
-            return False
-        return True
-
-    def local_file(self, key: str) -> Path:
-        """The cached copy under :attr:`local_dir` (``cache/<key>``), downloaded when absent.
-
-        Callers check its sha256 against the manifest (and call :meth:`refresh_local` when it
-        does not match), exactly as for a local store's file.
-        """
-        path = self.local_dir / "cache" / key
-        if not path.exists():
-            self.refresh_local(key)
-        return path
-
-    def refresh_local(self, key: str) -> Path:
-        path = self.local_dir / "cache" / key
-        atomic_write(path, self.read(key).data, mode=0o444)
-        return path
+            return None
+        return str(response.get("CopyObjectResult", {}).get("ETag") or "") or None
 
     def create_bucket(self) -> None:
         """For tests and first-time setup on a private server; a store never calls it."""

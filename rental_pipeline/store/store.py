@@ -18,7 +18,6 @@ manifest does, and the manifest is published only after all its blobs are durabl
 
 from __future__ import annotations
 
-import base64
 import builtins
 import contextlib
 import random
@@ -43,7 +42,7 @@ from .aliases import (
 )
 from .backend import Backend, LocalBackend, ObjectInfo, PreconditionFailed, is_s3, open_backend
 from .blobs import BlobStore
-from .digest import artifact_digest, hash_bytes, hash_file, sha256_hex
+from .digest import artifact_digest, hash_bytes, sha256_hex
 from .errors import (
     ArtifactNotFoundError,
     ArtifactTypeError,
@@ -243,8 +242,9 @@ class ArtifactStore:
         """The bytes of one file, checked against the manifest's sha256.
 
         On object storage they come from this machine's cache of blobs (filled on first read or
-        by a write from this machine), after the stored object's ETag was compared with the
-        manifest's MD5, so damage in the bucket is refused even when the cached copy is intact."""
+        by a write from this machine), used only while the stored object keeps the ETag it had
+        when the cached bytes were verified, so damage in the bucket is refused even when the
+        cached copy is intact."""
         version = self.get(ref)
         entry = _entry(version, path)
         if not isinstance(self.backend, LocalBackend):  # through this machine's checked cache
@@ -623,30 +623,12 @@ class ArtifactStore:
         return manifest.with_state(aliases_of(manifest.version, aliases), flags)
 
     def _checked_blob(self, version: VersionManifest, entry: FileEntry) -> Path:
-        """A local file with the entry's bytes, checked against its sha256.
-
-        On object storage the stored object's ETag is compared with the entry's MD5 first (a
-        HEAD request, no download), so damage there is refused even when this machine's cached
-        copy is intact; a damaged or missing cached copy is fetched again.
-        """
-        if not isinstance(self.backend, LocalBackend):
-            remote = self.backend.info(self.blobs.key(entry.sha256))
-            if remote is None:
-                raise _missing_blob(version, entry)
-            if remote.etag.strip('"') != base64.b64decode(entry.digest).hex():
-                raise IntegrityError(
-                    f"{version.ref} file {entry.path!r}: stored bytes were altered (their MD5 is "
-                    f"{remote.etag.strip(chr(34))[:16]}..., the manifest's is "
-                    f"{base64.b64decode(entry.digest).hex()[:16]}...); refusing to read them"
-                )
+        """A local file with the entry's bytes, checked against its sha256 (on object storage,
+        this machine's cached copy, checked as :meth:`.BlobStore.fetch` says)."""
         try:
-            blob = self.blobs.local_file(entry.sha256)
-            actual = hash_file(blob).sha256
+            blob, actual = self.blobs.fetch(entry.sha256)
         except FileNotFoundError:
             raise _missing_blob(version, entry) from None
-        if actual != entry.sha256 and not isinstance(self.backend, LocalBackend):
-            blob = self.blobs.local_file(entry.sha256, refresh=True)
-            actual = hash_file(blob).sha256
         if actual != entry.sha256:
             raise _tampered_blob(version, entry, actual)
         return blob
