@@ -1,7 +1,8 @@
 """`sweep_leaderboard`: the reference's Hydra multirun as one asset, each trial a W&B run."""
 
+from typing import Any
+
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from rental_pipeline.assets.metadata import table
@@ -44,7 +45,7 @@ def sweep_leaderboard(
     context: dg.AssetExecutionContext,
     config: SweepConfig,
     artifact_store: ArtifactStoreResource,
-    trainval_data: pd.DataFrame,
+    trainval_data: Any,
 ) -> dg.Output:
     if hits := reused_outputs(context):
         return reused_output(context, hits["sweep_leaderboard"])
