@@ -599,6 +599,7 @@ class Bench:
                     ws.env.update({
                         "RENTAL_PIPELINE_STORE": root, "RENTAL_PIPELINE_S3_STATS": str(stats),
                         "AWS_ACCESS_KEY_ID": "bench-key", "AWS_SECRET_ACCESS_KEY": "bench-secret",
+                        "AWS_EC2_METADATA_DISABLED": "true",
                     })
                     remote = dagster_job(ws, training_ops(sizes, rows=sizes.nyc_rows))
                     remote.extra["traffic"] = _traffic(stats)

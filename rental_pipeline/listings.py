@@ -121,13 +121,13 @@ def fetch_source(source: str, *, timeout: float = 30.0) -> bytes:
 def _read_s3(url: str) -> bytes:
     """An object of S3-compatible storage (a drop in the landing prefix), with the store's client
     settings: endpoint and region from the AWS_* variables, credentials from the environment."""
-    from rental_pipeline.store.s3_backend import S3ConfigError, read_object
+    from rental_pipeline.store.s3_backend import ObjectStorageError, S3ConfigError, read_object
 
     try:
         return read_object(url)
     except FileNotFoundError as error:
         raise ListingsError(url, "object does not exist") from error
-    except (PermissionError, S3ConfigError) as error:
+    except (ObjectStorageError, S3ConfigError) as error:
         raise ListingsError(url, f"cannot read object ({error})") from error
 
 

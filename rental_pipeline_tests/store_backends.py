@@ -43,6 +43,7 @@ def s3_credentials(monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask a cloud's metadata address
     from rental_pipeline.store.s3_backend import S3Backend
 
     S3Backend(TEST_BUCKET, endpoint_url=endpoint, region="us-east-1").create_bucket()

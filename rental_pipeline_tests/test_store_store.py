@@ -469,7 +469,14 @@ def test_credentials_never_go_into_the_root() -> None:
     assert ArtifactStore(store.location).location == store.location  # what a worker process reopens
 
 
-def test_a_missing_bucket_is_named(s3_credentials: str) -> None:
+def test_a_missing_bucket_or_an_unreachable_server_is_named(s3_credentials: str) -> None:
+    from rental_pipeline.store.s3_backend import ObjectStorageError
+
     store = ArtifactStore(f"s3://no-such-bucket-here/x?endpoint_url={s3_credentials}&region=us-east-1")
-    with pytest.raises((FileNotFoundError, PermissionError), match="bucket 'no-such-bucket-here'"):
+    with pytest.raises(ObjectStorageError, match="bucket 'no-such-bucket-here'"):
         store.write("a", {"f": b"1"}, type="t")
+    with pytest.raises(ObjectStorageError, match="bucket 'no-such-bucket-here'"):
+        store.names()  # not mistaken for an empty store
+    gone = ArtifactStore("s3://team-bucket/x?endpoint_url=http://127.0.0.1:9&region=us-east-1")
+    with pytest.raises(ObjectStorageError, match="127.0.0.1:9"):
+        gone.get("model:prod")

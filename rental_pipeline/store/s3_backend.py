@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .backend import S3_SCHEME, Backend, ObjectInfo, PreconditionFailed, Stored
+from .errors import StoreError
 
 DEFAULT_GRACE_SECONDS = 3600.0
 _QUERY_KEYS = ("endpoint_url", "region", "addressing_style")
@@ -65,8 +66,12 @@ def _record_totals_at_exit() -> None:
     atexit.register(write)
 
 
-class S3ConfigError(ValueError):
+class S3ConfigError(StoreError, ValueError):
     """An ``s3://`` root that cannot be used (no bucket, an unknown option, credentials in it)."""
+
+
+class ObjectStorageError(StoreError):
+    """The object storage cannot be used: unreachable, no credentials, access refused, no bucket."""
 
 
 def parse_s3_url(url: str) -> tuple[str, str, dict[str, str]]:
@@ -204,7 +209,7 @@ class S3Backend(Backend):
         return full[len(self.prefix) + 1 :] if self.prefix else full
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        from botocore.exceptions import ClientError, NoCredentialsError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         self.requests += 1
         _totals["requests"] += 1
@@ -216,12 +221,12 @@ class S3Backend(Backend):
             if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
                 raise PreconditionFailed(f"{self.url(self._relative(kwargs.get('Key', '')))}: {code}") from None
             if code == "NoSuchBucket":
-                raise FileNotFoundError(
+                raise ObjectStorageError(
                     f"bucket {self.bucket!r} does not exist at {self._configured_endpoint() or 'AWS'}: create it "
                     "first (the store never creates buckets)"
                 ) from None
             if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
-                raise PermissionError(
+                raise ObjectStorageError(
                     f"{operation} on {self.url(self._relative(kwargs.get('Key', '')))} refused ({code}): check the "
                     f"credentials, and that bucket {self.bucket!r} exists at "
                     f"{self._configured_endpoint() or 'AWS'} (some servers answer so for a missing bucket)"
@@ -230,9 +235,13 @@ class S3Backend(Backend):
                 raise FileNotFoundError(self.url(self._relative(kwargs.get("Key", "")))) from None
             raise
         except NoCredentialsError as error:
-            raise PermissionError(
+            raise ObjectStorageError(
                 f"no AWS credentials for {self.location}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
                 "AWS_PROFILE, or give the pod a role"
+            ) from error
+        except BotoCoreError as error:  # unreachable endpoint, timeouts after retries, bad region...
+            raise ObjectStorageError(
+                f"{operation} on {self.url(self._relative(kwargs.get('Key', '')))} failed: {error}"
             ) from error
 
     def _received(self, size: int) -> None:
