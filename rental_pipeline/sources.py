@@ -8,11 +8,13 @@ policy instead of trusted:
   (`/dev/zero` would fill memory) is refused before anything is read;
 * a size cap, counted while reading or downloading and after decompressing (`.csv.gz`), so no
   source can exhaust memory whatever it claims about its size;
-* URL schemes `http`, `https` and `file` only; for downloads one attempt, a total time limit that
-  covers name lookup, connection, redirects and the whole body, and a bounded number of redirects,
-  each checked against the policy again;
-* allow-lists of folders and URL hosts, from the environment of the code server (a deployment's
-  setting, see `deploy/`); unset, everything is allowed (a laptop). Config can only narrow them.
+* URL schemes `http`, `https` and `file` only, and `s3` for drops in the object storage a
+  deployment keeps its store in; for downloads one attempt, a total time limit that covers name
+  lookup, connection, redirects and the whole body, and a bounded number of redirects, each
+  checked against the policy again;
+* allow-lists of folders (or `s3://bucket/prefix/` prefixes) and URL hosts, from the environment of
+  the code server (a deployment's setting, see `deploy/`); unset, everything is allowed (a
+  laptop). Config can only narrow them.
 
 Credentials never travel in a source: a URL with user info is refused (it would be written into
 the run's config). A download authenticates with the `netrc` entry of its host or with a header
@@ -44,10 +46,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 from urllib.error import HTTPError, URLError
-from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-SCHEMES = ("http", "https", "file")
-FOLDERS_VARIABLE = "RENTAL_PIPELINE_SOURCE_FOLDERS"  # os.pathsep-separated folders
+SCHEMES = ("http", "https", "file", "s3")
+FOLDERS_VARIABLE = "RENTAL_PIPELINE_SOURCE_FOLDERS"  # comma-separated folders and s3:// prefixes
 HOSTS_VARIABLE = "RENTAL_PIPELINE_SOURCE_HOSTS"  # comma-separated host names
 MAX_BYTES_VARIABLE = "RENTAL_PIPELINE_SOURCE_MAX_BYTES"
 AUTH_VARIABLE_PREFIX = "RENTAL_PIPELINE_AUTH_"
@@ -56,6 +58,9 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_REDIRECTS = 5
 CHUNK_BYTES = 1 << 16
 REDACTED = "<redacted>"
+# The options an s3:// source may carry (those the store's S3 client accepts): an endpoint (whose
+# credentials the client refuses), a region, an addressing style. Kept when a source is recorded.
+_S3_OPTIONS = frozenset({"endpoint_url", "region", "addressing_style"})
 _GZIP_MAGIC = b"\x1f\x8b"
 _URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>\\]+")
 _HEADER_LINE = re.compile(r"^([A-Za-z0-9-]+):\s+(.*)$", re.DOTALL)  # "X-Api-Key: value"
@@ -87,6 +92,10 @@ def describe(source: str) -> str:
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     query = REDACTED if parts.query else ""
+    if parts.scheme == "s3" and parts.query:
+        options = parse_qsl(parts.query, keep_blank_values=True)
+        if all(key in _S3_OPTIONS for key, _ in options):  # where the object is, never a secret
+            query = urlencode([(key, describe(value)) for key, value in options], safe=":/")
     return urlunsplit((parts.scheme, host + port, parts.path, query, ""))
 
 
@@ -128,7 +137,7 @@ def snippet(text: str, limit: int = 40) -> str:
 class SourcePolicy:
     """What may be read. `folders` / `hosts` None: anywhere (the laptop default)."""
 
-    folders: tuple[Path, ...] | None = None
+    folders: tuple[Path | str, ...] | None = None  # local folders, and s3://bucket/prefix/ strings
     hosts: tuple[str, ...] | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
     max_redirects: int = DEFAULT_MAX_REDIRECTS
@@ -147,7 +156,7 @@ class SourcePolicy:
         except ValueError:
             raise SourceError(MAX_BYTES_VARIABLE, f"is not a whole number of bytes: {snippet(max_bytes)!r}") from None
         return cls(
-            folders=None if folders is None else tuple(_folder(f) for f in folders.split(os.pathsep) if f.strip()),
+            folders=None if folders is None else tuple(_folder(f) for f in folders.split(",") if f.strip()),
             hosts=None if hosts is None else tuple(h.strip().lower() for h in hosts.split(",") if h.strip()),
             max_bytes=cap,
             environ=environ,
@@ -181,15 +190,25 @@ class SourcePolicy:
             policy = replace(policy, max_redirects=min(self.max_redirects, max_redirects))
         return policy
 
-    def allows_path(self, resolved: Path) -> bool:
-        return self.folders is None or any(resolved == f or f in resolved.parents for f in self.folders)
+    def allows_path(self, resolved: Path | str) -> bool:
+        """A resolved local path below an allowed folder, or an s3:// object (or prefix, ending in
+        "/") below an allowed s3:// prefix."""
+        if self.folders is None:
+            return True
+        if isinstance(resolved, str):
+            return any(isinstance(f, str) and resolved.startswith(f) for f in self.folders)
+        return any(isinstance(f, Path) and (resolved == f or f in resolved.parents) for f in self.folders)
 
     def allows_host(self, host: str) -> bool:
         return self.hosts is None or host.lower() in self.hosts
 
 
-def _folder(text: str) -> Path:
-    return Path(text.strip()).expanduser().resolve()
+def _folder(text: str) -> Path | str:
+    text = text.strip()
+    if text.startswith("s3://"):  # compared as a prefix of bucket/key: "s3://b/landing/"
+        base = text.partition("?")[0]
+        return base if base.endswith("/") else base + "/"
+    return Path(text).expanduser().resolve()
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -294,10 +313,14 @@ def _read(
         if not policy.allows_host(parts.hostname or ""):
             raise SourceError(shown, f"host {parts.hostname!r} is not allowed here ({_allowed_hosts(policy)})")
         raw = _download(source, shown, policy, timeout, auth_variable)
+    elif scheme == "s3":
+        raw = _object_chunks(source, shown, policy)
     else:
         path = local_path(source)
         if path is None:
-            raise SourceError(shown, f"unsupported source scheme {snippet(scheme, 20)!r}; use a path, file:// or http(s)://")
+            raise SourceError(
+                shown, f"unsupported source scheme {snippet(scheme, 20)!r}; use a path, file://, http(s):// or s3://"
+            )
         raw = _file_chunks(path, shown, policy)
     return _consume(raw, shown, policy.max_bytes, sink)
 
@@ -384,6 +407,32 @@ def _file_chunks(path: Path, shown: str, policy: SourcePolicy) -> Iterator[bytes
             raise SourceError(shown, _too_large(policy.max_bytes, size))
         while chunk := handle.read(CHUNK_BYTES):
             yield chunk
+
+
+def _object_chunks(url: str, shown: str, policy: SourcePolicy) -> Iterator[bytes]:
+    """An object of S3-compatible storage (a drop under the landing prefix), with the store's
+    client settings: endpoint and region from the AWS_* variables, credentials from the
+    environment, never from the URL. Its size is checked before it is read."""
+    from rental_pipeline.store.s3_backend import ObjectStorageError, S3Backend, S3ConfigError, parse_s3_url
+
+    try:
+        bucket, key, options = parse_s3_url(url)
+        if not key:
+            raise SourceError(shown, "names a bucket, not an object")
+        if not policy.allows_path(f"s3://{bucket}/{key}"):
+            raise SourceError(shown, f"is outside the folders sources may be read from ({_allowed_folders(policy)})")
+        backend = S3Backend(bucket, "", **options)
+        info = backend.info(key)
+        if info is None:
+            raise SourceError(shown, "object does not exist")
+        if info.size > policy.max_bytes:
+            raise SourceError(shown, _too_large(policy.max_bytes, info.size))
+        data = backend.read(key).data
+    except FileNotFoundError:
+        raise SourceError(shown, "object does not exist") from None
+    except (ObjectStorageError, S3ConfigError) as error:
+        raise SourceError(shown, f"cannot read object ({snippet(redact_text(str(error)), 200)})") from None
+    yield data
 
 
 def _too_large(max_bytes: int, size: int | None = None) -> str:

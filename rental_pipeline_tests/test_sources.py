@@ -145,7 +145,7 @@ def test_folder_allow_list_follows_links_and_config_only_narrows(tmp_path, listi
     (allowed / "sub" / "week.csv").write_bytes(listings_bytes)
     (other / "secret.csv").write_bytes(b"token=hunter2\n")
     (allowed / "link.csv").symlink_to(other / "secret.csv")
-    monkeypatch.setenv(FOLDERS_VARIABLE, f"{allowed}{os.pathsep}{tmp_path / 'also'}")
+    monkeypatch.setenv(FOLDERS_VARIABLE, f"{allowed},{tmp_path / 'also'}")
     monkeypatch.setenv(HOSTS_VARIABLE, "")  # set and empty: no URL at all
     policy = SourcePolicy.from_environment()
 
