@@ -5,9 +5,10 @@ remembers which version each materialization produced, so an input is loaded as 
 its upstream's latest materialization recorded, not whatever `latest` points at by then (another
 run may have moved it). A pin in config overrides that, e.g. to evaluate `inference_pipeline:prod`.
 
-New versions are mirrored to W&B by a worker process while the run goes on; the IO manager
-waits for those W&B runs when Dagster tears it down (the end of the run with the in-process
-executor, the end of each step with a process per step), and logs where each one landed. Loaded
+New versions are mirrored to W&B by a worker process while the run goes on, with the asset's
+metrics, tables and trials (`wandb_view`); the IO manager waits for those W&B runs when Dagster
+tears it down (the end of the run with the in-process executor, the end of each step with a
+process per step), and logs where each one landed and, online, what the upload did. Loaded
 versions are kept decoded until then, so checks and the downstream asset read a version once.
 """
 
@@ -17,6 +18,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 import rental_pipeline
+from rental_pipeline import wandb_view
 from rental_pipeline.store import (
     FAILED_CHECKS_FLAG,
     ArtifactStore,
@@ -57,6 +59,14 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         description="offline, online or disabled. Empty: WANDB_MODE, else online with WANDB_API_KEY, else offline.",
     )
     wandb_project: str | None = Field(default=None, description="W&B project. Empty: WANDB_PROJECT or nyc_airbnb.")
+    wandb_registry: str | None = Field(
+        default=None,
+        description="W&B registry collection the prod model is linked into. Empty: "
+        "$RENTAL_PIPELINE_WANDB_REGISTRY or wandb-registry-model/nyc-rental-price; none: no link.",
+    )
+    wandb_sync_timeout: float = Field(
+        default=300.0, gt=0, description="Online: seconds the end of a run waits for W&B uploads; the rest stays queued."
+    )
     pins: dict[str, str] = Field(
         default_factory=dict,
         description="Load these inputs at a fixed version or alias instead of the recorded one, "
@@ -79,11 +89,17 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             elif outcome.result is not None:
                 where = outcome.result.url or outcome.result.run_dir or outcome.result.mode
                 context.log.info(f"W&B run {outcome.run_id} holds {outcome.artifact}: {where}")
+        report = self._mirrors.sync_report
+        if report is not None:
+            log = context.log.info if report.get("ok") else context.log.warning
+            log("W&B sync: " + "\n".join(report.get("lines", [])))
         self._mirrors = None
 
     def _mirror_queue(self, store: ArtifactStore) -> MirrorQueue:
         if self._mirrors is None:
-            self._mirrors = MirrorQueue(WandbMirror(store, mode=self.wandb_mode))
+            self._mirrors = MirrorQueue(
+                WandbMirror(store, mode=self.wandb_mode, registry=self.wandb_registry, sync_timeout=self.wandb_sync_timeout)
+            )
         return self._mirrors
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
@@ -120,10 +136,12 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
                 metadata["wandb_run"] = "not mirrored (W&B disabled)"
             else:
                 project = project_name(self.wandb_project)
+                config = _op_config(context)
+                view = wandb_view.run_options(store, version, context.run_id, context.output_metadata, config)
                 run_id = mirrors.submit(
-                    version, job_type=name, project=project, group=context.run_id, config=_op_config(context)
+                    version, job_type=name, project=project, group=context.run_id, config=config, **view
                 )
-                metadata["wandb_run"] = f"{run_id} ({mirrors.mode}, project {project})"
+                metadata["wandb_run"] = wandb_view.run_link(mirrors.mirror, project, run_id)
         else:
             metadata["wandb_run"] = f"unchanged: {version.ref} was mirrored when first written"
         context.log.info(f"{'Stored new' if result.created else 'Reused'} artifact {version.ref} ({version.digest})")

@@ -82,5 +82,6 @@ def model_evaluation(
             "promoted": promoted,
             "promotion": outcome,
             "worst_errors": table(worst),
+            "errors_by_borough": table(evaluation.by_borough),
         },
     )

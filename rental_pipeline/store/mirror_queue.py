@@ -7,6 +7,8 @@ another core while the pipeline goes on.
 
 Runs go one at a time, in submission order, so W&B sees versions in the order they were stored.
 The run id is chosen here when a version is submitted, so the caller can name the W&B run at once.
+Online, the worker then syncs (uploads the runs, links their inputs, applies alias moves) within
+the mirror's sync timeout; whatever it could not do stays queued for `artifacts sync`.
 `wait()` collects every outcome; a mirror that fails loses nothing, since the store is the record.
 Requests go to the worker's stdin as JSON lines and outcomes come back through a file, so neither
 side can block on a full pipe; if the caller dies, the worker finishes what it was given and exits.
@@ -28,6 +30,7 @@ from typing import Any
 from .errors import MirrorError
 from .store import RefLike
 from .wandb_mirror import MirrorResult, WandbMirror
+from .wandb_sync import WandbSync
 
 _RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -53,6 +56,7 @@ class MirrorQueue:
         self._worker: subprocess.Popen[str] | None = None
         self._folder: tempfile.TemporaryDirectory[str] | None = None
         self._submitted: list[tuple[str, str]] = []
+        self.sync_report: dict[str, Any] | None = None  # what the worker's sync did (online)
 
     @property
     def mode(self) -> str:
@@ -61,7 +65,8 @@ class MirrorQueue:
     def submit(self, version: RefLike, **options: Any) -> str:
         """Queue ``WandbMirror.mirror(version, **options)``; returns the W&B run id it will use.
 
-        ``options`` travel as JSON (job_type, project, group, config, inputs, aliases, run_name).
+        ``options`` travel as JSON (job_type, project, group, config, inputs, aliases, run_name,
+        summary, tables, tags, trials).
         """
         artifact = str(getattr(version, "ref", version))
         run_id = new_run_id()
@@ -74,14 +79,21 @@ class MirrorQueue:
         return run_id
 
     def wait(self) -> list[MirrorOutcome]:
-        """Block until every submitted run has finished; their outcomes, in submission order."""
+        """Block until every submitted run has finished; their outcomes, in submission order.
+
+        Online, a worker is started even with nothing submitted when alias moves or check marks
+        wait for W&B (e.g. this run moved ``prod`` but stored nothing new).
+        """
+        self.sync_report = None
+        if self._worker is None and self.mode == "online" and WandbSync(self.mirror.store).needed():
+            self._start()
         if self._worker is None or self._folder is None:
             return []
         worker, folder = self._worker, Path(self._folder.name)
         assert worker.stdin is not None
         worker.stdin.close()  # end of requests: the worker exits once they are done
         worker.wait()
-        done = _read_outcomes(folder / "outcomes.jsonl")
+        done, self.sync_report = _read_outcomes(folder / "outcomes.jsonl")
         problem = (folder / "stderr.txt").read_text(encoding="utf-8", errors="replace").strip()
         outcomes = [
             done.get(run_id)
@@ -100,13 +112,21 @@ class MirrorQueue:
         if self._worker is None:
             self._folder = tempfile.TemporaryDirectory(prefix="wandb-mirror-")
             folder = Path(self._folder.name)
+            registry = self.mirror.registry
+            settings = {
+                "root": str(self.mirror.store.root),
+                "mode": self.mirror.mode,
+                "wandb_dir": str(self.mirror.wandb_dir),
+                "entity": self.mirror.entity,
+                "registry": None if registry is None else {
+                    "target": registry.target, "alias": registry.alias, "types": list(registry.types)
+                },
+                "sync_timeout": self.mirror.sync_timeout,
+                "outcomes": str(folder / "outcomes.jsonl"),
+            }
             with open(folder / "stderr.txt", "w", encoding="utf-8") as stderr:
                 self._worker = subprocess.Popen(
-                    [
-                        sys.executable, "-m", "rental_pipeline.store.mirror_worker",
-                        str(self.mirror.store.root), self.mirror.mode,
-                        str(self.mirror.wandb_dir), self.mirror.entity or "", str(folder / "outcomes.jsonl"),
-                    ],
+                    [sys.executable, "-m", "rental_pipeline.store.mirror_worker", json.dumps(settings)],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.DEVNULL,
                     stderr=stderr,
@@ -116,13 +136,17 @@ class MirrorQueue:
         return self._worker
 
 
-def _read_outcomes(path: Path) -> dict[str, MirrorOutcome]:
-    outcomes = {}
+def _read_outcomes(path: Path) -> tuple[dict[str, MirrorOutcome], dict[str, Any] | None]:
+    """Outcomes by run id (a later line about a run replaces an earlier one), and the sync's report."""
+    outcomes, sync = {}, None
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
-            outcomes[record["run_id"]] = _outcome(record)
-    return outcomes
+            if "sync" in record:
+                sync = record["sync"]
+            else:
+                outcomes[record["run_id"]] = _outcome(record)
+    return outcomes, sync
 
 
 def result_record(result: MirrorResult) -> dict[str, Any]:
@@ -134,6 +158,7 @@ def result_record(result: MirrorResult) -> dict[str, Any]:
         "run_dir": str(result.run_dir) if result.run_dir else None,
         "url": result.url,
         "seconds": result.seconds,
+        "trial_runs": list(result.trial_runs),
     }
 
 
@@ -151,5 +176,6 @@ def _outcome(record: Mapping[str, Any]) -> MirrorOutcome:
             run_dir=Path(result["run_dir"]) if result["run_dir"] else None,
             url=result["url"],
             seconds=result["seconds"],
+            trial_runs=tuple(result.get("trial_runs") or ()),
         ),
     )
