@@ -212,7 +212,7 @@ class WandbSync:
 
     def _sync(self, report: SyncReport, *, upload: bool) -> None:
         self._say(f"asking {self.server.base_url} who the API key belongs to")
-        info = self._call("asking W&B for the key's entity", self.server.describe, report)
+        info = self._call("asking W&B for the key's entity", self.server.describe, report, what=self.server.base_url)
         if info is _FAILED:
             return
         report.server = info
