@@ -346,3 +346,47 @@ def test_registry_collection_is_configurable(monkeypatch: pytest.MonkeyPatch) ->
     assert registry_link("wandb-registry-prod/nyc", {}).target == "wandb-registry-prod/nyc"
     assert registry_link("none", {}) is None
     assert os.environ.get("RENTAL_PIPELINE_WANDB_REGISTRY") is None
+
+
+LEGACY_FIELDS = ("run_id", "run_dir", "project", "artifact", "blobs", "created_at")
+
+
+def test_runs_recorded_before_the_ledger_kept_lineage_still_connect(tmp_path):
+    """Records written by the earlier mirror (six fields, synced or not) are completed from the store."""
+    store = ArtifactStore(tmp_path / "artifacts")
+    raw = store.write("raw_data", {"d.csv": b"id\n1\n"}, type="raw_data").version
+    mirror = WandbMirror(store)
+    mirror.mirror(raw, job_type="raw_data")
+    server = StandInWandb()
+    assert sync(store, server).ok
+    ledger = PendingRuns(store.root)
+    (old,) = ledger.synced()
+    legacy = {k: v for k, v in old.to_json().items() if k in LEGACY_FIELDS}
+    (ledger.synced_dir / f"{old.run_id}.json").write_text(json.dumps(legacy))
+
+    clean = store.write("clean_sample", {"d.csv": b"id\n1\n2\n"}, type="clean_sample", inputs=[raw.ref]).version
+    result = mirror.mirror(clean, job_type="clean_sample")
+    pending = ledger.pending_dir / f"{result.run_id}.json"
+    pending.write_text(json.dumps({k: v for k, v in json.loads(pending.read_text()).items() if k in LEGACY_FIELDS}))
+
+    report = sync(store, server)
+    assert report.ok, report.lines()
+    assert server.used[f"team/nyc_airbnb/{result.run_id}"] == {COLLECTION.format("raw_data") + ":v0"}
+    assert {r.artifact: r.wandb_artifact for r in ledger.synced()} == {
+        raw.ref: COLLECTION.format("raw_data") + ":v0",
+        clean.ref: COLLECTION.format("clean_sample") + ":v0",
+    }
+
+
+def test_online_an_alias_set_by_hand_is_applied_at_once_or_stays_queued(tmp_path, silent_wandb, monkeypatch):
+    from rental_pipeline.store import cli as store_cli
+
+    monkeypatch.setattr(store_cli, "ALIAS_SYNC_TIMEOUT", 3.0)
+    monkeypatch.setenv("WANDB_MODE", "online")
+    store = ArtifactStore(tmp_path / "artifacts")
+    store.write("inference_pipeline", {"m": b"1"}, type="model_export")
+    moved = CliRunner().invoke(main, ["artifacts", "--root", str(store.root), "alias", "inference_pipeline:v0", "prod"])
+    assert moved.exit_code == 0, moved.output
+    assert "moved prod: nowhere -> inference_pipeline:v0" in moved.output
+    assert "W&B: not applied yet, it stays queued for `rental-pipeline artifacts sync`" in moved.output
+    assert WandbSync(store).queued_moves() == 1

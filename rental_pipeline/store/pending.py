@@ -106,6 +106,9 @@ class PendingRuns:
 
     update = add  # a pending record is replaced whole, atomically
 
+    def update_synced(self, run: PendingRun) -> None:
+        atomic_write(self.synced_dir / f"{run.run_id}.json", dumps_json(run.to_json()))
+
     def all(self) -> list[PendingRun]:
         runs, _ = self._scan(self.pending_dir)
         return runs

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .aliases import FAILED_CHECKS_FLAG, AliasMove
+from .errors import StoreError
 from .fsutil import ensure_dir
 from .mirror_state import MirrorState
 from .names import LATEST, version_ref
@@ -218,7 +219,8 @@ class WandbSync:
         report.server = info
         self.state.set_server(info.base_url, {"entity": info.entity, "app_url": info.app_url})
 
-        runs = self.ledger.all()
+        self._backfill(info, report)
+        runs = [self._legacy(run) for run in self.ledger.all()]
         uploaded_now: set[str] = set()
         if upload:
             runs, uploaded_now = self._upload(runs, info, report)
@@ -270,6 +272,36 @@ class WandbSync:
         self._say(f"uploaded {len(done)} of {len(waiting)} run(s)")
         names = {r.artifact.split(":")[0] for r in done.values() if r.kind == VERSION_RUN}
         return [done.get(r.run_id, r) for r in runs], names
+
+    def _legacy(self, run: PendingRun) -> PendingRun:
+        """A record written before the ledger kept digests and inputs: both come from the store."""
+        if run.kind != VERSION_RUN or run.digest is not None:
+            return run
+        try:
+            version = self.store.get(run.artifact)
+        except StoreError:
+            return run
+        updated = run.with_changes(digest=version.digest, inputs=tuple(version.inputs))
+        self.ledger.update(updated)
+        return updated
+
+    def _backfill(self, info: ServerInfo, report: SyncReport) -> None:
+        """Runs uploaded before the ledger recorded where their artifact landed on W&B."""
+        for run in self.ledger.synced():
+            if run.kind != VERSION_RUN or run.wandb_artifact:
+                continue
+            run = self._legacy(run) if run.digest is None else run
+            if run.digest is None:
+                continue
+            run_path = run.run_path or f"{run.entity or info.entity}/{run.project}/{run.run_id}"
+            found = self._call(
+                f"finding {run.artifact} on W&B",
+                lambda: self.server.logged_artifact(run_path, run.artifact.split(":")[0], str(run.digest)),
+                report,
+                what=_what(run),
+            )
+            if found is not _FAILED:
+                self.ledger.update_synced(run.with_changes(uploaded=True, run_path=run_path, wandb_artifact=str(found)))
 
     def _find_artifact(self, run: PendingRun, report: SyncReport) -> PendingRun:
         if not run.uploaded or run.kind != VERSION_RUN or run.wandb_artifact or not run.digest:
