@@ -10,6 +10,8 @@ from pydantic import Field
 
 from rental_pipeline.assets.metadata import table
 from rental_pipeline.assets.training import TrainingConfig
+from rental_pipeline.code_version import code_version
+from rental_pipeline.io_manager import reused_output, reused_outputs
 from rental_pipeline.sweep import best_training_config, run_sweep
 from rental_pipeline.wandb_view import TRIALS_KEY
 
@@ -39,13 +41,16 @@ class SweepConfig(dg.Config):
     group_name="sweep",
     kinds={"scikitlearn", "wandb"},
     metadata={"artifact_type": "sweep"},
+    code_version=code_version(__name__),
     description="Validation MAE and R² of every configuration in the grid, best first.",
 )
 def sweep_leaderboard(
     context: dg.AssetExecutionContext,
     config: SweepConfig,
     trainval_data: pd.DataFrame,
-) -> dg.Output[pd.DataFrame]:
+) -> dg.Output:
+    if hits := reused_outputs(context):
+        return reused_output(context, hits["sweep_leaderboard"])
     base = config.training.arguments()
 
     fit_seconds: dict[str, float] = {}
