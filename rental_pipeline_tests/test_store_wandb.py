@@ -8,6 +8,7 @@ mirror's adapter (``StandInWandb``) or at ``wandb.Api``, and say so.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -327,4 +328,21 @@ def test_a_failed_queued_mirror_is_an_outcome_not_an_exception(store: ArtifactSt
     (outcome,) = queue.wait()
     assert outcome.run_id == run_id and outcome.result is None
     assert "Invalid project name" in str(outcome.error)
+    assert store.get(version.ref).digest == version.digest
+
+
+def test_a_worker_that_overruns_its_time_is_stopped(store: ArtifactStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline never waits forever on W&B: here the limit is shorter than importing wandb."""
+    version = store.write("clean_sample.csv", FILES, type="clean_sample").version
+    queue = MirrorQueue(WandbMirror(store))
+    monkeypatch.setattr(queue, "time_limit", lambda: 0.2)
+    run_id = queue.submit(version, job_type="basic_cleaning")
+    worker = queue._worker
+    assert worker is not None
+    started = time.monotonic()
+    (outcome,) = queue.wait()
+    assert time.monotonic() - started < 15
+    assert outcome.run_id == run_id and outcome.result is None
+    assert "did not finish within 0 s and was stopped" in str(outcome.error)
+    assert worker.poll() is not None
     assert store.get(version.ref).digest == version.digest

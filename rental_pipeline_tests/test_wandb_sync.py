@@ -302,10 +302,10 @@ def test_a_hanging_wandb_sync_is_stopped_with_everything_it_started(tmp_path, si
     mirror.flush()
     started = time.monotonic()
     with pytest.raises(SyncTimeoutError, match=r"`wandb sync` of 1 run\(s\) did not finish within 4 s"):
-        WandbApi().upload([result.run_dir], timeout=4)
+        WandbApi().upload([result.run_dir / f"run-{result.run_id}.wandb"], timeout=4)
     assert time.monotonic() - started < 15
     time.sleep(1)
-    left = subprocess.run(["pgrep", "-f", f"wandb sync --yes {result.run_dir}"], capture_output=True, text=True)
+    left = subprocess.run(["pgrep", "-f", f"wandb sync --yes {result.run_dir}/"], capture_output=True, text=True)
     assert left.stdout == "", f"still running: {left.stdout}"
     assert not list(result.run_dir.glob("*.wandb.synced"))
 

@@ -189,14 +189,14 @@ class StandInWandb:
 
     # -- the WandbServer interface --------------------------------------------------------------
 
-    def upload(self, run_dirs: Sequence[Path], *, timeout: float) -> dict[Path, str | None]:
-        self._enter("upload", *map(str, run_dirs))
+    def upload(self, run_files: Sequence[Path], *, timeout: float) -> dict[Path, str | None]:
+        self._enter("upload", *map(str, run_files))
         results: dict[Path, str | None] = {}
-        for run_dir in run_dirs:
-            run = offline_run(run_dir)
+        for run_file in run_files:
+            run = offline_run(run_file.parent)
             problem = self._missing_bytes(run)
             if problem:
-                results[run_dir] = problem
+                results[run_file] = problem
                 continue
             path = f"{run.entity or self.entity}/{run.project}/{run.run_id}"
             self.runs[path] = run
@@ -206,8 +206,8 @@ class StandInWandb:
                 version = self._version(f"{run.entity or self.entity}/{run.project}/{artifact.name}", artifact, path)
                 for alias in artifact.aliases:
                     self._put_alias(version, alias)
-            (run_dir / f"run-{run.run_id}.wandb.synced").touch()  # as `wandb sync` marks it
-            results[run_dir] = None
+            run_file.with_suffix(".wandb.synced").touch()  # as `wandb sync` marks it
+            results[run_file] = None
         return results
 
     def describe(self) -> ServerInfo:

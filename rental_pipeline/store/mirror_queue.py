@@ -30,9 +30,12 @@ from typing import Any
 from .errors import MirrorError
 from .store import RefLike
 from .wandb_mirror import MirrorResult, WandbMirror
+from .wandb_server import stop_process_group
 from .wandb_sync import WandbSync
 
 _RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
+WORKER_START_SECONDS = 120.0  # importing wandb and starting its service, on a busy machine
+RUN_SECONDS = 30.0  # one W&B run written to disk takes well under a second
 
 
 def new_run_id() -> str:
@@ -92,21 +95,32 @@ class MirrorQueue:
         worker, folder = self._worker, Path(self._folder.name)
         assert worker.stdin is not None
         worker.stdin.close()  # end of requests: the worker exits once they are done
-        worker.wait()
+        limit = self.time_limit()
+        try:
+            worker.wait(timeout=limit)
+            how = f"exited ({worker.returncode}) first"
+        except subprocess.TimeoutExpired:  # wandb stuck somewhere: the pipeline must not wait forever
+            stop_process_group(worker)
+            how = f"did not finish within {limit:.0f} s and was stopped; what it made stays pending"
         done, self.sync_report = _read_outcomes(folder / "outcomes.jsonl")
         problem = (folder / "stderr.txt").read_text(encoding="utf-8", errors="replace").strip()
         outcomes = [
             done.get(run_id)
-            or MirrorOutcome(
-                artifact, run_id,
-                error=MirrorError(f"the W&B worker exited ({worker.returncode}) first: {problem[-2000:]}"),
-            )
+            or MirrorOutcome(artifact, run_id, error=MirrorError(f"the W&B worker {how}: {problem[-2000:]}"))
             for artifact, run_id in self._submitted
         ]
+        if self.sync_report is None and self.mode == "online":
+            self.sync_report = {"ok": False, "lines": [f"the W&B worker {how}; `rental-pipeline artifacts sync` "
+                                                       "finishes the upload"]}
         self._submitted.clear()
         self._folder.cleanup()
         self._worker = self._folder = None
         return outcomes
+
+    def time_limit(self) -> float:
+        """How long ``wait`` gives the worker: its start, each run, and online its sync."""
+        sync = self.mirror.sync_timeout if self.mode == "online" else 0.0
+        return WORKER_START_SECONDS + RUN_SECONDS * len(self._submitted) + sync
 
     def _start(self) -> subprocess.Popen[str]:
         if self._worker is None:
@@ -132,6 +146,7 @@ class MirrorQueue:
                     stderr=stderr,
                     text=True,
                     encoding="utf-8",
+                    start_new_session=True,  # so a stuck worker can be stopped with all it started
                 )
         return self._worker
 

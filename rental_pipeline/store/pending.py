@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from .fsutil import atomic_write, fsync_dir, is_temp_leftover
 from .manifest import dumps_json
 
+_RUN_ID = re.compile(r"[a-z0-9]{1,64}")
 VERSION_RUN = "version"  # a run that logs one store version as its output artifact
 TRIAL_RUN = "trial"  # a run with metrics only (one trial of a sweep); ``artifact`` is its parent
 
@@ -130,7 +132,12 @@ class PendingRuns:
             if is_temp_leftover(path):
                 continue
             try:
-                runs.append(PendingRun.from_json(json.loads(path.read_bytes())))
+                run = PendingRun.from_json(json.loads(path.read_bytes()))
+                if not _RUN_ID.fullmatch(run.run_id) or path.stem != run.run_id:
+                    raise ValueError(f"run id {run.run_id!r} is not a W&B run id of this record")
+                if not Path(run.run_dir).is_absolute():
+                    raise ValueError(f"run folder {run.run_dir!r} is not an absolute path")
+                runs.append(run)
             except (ValueError, KeyError, TypeError) as exc:
                 problems.append(f"W&B run record {path.name} is unreadable: {exc}")
         runs.sort(key=lambda r: (r.created_at, r.run_id))

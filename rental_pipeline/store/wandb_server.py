@@ -52,8 +52,9 @@ class WandbServer(Protocol):
 
     base_url: str
 
-    def upload(self, run_dirs: Sequence[Path], *, timeout: float) -> dict[Path, str | None]:
-        """Upload offline run folders; per folder ``None`` once W&B has it, else why not."""
+    def upload(self, run_files: Sequence[Path], *, timeout: float) -> dict[Path, str | None]:
+        """Upload offline runs (their ``run-<id>.wandb`` files); per file ``None`` once W&B has
+        it, else why not."""
 
     def describe(self) -> ServerInfo:
         """The key's default entity and the UI's address."""
@@ -98,10 +99,11 @@ class WandbApi:
             )
         return self._client
 
-    def upload(self, run_dirs: Sequence[Path], *, timeout: float) -> dict[Path, str | None]:
-        if not run_dirs:
+    def upload(self, run_files: Sequence[Path], *, timeout: float) -> dict[Path, str | None]:
+        if not run_files:
             return {}
-        command = [sys.executable, "-m", "wandb", "sync", "--yes", *(str(d) for d in run_dirs)]
+        # Files, not folders: `wandb sync` given a folder uploads every run it finds below it.
+        command = [sys.executable, "-m", "wandb", "sync", "--yes", *(str(f) for f in run_files)]
         with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as output:
             process = subprocess.Popen(
                 command,
@@ -114,17 +116,17 @@ class WandbApi:
             try:
                 process.wait(timeout=max(timeout, 0.1))
             except subprocess.TimeoutExpired:
-                _stop_group(process)
+                stop_process_group(process)
                 raise SyncTimeoutError(
-                    f"`wandb sync` of {len(run_dirs)} run(s) did not finish within {timeout:.0f} s "
+                    f"`wandb sync` of {len(run_files)} run(s) did not finish within {timeout:.0f} s "
                     f"(is {self.base_url} reachable?); it was stopped, the runs stay pending"
                 ) from None
             output.seek(0)
             lines = [line.strip() for line in output.read().splitlines() if line.strip()]
         said = lines[-1] if lines else f"`wandb sync` exited with code {process.returncode}"
         return {
-            run_dir: None if _uploaded(run_dir) else f"not uploaded; `wandb sync` said: {said}"
-            for run_dir in run_dirs
+            run_file: None if _uploaded(run_file) else f"not uploaded; `wandb sync` said: {said}"
+            for run_file in run_files
         }
 
     def describe(self) -> ServerInfo:
@@ -177,12 +179,12 @@ class WandbApi:
         self._api().artifact(artifact).link(target, list(aliases))
 
 
-def _uploaded(run_dir: Path) -> bool:
+def _uploaded(run_file: Path) -> bool:
     """``wandb sync`` marks each run file it uploaded with a ``.wandb.synced`` file beside it."""
-    return any(path.with_suffix(".wandb.synced").exists() for path in Path(run_dir).glob("*.wandb"))
+    return run_file.with_suffix(".wandb.synced").exists()
 
 
-def _stop_group(process: subprocess.Popen[Any]) -> None:
+def stop_process_group(process: subprocess.Popen[Any]) -> None:
     """SIGTERM the process group, then SIGKILL whatever of it is left after a few seconds.
 
     (``wandb sync`` starts ``wandb-core`` in a session of its own; it exits when its parent does.)

@@ -243,8 +243,11 @@ class WandbSync:
         for run in runs:
             if run.uploaded:
                 continue
-            if not Path(run.run_dir).is_dir():
-                report.failed.append((_what(run), f"its run folder {run.run_dir} no longer exists"))
+            if not _run_file(run).is_file():
+                report.failed.append((
+                    _what(run),
+                    f"its run file {_run_file(run)} no longer exists (`rental-pipeline artifacts gc` forgets it)",
+                ))
                 continue
             waiting.append(run)
         if not waiting:
@@ -252,7 +255,7 @@ class WandbSync:
         budget = self._remaining(f"uploading {len(waiting)} run(s) with `wandb sync`")
         self._say(f"uploading {len(waiting)} run(s) with `wandb sync` (waiting at most {budget:.0f} s)")
         try:
-            outcome = self.server.upload([Path(r.run_dir) for r in waiting], timeout=budget)
+            outcome = self.server.upload([_run_file(r) for r in waiting], timeout=budget)
         except SyncTimeoutError as error:
             raise _OutOfTime(f"waiting for `wandb sync` of {len(waiting)} run(s): {error}") from error
         except Exception as error:  # noqa: BLE001 - reported; the runs stay pending
@@ -260,7 +263,7 @@ class WandbSync:
             return runs, set()
         done: dict[str, PendingRun] = {}
         for run in waiting:
-            why = outcome.get(Path(run.run_dir), "`wandb sync` did not report on this run")
+            why = outcome.get(_run_file(run), "`wandb sync` did not report on this run")
             if why is not None:
                 report.failed.append((_what(run), why))
                 continue
@@ -513,6 +516,10 @@ class WandbSync:
 
 
 _FAILED = object()
+
+
+def _run_file(run: PendingRun) -> Path:
+    return Path(run.run_dir) / f"run-{run.run_id}.wandb"
 
 
 def _what(run: PendingRun) -> str:
