@@ -390,3 +390,18 @@ def test_online_an_alias_set_by_hand_is_applied_at_once_or_stays_queued(tmp_path
     assert "moved prod: nowhere -> inference_pipeline:v0" in moved.output
     assert "W&B: not applied yet, it stays queued for `rental-pipeline artifacts sync`" in moved.output
     assert WandbSync(store).queued_moves() == 1
+
+
+def test_an_input_wandb_will_never_have_is_a_warning_not_a_failure_forever(tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts")
+    raw = store.write("raw_data", {"d.csv": b"id\n1\n"}, type="raw_data").version  # made while W&B was off
+    clean = store.write("clean_sample", {"d.csv": b"id\n1\n2\n"}, type="clean_sample", inputs=[raw.ref]).version
+    WandbMirror(store).mirror(clean, job_type="clean_sample")
+    server = StandInWandb()
+    report = sync(store, server)
+    assert report.ok and report.warnings == [
+        f"run {PendingRuns(store.root).synced()[0].run_id} (clean_sample:v0): its input raw_data:v0 was never "
+        "mirrored to W&B, so W&B's lineage lacks that edge"
+    ]
+    assert PendingRuns(store.root).all() == [] and server.used == {}
+    assert sync(store, server).nothing_to_do

@@ -48,12 +48,13 @@ class PendingRun:
     run_path: str | None = None  # entity/project/run_id on W&B, once uploaded
     wandb_artifact: str | None = None  # entity/project/name:vK that holds ``artifact`` on W&B
     linked: tuple[str, ...] = ()  # inputs already declared on W&B
+    unlinked: tuple[str, ...] = ()  # inputs W&B will never have (never mirrored): edges it lacks
 
     @property
     def complete(self) -> bool:
         """Uploaded, its artifact found on W&B and every input declared: nothing left to do."""
         found = self.kind != VERSION_RUN or self.wandb_artifact is not None
-        return self.uploaded and found and set(self.inputs) <= set(self.linked)
+        return self.uploaded and found and set(self.inputs) <= {*self.linked, *self.unlinked}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class PendingRun:
             "run_path": self.run_path,
             "wandb_artifact": self.wandb_artifact,
             "linked": list(self.linked),
+            "unlinked": list(self.unlinked),
         }
 
     @classmethod
@@ -90,6 +92,7 @@ class PendingRun:
             run_path=raw.get("run_path") or None,
             wandb_artifact=raw.get("wandb_artifact") or None,
             linked=tuple(str(i) for i in raw.get("linked") or ()),
+            unlinked=tuple(str(i) for i in raw.get("unlinked") or ()),
         )
 
     def with_changes(self, **changes: Any) -> PendingRun:

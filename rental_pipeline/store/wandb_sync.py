@@ -326,9 +326,18 @@ class WandbSync:
         if not run.uploaded:
             return run
         for ref in run.inputs:
-            if ref in run.linked:
+            if ref in run.linked or ref in run.unlinked:
                 continue
             source = index.get(ref)
+            if source is None and self._pending_record(ref) is None:
+                # No run was ever made for it (W&B was disabled, or its folder was deleted and
+                # forgotten): W&B will never have it, so waiting would only fail every sync.
+                run = run.with_changes(unlinked=(*run.unlinked, ref))
+                self.ledger.update(run)
+                report.warnings.append(
+                    f"{_what(run)}: its input {ref} was never mirrored to W&B, so W&B's lineage lacks that edge"
+                )
+                continue
             if source is None:
                 report.failed.append((_what(run), f"its input {ref} is not on W&B yet ({self._why_missing(ref)})"))
                 continue
