@@ -16,7 +16,7 @@ from typing import Any
 
 import dagster as dg
 
-from rental_pipeline.store import ArtifactStore, VersionManifest, WandbMirror
+from rental_pipeline.store import ArtifactStore, StoreError, VersionManifest, WandbMirror
 
 TRIALS_KEY = "wandb_trials"  # output metadata: [{name, config, summary}, ...], one W&B run each
 _MAX_TEXT = 200
@@ -76,8 +76,12 @@ def tables(metadata: Mapping[str, Any]) -> dict[str, dict[str, list[Any]]]:
 def model_kind(store: ArtifactStore, version: VersionManifest, config: Mapping[str, Any]) -> str | None:
     """``boosted`` or ``random_forest``: what the version says, else the model it was made from,
     else its step's config (the sweep's ``training.model``)."""
-    for candidate in (version, *(store.get(ref) for ref in version.inputs)):
-        kind = candidate.metadata.get("facts", {}).get("model")
+    for candidate in (version, *version.inputs):
+        try:
+            facts = (candidate if isinstance(candidate, VersionManifest) else store.get(candidate)).metadata.get("facts")
+        except StoreError:  # a tag is not worth failing a step for
+            continue
+        kind = facts.get("model") if isinstance(facts, Mapping) else None
         if isinstance(kind, str):
             return kind
     training = config.get("training")
