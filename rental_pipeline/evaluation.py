@@ -47,7 +47,11 @@ def evaluate_pipeline(pipeline: Pipeline, test: pd.DataFrame, worst: int = 10) -
 def errors_by_borough(price: pd.Series, predicted: Any, borough: pd.Series) -> pd.DataFrame:
     """Test MAE per borough: one overall figure can hide a borough the model prices badly."""
     errors = pd.DataFrame(
-        {"neighbourhood_group": borough.to_numpy(), "price": price.to_numpy(), "abs_error": (price - predicted).abs().to_numpy()}
+        {
+            "neighbourhood_group": borough.to_numpy(),
+            "price": price.to_numpy(),
+            "abs_error": (price - predicted).abs().to_numpy(),
+        }
     )
     grouped = errors.groupby("neighbourhood_group", dropna=False, sort=True)
     return pd.DataFrame(

@@ -100,7 +100,9 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         "$RENTAL_PIPELINE_WANDB_REGISTRY or wandb-registry-model/nyc-rental-price; none: no link.",
     )
     wandb_sync_timeout: float = Field(
-        default=300.0, gt=0, description="Online: seconds the end of a run waits for W&B uploads; the rest stays queued."
+        default=300.0,
+        gt=0,
+        description="Online: seconds the end of a run waits for W&B uploads; the rest stays queued.",
     )
     pins: dict[str, str] = Field(
         default_factory=dict,
@@ -141,7 +143,9 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     def _mirror_queue(self, store: ArtifactStore) -> MirrorQueue:
         if self._mirrors is None:
             self._mirrors = MirrorQueue(
-                WandbMirror(store, mode=self.wandb_mode, registry=self.wandb_registry, sync_timeout=self.wandb_sync_timeout)
+                WandbMirror(
+                    store, mode=self.wandb_mode, registry=self.wandb_registry, sync_timeout=self.wandb_sync_timeout
+                )
             )
         return self._mirrors
 

@@ -78,7 +78,8 @@ def model_kind(store: ArtifactStore, version: VersionManifest, config: Mapping[s
     else its step's config (the sweep's ``training.model``)."""
     for candidate in (version, *version.inputs):
         try:
-            facts = (candidate if isinstance(candidate, VersionManifest) else store.get(candidate)).metadata.get("facts")
+            found = candidate if isinstance(candidate, VersionManifest) else store.get(candidate)
+            facts = found.metadata.get("facts")
         except StoreError:  # a tag is not worth failing a step for
             continue
         kind = facts.get("model") if isinstance(facts, Mapping) else None

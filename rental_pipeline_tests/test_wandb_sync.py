@@ -130,7 +130,8 @@ def test_a_training_run_as_a_wandb_user_will_see_it(instance, isolated_state):
 def two_weeks(instance) -> ArtifactStore:
     """Week 1, then week 2 with another forest: a new model and evaluation, test_data reused."""
     materialize(instance)
-    week2 = run_config(training={"random_forest": {"n_estimators": 12, "max_depth": 6, "n_jobs": 1, "oob_score": False}})
+    forest = {"n_estimators": 12, "max_depth": 6, "n_jobs": 1, "oob_score": False}
+    week2 = run_config(training={"random_forest": forest})
     materialize(instance, week2, selection=["inference_pipeline", "model_evaluation", "batch_predictions"])
     return ArtifactStore(default_root())
 
@@ -189,7 +190,8 @@ def test_alias_moves_rollbacks_and_failed_checks_reach_wandb(instance, isolated_
     moved = CliRunner().invoke(main, ["artifacts", "alias", other.ref, "prod", "--reason", "rollback"])
     assert moved.exit_code == 0 and "W&B: queued" in moved.output, moved.output
     report = sync(store, server)
-    assert report.ok and report.aliases == [f"inference_pipeline:prod -> v{other.version} ({server.holder(model, 'prod')})"]
+    assert report.ok
+    assert report.aliases == [f"inference_pipeline:prod -> v{other.version} ({server.holder(model, 'prod')})"]
     assert server.version(server.holder(model, "prod")).digest == other.digest
     assert {a for aliases in server.registry[REGISTRY.target].values() for a in aliases} == {"prod"}
     (linked,) = [v for v, aliases in server.registry[REGISTRY.target].items() if aliases]
@@ -288,7 +290,9 @@ def test_sync_gives_up_at_its_timeout_and_says_what_it_waited_for(instance, isol
     took = time.monotonic() - started
     assert result.exit_code == 1
     assert f"asking {silent_wandb} who the API key belongs to" in result.stderr
-    assert f"failed  {silent_wandb}: asking W&B for the key's entity: AuthenticationError" in result.stdout
+    assert f"failed  timeout: gave up after 3 s while asking {silent_wandb} who the API key belongs to" in (
+        result.stdout
+    )
     assert took < 30, took
     assert len(PendingRuns(default_root()).all()) == 1  # nothing lost, nothing marked
 
@@ -332,7 +336,7 @@ def test_online_the_worker_syncs_at_the_end_of_the_run(instance, isolated_state,
     (pending,) = PendingRuns(store.root).all()
     assert shown == f"https://wandb.stand-in/team/nyc_airbnb/runs/{pending.run_id}"
     warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message.startswith("W&B sync:")]
-    assert len(warnings) == 1 and "asking W&B for the key's entity" in warnings[0], warnings
+    assert len(warnings) == 1 and "who the API key belongs to" in warnings[0], warnings
     assert not pending.uploaded
 
 

@@ -210,29 +210,30 @@ class StandInWandb:
             results[run_file] = None
         return results
 
-    def describe(self) -> ServerInfo:
+    def describe(self, *, timeout: float) -> ServerInfo:
         self._enter("describe")
         return ServerInfo(self.base_url, self.entity, "https://wandb.stand-in")
 
-    def logged_artifact(self, run_path: str, name: str, digest: str) -> str:
+    def logged_artifact(self, run_path: str, name: str, digest: str, *, timeout: float) -> str:
         self._enter("logged_artifact", run_path, name)
         for versions in self.versions.values():
             for version in versions:
-                if version.logged_by == run_path and version.collection.endswith(f"/{name}") and version.digest == digest:
+                mine = version.logged_by == run_path and version.collection.endswith(f"/{name}")
+                if mine and version.digest == digest:
                     return version.qualified_name
         raise MirrorError(f"run {run_path} logged no {name} with digest {digest}")
 
-    def use_artifact(self, run_path: str, artifact: str) -> None:
+    def use_artifact(self, run_path: str, artifact: str, *, timeout: float) -> None:
         self._enter("use_artifact", run_path, artifact)
         if run_path not in self.runs:
             raise MirrorError(f"no run {run_path}")
         self.used.setdefault(run_path, set()).add(self.version(artifact).qualified_name)
 
-    def add_alias(self, artifact: str, alias: str) -> None:
+    def add_alias(self, artifact: str, alias: str, *, timeout: float) -> None:
         self._enter("add_alias", artifact, alias)
         self._put_alias(self.version(artifact), alias)
 
-    def remove_alias(self, collection: str, alias: str) -> bool:
+    def remove_alias(self, collection: str, alias: str, *, timeout: float) -> bool:
         self._enter("remove_alias", collection, alias)
         if collection in self.registry:
             holders = [v for v, aliases in self.registry[collection].items() if alias in aliases]
@@ -244,7 +245,7 @@ class StandInWandb:
             holder.aliases.discard(alias)
         return bool(holders)
 
-    def mark_failed_checks(self, artifact: str, failed: Mapping[str, Any] | None) -> None:
+    def mark_failed_checks(self, artifact: str, failed: Mapping[str, Any] | None, *, timeout: float) -> None:
         self._enter("mark_failed_checks", artifact)
         version = self.version(artifact)
         if failed:
@@ -254,7 +255,7 @@ class StandInWandb:
             version.metadata.pop("failed_checks", None)
             version.tags.discard("failed-checks")
 
-    def link(self, artifact: str, target: str, aliases: Sequence[str]) -> None:
+    def link(self, artifact: str, target: str, aliases: Sequence[str], *, timeout: float) -> None:
         self._enter("link", artifact, target, *aliases)
         linked = self.registry.setdefault(target, {})
         name = self.version(artifact).qualified_name
@@ -262,6 +263,9 @@ class StandInWandb:
             for others in linked.values():
                 others.discard(alias)
         linked.setdefault(name, set()).update(aliases)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     # -- what a W&B user would see --------------------------------------------------------------
 

@@ -42,7 +42,8 @@ def _serve(requests: IO[str], mirror: WandbMirror, outcomes: Path) -> None:
         try:
             report = mirror.sync(force=True)  # online was asked for: try even with a stored login
         except Exception as error:  # noqa: BLE001 - the runs stay pending; the caller logs why
-            out.write(json.dumps({"sync": {"ok": False, "lines": [f"W&B sync failed: {type(error).__name__}: {error}"]}}) + "\n")
+            failed = {"ok": False, "lines": [f"W&B sync failed: {type(error).__name__}: {error}"]}
+            out.write(json.dumps({"sync": failed}) + "\n")
             return
         if report.server is not None:
             for run in report.uploaded:

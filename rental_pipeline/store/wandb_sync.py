@@ -36,7 +36,7 @@ from .mirror_state import MirrorState
 from .names import LATEST, version_ref
 from .pending import VERSION_RUN, PendingRun, PendingRuns
 from .store import ArtifactStore
-from .wandb_server import ServerInfo, SyncTimeoutError, WandbApi, WandbServer
+from .wandb_server import ServerCallError, ServerInfo, SyncTimeoutError, WandbApi, WandbServer
 
 REGISTRY_VARIABLE = "RENTAL_PIPELINE_WANDB_REGISTRY"
 DEFAULT_REGISTRY = "wandb-registry-model/nyc-rental-price"
@@ -208,12 +208,16 @@ class WandbSync:
             report.failed.append(
                 ("timeout", f"gave up after {self.timeout:.0f} s while {waiting}; what is left stays queued")
             )
+        finally:
+            self.server.close()
         report.seconds = time.monotonic() - started
         return report
 
     def _sync(self, report: SyncReport, *, upload: bool) -> None:
-        self._say(f"asking {self.server.base_url} who the API key belongs to")
-        info = self._call("asking W&B for the key's entity", self.server.describe, report, what=self.server.base_url)
+        info = self._call(
+            f"asking {self.server.base_url} who the API key belongs to",
+            lambda t: self.server.describe(timeout=t), report, what=self.server.base_url,
+        )
         if info is _FAILED:
             return
         report.server = info
@@ -276,7 +280,7 @@ class WandbSync:
         names = {r.artifact.split(":")[0] for r in done.values() if r.kind == VERSION_RUN}
         return [done.get(r.run_id, r) for r in runs], names
 
-    def _legacy(self, run: PendingRun) -> PendingRun:
+    def _legacy(self, run: PendingRun, *, save: bool = True) -> PendingRun:
         """A record written before the ledger kept digests and inputs: both come from the store."""
         if run.kind != VERSION_RUN or run.digest is not None:
             return run
@@ -285,7 +289,8 @@ class WandbSync:
         except StoreError:
             return run
         updated = run.with_changes(digest=version.digest, inputs=tuple(version.inputs))
-        self.ledger.update(updated)
+        if save:
+            self.ledger.update(updated)
         return updated
 
     def _backfill(self, info: ServerInfo, report: SyncReport) -> None:
@@ -293,18 +298,20 @@ class WandbSync:
         for run in self.ledger.synced():
             if run.kind != VERSION_RUN or run.wandb_artifact:
                 continue
-            run = self._legacy(run) if run.digest is None else run
+            run = self._legacy(run, save=False)
             if run.digest is None:
                 continue
             run_path = run.run_path or f"{run.entity or info.entity}/{run.project}/{run.run_id}"
+            name, digest = run.artifact.split(":")[0], run.digest
             found = self._call(
                 f"finding {run.artifact} on W&B",
-                lambda: self.server.logged_artifact(run_path, run.artifact.split(":")[0], str(run.digest)),
+                lambda t: self.server.logged_artifact(run_path, name, digest, timeout=t),
                 report,
                 what=_what(run),
             )
             if found is not _FAILED:
-                self.ledger.update_synced(run.with_changes(uploaded=True, run_path=run_path, wandb_artifact=str(found)))
+                done = run.with_changes(uploaded=True, run_path=run_path, wandb_artifact=str(found))
+                self.ledger.update_synced(done)
 
     def _find_artifact(self, run: PendingRun, report: SyncReport) -> PendingRun:
         if not run.uploaded or run.kind != VERSION_RUN or run.wandb_artifact or not run.digest:
@@ -312,7 +319,7 @@ class WandbSync:
         name = run.artifact.split(":")[0]
         found = self._call(
             f"finding {run.artifact} on W&B",
-            lambda: self.server.logged_artifact(str(run.run_path), name, str(run.digest)),
+            lambda t: self.server.logged_artifact(str(run.run_path), name, str(run.digest), timeout=t),
             report,
             what=_what(run),
         )
@@ -341,10 +348,9 @@ class WandbSync:
             if source is None:
                 report.failed.append((_what(run), f"its input {ref} is not on W&B yet ({self._why_missing(ref)})"))
                 continue
-            self._say(f"linking {ref} as an input of run {run.run_id}")
             done = self._call(
                 f"declaring {ref} an input of run {run.run_id}",
-                lambda: self.server.use_artifact(str(run.run_path), source),
+                lambda t: self.server.use_artifact(str(run.run_path), source, timeout=t),
                 report,
                 what=_what(run),
             )
@@ -390,10 +396,11 @@ class WandbSync:
         index: Mapping[str, str],
         report: SyncReport,
     ) -> bool:
+        """Bring one alias of one artifact to the store's state; False if W&B could not follow."""
+        server, what = self.server, f"{name}:{alias}"
         registry = self.registry if self.registry and alias == self.registry.alias else None
         if registry and artifact_type not in registry.types:
             registry = None
-        what = f"{name}:{alias}"
         if target is not None:
             ref = version_ref(name, target)
             holder = index.get(ref)
@@ -401,16 +408,13 @@ class WandbSync:
                 report.failed.append((what, f"{ref} is not on W&B yet ({self._why_missing(ref)})"))
                 return False
             if holder is not None:
-                self._say(f"putting {alias} on {holder}")
-                if self._call(f"putting {alias} on {holder}", lambda: self.server.add_alias(holder, alias),
-                              report, what=what) is _FAILED:
+                if not self._done(f"putting {alias} on {holder}",
+                                  lambda t: server.add_alias(holder, alias, timeout=t), report, what):
                     return False
                 report.aliases.append(f"{what} -> v{target} ({holder})")
                 if registry:
-                    self._say(f"linking {holder} into {registry.target} as {alias}")
-                    if self._call(f"linking {holder} into {registry.target}",
-                                  lambda: self.server.link(holder, registry.target, [alias]),
-                                  report, what=what) is _FAILED:
+                    if not self._done(f"linking {holder} into {registry.target} as {alias}",
+                                      lambda t: server.link(holder, registry.target, [alias], timeout=t), report, what):
                         return False
                     report.registry.append(f"{ref} linked into {registry.target} as {alias}")
                 return True
@@ -420,15 +424,14 @@ class WandbSync:
                 f"{what} points at {ref}, which was never mirrored to W&B; the alias was taken off "
                 "W&B's versions instead"
             )
-        self._say(f"taking {alias} off {collection}")
-        if self._call(f"taking {alias} off {collection}", lambda: self.server.remove_alias(collection, alias),
-                      report, what=what) is _FAILED:
+        if not self._done(f"taking {alias} off {collection}",
+                          lambda t: server.remove_alias(collection, alias, timeout=t), report, what):
             return False
         if target is None:
             report.aliases.append(f"{what} removed ({collection})")
         if registry:
-            if self._call(f"taking {alias} off {registry.target}",
-                          lambda: self.server.remove_alias(registry.target, alias), report, what=what) is _FAILED:
+            if not self._done(f"taking {alias} off {registry.target}",
+                              lambda t: server.remove_alias(registry.target, alias, timeout=t), report, what):
                 return False
             report.registry.append(f"{alias} taken off {registry.target}")
         return True
@@ -441,10 +444,12 @@ class WandbSync:
                 failed = _failed(version.flags)
                 if holder is None or failed == pushed.get(version.version):
                     continue
-                verb = f"marking {holder} as failing {', '.join(failed)}" if failed else f"clearing the failed-checks mark of {holder}"
-                self._say(verb)
-                if self._call(verb, lambda: self.server.mark_failed_checks(holder, failed), report,
-                              what=version.ref) is _FAILED:
+                doing = (
+                    f"marking {holder} as failing {', '.join(failed)}" if failed
+                    else f"clearing the failed-checks mark of {holder}"
+                )
+                if not self._done(doing, lambda t: self.server.mark_failed_checks(holder, failed, timeout=t),
+                                  report, version.ref):
                     continue
                 self.state.set_pushed_checks(name, version.version, failed)
                 report.checks.append(
@@ -489,17 +494,25 @@ class WandbSync:
             raise _OutOfTime(waiting_for)
         return left
 
-    def _call(self, doing: str, call: Callable[[], Any], report: SyncReport, *, what: str | None = None) -> Any:
-        """One server call within the budget; a failure is reported and returns ``_FAILED``."""
-        self._remaining(doing)
+    def _call(
+        self, doing: str, call: Callable[[float], Any], report: SyncReport, *, what: str | None = None
+    ) -> Any:
+        """One server call, given what is left of the budget; a failure is reported and returns
+        ``_FAILED``, running out of time ends the sync."""
+        left = self._remaining(doing)
+        self._say(doing)
         try:
-            result = call()
+            result = call(left)
         except SyncTimeoutError as error:
             raise _OutOfTime(f"{doing}: {error}") from error
         except Exception as error:  # noqa: BLE001 - every failure is reported, none stops the others
-            report.failed.append((what or doing, f"{doing}: {type(error).__name__}: {error}"))
+            said = str(error) if isinstance(error, ServerCallError) else f"{type(error).__name__}: {error}"
+            report.failed.append((what or doing, f"{doing}: {said}"))
             return _FAILED
         return result
+
+    def _done(self, doing: str, call: Callable[[float], Any], report: SyncReport, what: str) -> bool:
+        return self._call(doing, call, report, what=what) is not _FAILED
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
