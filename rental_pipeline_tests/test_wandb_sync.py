@@ -409,3 +409,21 @@ def test_an_input_wandb_will_never_have_is_a_warning_not_a_failure_forever(tmp_p
     ]
     assert PendingRuns(store.root).all() == [] and server.used == {}
     assert sync(store, server).nothing_to_do
+
+
+def test_wandb_api_calls_go_through_one_helper_process_and_come_back_as_errors(monkeypatch):
+    """The real adapter against a port where nothing listens: the SDK's own error comes back from
+    the helper process, which serves the next call too and is gone after close()."""
+    from rental_pipeline.store.wandb_server import ServerCallError
+
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    api = WandbApi(base_url="http://127.0.0.1:1", http_timeout=1)
+    with pytest.raises(ServerCallError, match=r"^AuthenticationError: .*127\.0\.0\.1:1"):
+        api.remove_alias("team/nyc_airbnb/inference_pipeline", "prod", timeout=60)
+    helper = api._helper
+    assert helper is not None and helper.poll() is None
+    with pytest.raises(ServerCallError, match="AuthenticationError"):
+        api.use_artifact("team/nyc_airbnb/abc", "team/nyc_airbnb/raw_data:v0", timeout=60)
+    assert api._helper is helper  # one process for every call of a sync
+    api.close()
+    assert helper.poll() is not None
