@@ -126,6 +126,23 @@ def test_a_model_config_change_recomputes_only_the_model_and_its_evaluation(inst
     assert stale(instance) == set()
 
 
+def test_a_hit_decodes_no_input_and_a_rolled_back_prod_is_scored_again(instance):
+    first = materialize(instance)
+    other = materialize(instance, run_config(training={"max_tfidf_features": 3}))
+    assert other.success
+    store().set_alias("inference_pipeline:v1", "prod", reason="rollback drill", force=True)
+
+    again = materialize(instance)
+    reused = reused_from(again)
+    assert reused["inference_pipeline"] == reused["model_evaluation"] == first.run_id
+    skipped = [e.message for e in instance.all_logs(again.run_id) if "Not loading" in (e.message or "")]
+    assert any("trainval_data:v0" in m for m in skipped) and any("inference_pipeline:v0" in m for m in skipped)
+    evaluation = materialized(again)["model_evaluation"]
+    # Promotion is decided again: prod is now v1, so v0 is compared with it on the real test split.
+    assert evaluation["evaluated_model"] == "inference_pipeline:v0"
+    assert "previous_prod_test_mae" in evaluation and "inference_pipeline:v1" in evaluation["promotion"]
+
+
 def test_a_new_source_recomputes_everything(instance):
     materialize(instance)
     again = materialize(instance, run_config(raw={"seed": 8}))
@@ -258,3 +275,46 @@ def test_the_cache_key_is_recorded_on_the_version_it_made(instance):
     (event,) = result.get_asset_materialization_events()
     entries = store().flags("raw_data:v0")[RUN_CACHE_FLAG]
     assert list(entries.values()) == [{"run_id": result.run_id}]
+
+
+@pytest.mark.slow
+def test_a_process_per_step_reads_the_versions_its_own_run_recorded():
+    """With the multiprocess executor no step shares the resolver's memory: each reads the run's
+    own records. Another writer moves `latest` and the latest materialization between runs."""
+    from rental_pipeline_tests.multiprocess_job import SELECTION, multiprocess_training_job
+
+    config = {"ops": {k: v for k, v in run_config()["ops"].items() if k in (
+        "raw_data", "clean_sample_checks")}}
+    config["ops"]["raw_data"]["config"]["seed"] = 11
+    with dg.DagsterInstance.get() as instance:
+        job = dg.reconstructable(multiprocess_training_job)
+        with dg.execute_job(job, instance=instance, run_config=config) as first:
+            assert first.success
+        # Someone stores another raw_data and clean_sample behind Dagster's back.
+        from rental_pipeline.synthetic import generate_listings
+
+        store().save("raw_data", generate_listings(rows=900, seed=99), type="raw_data")
+        with dg.execute_job(job, instance=instance, run_config=config) as again:
+            assert again.success
+        for result in (first, again):
+            refs = {}
+            for event in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+                m = event.dagster_event.step_materialization_data.materialization
+                refs[m.asset_key.to_user_string()] = (str(m.metadata["artifact"].value), m.metadata)
+            assert set(refs) == set(SELECTION)
+            assert store().get(refs["clean_sample"][0]).inputs == (refs["raw_data"][0],)
+            assert store().get(refs["trainval_data"][0]).inputs == (refs["clean_sample"][0],)
+            for event in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+                evaluation = event.dagster_event.event_specific_data
+                checked = evaluation.metadata.get("checked_version")
+                if checked is not None:
+                    assert checked.value == refs[evaluation.asset_key.to_user_string()][0]
+        # The second run re-read its source (synthetic: from config), found the same bytes, and
+        # reused every version, never the intruder's raw_data:v1.
+        second = {
+            e.dagster_event.step_materialization_data.materialization.asset_key.to_user_string():
+            e.dagster_event.step_materialization_data.materialization.metadata
+            for e in instance.all_logs(again.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        }
+        assert second["raw_data"]["artifact"].value == "raw_data:v0"
+        assert all(REUSED_FROM_KEY in metadata for metadata in second.values())

@@ -1,7 +1,6 @@
 """`raw_data`: this week's listings drop, from a CSV or, by default, the built-in generator."""
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from rental_pipeline.assets.metadata import frame_metadata

@@ -4,8 +4,9 @@ The trials reach W&B through the IO manager, with its mirror settings (mode, pro
 beside the leaderboard's own; an unchanged re-run reuses the leaderboard and makes no new runs.
 """
 
+from typing import Any
+
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from rental_pipeline.assets.metadata import table
@@ -47,7 +48,7 @@ class SweepConfig(dg.Config):
 def sweep_leaderboard(
     context: dg.AssetExecutionContext,
     config: SweepConfig,
-    trainval_data: pd.DataFrame,
+    trainval_data: Any,
 ) -> dg.Output:
     if hits := reused_outputs(context):
         return reused_output(context, hits["sweep_leaderboard"])

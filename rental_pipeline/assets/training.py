@@ -1,11 +1,10 @@
 """`inference_pipeline`: preprocessing plus regressor, fitted on the train part of trainval."""
 
 from dataclasses import asdict
+from typing import Any
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field, field_validator
-from sklearn.pipeline import Pipeline
 
 from rental_pipeline.assets.metadata import table
 from rental_pipeline.boosting import BoostingParams
@@ -98,7 +97,7 @@ class TrainingConfig(dg.Config):
     "random forest); validation MAE and R².",
 )
 def inference_pipeline(
-    context: dg.AssetExecutionContext, config: TrainingConfig, trainval_data: pd.DataFrame
+    context: dg.AssetExecutionContext, config: TrainingConfig, trainval_data: Any
 ) -> dg.Output:
     if hits := reused_outputs(context):
         return reused_output(context, hits["inference_pipeline"])

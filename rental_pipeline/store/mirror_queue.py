@@ -128,7 +128,8 @@ class MirrorQueue:
             folder = Path(self._folder.name)
             registry = self.mirror.registry
             settings = {
-                "root": str(self.mirror.store.root),
+                "root": self.mirror.store.location,  # a folder, or s3://...
+                "local_dir": str(self.mirror.store.root),  # where this machine keeps its W&B records
                 "mode": self.mirror.mode,
                 "wandb_dir": str(self.mirror.wandb_dir),
                 "entity": self.mirror.entity,

@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
     settings = json.loads(raw)
     registry = settings.get("registry")
     mirror = WandbMirror(
-        ArtifactStore(settings["root"]),
+        ArtifactStore(settings["root"], local_dir=settings.get("local_dir")),
         mode=settings["mode"],
         wandb_dir=settings["wandb_dir"],
         entity=settings.get("entity") or None,
