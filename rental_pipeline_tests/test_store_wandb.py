@@ -49,6 +49,12 @@ def store(tmp_path: Path) -> ArtifactStore:
     return ArtifactStore(tmp_path / "home" / "artifacts")
 
 
+@pytest.fixture
+def any_store(store_root: str, tmp_path: Path) -> ArtifactStore:
+    """A store on each backend (a folder; S3 when a test server is running)."""
+    return ArtifactStore(store_root, local_dir=tmp_path / "home" / "s3-cache")
+
+
 FILES = {
     "data.parquet": b"PAR1 not really parquet" * 100,
     "plots/price.png": b"\x89PNG fake",
@@ -273,8 +279,9 @@ def test_fetch_is_refused_offline(store: ArtifactStore) -> None:
 
 
 def test_online_runs_declare_their_exact_inputs_with_use_artifact(
-    store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+    any_store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    store = any_store
     """Online, the run is written to disk, then uploaded and linked by the sync; the server is
     ``StandInWandb`` (none is reachable here)."""
     raw = store.write("sample.csv", {"sample.csv": b"raw"}, type="raw_data").version
@@ -299,7 +306,8 @@ def test_online_runs_declare_their_exact_inputs_with_use_artifact(
     assert mirror.run_url("nyc_airbnb", "abc") == "https://wandb.stand-in/team/nyc_airbnb/runs/abc"
 
 
-def test_queued_mirrors_run_in_order_under_the_ids_they_were_given(store: ArtifactStore) -> None:
+def test_queued_mirrors_run_in_order_under_the_ids_they_were_given(any_store: ArtifactStore) -> None:
+    store = any_store
     versions = [
         store.write("clean_sample.csv", {"data.csv": f"id,price\n1,{price}\n".encode()}, type="clean_sample").version
         for price in (100, 120, 140)
