@@ -262,7 +262,7 @@ class WandbMirror:
 
         ``run.finish()`` returns before wandb's core has written the run's last records (it does
         a few milliseconds later); ``wandb.teardown()`` waits for it. Needed before uploading runs
-        made by this same process.
+        made by this same process; it also finishes any other W&B run this process has open.
         """
         if self._made_runs:
             import wandb

@@ -119,8 +119,10 @@ class WandbApi:
             )
             try:
                 process.wait(timeout=max(timeout, 0.1))
-            except subprocess.TimeoutExpired:
+            except BaseException as stopped:  # a timeout, or Ctrl-C: it is in a session of its own
                 stop_process_group(process)
+                if not isinstance(stopped, subprocess.TimeoutExpired):
+                    raise
                 raise SyncTimeoutError(
                     f"`wandb sync` of {len(run_files)} run(s) did not finish within {timeout:.0f} s "
                     f"(is {self.base_url} reachable?); it was stopped, the runs stay pending"
