@@ -11,9 +11,10 @@ the run cache (`rental_pipeline.run_cache`) agree on what changed: an asset whos
 and exact inputs made a stored version before returns `Reused` instead of computing, and this
 IO manager reports that version again without writing anything.
 
-New versions are mirrored to W&B by a worker process while the run goes on; the IO manager
-waits for those W&B runs when Dagster tears it down (the end of the run with the in-process
-executor, the end of each step with a process per step), and logs where each one landed. Loaded
+New versions are mirrored to W&B by a worker process while the run goes on, with the asset's
+metrics, tables and trials (`wandb_view`); the IO manager waits for those W&B runs when Dagster
+tears it down (the end of the run with the in-process executor, the end of each step with a
+process per step), and logs where each one landed and, online, what the upload did. Loaded
 versions are kept decoded until then, so checks and the downstream asset read a version once.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from rental_pipeline import wandb_view
 from rental_pipeline.code_version import git_revision
 from rental_pipeline.run_cache import CacheHit, cache_key, find_cached, remember
 from rental_pipeline.sources import redact
@@ -36,6 +38,7 @@ from rental_pipeline.store import (
     WandbMirror,
     default_root,
     project_name,
+    resolve_mode,
 )
 from rental_pipeline.versions import PINNED, VersionResolver
 
@@ -105,6 +108,16 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         description="offline, online or disabled. Empty: WANDB_MODE, else online with WANDB_API_KEY, else offline.",
     )
     wandb_project: str | None = Field(default=None, description="W&B project. Empty: WANDB_PROJECT or nyc_airbnb.")
+    wandb_registry: str | None = Field(
+        default=None,
+        description="W&B registry collection the prod model is linked into. Empty: "
+        "$RENTAL_PIPELINE_WANDB_REGISTRY or wandb-registry-model/nyc-rental-price; none: no link.",
+    )
+    wandb_sync_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="Online: seconds the end of a run waits for W&B uploads; the rest stays queued.",
+    )
     pins: dict[str, str] = Field(
         default_factory=dict,
         description="Load these inputs at a fixed version or alias instead of the recorded one, "
@@ -122,6 +135,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._values.clear()
         self._runs.clear()
+        if self._mirrors is None and resolve_mode(self.wandb_mode) == "online":
+            self._mirror_queue(self.artifact_store.store())  # alias moves made by this run, e.g. prod
         if self._mirrors is None:
             return
         for outcome in self._mirrors.wait():
@@ -133,11 +148,19 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             elif outcome.result is not None:
                 where = outcome.result.url or outcome.result.run_dir or outcome.result.mode
                 context.log.info(f"W&B run {outcome.run_id} holds {outcome.artifact}: {where}")
+        report = self._mirrors.sync_report
+        if report is not None:
+            log = context.log.info if report.get("ok") else context.log.warning
+            log("W&B sync: " + "\n".join(report.get("lines", [])))
         self._mirrors = None
 
     def _mirror_queue(self, store: ArtifactStore) -> MirrorQueue:
         if self._mirrors is None:
-            self._mirrors = MirrorQueue(WandbMirror(store, mode=self.wandb_mode))
+            self._mirrors = MirrorQueue(
+                WandbMirror(
+                    store, mode=self.wandb_mode, registry=self.wandb_registry, sync_timeout=self.wandb_sync_timeout
+                )
+            )
         return self._mirrors
 
     # -- versions ------------------------------------------------------------------------------
@@ -269,8 +292,11 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
                     metadata["wandb_run"] = "not mirrored (W&B disabled)"
                 else:
                     project = project_name(self.wandb_project)
-                    run_id = mirrors.submit(version, job_type=name, project=project, group=context.run_id, config=recorded)
-                    metadata["wandb_run"] = f"{run_id} ({mirrors.mode}, project {project})"
+                    view = wandb_view.run_options(store, version, context.run_id, context.output_metadata, recorded)
+                    run_id = mirrors.submit(
+                        version, job_type=name, project=project, group=context.run_id, config=recorded, **view
+                    )
+                    metadata["wandb_run"] = wandb_view.run_link(mirrors.mirror, project, run_id)
             else:
                 metadata["wandb_run"] = f"unchanged: {version.ref} was mirrored when first written"
             context.log.info(

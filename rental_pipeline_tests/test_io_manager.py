@@ -130,7 +130,10 @@ def test_new_versions_are_mirrored_to_offline_wandb_runs(instance, isolated_stat
     result = materialize(instance)
     metadata = materialized(result)
     run_ids = {name: m["wandb_run"].split()[0] for name, m in metadata.items()}
-    assert all(m["wandb_run"].endswith("(offline, project nyc_airbnb)") for m in metadata.values())
+    assert all(
+        "(offline, project nyc_airbnb): waits for `rental-pipeline artifacts sync`" in m["wandb_run"]
+        for m in metadata.values()
+    )
     assert len(set(run_ids.values())) == len(run_ids)  # one W&B run per asset
     # The runs were made on a background thread; the run is over, so each has its folder by now.
     wandb_root = Path(isolated_state / "wandb")

@@ -102,5 +102,6 @@ def model_evaluation(
             "test_rows": evaluation.rows,
             **promotion,
             "worst_errors": table(worst),
+            "errors_by_borough": table(evaluation.by_borough),
         },
     )

@@ -1,4 +1,8 @@
-"""`sweep_leaderboard`: the reference's Hydra multirun as one asset, each trial a W&B run."""
+"""`sweep_leaderboard`: the reference's Hydra multirun as one asset, each trial a W&B run.
+
+The trials reach W&B through the IO manager, with its mirror settings (mode, project), as runs
+beside the leaderboard's own; an unchanged re-run reuses the leaderboard and makes no new runs.
+"""
 
 from typing import Any
 
@@ -8,9 +12,9 @@ from pydantic import Field
 from rental_pipeline.assets.metadata import table
 from rental_pipeline.assets.training import TrainingConfig
 from rental_pipeline.code_version import code_version
-from rental_pipeline.io_manager import ArtifactStoreResource, reused_output, reused_outputs
-from rental_pipeline.store import WandbMirror
+from rental_pipeline.io_manager import reused_output, reused_outputs
 from rental_pipeline.sweep import best_training_config, run_sweep
+from rental_pipeline.wandb_view import TRIALS_KEY
 
 
 class SweepConfig(dg.Config):
@@ -44,23 +48,22 @@ class SweepConfig(dg.Config):
 def sweep_leaderboard(
     context: dg.AssetExecutionContext,
     config: SweepConfig,
-    artifact_store: ArtifactStoreResource,
     trainval_data: Any,
 ) -> dg.Output:
     if hits := reused_outputs(context):
         return reused_output(context, hits["sweep_leaderboard"])
-    mirror = WandbMirror(artifact_store.store())
     base = config.training.arguments()
 
     fit_seconds: dict[str, float] = {}
+    trials: list[dict] = []
 
     def record(number: int, trial: dict, result) -> None:
-        metrics = {k: result.metrics[k] for k in ("val_mae", "val_r2", "fit_seconds")}
+        metrics = {k: result.metrics[k] for k in ("val_mae", "val_r2", "fit_seconds", "train_rows", "val_rows")}
         fit_seconds[str(number)] = round(metrics["fit_seconds"], 3)
-        run = mirror.record_run(
-            job_type="sweep_trial", group=context.run.run_id, run_name=f"trial-{number}", config=trial, summary=metrics
+        trials.append(
+            {"name": f"trial-{number}", "config": {"trial": number, "model": base["model"], **trial}, "summary": metrics}
         )
-        context.log.info(f"Trial {number} {trial}: validation MAE {metrics['val_mae']:.2f} (W&B {run.mode})")
+        context.log.info(f"Trial {number} {trial}: validation MAE {metrics['val_mae']:.2f}")
 
     leaderboard = run_sweep(trainval_data, config.grid(), base, on_trial=record)
     best = best_training_config(leaderboard, config.training.model_dump())
@@ -72,6 +75,7 @@ def sweep_leaderboard(
             "best_config": dg.MetadataValue.json(best),
             "leaderboard": table(leaderboard.assign(fit_seconds=leaderboard["trial"].astype(str).map(fit_seconds)).round(4)),
             "fit_seconds_by_trial": dg.MetadataValue.json(fit_seconds),
+            TRIALS_KEY: dg.MetadataValue.json(trials),
             "next_step": "rental-pipeline sweep best -o best.yaml, then "
             "dagster job execute -m rental_pipeline.definitions -j training_job -c best.yaml",
         },

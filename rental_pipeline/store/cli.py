@@ -17,8 +17,10 @@ import click
 from .errors import StoreError
 from .manifest import VersionManifest
 from .store import ArtifactStore, default_root
+from .wandb_sync import DEFAULT_REGISTRY, DEFAULT_TIMEOUT
 
 _META_KEY = "rental_pipeline.store"
+ALIAS_SYNC_TIMEOUT = 60.0  # online, `artifacts alias` waits this long for W&B
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -154,6 +156,7 @@ def alias_command(
             raise click.ClickException(f"{alias} is not on {store.get(ref).ref}; nothing removed")
         move = store.remove_alias(name, alias, reason=reason, actor=actor)
         click.echo(f"removed {alias} from {name}:v{move.from_version}")
+        _alias_to_wandb(store)
         return
     result = store.set_alias(ref, alias, reason=reason, actor=actor, force=force)
     target = store.get(ref)
@@ -162,6 +165,25 @@ def alias_command(
     else:
         origin = f"v{result.from_version}" if result.from_version is not None else "nowhere"
         click.echo(f"moved {alias}: {origin} -> {target.ref}{' (forced)' if force else ''}")
+        _alias_to_wandb(store)
+
+
+def _alias_to_wandb(store: ArtifactStore) -> None:
+    """Online, apply the move to W&B at once; otherwise say that it waits for ``sync``."""
+    from .wandb_mirror import WandbMirror
+
+    mirror = WandbMirror(store)
+    if mirror.mode == "disabled":
+        return
+    if mirror.mode == "offline":
+        click.echo("W&B: queued; `rental-pipeline artifacts sync` applies it")
+        return
+    report = mirror.sync(upload=False, timeout=ALIAS_SYNC_TIMEOUT, on_progress=_progress)
+    if report.ok:
+        click.echo(f"W&B: applied ({'; '.join(report.aliases + report.registry) or 'nothing to change'})")
+    else:
+        why = "; ".join(f"{what}: {reason}" for what, reason in report.failed)
+        click.echo(f"W&B: not applied yet, it stays queued for `rental-pipeline artifacts sync` ({why})")
 
 
 @artifacts.command("log")
@@ -227,30 +249,53 @@ def gc_command(keep: int | None, dry_run: bool, grace_seconds: float | None, dro
 @click.option(
     "--force",
     is_flag=True,
-    help="Run wandb sync even without WANDB_API_KEY (e.g. after wandb login).",
+    help="Try even without WANDB_API_KEY (e.g. after wandb login).",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds for the whole sync; what is left when they run out stays queued.",
+)
+@click.option(
+    "--registry",
+    default=None,
+    help="Registry collection the prod model is linked into [default: $RENTAL_PIPELINE_WANDB_REGISTRY "
+    f"or {DEFAULT_REGISTRY}]; 'none' to skip.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @_reporting_errors
-def sync_command(force: bool) -> None:
-    """Upload pending W&B offline runs with ``wandb sync`` when credentials exist."""
+def sync_command(force: bool, timeout: float, registry: str | None, as_json: bool) -> None:
+    """Bring W&B up to date: upload waiting runs, add lineage links, apply alias moves and check marks.
+
+    Safe to re-run: each step is recorded as it succeeds, so a second sync does only what is left.
+    Exit code 1 when anything failed; the report says what and why.
+    """
     from .wandb_mirror import WandbMirror
 
-    report = WandbMirror(_store()).sync(force=force)
-    if not report.pending:
-        click.echo("no pending W&B offline runs")
-        return
-    if report.skipped_reason:
+    mirror = WandbMirror(_store(), registry=registry)
+    report = mirror.sync(force=force, timeout=timeout, on_progress=None if as_json else _progress)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    elif report.skipped_reason:
         click.echo(
-            f"{len(report.pending)} W&B offline run(s) pending, not synced: {report.skipped_reason}"
+            f"{len(report.pending)} W&B run(s) pending and {report.queued_moves} alias move(s) queued, "
+            f"not synced: {report.skipped_reason}"
         )
         for run in report.pending:
             click.echo(f"  {run.run_id}  {run.artifact}  {run.run_dir}")
-        return
-    for run in report.synced:
-        click.echo(f"synced {run.run_id} ({run.artifact})")
-    for run, why in report.failed:
-        click.echo(f"failed {run.run_id} ({run.artifact}): {why}")
-    if report.failed:
+    elif report.nothing_to_do:
+        click.echo("W&B is up to date: no pending runs, alias moves or check marks")
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.ok:
         raise SystemExit(1)
+
+
+def _progress(message: str) -> None:
+    click.echo(f"... {message}", err=True)
 
 
 def _version_json(store: ArtifactStore, version: VersionManifest, *, paths: bool) -> dict[str, Any]:

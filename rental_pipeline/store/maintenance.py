@@ -232,7 +232,7 @@ def collect_garbage(
 
         pending = PendingRuns(store.root)
         for run in pending.all():
-            if not Path(run.run_dir).is_dir():
+            if not run.uploaded and not Path(run.run_dir).is_dir():
                 report.forgotten_runs.append(run.run_id)
                 if not dry_run:
                     pending.forget(run.run_id)
