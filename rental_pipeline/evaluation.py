@@ -11,6 +11,7 @@ from sklearn.pipeline import Pipeline
 from rental_pipeline.features import FEATURE_COLUMNS, TARGET
 
 WORST_ERROR_COLUMNS = ["id", "name", "neighbourhood_group", "room_type", "price", "predicted", "abs_error"]
+SCORED_COLUMNS = ["id", "neighbourhood_group", "room_type", TARGET]
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Evaluation:
     r2: float
     rows: int
     worst_errors: pd.DataFrame
+    scored: pd.DataFrame | None = None  # id, borough, room type, price and `predicted` of every test listing
 
     def metrics(self) -> dict[str, float]:
         return {"test_mae": self.mae, "test_r2": self.r2, "test_rows": float(self.rows)}
@@ -38,4 +40,5 @@ def evaluate_pipeline(pipeline: Pipeline, test: pd.DataFrame, worst: int = 10) -
         r2=float(r2_score(test[TARGET], predicted)),
         rows=len(test),
         worst_errors=worst_errors,
+        scored=test[[c for c in SCORED_COLUMNS if c in test.columns]].assign(predicted=predicted).reset_index(drop=True),
     )

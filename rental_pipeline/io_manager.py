@@ -17,6 +17,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 import rental_pipeline
+from rental_pipeline.assets.metadata import displayed
 from rental_pipeline.store import (
     FAILED_CHECKS_FLAG,
     ArtifactStore,
@@ -35,6 +36,9 @@ ARTIFACT_TYPE_KEY = "artifact_type"
 # Output metadata naming versions an asset read from the store itself (not as Dagster inputs),
 # comma-separated, so they still appear in its lineage.
 USES_ARTIFACTS_KEY = "uses_artifacts"
+# Output metadata holding the part of the step's config that applied (e.g. a synthetic source's
+# row count only when no file was given); recorded as the version's config instead of all of it.
+CONFIG_USED_KEY = "config_used"
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):
@@ -94,21 +98,25 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         used = context.output_metadata.get(USES_ARTIFACTS_KEY)
         if used is not None:
             inputs += [ref.strip() for ref in str(getattr(used, "value", used)).split(",") if ref.strip()]
+        config = _config_used(context)
         result = store.save(
             name,
             obj,
             type=str(spec.metadata.get(ARTIFACT_TYPE_KEY, name)),
             description=spec.description or "",
-            metadata={"config": _op_config(context), "facts": _plain_facts(context.output_metadata)},
+            metadata={"config": config, "facts": _plain_facts(context.output_metadata)},
             run_id=context.run_id,
             code_version=spec.code_version or rental_pipeline.__version__,
             inputs=inputs,
         )
         version = result.version
+        # The store keeps full precision; the page shows floats rounded (these override the asset's).
         metadata: dict[str, Any] = {
+            **displayed(context.output_metadata),
             ARTIFACT_KEY: version.ref,
             "artifact_digest": version.digest,
-            "artifact_aliases": ", ".join(version.aliases),
+            # a snapshot: `prod` may move to this version later (see model_evaluation, `artifacts show`)
+            "aliases_at_materialization": ", ".join(version.aliases),
             "artifact_version_new": result.created,
             "artifact_size_bytes": version.size,
             "artifact_inputs": ", ".join(version.inputs) or "none",
@@ -120,9 +128,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
                 metadata["wandb_run"] = "not mirrored (W&B disabled)"
             else:
                 project = project_name(self.wandb_project)
-                run_id = mirrors.submit(
-                    version, job_type=name, project=project, group=context.run_id, config=_op_config(context)
-                )
+                run_id = mirrors.submit(version, job_type=name, project=project, group=context.run_id, config=config)
                 metadata["wandb_run"] = f"{run_id} ({mirrors.mode}, project {project})"
         else:
             metadata["wandb_run"] = f"unchanged: {version.ref} was mirrored when first written"
@@ -198,15 +204,25 @@ def _instance(context: dg.InputContext) -> dg.DagsterInstance | None:
 
 def _plain_facts(metadata: Any) -> dict[str, Any]:
     """The plain facts an asset reported (row counts, metrics, source checksum, JSON entries), for
-    the manifest; tables and markdown stay in Dagster."""
+    the manifest; tables and markdown (plots) stay in Dagster."""
     facts = {}
     for key, value in dict(metadata or {}).items():
+        if isinstance(value, dg.MarkdownMetadataValue) or key == CONFIG_USED_KEY:
+            continue
         raw = value.data if isinstance(value, dg.JsonMetadataValue) else getattr(value, "value", value)
         if isinstance(raw, float) and raw != raw:
             continue
         if isinstance(raw, (str, int, float, bool, dict, list)):
             facts[key] = raw
     return facts
+
+
+def _config_used(context: dg.OutputContext) -> dict[str, Any]:
+    """What the asset said of its config applied (`CONFIG_USED_KEY`), else the step's whole config."""
+    used = context.output_metadata.get(CONFIG_USED_KEY)
+    if isinstance(used, dg.JsonMetadataValue) and isinstance(used.data, dict):
+        return dict(used.data)
+    return _op_config(context)
 
 
 def _op_config(context: dg.OutputContext) -> dict[str, Any]:

@@ -1,10 +1,13 @@
 """`raw_data`: this week's listings drop, from a CSV or, by default, the built-in generator."""
 
+from urllib.parse import urlparse
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
 from rental_pipeline.assets.metadata import frame_metadata
+from rental_pipeline.io_manager import CONFIG_USED_KEY
 from rental_pipeline.listings import read_listings
 from rental_pipeline.synthetic import generate_listings
 
@@ -20,6 +23,15 @@ class RawDataConfig(dg.Config):
     rows: int = Field(default=20_000, ge=1, description="Synthetic listings to generate (no source).")
     seed: int = Field(default=42, description="Seed of the synthetic generator (no source).")
     timeout_seconds: float = Field(default=30.0, gt=0, description="Download time limit for URLs.")
+
+    def used(self) -> dict:
+        """The fields that applied: rows and seed for synthetic listings, the source (and the
+        timeout, for a URL) otherwise. A file's version must not claim a seed it never used."""
+        if not self.source:
+            return {"rows": self.rows, "seed": self.seed}
+        if urlparse(self.source).scheme in ("http", "https"):
+            return {"source": self.source, "timeout_seconds": self.timeout_seconds}
+        return {"source": self.source}
 
 
 @dg.asset(
@@ -37,4 +49,11 @@ def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig) -> dg.Out
         listings = generate_listings(rows=config.rows, seed=config.seed)
         origin = {"source": f"synthetic (rows={config.rows}, seed={config.seed})"}
     context.log.info(f"Read {len(listings):,} listings from {origin['source']}")
-    return dg.Output(listings, metadata={**origin, **frame_metadata(listings)})
+    return dg.Output(
+        listings,
+        metadata={
+            **origin,
+            **frame_metadata(listings, price_plot="raw_data"),
+            CONFIG_USED_KEY: dg.MetadataValue.json(config.used()),
+        },
+    )
