@@ -124,8 +124,9 @@ def price_distribution(
         axes.axvspan(*bounds, color=MUTED, alpha=0.08, label=_text(kept))
     axes.set_xlabel("nightly price (log scale)", fontsize=10)
     axes.set_ylabel("listings", fontsize=10)
-    axes.set_title(title, fontsize=11)
-    axes.legend(fontsize=9, frameon=False)
+    axes.set_title(_text(title), fontsize=11)
+    if present or bounds is not None:
+        axes.legend(fontsize=9, frameon=False)
     return _png(figure)
 
 

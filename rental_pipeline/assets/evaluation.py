@@ -7,7 +7,7 @@ import pandas as pd
 from pydantic import Field
 from sklearn.pipeline import Pipeline
 
-from rental_pipeline.assets.metadata import table
+from rental_pipeline.assets.metadata import model_quality_metadata, table
 from rental_pipeline.evaluation import evaluate_pipeline
 from rental_pipeline.io_manager import ArtifactStoreResource, loaded_artifacts
 from rental_pipeline.promotion import PROD, decide_promotion
@@ -81,6 +81,7 @@ def model_evaluation(
             **({"previous_prod_test_mae": champion_mae} if champion_mae is not None else {}),
             "promoted": promoted,
             "promotion": outcome,
+            **(model_quality_metadata(evaluation.scored, "test") if evaluation.scored is not None else {}),
             "worst_errors": table(worst),
         },
     )
