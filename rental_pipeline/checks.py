@@ -20,11 +20,12 @@ from pydantic import Field
 from rental_pipeline.assets.cleaning import CleaningConfig
 from rental_pipeline.assets.metadata import table
 from rental_pipeline.cleaning import CleaningRules
-from rental_pipeline.io_manager import ARTIFACT_KEY, ArtifactStoreResource, loaded_artifacts
+from rental_pipeline.io_manager import ArtifactStoreResource, loaded_artifacts, run_resolver
 from rental_pipeline.schemas import CleanListings, RawListings, SplitListings
 from rental_pipeline.store import FAILED_CHECKS_FLAG
 from rental_pipeline.validation import (
     CheckOutcome,
+    REFERENCE_ALIAS,
     StoreReferences,
     check_borough_set,
     check_columns,
@@ -75,17 +76,15 @@ def _metadata_value(value: Any) -> Any:
     return dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
 
 
-def _latest_materialization(context: dg.AssetCheckExecutionContext, asset: str) -> Any:
-    return context.instance.get_latest_materialization_event(dg.AssetKey(asset))
+def _checked(context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, asset: str) -> Any:
+    """The manifest of the exact version this step loaded: what is judged, flagged and named."""
+    return artifact_store.store().get(loaded_artifacts(context)[asset])
 
 
-def _recorded(context: dg.AssetCheckExecutionContext, asset: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    """Metadata the asset recorded when the checked value was stored (its source, what cleaning dropped)."""
-    event = _latest_materialization(context, asset)
-    if event is None or event.asset_materialization is None:
-        return {}
-    metadata = event.asset_materialization.metadata
-    return {key: metadata[key].value for key in keys if key in metadata}
+def _facts(version: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Facts recorded with the checked version when it was stored (its source, what cleaning dropped)."""
+    facts = version.metadata.get("facts") or {}
+    return {key: facts[key] for key in keys if key in facts}
 
 
 # -- raw_data -------------------------------------------------------------------------------
@@ -94,8 +93,8 @@ RAW_ADVICE_COLUMNS = "give the source file exactly the 16 listing columns in ord
 RAW_ADVICE_ROWS = "Correct or remove those rows in the source file, then re-materialize raw_data."
 
 
-def _raw_subject(context: dg.AssetCheckExecutionContext) -> str:
-    source = _recorded(context, "raw_data", ("source",)).get("source")
+def _raw_subject(context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource) -> str:
+    source = _facts(_checked(context, artifact_store, "raw_data"), ("source",)).get("source")
     return f"raw_data ({source})" if source else "raw_data"
 
 
@@ -108,7 +107,7 @@ def _raw_subject(context: dg.AssetCheckExecutionContext) -> str:
 def raw_data_columns(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, raw_data: pd.DataFrame
 ) -> dg.AssetCheckResult:
-    outcome = check_columns(raw_data, RawListings, _raw_subject(context), RAW_ADVICE_COLUMNS)
+    outcome = check_columns(raw_data, RawListings, _raw_subject(context, artifact_store), RAW_ADVICE_COLUMNS)
     return recorded_result(context, artifact_store, "raw_data", "columns", outcome)
 
 
@@ -122,7 +121,9 @@ def raw_data_columns(
 def raw_data_schema(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, raw_data: pd.DataFrame
 ) -> dg.AssetCheckResult:
-    outcome = check_schema(raw_data, RawListings, _raw_subject(context), RAW_ADVICE_ROWS, file_rows=True)
+    outcome = check_schema(
+        raw_data, RawListings, _raw_subject(context, artifact_store), RAW_ADVICE_ROWS, file_rows=True
+    )
     return recorded_result(context, artifact_store, "raw_data", "schema", outcome)
 
 
@@ -167,30 +168,28 @@ CLEAN_SAMPLE_CHECKS: Mapping[str, str] = {
 
 
 
-def _clean_subject(context: dg.AssetCheckExecutionContext) -> str:
-    """Name the source file too when the stored clean_sample was cleaned from the latest raw_data."""
-    raw, clean = _latest_materialization(context, "raw_data"), _latest_materialization(context, ASSET)
-    source = _recorded(context, "raw_data", ("source",)).get("source")
-    if raw is not None and clean is not None and raw.timestamp <= clean.timestamp and source:
-        return f"clean_sample (cleaned from {source})"
-    return "clean_sample"
+def _clean_subject(store: Any, checked: Any) -> str:
+    """Name the source file too: the one the raw_data version this clean_sample was cleaned from
+    was read from."""
+    for ref in checked.inputs:
+        if ref.split(":")[0] == "raw_data" and store.exists(ref):
+            source = _facts(store.get(ref), ("source",)).get("source")
+            if source:
+                return f"{checked.ref} (cleaned from {source})"
+    return checked.ref
 
 
-def cleaning_rules_in_force(
-    context: dg.AssetCheckExecutionContext, config: CleanSampleChecksConfig
-) -> tuple[CleaningRules, str]:
-    """The rules the stored clean_sample was made with, so a run with other bounds is judged by them.
+def cleaning_rules_in_force(checked: Any, config: CleanSampleChecksConfig) -> tuple[CleaningRules, str]:
+    """The rules the checked clean_sample was made with, so a run with other bounds is judged by them.
 
-    They come from the run config of the run that materialized it; fields set in this check's
-    config win.
+    They come from the step config recorded with that version; fields set in this check's config win.
     """
     rules, origin = CleaningRules(), "cleaning defaults"
-    event = _latest_materialization(context, ASSET)
-    run = context.instance.get_run_by_id(event.run_id) if event is not None else None
-    if run is not None:
-        used = ((run.run_config or {}).get("ops") or {}).get(ASSET) or {}
-        rules = CleaningConfig(**(used.get("config") or {})).rules()
-        origin = f"clean_sample config of run {run.run_id[:8]}"
+    recorded = checked.metadata.get("config")
+    if recorded:
+        known = {k: v for k, v in recorded.items() if k in CleaningConfig.model_fields}
+        rules = CleaningConfig(**known).rules()
+        origin = f"clean_sample config recorded with {checked.ref}"
     overrides = {
         name: value
         for name, value in config.model_dump().items()
@@ -217,8 +216,10 @@ def clean_sample_checks(
     clean_sample: pd.DataFrame,
     artifact_store: ArtifactStoreResource,
 ) -> Iterator[dg.AssetCheckResult]:
-    subject = _clean_subject(context)
-    rules, rules_origin = cleaning_rules_in_force(context, config)
+    store = artifact_store.store()
+    checked = _checked(context, artifact_store, ASSET)
+    subject = _clean_subject(store, checked)
+    rules, rules_origin = cleaning_rules_in_force(checked, config)
     outcomes: dict[str, CheckOutcome] = {
         "columns": check_columns(clean_sample, CleanListings, subject, CLEAN_ADVICE),
         "schema": check_schema(
@@ -228,12 +229,12 @@ def clean_sample_checks(
         "inside_nyc_box": check_inside_box(clean_sample, rules, subject),
         "price_range": check_price_range(clean_sample, rules.min_price, rules.max_price, subject),
         "row_count": check_row_count(
-            clean_sample, config.min_rows, config.max_rows, subject, _recorded(context, ASSET, CLEANING_FACTS)
+            clean_sample, config.min_rows, config.max_rows, subject, _facts(checked, CLEANING_FACTS)
         ),
     }
     failures = {name: o.message for name, o in outcomes.items() if not o.passed and not o.warning}
-    references = StoreReferences(artifact_store.store())
-    version = references.version_of(ASSET, clean_sample, _recorded(context, ASSET, (ARTIFACT_KEY,)).get(ARTIFACT_KEY))
+    references = StoreReferences(store)
+    version = checked.ref
 
     def make_reference(reason: str) -> str:
         references.set_reference(version, reason=f"{reason}; Dagster run {context.run.run_id}")
@@ -247,7 +248,7 @@ def clean_sample_checks(
             references.record_check_failures(version, {})  # a stale flag would keep the reference off it
         outcomes["borough_drift"] = judge_borough_drift(
             clean_sample,
-            references.load_reference(ASSET),
+            references.load_reference(ASSET, run_resolver(context).alias(ASSET, REFERENCE_ALIAS)),
             config.kl_threshold,
             subject,
             other_failures=sorted(failures),
@@ -313,8 +314,7 @@ def held_out_shares_no_ids(
     """Compared with the trainval_data split from the same clean_sample version, read from the
     store: test_data may be materialized alone, before any trainval_data exists."""
     store = artifact_store.store()
-    recorded = _recorded(context, "test_data", (ARTIFACT_KEY,)).get(ARTIFACT_KEY)
-    held_out = store.get(str(recorded)) if recorded else store.get("test_data:latest")
+    held_out = _checked(context, artifact_store, "test_data")
     siblings = [v for v in store.history("trainval_data") if v.inputs == held_out.inputs] if (
         "trainval_data" in store.names()
     ) else []

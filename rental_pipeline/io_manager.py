@@ -1,9 +1,15 @@
 """The Dagster face of the artifact store: every asset output becomes a versioned artifact.
 
-The store decides versions (a new one only when the bytes change) and the Dagster instance
-remembers which version each materialization produced, so an input is loaded as the exact version
-its upstream's latest materialization recorded, not whatever `latest` points at by then (another
-run may have moved it). A pin in config overrides that, e.g. to evaluate `inference_pipeline:prod`.
+The store decides versions (a new one only when the bytes change); `rental_pipeline.versions`
+decides, once per run, which version each input is: a pin, else the version this run itself
+stored, else the one the upstream's latest materialization recorded. A concurrent run moving
+`latest` or materializing the same asset never changes what this run reads.
+
+Each output reports the store digest as its Dagster data version, and each asset's code version
+is derived from its source (`rental_pipeline.code_version`), so the UI's "unsynced" marks and
+the run cache (`rental_pipeline.run_cache`) agree on what changed: an asset whose code, config
+and exact inputs made a stored version before returns `Reused` instead of computing, and this
+IO manager reports that version again without writing anything.
 
 New versions are mirrored to W&B by a worker process while the run goes on; the IO manager
 waits for those W&B runs when Dagster tears it down (the end of the run with the in-process
@@ -11,13 +17,16 @@ executor, the end of each step with a process per step), and logs where each one
 versions are kept decoded until then, so checks and the downstream asset read a version once.
 """
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-import rental_pipeline
 from rental_pipeline.assets.metadata import displayed
+from rental_pipeline.code_version import git_revision
+from rental_pipeline.run_cache import CacheHit, cache_key, find_cached, remember
 from rental_pipeline.store import (
     FAILED_CHECKS_FLAG,
     ArtifactStore,
@@ -26,9 +35,9 @@ from rental_pipeline.store import (
     VersionManifest,
     WandbMirror,
     default_root,
-    parse_ref,
     project_name,
 )
+from rental_pipeline.versions import PINNED, VersionResolver
 
 
 ARTIFACT_KEY = "artifact"
@@ -41,15 +50,40 @@ USES_ARTIFACTS_KEY = "uses_artifacts"
 CONFIG_USED_KEY = "config_used"
 
 
+# Metadata of a materialization that reported a version found by the run cache.
+REUSED_FROM_KEY = "reused_from_run"
+# Run tag that makes every selected asset compute even when the run cache holds its version.
+FORCE_TAG = "rental_pipeline/force"
+
+
 class ArtifactStoreResource(dg.ConfigurableResource):
     """Where the store lives; shared by the IO manager, the checks and the promotion logic."""
 
     root: str | None = Field(
         default=None, description="Store folder. Empty: $RENTAL_PIPELINE_HOME/artifacts (default .rental_pipeline)."
     )
+    _store: ArtifactStore | None = PrivateAttr(default=None)
 
     def store(self) -> ArtifactStore:
-        return ArtifactStore(self.root or default_root())
+        """One store object per resource (and per root), so its manifest cache lasts the run."""
+        root = self.root or default_root()
+        if self._store is None or str(self._store.root) != str(root):
+            self._store = ArtifactStore(root)
+        return self._store
+
+
+@dataclass(frozen=True)
+class Reused:
+    """Returned by an asset instead of its value when the run cache holds the version."""
+
+    version: VersionManifest
+    run_id: str | None
+
+
+@dataclass
+class _RunState:
+    resolver: VersionResolver
+    loaded: dict[str, dict[str, str]] = field(default_factory=dict)  # step key -> name -> ref
 
 
 class ArtifactIOManager(dg.ConfigurableIOManager):
@@ -66,12 +100,18 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         description="Load these inputs at a fixed version or alias instead of the recorded one, "
         "e.g. {inference_pipeline: prod} or {clean_sample: v3}.",
     )
-    _loaded: dict[tuple[str, str], list[str]] = PrivateAttr(default_factory=dict)
+    force: bool = Field(
+        default=False,
+        description="Compute every selected asset even when a stored version was made by the same code, "
+        f"config and inputs (the run tag {FORCE_TAG}=true does the same).",
+    )
+    _runs: dict[str, _RunState] = PrivateAttr(default_factory=dict)
     _mirrors: MirrorQueue | None = PrivateAttr(default=None)
     _values: ValueCache = PrivateAttr(default_factory=ValueCache)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._values.clear()
+        self._runs.clear()
         if self._mirrors is None:
             return
         for outcome in self._mirrors.wait():
@@ -90,26 +130,90 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             self._mirrors = MirrorQueue(WandbMirror(store, mode=self.wandb_mode))
         return self._mirrors
 
+    # -- versions ------------------------------------------------------------------------------
+
+    def _run(self, run_id: str | None, instance: dg.DagsterInstance | None) -> _RunState:
+        key = run_id or ""
+        state = self._runs.get(key)
+        if state is None:
+            resolver = VersionResolver(
+                self.artifact_store.store(),
+                self.pins,
+                recorded_in_run=lambda name: _recorded_in_run(instance, run_id, name),
+                recorded_last=lambda name: _recorded_last(instance, name),
+            )
+            state = self._runs[key] = _RunState(resolver)
+        return state
+
+    def resolver(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> VersionResolver:
+        """This run's resolver, for assets and checks that read the store themselves."""
+        return self._run(context.run.run_id, context.instance).resolver
+
+    def loaded_in_step(self, run_id: str, step_key: str) -> dict[str, str]:
+        """Asset name -> the exact `name:vN` a step of this run loaded as an input."""
+        return dict(self._runs.get(run_id, _EMPTY).loaded.get(step_key, {}))
+
+    def reuse(
+        self, context: dg.AssetExecutionContext, extra_inputs: Mapping[str, str] | None = None
+    ) -> dict[str, CacheHit] | None:
+        """The stored versions made by the same code, config and inputs, one per selected asset
+        of this step; None unless every one is found (or when forced to recompute)."""
+        if self.force or str(context.run.tags.get(FORCE_TAG, "")).lower() in ("1", "true", "yes"):
+            return None
+        step = context.op_execution_context.get_step_execution_context()
+        inputs = {**self.loaded_in_step(step.run_id, step.step.key), **(extra_inputs or {})}
+        config = _config_of(step)
+        store = self.artifact_store.store()
+        hits = {}
+        for key in context.selected_asset_keys:
+            name = key.to_user_string()
+            code_version = context.assets_def.code_versions_by_key.get(key) or ""
+            hit = find_cached(store, name, cache_key(name, code_version, config, inputs))
+            if hit is None:
+                return None
+            hits[name] = hit
+        return hits
+
+    # -- IO --------------------------------------------------------------------------------------
+
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         store = self.artifact_store.store()
         name = context.asset_key.to_user_string()
         spec = context.asset_spec
-        inputs = list(self._loaded.get((context.run_id, context.step_key), []))
+        step = _output_step(context)
+        state = self._run(context.run_id, step.instance if step is not None else None)
+        inputs = self.loaded_in_step(context.run_id, context.step_key) if step is not None else {}
         used = context.output_metadata.get(USES_ARTIFACTS_KEY)
         if used is not None:
-            inputs += [ref.strip() for ref in str(getattr(used, "value", used)).split(",") if ref.strip()]
-        config = _config_used(context)
-        result = store.save(
-            name,
-            obj,
-            type=str(spec.metadata.get(ARTIFACT_TYPE_KEY, name)),
-            description=spec.description or "",
-            metadata={"config": config, "facts": _plain_facts(context.output_metadata)},
-            run_id=context.run_id,
-            code_version=spec.code_version or rental_pipeline.__version__,
-            inputs=inputs,
-        )
-        version = result.version
+            for ref in str(getattr(used, "value", used)).split(","):
+                if ref.strip():
+                    inputs[ref.strip().split(":")[0]] = ref.strip()
+        config = _config_of(step)
+        recorded = _config_used(context, config)
+        if isinstance(obj, Reused):
+            version, created = store.get(obj.version.ref), False
+        else:
+            result = store.save(
+                name,
+                obj,
+                type=str(spec.metadata.get(ARTIFACT_TYPE_KEY, name)),
+                description=spec.description or "",
+                metadata={
+                    "config": recorded,
+                    "facts": _plain_facts(context.output_metadata),
+                    **({"git": git_revision()} if git_revision() else {}),
+                },
+                run_id=context.run_id,
+                code_version=spec.code_version,
+                inputs=list(inputs.values()),
+            )
+            version, created = result.version, result.created
+            if step is not None:
+                remember(store, version.ref, cache_key(name, spec.code_version or "", config, inputs), context.run_id)
+        state.resolver.stored(name, version.ref)
+        if step is not None:
+            # The store digest is the data version: equal bytes, equal version, nothing downstream stale.
+            step.set_data_version(context.asset_key, dg.DataVersion(version.digest))
         # The store keeps full precision; the page shows floats rounded (these override the asset's).
         metadata: dict[str, Any] = {
             **displayed(context.output_metadata),
@@ -117,51 +221,107 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             "artifact_digest": version.digest,
             # a snapshot: `prod` may move to this version later (see model_evaluation, `artifacts show`)
             "aliases_at_materialization": ", ".join(version.aliases),
-            "artifact_version_new": result.created,
+            "artifact_version_new": created,
             "artifact_size_bytes": version.size,
             "artifact_inputs": ", ".join(version.inputs) or "none",
             "artifact_path": dg.MetadataValue.path(str(store.layout.collection(name))),
+            "code_version": version.code_version or "unknown",
         }
-        if result.created:
-            mirrors = self._mirror_queue(store)
-            if mirrors.mode == "disabled":
-                metadata["wandb_run"] = "not mirrored (W&B disabled)"
-            else:
-                project = project_name(self.wandb_project)
-                run_id = mirrors.submit(version, job_type=name, project=project, group=context.run_id, config=config)
-                metadata["wandb_run"] = f"{run_id} ({mirrors.mode}, project {project})"
-        else:
+        if isinstance(obj, Reused):
+            metadata[REUSED_FROM_KEY] = obj.run_id or "unknown"
             metadata["wandb_run"] = f"unchanged: {version.ref} was mirrored when first written"
-        context.log.info(f"{'Stored new' if result.created else 'Reused'} artifact {version.ref} ({version.digest})")
+            context.log.info(
+                f"Reused artifact {version.ref}: same code, config and inputs as run {obj.run_id or 'unknown'}"
+            )
+        else:
+            if created:
+                mirrors = self._mirror_queue(store)
+                if mirrors.mode == "disabled":
+                    metadata["wandb_run"] = "not mirrored (W&B disabled)"
+                else:
+                    project = project_name(self.wandb_project)
+                    run_id = mirrors.submit(
+                        version, job_type=name, project=project, group=context.run_id, config=recorded
+                    )
+                    metadata["wandb_run"] = f"{run_id} ({mirrors.mode}, project {project})"
+            else:
+                metadata["wandb_run"] = f"unchanged: {version.ref} was mirrored when first written"
+            context.log.info(
+                f"{'Stored new' if created else 'Reused'} artifact {version.ref} ({version.digest})"
+            )
         context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext) -> Any:
         store = self.artifact_store.store()
-        ref = self.input_ref(context)
-        version = store.get(ref)
-        step = _step_context(context)
-        if step is not None:  # outside a run (e.g. an asset value loader) there is nothing to record
-            if _materializes_assets(step) and not self.pins.get(version.name):
-                _refuse_failed_checks(version)
-            self._loaded.setdefault((step.run_id, step.step.key), []).append(ref)
-            context.add_input_metadata({ARTIFACT_KEY: ref})
-        return self._values.get(version, lambda: store.load(ref))
-
-    def input_ref(self, context: dg.InputContext) -> str:
-        """The exact `name:vN` to load: a configured pin, else the version the upstream's latest
-        materialization recorded, else (no record, e.g. a new Dagster instance) the `latest` alias."""
         name = context.asset_key.to_user_string()
-        store = self.artifact_store.store()
-        pin = self.pins.get(name)
-        if pin:
-            return store.get(pin if ":" in pin else f"{name}:{pin}").ref
-        instance = _instance(context)
-        event = instance.get_latest_materialization_event(context.asset_key) if instance else None
-        if event is not None and event.asset_materialization is not None:
-            recorded = event.asset_materialization.metadata.get(ARTIFACT_KEY)
-            if recorded is not None:
-                return str(parse_ref(str(recorded.value)))
-        return store.get(f"{name}:latest").ref
+        step = _step_context(context)
+        state = self._run(step.run_id if step is not None else None, _instance(context))
+        resolution = state.resolver.input(name)
+        version = store.get(resolution.ref)
+        if step is not None:  # outside a run (e.g. an asset value loader) there is nothing to record
+            if _materializes_assets(step) and resolution.how != PINNED:
+                _refuse_failed_checks(version)
+            state.loaded.setdefault(step.step.key, {})[name] = version.ref
+            context.log.debug(f"Loading {version.ref} ({resolution.how})")
+        return self._values.get(version, lambda: store.load(version.ref))
+
+
+_EMPTY = _RunState(resolver=None)  # type: ignore[arg-type]
+
+
+def reused_output(context: dg.AssetExecutionContext, hit: CacheHit, output_name: str = "result") -> dg.Output:
+    """The output an asset returns for a run-cache hit: the stored version, with the metadata
+    the run that made it recorded (so the asset page still shows its metrics and tables)."""
+    metadata = _materialization_metadata(context.instance, hit.run_id, hit.version.name)
+    if metadata is None:
+        metadata = dict(hit.version.metadata.get("facts") or {})
+    return dg.Output(Reused(hit.version, hit.run_id), output_name=output_name, metadata=metadata)
+
+
+def _materialization_metadata(
+    instance: dg.DagsterInstance, run_id: str | None, name: str
+) -> dict[str, Any] | None:
+    if not run_id:
+        return None
+    try:
+        entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    except Exception:  # noqa: BLE001 - a run deleted from this instance: fall back to the manifest
+        return None
+    for entry in reversed(entries):
+        event = entry.dagster_event
+        if event is not None and event.asset_key == dg.AssetKey(name):
+            return dict(event.step_materialization_data.materialization.metadata)
+    return None
+
+
+def _recorded_in_run(instance: dg.DagsterInstance | None, run_id: str | None, name: str) -> str | None:
+    """The version of ``name`` this run materialized, else one another step of it recorded as an
+    input (a process per step does not share the resolver's memory); never another run's."""
+    if instance is None or not run_id:
+        return None
+    read = None
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        metadata = event.step_materialization_data.materialization.metadata
+        if event.asset_key == dg.AssetKey(name) and ARTIFACT_KEY in metadata:
+            return str(metadata[ARTIFACT_KEY].value)
+        inputs = metadata.get("artifact_inputs")
+        for ref in str(inputs.value if inputs is not None else "").split(","):
+            if ref.strip().split(":")[0] == name:
+                read = ref.strip()
+    return read
+
+
+def _recorded_last(instance: dg.DagsterInstance | None, name: str) -> str | None:
+    if instance is None:
+        return None
+    event = instance.get_latest_materialization_event(dg.AssetKey(name))
+    if event is None or event.asset_materialization is None:
+        return None
+    recorded = event.asset_materialization.metadata.get(ARTIFACT_KEY)
+    return str(recorded.value) if recorded is not None else None
 
 
 def _materializes_assets(step: Any) -> bool:
@@ -195,6 +355,13 @@ def _step_context(context: dg.InputContext) -> Any:
         return None
 
 
+def _output_step(context: dg.OutputContext) -> Any:
+    try:
+        return context.step_context
+    except Exception:  # noqa: BLE001 - a direct IO manager call has no step
+        return None
+
+
 def _instance(context: dg.InputContext) -> dg.DagsterInstance | None:
     try:
         return context.instance
@@ -217,36 +384,38 @@ def _plain_facts(metadata: Any) -> dict[str, Any]:
     return facts
 
 
-def _config_used(context: dg.OutputContext) -> dict[str, Any]:
-    """What the asset said of its config applied (`CONFIG_USED_KEY`), else the step's whole config."""
+def _config_used(context: dg.OutputContext, config: dict[str, Any]) -> dict[str, Any]:
+    """What the asset said of its config applied (`CONFIG_USED_KEY`), else the step's whole config.
+    Recorded with the version and given to W&B; the run cache keys on the whole config."""
     used = context.output_metadata.get(CONFIG_USED_KEY)
     if isinstance(used, dg.JsonMetadataValue) and isinstance(used.data, dict):
         return dict(used.data)
-    return _op_config(context)
+    return config
 
 
-def _op_config(context: dg.OutputContext) -> dict[str, Any]:
-    """The step's run config, so the W&B run shows what produced the artifact."""
-    try:
-        config = context.step_context.op_config
-    except Exception:  # noqa: BLE001 - no step context (e.g. a direct IO manager call): nothing to add
+def _config_of(step: Any) -> dict[str, Any]:
+    """The step's run config with defaults filled in: recorded with the version, and part of its
+    run-cache key."""
+    if step is None:
         return {}
+    config = step.op_config
     return dict(config) if isinstance(config, dict) else {}
 
 
 def loaded_artifacts(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> dict[str, str]:
-    """Asset name -> the exact `name:vN` this step loaded, read back from its LOADED_INPUT events.
+    """Asset name -> the exact `name:vN` this step loaded, as the IO manager resolved it (pins
+    included), so an asset or a check names, flags or promotes exactly the version it used."""
+    step = context.op_execution_context.get_step_execution_context()
+    return context.resources.io_manager.loaded_in_step(step.run_id, step.step.key)
 
-    Lets an asset or a check say which versions it worked on (e.g. which model it evaluated) without
-    repeating the IO manager's choice between recorded version and pin.
-    """
-    loaded = {}
-    step_key = context.op_execution_context.get_step_execution_context().step.key
-    for entry in context.instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.LOADED_INPUT):
-        event = entry.dagster_event
-        if event is None or event.step_key != step_key:
-            continue
-        ref = event.event_specific_data.metadata.get(ARTIFACT_KEY)
-        if ref is not None:
-            loaded[str(ref.value).split(":")[0]] = str(ref.value)
-    return loaded
+
+def run_resolver(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> VersionResolver:
+    """The run's version resolver, for aliases an asset or check reads (prod, reference)."""
+    return context.resources.io_manager.resolver(context)
+
+
+def reused_outputs(
+    context: dg.AssetExecutionContext, extra_inputs: Mapping[str, str] | None = None
+) -> dict[str, CacheHit] | None:
+    """Run-cache hits for every selected asset of this step, or None: compute."""
+    return context.resources.io_manager.reuse(context, extra_inputs)

@@ -457,11 +457,13 @@ class StoreReferences:
             return self.store.get(recorded).ref
         return self.store.save(asset, listings, type=asset).version.ref
 
-    def load_reference(self, asset: str) -> ReferenceListings | None:
+    def load_reference(self, asset: str, ref: str | None = None) -> ReferenceListings | None:
+        """The reference version: ``ref`` when the caller resolved it already (once per run),
+        else whatever the alias names now."""
         from rental_pipeline.store import ArtifactNotFoundError
 
         try:
-            version = self.store.get(f"{asset}:{REFERENCE_ALIAS}")
+            version = self.store.get(ref or f"{asset}:{REFERENCE_ALIAS}")
         except ArtifactNotFoundError:
             return None
         return ReferenceListings(listings=self.store.load(version.ref), label=version.ref)

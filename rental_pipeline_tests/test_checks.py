@@ -304,7 +304,7 @@ def test_checks_take_the_price_range_clean_sample_was_cleaned_with(instance):
     assert result.success
     prices = evaluations(result)[("clean_sample", "price_range")]
     assert prices.metadata["rule"].value == "every price within [10, 500]"
-    assert prices.metadata["bounds_from"].value.startswith("clean_sample config of run")
+    assert prices.metadata["bounds_from"].value == "clean_sample config recorded with clean_sample:v0"
 
 
 def test_a_failed_blocking_check_stops_everything_downstream_and_keeps_stored_values(instance):

@@ -29,11 +29,13 @@ def store() -> ArtifactStore:
 
 
 def loaded_refs(result: dg.ExecuteInProcessResult, step: str) -> list[str]:
-    return [
-        e.event_specific_data.metadata[ARTIFACT_KEY].value
-        for e in result.all_events
-        if e.step_key == step and e.event_type_value == "LOADED_INPUT"
-    ]
+    """The versions a step read, as its materializations record them (not as load observations)."""
+    refs = set()
+    for event in result.get_asset_materialization_events():
+        if event.step_key == step:
+            recorded = event.materialization.metadata["artifact_inputs"].value
+            refs.update(ref.strip() for ref in recorded.split(",") if ref.strip() != "none")
+    return sorted(refs)
 
 
 def test_every_asset_becomes_version_zero_with_its_lineage(instance, store):

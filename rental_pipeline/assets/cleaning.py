@@ -6,6 +6,8 @@ from pydantic import Field
 
 from rental_pipeline.assets.metadata import frame_metadata
 from rental_pipeline.cleaning import CleaningRules, clean_listings
+from rental_pipeline.code_version import code_version
+from rental_pipeline.io_manager import reused_output, reused_outputs
 
 
 class CleaningConfig(dg.Config):
@@ -26,11 +28,14 @@ class CleaningConfig(dg.Config):
     group_name="listings",
     kinds={"pandas"},
     metadata={"artifact_type": "clean_sample"},
+    code_version=code_version(__name__),
     description="Listings with 10 <= price <= 350 inside the NYC box, review date parsed; nothing imputed.",
 )
 def clean_sample(
     context: dg.AssetExecutionContext, config: CleaningConfig, raw_data: pd.DataFrame
-) -> dg.Output[pd.DataFrame]:
+) -> dg.Output:
+    if hits := reused_outputs(context):
+        return reused_output(context, hits["clean_sample"])
     rules = config.rules()
     clean, report = clean_listings(raw_data, rules)
     context.log.info(

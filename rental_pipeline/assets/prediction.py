@@ -8,7 +8,14 @@ import pandas as pd
 from pydantic import Field
 
 from rental_pipeline.assets.metadata import frame_metadata, image, price_quantiles, table
-from rental_pipeline.io_manager import USES_ARTIFACTS_KEY, ArtifactStoreResource
+from rental_pipeline.code_version import code_version
+from rental_pipeline.io_manager import (
+    USES_ARTIFACTS_KEY,
+    ArtifactStoreResource,
+    reused_output,
+    reused_outputs,
+    run_resolver,
+)
 from rental_pipeline.listings import fetch_source
 from rental_pipeline.plots import price_distribution
 from rental_pipeline.predict import ERROR, PREDICTION, predict_csv
@@ -32,19 +39,25 @@ class BatchPredictionsConfig(dg.Config):
     kinds={"pandas", "scikitlearn"},
     deps=["model_evaluation"],  # after the promotion gate has decided which model is prod
     metadata={"artifact_type": "predictions"},
+    code_version=code_version(__name__),
     description="Listings priced by the prod inference pipeline; rows it cannot use carry an error instead.",
 )
 def batch_predictions(
     context: dg.AssetExecutionContext, config: BatchPredictionsConfig, artifact_store: ArtifactStoreResource
-) -> dg.Output[pd.DataFrame]:
+) -> dg.Output:
     store = artifact_store.store()
-    wanted = config.model if ":" in config.model else f"inference_pipeline:{config.model}"
-    if not store.exists(wanted):
+    name, _, tag = config.model.rpartition(":")
+    name = name or "inference_pipeline"
+    wanted = f"{name}:{tag}"
+    model_ref = run_resolver(context).alias(name, tag)
+    if model_ref is None:
         raise dg.Failure(
             description=f"No model {wanted} in the store at {store.root}: materialize the training assets first "
             "(training_job promotes its first model to prod) or set `model` to a version such as v0 or latest."
         )
-    model_ref = store.get(wanted).ref
+    # A file may change under the same name; synthetic listings are fixed by config.
+    if not config.source and (hits := reused_outputs(context, {name: model_ref})):
+        return reused_output(context, hits["batch_predictions"])
     model = store.load(model_ref)
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(scratch) / "listings.csv"

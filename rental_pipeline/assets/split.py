@@ -7,6 +7,8 @@ import pandas as pd
 from pydantic import Field
 
 from rental_pipeline.assets.metadata import frame_metadata
+from rental_pipeline.code_version import code_version
+from rental_pipeline.io_manager import reused_output, reused_outputs
 from rental_pipeline.split import split_listings
 
 
@@ -36,11 +38,16 @@ class SplitConfig(dg.Config):
         ),
     },
     can_subset=True,
+    code_version=code_version(__name__),
 )
 def split_data(
     context: dg.AssetExecutionContext, config: SplitConfig, clean_sample: pd.DataFrame
-) -> Iterator[dg.Output[pd.DataFrame]]:
+) -> Iterator[dg.Output]:
     """Both sides come from the same split; asking for one only skips storing the other."""
+    if hits := reused_outputs(context):
+        for name, hit in hits.items():
+            yield reused_output(context, hit, output_name=name)
+        return
     trainval, test = split_listings(
         clean_sample, test_size=config.test_size, random_seed=config.random_seed, stratify_by=config.stratify_by
     )

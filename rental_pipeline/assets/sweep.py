@@ -8,7 +8,8 @@ from pydantic import Field, model_validator
 
 from rental_pipeline.assets.metadata import image, table
 from rental_pipeline.assets.training import TrainingConfig
-from rental_pipeline.io_manager import ArtifactStoreResource
+from rental_pipeline.code_version import code_version
+from rental_pipeline.io_manager import ArtifactStoreResource, reused_output, reused_outputs
 from rental_pipeline.plots import leaderboard as leaderboard_plot
 from rental_pipeline.store import WandbMirror
 from rental_pipeline.sweep import (
@@ -63,6 +64,7 @@ class SweepConfig(dg.Config):
     kinds={"scikitlearn", "wandb"},
     op_tags={"dagster/priority": SWEEP_PRIORITY},
     metadata={"artifact_type": "sweep"},
+    code_version=code_version(__name__),
     description="Validation MAE and R² of every configuration in the grid, best first.",
 )
 def sweep_leaderboard(
@@ -70,7 +72,9 @@ def sweep_leaderboard(
     config: SweepConfig,
     artifact_store: ArtifactStoreResource,
     trainval_data: pd.DataFrame,
-) -> dg.Output[pd.DataFrame]:
+) -> dg.Output:
+    if hits := reused_outputs(context):
+        return reused_output(context, hits["sweep_leaderboard"])
     mirror = WandbMirror(artifact_store.store())
     base = config.training.arguments()
 

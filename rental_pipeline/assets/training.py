@@ -7,8 +7,9 @@ from sklearn.pipeline import Pipeline
 
 from rental_pipeline.assets.metadata import importance_metadata, model_quality_metadata
 from rental_pipeline.boosting import BoostingParams
+from rental_pipeline.code_version import code_version
 from rental_pipeline.features import ForestParams
-from rental_pipeline.io_manager import CONFIG_USED_KEY
+from rental_pipeline.io_manager import CONFIG_USED_KEY, reused_output, reused_outputs
 from rental_pipeline.training import BOOSTED, MODELS, RANDOM_FOREST, train_inference_pipeline
 
 _FOREST = ForestParams()
@@ -96,12 +97,15 @@ class TrainingConfig(dg.Config):
     group_name="model",
     kinds={"scikitlearn"},
     metadata={"artifact_type": "model_export"},
+    code_version=code_version(__name__),
     description="Fitted scikit-learn Pipeline (preprocessing + regressor: boosted by default, or the reference "
     "random forest); validation MAE and R².",
 )
 def inference_pipeline(
     context: dg.AssetExecutionContext, config: TrainingConfig, trainval_data: pd.DataFrame
-) -> dg.Output[Pipeline]:
+) -> dg.Output:
+    if hits := reused_outputs(context):
+        return reused_output(context, hits["inference_pipeline"])
     result = train_inference_pipeline(trainval_data, **config.arguments())
     metrics = result.metrics
     context.log.info(f"{config.model}: validation MAE {metrics['val_mae']:.2f}, R² {metrics['val_r2']:.3f}")

@@ -1,0 +1,61 @@
+"""The run cache: an asset whose code, config and exact inputs made a stored version before is
+not computed again; that version is reported again instead.
+
+Versions are immutable and identified by content, so "the same code on the same input versions
+with the same config" is a complete description of a deterministic step, as a DVC stage hash is.
+The key lives with the version it led to, as an entry of the version's `run_cache` flag, not in
+its manifest: a version reused by digest (two configs that happen to give the same bytes) gains
+one key per way of making it, and the immutable manifest never changes.
+
+The store knows nothing of Dagster, and neither does this module: the IO manager gives it the
+facts and reports the hit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rental_pipeline.store import ArtifactStore, VersionManifest
+
+RUN_CACHE_FLAG = "run_cache"
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    version: VersionManifest
+    run_id: str | None  # the run that first recorded this key (None: unknown)
+
+
+def cache_key(asset: str, code_version: str, config: Mapping[str, Any], inputs: Mapping[str, str]) -> str:
+    """What a step's result depends on: asset, code version, full step config (defaults included,
+    so changing a default changes the key) and the exact version of every input, by input name."""
+    payload = {
+        "asset": asset,
+        "code_version": code_version,
+        "config": config,
+        "inputs": dict(sorted(inputs.items())),
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def find_cached(store: ArtifactStore, asset: str, key: str) -> CacheHit | None:
+    """The newest stored version of ``asset`` made by exactly this key, if any."""
+    if asset not in store.names():
+        return None
+    for version in reversed(store.history(asset)):
+        entry = (version.flags.get(RUN_CACHE_FLAG) or {}).get(key)
+        if entry is not None:
+            return CacheHit(version=version, run_id=(entry or {}).get("run_id"))
+    return None
+
+
+def remember(store: ArtifactStore, ref: str, key: str, run_id: str | None) -> None:
+    """Record that ``key`` made ``ref``; the first run to record a key keeps it."""
+    current = (store.flags(ref).get(RUN_CACHE_FLAG) or {}).get(key)
+    if current is None:
+        store.mark_entries(ref, RUN_CACHE_FLAG, {key: {"run_id": run_id}})

@@ -1,0 +1,260 @@
+"""One version identity across Dagster and the store: pinned checks, data and code versions that
+Dagster's own staleness reads, and the run cache that skips unchanged work."""
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.loader import LoadingContextForTest
+
+from rental_pipeline.checks import all_checks
+from rental_pipeline.definitions import all_assets, checks_job, default_resources, defs
+from rental_pipeline.io_manager import FORCE_TAG, REUSED_FROM_KEY, ArtifactStoreResource
+from rental_pipeline.run_cache import RUN_CACHE_FLAG, cache_key
+from rental_pipeline.store import FAILED_CHECKS_FLAG, ArtifactStore
+from rental_pipeline_tests.conftest import materialize, materialized, run_config
+
+ASSETS = (
+    "raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation",
+    "batch_predictions", "sweep_leaderboard",
+)
+
+
+def store() -> ArtifactStore:
+    return ArtifactStoreResource().store()
+
+
+def versions() -> dict[str, list[int]]:
+    return {name: store().versions(name) for name in store().names()}
+
+
+def wandb_runs(state: Path) -> set[str]:
+    return {p.name for p in (state / "wandb").rglob("offline-run-*") if p.is_dir()}
+
+
+def staleness(instance: dg.DagsterInstance, graph: Any = None) -> dict[str, StaleStatus]:
+    resolver = CachingStaleStatusResolver(
+        instance, graph or defs.resolve_asset_graph(), LoadingContextForTest(instance)
+    )
+    return {name: resolver.get_status(dg.AssetKey(name)) for name in ASSETS}
+
+
+def stale(instance: dg.DagsterInstance, graph: Any = None) -> set[str]:
+    return {name for name, status in staleness(instance, graph).items() if status == StaleStatus.STALE}
+
+
+def reused_from(result: dg.ExecuteInProcessResult) -> dict[str, str | None]:
+    return {name: meta.get(REUSED_FROM_KEY) for name, meta in materialized(result).items()}
+
+
+# -- data and code versions ------------------------------------------------------------------
+
+
+def test_every_output_reports_its_store_digest_as_data_version_and_its_code_version(instance):
+    result = materialize(instance)
+    for event in result.get_asset_materialization_events():
+        name = event.asset_key.to_user_string()
+        version = store().get(str(event.materialization.metadata["artifact"].value))
+        assert event.materialization.tags["dagster/data_version"] == version.digest, name
+        code_version = defs.resolve_asset_graph().get(event.asset_key).code_version
+        assert code_version and event.materialization.tags["dagster/code_version"] == code_version
+        assert version.code_version == code_version, name  # the manifest says which code made it
+        git = version.metadata.get("git")
+        assert git is None or (len(git["commit"]) == 40 and isinstance(git["dirty"], bool))
+    assert stale(instance) == set()
+    assert all(status == StaleStatus.FRESH for status in staleness(instance).values())
+
+
+def test_a_new_upstream_version_marks_exactly_its_downstream_unsynced(instance):
+    materialize(instance)
+    changed = run_config(clean_sample={"max_price": 300})
+    assert materialize(instance, changed, selection=["clean_sample"]).success
+    # Dagster marks the direct downstream "upstream data changed"; "materialize unsynced" picks them.
+    assert stale(instance) == {"trainval_data", "test_data"}
+    resolver = CachingStaleStatusResolver(instance, defs.resolve_asset_graph(), LoadingContextForTest(instance))
+    causes = resolver.get_stale_causes(dg.AssetKey("trainval_data"))
+    assert [(c.category.value, c.dependency.asset_key.to_user_string()) for c in causes] == [("DATA", "clean_sample")]
+    # Re-materializing them brings the graph back in sync: the model is recomputed on the new split.
+    assert materialize(instance, changed).success
+    assert stale(instance) == set()
+
+
+def test_a_code_version_change_marks_that_asset_code_changed(instance):
+    materialize(instance)
+    changed = [
+        asset.map_asset_specs(lambda spec: spec.replace_attributes(code_version="edited"))
+        if "inference_pipeline" in {k.to_user_string() for k in asset.keys} else asset
+        for asset in all_assets
+    ]
+    graph = dg.Definitions(assets=changed, asset_checks=all_checks, resources=default_resources()).resolve_asset_graph()
+    assert stale(instance, graph) == {"inference_pipeline"}
+    resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
+    causes = resolver.get_stale_causes(dg.AssetKey("inference_pipeline"))
+    assert [cause.category.value for cause in causes] == ["CODE"]
+
+
+# -- the run cache ---------------------------------------------------------------------------
+
+
+def test_nothing_changed_reuses_every_version_without_computing_or_mirroring(instance, isolated_state):
+    first = materialize(instance)
+    before, mirrored = versions(), wandb_runs(isolated_state)
+    again = materialize(instance)
+    assert again.success
+    assert reused_from(again) == {name: first.run_id for name in ASSETS}
+    assert versions() == before and wandb_runs(isolated_state) == mirrored
+    # The reused materializations still show what the run that made them recorded.
+    assert materialized(again)["inference_pipeline"]["val_mae"] == materialized(first)["inference_pipeline"]["val_mae"]
+    assert materialized(again)["model_evaluation"]["promotion"].endswith("is already prod")
+    logs = [e.message for e in instance.all_logs(again.run_id) if "Reused artifact" in (e.message or "")]
+    assert len(logs) == len(ASSETS)
+    assert stale(instance) == set()
+
+
+def test_a_model_config_change_recomputes_only_the_model_and_its_evaluation(instance):
+    first = materialize(instance)
+    before = versions()
+    changed = materialize(instance, run_config(training={"max_tfidf_features": 3}))
+    reused = reused_from(changed)
+    assert {name for name, run in reused.items() if run == first.run_id} == {
+        "raw_data", "clean_sample", "trainval_data", "test_data", "sweep_leaderboard",
+    } | ({"batch_predictions"} if not materialized(changed)["model_evaluation"]["promoted"] else set())
+    assert reused["inference_pipeline"] is None and reused["model_evaluation"] is None
+    assert versions()["inference_pipeline"] == before["inference_pipeline"] + [1]
+    assert stale(instance) == set()
+
+
+def test_a_new_source_recomputes_everything(instance):
+    materialize(instance)
+    again = materialize(instance, run_config(raw={"seed": 8}))
+    # Batch predictions price fixed listings with prod: they stay valid unless the new model became prod.
+    promoted = materialized(again)["model_evaluation"]["promoted"]
+    unchanged = set() if promoted else {"batch_predictions"}
+    assert {name for name, run in reused_from(again).items() if run is not None} == unchanged
+    assert {name for name, v in versions().items() if len(v) == 2} == set(ASSETS) - unchanged
+
+
+def test_different_config_or_seed_never_share_a_cache_entry():
+    base = cache_key("clean_sample", "c1", {"max_price": 350}, {"raw_data": "raw_data:v0"})
+    assert base == cache_key("clean_sample", "c1", {"max_price": 350}, {"raw_data": "raw_data:v0"})
+    assert len({
+        base,
+        cache_key("clean_sample", "c1", {"max_price": 351}, {"raw_data": "raw_data:v0"}),
+        cache_key("clean_sample", "c2", {"max_price": 350}, {"raw_data": "raw_data:v0"}),
+        cache_key("clean_sample", "c1", {"max_price": 350}, {"raw_data": "raw_data:v1"}),
+        cache_key("trainval_data", "c1", {"max_price": 350}, {"raw_data": "raw_data:v0"}),
+        cache_key("raw_data", "c1", {"rows": 10, "seed": 1}, {}),
+        cache_key("raw_data", "c1", {"rows": 10, "seed": 2}, {}),
+    }) == 7
+
+
+def test_seed_change_of_the_split_recomputes_the_split_and_below(instance):
+    first = materialize(instance)
+    again = materialize(instance, run_config(split_listings={"random_seed": 1}))
+    reused = reused_from(again)
+    assert reused["raw_data"] == reused["clean_sample"] == first.run_id
+    assert reused["trainval_data"] is None and reused["test_data"] is None and reused["inference_pipeline"] is None
+
+
+def test_force_recomputes_and_finds_the_same_versions(instance):
+    materialize(instance)
+    before = versions()
+    forced = dg.materialize(
+        [*all_assets, *all_checks],
+        instance=instance,
+        run_config=run_config(),
+        resources=default_resources(),
+        tags={FORCE_TAG: "true"},
+    )
+    assert all(run is None for run in reused_from(forced).values())
+    assert all(meta["artifact_version_new"] is False for meta in materialized(forced).values())
+    assert versions() == before
+
+
+def test_a_reused_version_whose_checks_failed_still_blocks_downstream(instance):
+    small = {"ops": {"raw_data": {"config": {"rows": 1_500, "seed": 7}},
+                     "clean_sample_checks": {"config": {"min_rows": 100}}}}
+    assert materialize(instance, small, selection=["raw_data", "clean_sample"]).success
+    strict = {"ops": {**small["ops"], "clean_sample_checks": {"config": {"min_rows": 5_000}}}}
+    failed = materialize(instance, strict, selection=["raw_data", "clean_sample", "trainval_data"],
+                         raise_on_error=False)
+    assert not failed.success
+    assert reused_from(failed)["clean_sample"] is not None  # the stored version was reused ...
+    assert "split_listings" not in {e.step_key for e in failed.all_events if e.event_type_value == "STEP_START"}
+    assert FAILED_CHECKS_FLAG in store().flags("clean_sample:v0")  # ... and its failure recorded again
+
+
+# -- one resolver ----------------------------------------------------------------------------
+
+
+def test_a_pinned_check_judges_and_flags_only_the_pinned_version(instance):
+    small = {"ops": {"raw_data": {"config": {"rows": 600, "seed": 7}},
+                     "clean_sample_checks": {"config": {"min_rows": 100}}}}
+    assert materialize(instance, small, selection=["raw_data", "clean_sample"]).success
+    bigger = {"ops": {**small["ops"], "raw_data": {"config": {"rows": 1_500, "seed": 7}}}}
+    assert materialize(instance, bigger, selection=["raw_data", "clean_sample"]).success
+    assert store().versions("clean_sample") == [0, 1]
+
+    job = dg.Definitions(
+        assets=all_assets, asset_checks=all_checks, jobs=[checks_job], resources=default_resources()
+    ).resolve_job_def("checks_job")
+    result = job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config={
+            "ops": {"clean_sample_checks": {"config": {"min_rows": 1_000}}},
+            "resources": {"io_manager": {"config": {"pins": {"clean_sample": "v0"}}}},
+        },
+    )
+    checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+    row_count = checks[("clean_sample", "row_count")]
+    assert not row_count.passed
+    assert row_count.metadata["checked_version"].value == "clean_sample:v0"
+    assert {e.metadata["checked_version"].value for (asset, _), e in checks.items() if asset == "clean_sample"} == {
+        "clean_sample:v0"
+    }
+    assert "row_count" in store().flags("clean_sample:v0")[FAILED_CHECKS_FLAG]
+    assert FAILED_CHECKS_FLAG not in store().flags("clean_sample:v1")
+    # The good version stays usable downstream.
+    assert materialize(instance, {}, selection=["trainval_data"]).success
+    assert store().get("trainval_data:latest").inputs == ("clean_sample:v1",)
+
+
+def test_a_run_reads_its_own_upstream_even_when_another_run_moved_it(instance):
+    """A run stores raw_data:v0; before its clean_sample step, another writer stores v1 and a
+    later materialization records it. The run still cleans its own v0."""
+    from rental_pipeline.synthetic import generate_listings
+
+    config = run_config()
+
+    @dg.asset(name="intruder", deps=["raw_data"])
+    def intruder(context: dg.AssetExecutionContext) -> None:
+        other = generate_listings(rows=900, seed=99)
+        ref = store().save("raw_data", other, type="raw_data").version.ref
+        context.instance.report_runless_asset_event(
+            dg.AssetMaterialization("raw_data", metadata={"artifact": ref})
+        )
+
+    intruder_first = [intruder, *all_assets]
+    result = dg.materialize(
+        [*intruder_first, *all_checks],
+        instance=instance,
+        selection=["raw_data", "intruder", "clean_sample"],
+        run_config={"ops": {k: v for k, v in config["ops"].items() if k in ("raw_data", "clean_sample_checks")}},
+        resources=default_resources(),
+    )
+    assert result.success
+    assert store().get("raw_data:latest").ref == "raw_data:v1"
+    assert instance.get_latest_materialization_event(dg.AssetKey("raw_data")).asset_materialization.metadata[
+        "artifact"
+    ].value == "raw_data:v1"
+    assert store().get("clean_sample:v0").inputs == ("raw_data:v0",)
+
+
+def test_the_cache_key_is_recorded_on_the_version_it_made(instance):
+    result = materialize(instance, selection=["raw_data"], config=run_config())
+    (event,) = result.get_asset_materialization_events()
+    entries = store().flags("raw_data:v0")[RUN_CACHE_FLAG]
+    assert list(entries.values()) == [{"run_id": result.run_id}]
