@@ -126,7 +126,7 @@ def price_distribution(
     axes.set_ylabel("listings", fontsize=10)
     axes.set_title(_text(title), fontsize=11)
     if present or bounds is not None:
-        axes.legend(fontsize=9, frameon=False)
+        axes.legend(fontsize=9, frameon=False, loc="upper left")
     return _png(figure)
 
 
@@ -268,73 +268,31 @@ def _short(value: Any) -> str:
 # -- drift ------------------------------------------------------------------------------------
 
 
-def share_comparison(reference: Mapping[str, float], current: Mapping[str, float], *, title: str) -> bytes:
-    """Shares of each category in the reference version and in the checked one, side by side."""
-    categories = sorted(set(reference) | set(current))
-    positions = np.arange(len(categories))
-    figure = _figure()
-    axes = figure.add_subplot()
-    _style(axes)
-    width = 0.4
-    axes.bar(positions - width / 2, [reference.get(c, 0.0) for c in categories], width, color=REFERENCE,
-             label="reference")
-    axes.bar(positions + width / 2, [current.get(c, 0.0) for c in categories], width, color=CURRENT,
-             label="this version")
-    axes.set_xticks(positions, categories, fontsize=9)
-    from matplotlib.ticker import PercentFormatter
-
-    axes.yaxis.set_major_formatter(PercentFormatter(1.0))
-    axes.set_ylabel("share of listings", fontsize=10)
-    axes.set_title(title, fontsize=11)
-    axes.legend(fontsize=9, frameon=False)
-    return _png(figure)
-
-
-def distribution_comparison(
-    reference: Sequence[float] | pd.Series,
-    current: Sequence[float] | pd.Series,
+def share_comparison(
+    labels: Sequence[str],
+    reference: Sequence[float],
+    current: Sequence[float],
     *,
-    edges: Sequence[float],
     title: str,
     xlabel: str,
 ) -> bytes:
-    """Share of listings per bin in the reference version and in the checked one.
-
-    `edges` are the bins the drift statistic used (the reference's quantiles), so the picture shows
-    exactly what was compared: equal-share bins on the reference side, and how far the checked
-    version moved from them. The outer bins are open-ended.
-    """
-    bounds = np.asarray(edges, dtype=float)
+    """Share of listings per category or bin in the reference version and in the checked one,
+    side by side, in the order given (bins stay in value order)."""
+    positions = np.arange(len(labels))
     figure = _figure()
     axes = figure.add_subplot()
     _style(axes)
-    labels = _bin_labels(bounds)
-    positions = np.arange(len(labels))
     width = 0.4
-    for offset, values, colour, label in (
-        (-width / 2, reference, REFERENCE, "reference"),
-        (width / 2, current, CURRENT, "this version"),
-    ):
-        array = np.asarray(pd.Series(values).dropna(), dtype=float)
-        counts = np.bincount(np.searchsorted(bounds, array, side="right"), minlength=len(labels))[: len(labels)]
-        axes.bar(positions + offset, counts / max(len(array), 1), width, color=colour,
-                 label=f"{label} ({len(array):,} values)")
-    axes.set_xticks(positions, labels, fontsize=8, rotation=30, ha="right")
+    axes.bar(positions - width / 2, np.asarray(reference, dtype=float), width, color=REFERENCE, label="reference")
+    axes.bar(positions + width / 2, np.asarray(current, dtype=float), width, color=CURRENT, label="this version")
+    long_labels = max((len(str(label)) for label in labels), default=0) > 8 or len(labels) > 6
+    axes.set_xticks(positions, [_text(str(label)) for label in labels], fontsize=8,
+                    rotation=30 if long_labels else 0, ha="right" if long_labels else "center")
     from matplotlib.ticker import PercentFormatter
 
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))
     axes.set_xlabel(xlabel, fontsize=10)
     axes.set_ylabel("share of listings", fontsize=10)
-    axes.set_title(title, fontsize=11)
+    axes.set_title(_text(title), fontsize=11)
     axes.legend(fontsize=9, frameon=False)
     return _png(figure)
-
-
-def _bin_labels(edges: np.ndarray) -> list[str]:
-    """`< a`, `a to b`, ..., `>= z` for inner edges a..z (values equal to an edge go right)."""
-    if not len(edges):
-        return ["all"]
-    labels = [f"< {edges[0]:g}"]
-    labels += [f"{low:g} to {high:g}" for low, high in zip(edges[:-1], edges[1:])]
-    labels.append(f">= {edges[-1]:g}")
-    return labels

@@ -177,6 +177,16 @@ def importance_metadata(importances: pd.DataFrame, unit: str) -> dict[str, Any]:
     }
 
 
+def share_plot(shares: pd.DataFrame, label_column: str, *, title: str, xlabel: str) -> dg.MarkdownMetadataValue:
+    """Reference against current shares of a drift table (`reference_share`, `share` per `label_column`)."""
+    from rental_pipeline.plots import share_comparison
+
+    png = share_comparison(
+        shares[label_column].astype(str).tolist(), shares["reference_share"], shares["share"], title=title, xlabel=xlabel
+    )
+    return image(png, title)
+
+
 # -- numbers as a person reads them ---------------------------------------------------------
 
 DISPLAY_DIGITS = 4
