@@ -176,12 +176,20 @@ def test_the_default_sweep_searches_the_default_model(instance):
     assert set(metadata["best_config"]) == {"model", "val_size", "random_seed", "stratify_by", "boosting"}
 
 
-def test_a_sweep_over_ignored_parameters_is_refused_before_training(instance):
+@pytest.mark.parametrize(
+    ("grid", "said"),
+    [
+        ({"random_forest.max_features": [0.5, 1.0]},
+         "is a parameter of the random_forest model, but this sweep trains the boosted model"),
+        ({"boosting.learning_rate": [0.1, -1]}, "'boosting.learning_rate': value -1.0 is not allowed (Input should be"),
+        ({"boosting.max_bins": [300]}, "'boosting.max_bins': value 300 is not allowed"),
+    ],
+)
+def test_a_sweep_that_cannot_mean_anything_is_refused_before_training(instance, grid, said):
     materialize(instance, run_config(), selection=["raw_data", "clean_sample", "trainval_data"])
-    config = {"ops": {"sweep_leaderboard": {"config": {"grid": {"random_forest.max_features": [0.5, 1.0]}}}}}
+    config = {"ops": {"sweep_leaderboard": {"config": {"grid": grid}}}}
     result = materialize(instance, config, selection=["sweep_leaderboard"], raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "is a parameter of the random_forest model, but this sweep trains the boosted model" in str(
-        failure.event_specific_data.error
-    )
+    assert said in str(failure.event_specific_data.error)
+    assert not any(e.event_type_value == "ASSET_MATERIALIZATION" for e in result.all_events)

@@ -4,7 +4,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from rental_pipeline.assets.metadata import image, table
 from rental_pipeline.assets.training import TrainingConfig
@@ -49,10 +49,21 @@ class SweepConfig(dg.Config):
 
     @model_validator(mode="after")
     def _grid_fits_the_model(self) -> "SweepConfig":
+        """Refuse, before anything is trained, a key the model ignores or a value its config would refuse."""
         try:
-            resolve_grid(self.training.model, self.grid)
+            grid = resolve_grid(self.training.model, self.grid)
         except GridError as error:
             raise ValueError(str(error)) from error
+        base = self.training.model_dump()
+        for key, values in grid.items():
+            section, _, field = key.rpartition(".")
+            for value in values:
+                trial = {**base, section: {**base[section], field: value}} if section else {**base, field: value}
+                try:
+                    TrainingConfig.model_validate(trial)
+                except ValidationError as refused:
+                    reasons = "; ".join(error["msg"] for error in refused.errors())
+                    raise ValueError(f"grid key {key!r}: value {value!r} is not allowed ({reasons})") from None
         return self
 
     def resolved_grid(self) -> dict[str, list[Any]]:
