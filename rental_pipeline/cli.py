@@ -226,7 +226,8 @@ def lineage(ref: str, as_json: bool) -> None:
         records = [
             {"depth": depth, "artifact": v.ref, "type": v.type, "digest": v.digest, "code_version": v.code_version,
              "created_at": v.created_at, "run_id": v.run_id, "aliases": list(v.aliases), "inputs": list(v.inputs),
-             "config": v.metadata.get("config", {}), "facts": v.metadata.get("facts", {})}
+             "config": v.metadata.get("config", {}), "facts": v.metadata.get("facts", {}),
+             "git": v.metadata.get("git")}
             for depth, v in chain
         ]
         click.echo(json.dumps(records, indent=2, sort_keys=True))
@@ -237,6 +238,9 @@ def lineage(ref: str, as_json: bool) -> None:
         click.echo(f"{pad}{version.ref}{aliases}  ({version.type})")
         click.echo(f"{pad}    digest {version.digest}  code {version.code_version}  created {version.created_at}")
         click.echo(f"{pad}    dagster run {version.run_id}")
+        git = version.metadata.get("git")
+        if git:
+            click.echo(f"{pad}    git commit {git['commit']}{' with uncommitted changes' if git['dirty'] else ''}")
         config = version.metadata.get("config") or {}
         if config:
             click.echo(f"{pad}    config:")

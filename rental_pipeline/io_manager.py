@@ -80,10 +80,19 @@ class Reused:
     run_id: str | None
 
 
+@dataclass(frozen=True)
+class NotLoaded:
+    """Handed to an asset instead of an input value when the run cache already holds every one
+    of its outputs: the asset returns `Reused` without reading it, so nothing is decoded."""
+
+    ref: str
+
+
 @dataclass
 class _RunState:
     resolver: VersionResolver
     loaded: dict[str, dict[str, str]] = field(default_factory=dict)  # step key -> name -> ref
+    decisions: dict[str, dict[str, CacheHit] | None] = field(default_factory=dict)  # step key -> hits
 
 
 class ArtifactIOManager(dg.ConfigurableIOManager):
@@ -157,22 +166,44 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         self, context: dg.AssetExecutionContext, extra_inputs: Mapping[str, str] | None = None
     ) -> dict[str, CacheHit] | None:
         """The stored versions made by the same code, config and inputs, one per selected asset
-        of this step; None unless every one is found (or when forced to recompute)."""
-        if self.force or str(context.run.tags.get(FORCE_TAG, "")).lower() in ("1", "true", "yes"):
-            return None
+        of this step; None unless every one is found (or when forced to recompute).
+
+        ``extra_inputs`` are versions the asset reads from the store itself (batch predictions'
+        model); without them the answer is the one given when the step's inputs were loaded.
+        """
         step = context.op_execution_context.get_step_execution_context()
-        inputs = {**self.loaded_in_step(step.run_id, step.step.key), **(extra_inputs or {})}
-        config = _config_of(step)
-        store = self.artifact_store.store()
-        hits = {}
-        for key in context.selected_asset_keys:
-            name = key.to_user_string()
-            code_version = context.assets_def.code_versions_by_key.get(key) or ""
-            hit = find_cached(store, name, cache_key(name, code_version, config, inputs))
-            if hit is None:
-                return None
-            hits[name] = hit
-        return hits
+        state = self._run(step.run_id, step.instance)
+        if extra_inputs is None and step.step.key in state.decisions:
+            return state.decisions[step.step.key]
+        return self._decide(step, state, extra_inputs or {})
+
+    def _decide(self, step: Any, state: _RunState, extra_inputs: Mapping[str, str]) -> dict[str, CacheHit] | None:
+        """Look every selected output of the step up in the run cache, from the exact versions of
+        its inputs (resolved, not loaded) and its config; remembered for the step."""
+        decision = None
+        assets_def = step.job_def.asset_layer.get_assets_def_for_node(step.node_handle)
+        forced = self.force or str(step.run_tags.get(FORCE_TAG, "")).lower() in ("1", "true", "yes")
+        if assets_def is not None and not forced:
+            inputs = {
+                key.to_user_string(): state.resolver.input(key.to_user_string()).ref
+                for name, key in assets_def.keys_by_input_name.items()
+                if not assets_def.node_def.input_def_named(name).dagster_type.is_nothing
+            }
+            inputs.update(extra_inputs)
+            config = _config_of(step)
+            store = self.artifact_store.store()
+            hits: dict[str, CacheHit] | None = {}
+            for key in step.get_output_asset_keys():
+                name = key.to_user_string()
+                code_version = assets_def.code_versions_by_key.get(key) or ""
+                hit = find_cached(store, name, cache_key(name, code_version, config, inputs))
+                if hit is None:
+                    hits = None
+                    break
+                hits[name] = hit
+            decision = hits or None
+        state.decisions[step.step.key] = decision
+        return decision
 
     # -- IO --------------------------------------------------------------------------------------
 
@@ -259,11 +290,20 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         resolution = state.resolver.input(name)
         version = store.get(resolution.ref)
         if step is not None:  # outside a run (e.g. an asset value loader) there is nothing to record
-            if _materializes_assets(step) and resolution.how != PINNED:
+            materializes = _materializes_assets(step)
+            if materializes and resolution.how != PINNED:
                 _refuse_failed_checks(version)
             state.loaded.setdefault(step.step.key, {})[name] = version.ref
+            if materializes and self.reuse_decision(step, state) is not None:
+                context.log.debug(f"Not loading {version.ref} ({resolution.how}): the run cache holds the outputs")
+                return NotLoaded(version.ref)
             context.log.debug(f"Loading {version.ref} ({resolution.how})")
         return self._values.get(version, lambda: store.load(version.ref))
+
+    def reuse_decision(self, step: Any, state: _RunState) -> dict[str, CacheHit] | None:
+        if step.step.key not in state.decisions:
+            self._decide(step, state, {})
+        return state.decisions[step.step.key]
 
 
 _EMPTY = _RunState(resolver=None)  # type: ignore[arg-type]
@@ -322,6 +362,14 @@ def _recorded_last(instance: dg.DagsterInstance | None, name: str) -> str | None
         return None
     recorded = event.asset_materialization.metadata.get(ARTIFACT_KEY)
     return str(recorded.value) if recorded is not None else None
+
+
+def loaded_value(context: dg.AssetExecutionContext, value: Any) -> Any:
+    """An input's value, read from the store now if the IO manager did not load it (a run-cache
+    hit) and the asset needs it after all (evaluation re-scoring a different champion)."""
+    if isinstance(value, NotLoaded):
+        return context.resources.io_manager.artifact_store.store().load(value.ref)
+    return value
 
 
 def _materializes_assets(step: Any) -> bool:

@@ -2,6 +2,8 @@
 
 import json
 
+import dagster as dg
+
 from click.testing import CliRunner
 
 from rental_pipeline.cli import main
@@ -31,9 +33,22 @@ def test_lineage_of_prod_reaches_the_raw_file(instance, tmp_path):
     assert raw["config"]["source"] == str(source)
     assert len(raw["facts"]["source_sha256"]) == 64
     assert all(len(c["digest"]) == 32 and c["code_version"] for c in chain)
+    # Each artifact names the code version of the asset that made it, not the package version.
+    from rental_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for c in chain:
+        name = c["artifact"].split(":")[0]
+        assert c["code_version"] == graph.get(dg.AssetKey(name)).code_version
+    assert len({c["code_version"] for c in chain}) == len(chain)
+    # This test runs from the project's git checkout: the commit is recorded and shown.
+    if chain[0]["git"] is not None:
+        assert len(chain[0]["git"]["commit"]) == 40
 
     text = CliRunner().invoke(main, ["lineage", "model_evaluation:latest"]).output
     assert "model_evaluation:v0" in text and "test_data:v0" in text and f"source {source}" in text
+    if chain[0]["git"] is not None:
+        assert f"git commit {chain[0]['git']['commit']}" in text
 
 
 def test_lineage_of_an_unknown_reference_is_a_clear_error(instance):

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pytest
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
 
@@ -124,6 +123,23 @@ def test_a_model_config_change_recomputes_only_the_model_and_its_evaluation(inst
     assert reused["inference_pipeline"] is None and reused["model_evaluation"] is None
     assert versions()["inference_pipeline"] == before["inference_pipeline"] + [1]
     assert stale(instance) == set()
+
+
+def test_a_hit_decodes_no_input_and_a_rolled_back_prod_is_scored_again(instance):
+    first = materialize(instance)
+    other = materialize(instance, run_config(training={"max_tfidf_features": 3}))
+    assert other.success
+    store().set_alias("inference_pipeline:v1", "prod", reason="rollback drill", force=True)
+
+    again = materialize(instance)
+    reused = reused_from(again)
+    assert reused["inference_pipeline"] == reused["model_evaluation"] == first.run_id
+    skipped = [e.message for e in instance.all_logs(again.run_id) if "Not loading" in (e.message or "")]
+    assert any("trainval_data:v0" in m for m in skipped) and any("inference_pipeline:v0" in m for m in skipped)
+    evaluation = materialized(again)["model_evaluation"]
+    # Promotion is decided again: prod is now v1, so v0 is compared with it on the real test split.
+    assert evaluation["evaluated_model"] == "inference_pipeline:v0"
+    assert "previous_prod_test_mae" in evaluation and "inference_pipeline:v1" in evaluation["promotion"]
 
 
 def test_a_new_source_recomputes_everything(instance):

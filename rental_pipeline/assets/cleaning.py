@@ -1,7 +1,8 @@
 """`clean_sample`: listings with plausible prices inside New York."""
 
+from typing import Any
+
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from rental_pipeline.assets.metadata import frame_metadata
@@ -32,7 +33,7 @@ class CleaningConfig(dg.Config):
     description="Listings with 10 <= price <= 350 inside the NYC box, review date parsed; nothing imputed.",
 )
 def clean_sample(
-    context: dg.AssetExecutionContext, config: CleaningConfig, raw_data: pd.DataFrame
+    context: dg.AssetExecutionContext, config: CleaningConfig, raw_data: Any
 ) -> dg.Output:
     if hits := reused_outputs(context):
         return reused_output(context, hits["clean_sample"])

@@ -3,9 +3,7 @@
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
-from sklearn.pipeline import Pipeline
 
 from rental_pipeline.assets.metadata import model_quality_metadata, table
 from rental_pipeline.evaluation import evaluate_pipeline
@@ -13,6 +11,7 @@ from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import (
     ArtifactStoreResource,
     loaded_artifacts,
+    loaded_value,
     reused_output,
     reused_outputs,
     run_resolver,
@@ -42,8 +41,8 @@ def model_evaluation(
     context: dg.AssetExecutionContext,
     config: EvaluationConfig,
     artifact_store: ArtifactStoreResource,
-    inference_pipeline: Pipeline,
-    test_data: pd.DataFrame,
+    inference_pipeline: Any,
+    test_data: Any,
 ) -> dg.Output:
     store = artifact_store.store()
     challenger = loaded_artifacts(context)["inference_pipeline"]
@@ -62,7 +61,7 @@ def model_evaluation(
     champion = resolver.alias("inference_pipeline", PROD)
     champion_mae = None
     if champion is not None and champion != challenger:
-        champion_mae = evaluate_pipeline(store.load(champion), test_data).mae
+        champion_mae = evaluate_pipeline(store.load(champion), loaded_value(context, test_data)).mae
     elif champion == challenger:
         champion_mae = test_mae
     decision = decide_promotion(challenger, test_mae, champion, champion_mae, min_improvement=config.min_improvement)

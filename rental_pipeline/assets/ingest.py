@@ -3,7 +3,6 @@
 from urllib.parse import urlparse
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from rental_pipeline.assets.metadata import frame_metadata

@@ -1,9 +1,9 @@
 """`trainval_data` and `test_data`: one seeded, stratified split, materializable one side at a time."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from rental_pipeline.assets.metadata import frame_metadata
@@ -41,7 +41,7 @@ class SplitConfig(dg.Config):
     code_version=code_version(__name__),
 )
 def split_data(
-    context: dg.AssetExecutionContext, config: SplitConfig, clean_sample: pd.DataFrame
+    context: dg.AssetExecutionContext, config: SplitConfig, clean_sample: Any
 ) -> Iterator[dg.Output]:
     """Both sides come from the same split; asking for one only skips storing the other."""
     if hits := reused_outputs(context):

@@ -3,7 +3,6 @@
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field, ValidationError, model_validator
 
 from rental_pipeline.assets.metadata import image, table
@@ -82,7 +81,7 @@ def sweep_leaderboard(
     context: dg.AssetExecutionContext,
     config: SweepConfig,
     artifact_store: ArtifactStoreResource,
-    trainval_data: pd.DataFrame,
+    trainval_data: Any,
 ) -> dg.Output:
     if hits := reused_outputs(context):
         return reused_output(context, hits["sweep_leaderboard"])

@@ -1,9 +1,9 @@
 """`inference_pipeline`: preprocessing plus regressor, fitted on the train part of trainval."""
 
+from typing import Any
+
 import dagster as dg
-import pandas as pd
 from pydantic import Field, field_validator
-from sklearn.pipeline import Pipeline
 
 from rental_pipeline.assets.metadata import importance_metadata, model_quality_metadata
 from rental_pipeline.boosting import BoostingParams
@@ -102,7 +102,7 @@ class TrainingConfig(dg.Config):
     "random forest); validation MAE and R².",
 )
 def inference_pipeline(
-    context: dg.AssetExecutionContext, config: TrainingConfig, trainval_data: pd.DataFrame
+    context: dg.AssetExecutionContext, config: TrainingConfig, trainval_data: Any
 ) -> dg.Output:
     if hits := reused_outputs(context):
         return reused_output(context, hits["inference_pipeline"])
