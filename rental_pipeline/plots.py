@@ -29,12 +29,20 @@ DPI = 80
 WIDTH, HEIGHT = 600, 400
 SCATTER_POINTS = 2_000  # a scatter of more points is a slower, larger picture of the same cloud
 CURRENT, REFERENCE, HIGHLIGHT, MUTED = "#1f77b4", "#ff7f0e", "#d62728", "#7f7f7f"
+_PLAIN = {"left": 0.12, "right": 0.97, "top": 0.92, "bottom": 0.12}  # room for dollar ticks and one title line
 
 
-def _figure(width: int = WIDTH, height: int = HEIGHT) -> Figure:
+def _figure(width: int = WIDTH, height: int = HEIGHT, *, margins: dict[str, float] | None = None) -> Figure:
+    """A blank figure. With `margins` (fractions, as `subplots_adjust` takes them) the axes sit at
+    fixed places, which draws about twice as fast as letting the layout engine fit labels of
+    unknown width; charts whose labels are names of any length leave it to the engine."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+    if margins is not None:
+        figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+        figure.subplots_adjust(**margins)
+    else:
+        figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
     figure.set_facecolor("white")
     return figure
 
@@ -98,7 +106,7 @@ def price_distribution(
     """
     series = {label: np.asarray(pd.Series(values).dropna(), dtype=float) for label, values in prices.items()}
     present = [values for values in series.values() if len(values)]
-    figure = _figure()
+    figure = _figure(margins=_PLAIN)
     axes = figure.add_subplot()
     _style(axes)
     if present:
@@ -147,7 +155,7 @@ def predicted_vs_actual(actual: Sequence[float], predicted: Sequence[float], *, 
     """
     actual_values = np.asarray(actual, dtype=float)
     predicted_values = np.asarray(predicted, dtype=float)
-    figure = _figure()
+    figure = _figure(margins=_PLAIN)
     axes = figure.add_subplot()
     _style(axes)
     picked = _sample(len(actual_values), SCATTER_POINTS)
@@ -279,7 +287,7 @@ def share_comparison(
     """Share of listings per category or bin in the reference version and in the checked one,
     side by side, in the order given (bins stay in value order)."""
     positions = np.arange(len(labels))
-    figure = _figure()
+    figure = _figure(margins={**_PLAIN, "bottom": 0.24})
     axes = figure.add_subplot()
     _style(axes)
     width = 0.4
