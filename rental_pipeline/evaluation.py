@@ -12,6 +12,7 @@ from sklearn.pipeline import Pipeline
 from rental_pipeline.features import FEATURE_COLUMNS, TARGET
 
 WORST_ERROR_COLUMNS = ["id", "name", "neighbourhood_group", "room_type", "price", "predicted", "abs_error"]
+SCORED_COLUMNS = ["id", "neighbourhood_group", "room_type", TARGET]
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Evaluation:
     rows: int
     worst_errors: pd.DataFrame
     by_borough: pd.DataFrame  # neighbourhood_group, listings, mae, median_abs_error, mean_price
+    scored: pd.DataFrame | None = None  # id, borough, room type, price and `predicted` of every test listing
 
     def metrics(self) -> dict[str, float]:
         return {"test_mae": self.mae, "test_r2": self.r2, "test_rows": float(self.rows)}
@@ -41,6 +43,7 @@ def evaluate_pipeline(pipeline: Pipeline, test: pd.DataFrame, worst: int = 10) -
         rows=len(test),
         worst_errors=worst_errors,
         by_borough=errors_by_borough(test[TARGET], predicted, test["neighbourhood_group"]),
+        scored=test[[c for c in SCORED_COLUMNS if c in test.columns]].assign(predicted=predicted).reset_index(drop=True),
     )
 
 

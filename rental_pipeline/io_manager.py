@@ -26,6 +26,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from rental_pipeline import wandb_view
+from rental_pipeline.assets.metadata import displayed
 from rental_pipeline.code_version import git_revision
 from rental_pipeline.run_cache import CacheHit, cache_key, find_cached, remember
 from rental_pipeline.sources import redact
@@ -48,6 +49,9 @@ ARTIFACT_TYPE_KEY = "artifact_type"
 # Output metadata naming versions an asset read from the store itself (not as Dagster inputs),
 # comma-separated, so they still appear in its lineage.
 USES_ARTIFACTS_KEY = "uses_artifacts"
+# Output metadata holding the part of the step's config that applied (e.g. a synthetic source's
+# row count only when no file was given); recorded as the version's config instead of all of it.
+CONFIG_USED_KEY = "config_used"
 
 
 # Metadata of a materialization that reported a version found by the run cache.
@@ -244,7 +248,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
                 if ref.strip():
                     inputs[ref.strip().split(":")[0]] = ref.strip()
         config = _config_of(step)
-        recorded = redact(config)  # what is written down: a source URL's query may hold a secret
+        # What is written down: the config that applied, with any secret a source URL held removed.
+        recorded = redact(_config_used(context, config))
         if isinstance(obj, Reused):
             version, created = store.get(obj.version.ref), False
         else:
@@ -269,10 +274,13 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         if step is not None:
             # The store digest is the data version: equal bytes, equal version, nothing downstream stale.
             step.set_data_version(context.asset_key, dg.DataVersion(version.digest))
+        # The store keeps full precision; the page shows floats rounded (these override the asset's).
         metadata: dict[str, Any] = {
+            **displayed(context.output_metadata),
             ARTIFACT_KEY: version.ref,
             "artifact_digest": version.digest,
-            "artifact_aliases": ", ".join(version.aliases),
+            # a snapshot: `prod` may move to this version later (see model_evaluation, `artifacts show`)
+            "aliases_at_materialization": ", ".join(version.aliases),
             "artifact_version_new": created,
             "artifact_size_bytes": version.size,
             "artifact_inputs": ", ".join(version.inputs) or "none",
@@ -441,15 +449,26 @@ def _instance(context: dg.InputContext) -> dg.DagsterInstance | None:
 
 def _plain_facts(metadata: Any) -> dict[str, Any]:
     """The plain facts an asset reported (row counts, metrics, source checksum, JSON entries), for
-    the manifest; tables and markdown stay in Dagster."""
+    the manifest; tables and markdown (plots) stay in Dagster."""
     facts = {}
     for key, value in dict(metadata or {}).items():
+        if isinstance(value, dg.MarkdownMetadataValue) or key == CONFIG_USED_KEY:
+            continue
         raw = value.data if isinstance(value, dg.JsonMetadataValue) else getattr(value, "value", value)
         if isinstance(raw, float) and raw != raw:
             continue
         if isinstance(raw, (str, int, float, bool, dict, list)):
             facts[key] = raw
     return facts
+
+
+def _config_used(context: dg.OutputContext, config: dict[str, Any]) -> dict[str, Any]:
+    """What the asset said of its config applied (`CONFIG_USED_KEY`), else the step's whole config.
+    Recorded with the version and given to W&B; the run cache keys on the whole config."""
+    used = context.output_metadata.get(CONFIG_USED_KEY)
+    if isinstance(used, dg.JsonMetadataValue) and isinstance(used.data, dict):
+        return dict(used.data)
+    return config
 
 
 def _config_of(step: Any) -> dict[str, Any]:

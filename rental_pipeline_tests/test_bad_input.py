@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from rental_pipeline.cleaning import clean_listings
+from rental_pipeline.drift import DRIFT_RULES
 from rental_pipeline.listings import COLUMNS
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline_tests.conftest import executed_steps
@@ -215,7 +216,10 @@ def test_zero_rows_left_after_cleaning(instance, earlier, tmp_path):
     result = run_week(instance, str(write(tmp_path / "drop.csv", frame)))
     failure = assert_stopped_by_check(earlier, result, "clean_sample", "row_count", CLEAN_STEPS)
     assert "cleaning kept 0 of 1,500 raw listings (750 price outliers, 750 outside the NYC box)" in failure.description
-    assert {name for _, name in failed_checks(result)} == {"row_count", "borough_set", "borough_drift"}
+    failed = failed_checks(result)
+    assert {name for _, name in failed} == {"row_count", "borough_set", "borough_drift", *DRIFT_RULES}
+    # the other columns' drift cannot be measured either, but only warns
+    assert all(failed[("clean_sample", name)].severity.value == "WARN" for name in DRIFT_RULES)
 
 
 def test_path_that_does_not_exist(instance, earlier, tmp_path):

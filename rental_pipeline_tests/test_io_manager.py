@@ -45,7 +45,7 @@ def test_every_asset_becomes_version_zero_with_its_lineage(instance, store):
         assert metadata[name]["artifact"] == version.ref == f"{name}:v0"
         assert metadata[name]["artifact_digest"] == version.digest
         assert metadata[name]["artifact_version_new"] is True
-        assert "latest" in metadata[name]["artifact_aliases"]
+        assert "latest" in metadata[name]["aliases_at_materialization"]
         assert metadata[name]["artifact_size_bytes"] == version.size > 0
         assert tuple(sorted(version.inputs)) == inputs
     assert store.get("inference_pipeline:v0").type == "model_export"

@@ -5,7 +5,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from rental_pipeline.assets.metadata import table
+from rental_pipeline.assets.metadata import model_quality_metadata, table
 from rental_pipeline.evaluation import evaluate_pipeline
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import (
@@ -101,6 +101,7 @@ def model_evaluation(
             "test_r2": evaluation.r2,
             "test_rows": evaluation.rows,
             **promotion,
+            **(model_quality_metadata(evaluation.scored, "test") if evaluation.scored is not None else {}),
             "worst_errors": table(worst),
             "errors_by_borough": table(evaluation.by_borough),
         },

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from rental_pipeline.assets.metadata import frame_metadata
 from rental_pipeline.code_version import code_version
-from rental_pipeline.io_manager import reused_output, reused_outputs
+from rental_pipeline.io_manager import CONFIG_USED_KEY, reused_output, reused_outputs
 from rental_pipeline.listings import read_listings
 from rental_pipeline.sources import AUTH_VARIABLE_PREFIX, SourcePolicy, describe
 from rental_pipeline.synthetic import generate_listings
@@ -48,6 +48,16 @@ class RawDataConfig(SourceConfig):
     rows: int = Field(default=20_000, ge=1, description="Synthetic listings to generate (no source).")
     seed: int = Field(default=42, description="Seed of the synthetic generator (no source).")
 
+    def used(self) -> dict:
+        """The fields that applied: rows and seed for synthetic listings, the source (without
+        anything secret in it) and the timeout, for a URL, otherwise. A file's version must not
+        claim a seed it never used."""
+        if not self.source:
+            return {"rows": self.rows, "seed": self.seed}
+        if urlsplit(self.source).scheme in ("http", "https"):
+            return {"source": describe(self.source), "timeout_seconds": self.timeout_seconds}
+        return {"source": describe(self.source)}
+
 
 def warn_if_kept_by_dagster(context: dg.AssetExecutionContext, source: str) -> None:
     """Nothing this project writes keeps a URL's query string, but Dagster keeps the run config as
@@ -87,4 +97,11 @@ def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig) -> dg.Out
         listings = generate_listings(rows=config.rows, seed=config.seed)
         origin = {"source": f"synthetic (rows={config.rows}, seed={config.seed})"}
     context.log.info(f"Read {len(listings):,} listings from {origin['source']}")
-    return dg.Output(listings, metadata={**origin, **frame_metadata(listings)})
+    return dg.Output(
+        listings,
+        metadata={
+            **origin,
+            **frame_metadata(listings, price_plot="raw_data"),
+            CONFIG_USED_KEY: dg.MetadataValue.json(config.used()),
+        },
+    )

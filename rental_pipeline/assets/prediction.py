@@ -8,7 +8,7 @@ import pandas as pd
 from pydantic import Field
 
 from rental_pipeline.assets.ingest import SourceConfig, warn_if_kept_by_dagster
-from rental_pipeline.assets.metadata import frame_metadata, table
+from rental_pipeline.assets.metadata import frame_metadata, image, price_quantiles, table
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import (
     USES_ARTIFACTS_KEY,
@@ -17,6 +17,7 @@ from rental_pipeline.io_manager import (
     reused_outputs,
     run_resolver,
 )
+from rental_pipeline.plots import price_distribution
 from rental_pipeline.predict import ERROR, PREDICTION, PredictionError, check_model, predict_csv
 from rental_pipeline.sources import SourceError, copy_source, describe
 from rental_pipeline.synthetic import generate_listings
@@ -78,17 +79,29 @@ def batch_predictions(
         shown = describe(config.source) if config.source else "synthetic listings"
         raise dg.Failure(description=f"{shown}: {error}" if isinstance(error, PredictionError) else str(error)) from None
     context.log.info(f"Priced {summary.predicted:,} of {summary.rows:,} listings with {model_ref}")
+    predicted = scored[PREDICTION].dropna()
+    described = {k: v for k, v in frame_metadata(scored).items() if k not in ("price_quantiles", "dagster/row_count")}
     return dg.Output(
         scored,
         metadata={
+            "dagster/row_count": len(scored),
+            "predicted": summary.predicted,
+            "failed": summary.failed,
             "model": model_ref,
             USES_ARTIFACTS_KEY: model_ref,
             "source": describe(config.source) if config.source else f"synthetic (rows={config.rows}, seed={config.seed})",
-            "predicted": summary.predicted,
-            "failed": summary.failed,
             "rows_per_second": round(summary.rows_per_second),
-            "median_predicted_price": float(scored[PREDICTION].median()),
+            "median_predicted_price": float(predicted.median()) if len(predicted) else float("nan"),
+            # of the predictions: the input's own price column (if any) says nothing about the model
+            "predicted_price_quantiles": dg.MetadataValue.json(price_quantiles(predicted) if len(predicted) else {}),
+            **(
+                {"predicted_price_distribution": image(
+                    price_distribution({"predicted_price": predicted}, title=f"Nightly prices predicted by {model_ref}"),
+                    "predicted price distribution",
+                )}
+                if len(predicted) else {}
+            ),
             "failed_rows": table(scored.loc[scored[ERROR].notna(), ["id", ERROR]].head(20).reset_index(drop=True)),
-            **{k: v for k, v in frame_metadata(scored).items() if k != "price_histogram"},
+            **described,
         },
     )

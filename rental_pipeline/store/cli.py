@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import yaml
 
 from .errors import StoreError
 from .manifest import VersionManifest
@@ -115,18 +116,20 @@ def show_command(ref: str, as_json: bool) -> None:
         ("run", version.run_id or "-"),
         ("code", version.code_version or "-"),
         ("aliases", ", ".join(version.aliases) or "-"),
-        ("flags", json.dumps(dict(version.flags), sort_keys=True) if version.flags else "-"),
         ("inputs", ", ".join(version.inputs) or "-"),
         ("used by", ", ".join(info["used_by"]) or "-"),
         ("description", version.description or "-"),
-        (
-            "metadata",
-            json.dumps(dict(version.metadata), sort_keys=True) if version.metadata else "-",
-        ),
     ]
     click.echo(version.ref)
     for label, value in rows:
         click.echo(f"  {label:<12} {value}")
+    for label, mapping in (("flags", version.flags), ("metadata", version.metadata)):
+        if mapping:
+            click.echo(f"  {label}")
+            for line in yaml_lines(dict(mapping)):
+                click.echo(f"    {line}")
+        else:
+            click.echo(f"  {label:<12} -")
     click.echo("  files")
     for entry in info["files"]:
         click.echo(
@@ -296,6 +299,27 @@ def sync_command(force: bool, timeout: float, registry: str | None, as_json: boo
 
 def _progress(message: str) -> None:
     click.echo(f"... {message}", err=True)
+
+
+class _ReadableDumper(yaml.SafeDumper):
+    """Mappings as blocks (one setting a line), lists of plain values on one line."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flat = all(not isinstance(item, (dict, list, tuple)) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_ReadableDumper.add_representer(list, _represent_list)
+_ReadableDumper.add_representer(tuple, _represent_list)
+
+
+def yaml_lines(data: Any) -> list[str]:
+    """Config or facts as YAML for a person to read: nested settings indented, one per line."""
+    text = yaml.dump(
+        data, Dumper=_ReadableDumper, sort_keys=True, default_flow_style=False, width=100, allow_unicode=True
+    )
+    return text.splitlines()
 
 
 def _version_json(store: ArtifactStore, version: VersionManifest, *, paths: bool) -> dict[str, Any]:
