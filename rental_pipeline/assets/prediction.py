@@ -4,10 +4,8 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
-from rental_pipeline.assets.metadata import frame_metadata, table
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import (
     USES_ARTIFACTS_KEY,
@@ -16,9 +14,6 @@ from rental_pipeline.io_manager import (
     reused_outputs,
     run_resolver,
 )
-from rental_pipeline.listings import fetch_source
-from rental_pipeline.predict import ERROR, PREDICTION, predict_csv
-from rental_pipeline.synthetic import generate_listings
 
 
 class BatchPredictionsConfig(dg.Config):
@@ -57,6 +52,13 @@ def batch_predictions(
     # A file may change under the same name; synthetic listings are fixed by config.
     if not config.source and (hits := reused_outputs(context, {name: model_ref})):
         return reused_output(context, hits["batch_predictions"])
+    import pandas as pd
+
+    from rental_pipeline.assets.metadata import frame_metadata, table
+    from rental_pipeline.listings import fetch_source
+    from rental_pipeline.predict import ERROR, PREDICTION, predict_csv
+    from rental_pipeline.synthetic import generate_listings
+
     model = store.load(model_ref)
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(scratch) / "listings.csv"

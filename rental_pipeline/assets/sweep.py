@@ -5,12 +5,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from rental_pipeline.assets.metadata import table
 from rental_pipeline.assets.training import TrainingConfig
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import ArtifactStoreResource, reused_output, reused_outputs
 from rental_pipeline.store import WandbMirror
-from rental_pipeline.sweep import best_training_config, run_sweep
 
 
 class SweepConfig(dg.Config):
@@ -49,6 +47,9 @@ def sweep_leaderboard(
 ) -> dg.Output:
     if hits := reused_outputs(context):
         return reused_output(context, hits["sweep_leaderboard"])
+    from rental_pipeline.assets.metadata import table
+    from rental_pipeline.sweep import best_training_config, run_sweep
+
     mirror = WandbMirror(artifact_store.store())
     base = config.training.arguments()
 
