@@ -24,7 +24,7 @@ from pydantic import Field
 
 from rental_pipeline.assets.cleaning import CleaningConfig
 from rental_pipeline.cleaning import CleaningRules
-from rental_pipeline.io_manager import ArtifactStoreResource, loaded_artifacts, run_resolver
+from rental_pipeline.io_manager import ArtifactStoreResource, loaded_artifacts, run_resolver, stored_value
 from rental_pipeline.store import FAILED_CHECKS_FLAG
 
 if TYPE_CHECKING:
@@ -357,7 +357,7 @@ def held_out_checks(
             "trainval_data" in store.names()
         ) else []
         if siblings:
-            outcomes["no_shared_ids"] = check_no_shared_ids(store.load(siblings[-1]), test_data)
+            outcomes["no_shared_ids"] = check_no_shared_ids(stored_value(context, siblings[-1].ref), test_data)
         else:
             unrecorded["no_shared_ids"] = CheckOutcome(
                 rule="no_shared_ids",

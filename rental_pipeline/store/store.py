@@ -199,7 +199,9 @@ class ArtifactStore:
 
     def read_bytes(self, ref: RefLike, path: str) -> bytes:
         """The bytes of one file, checked against the manifest's sha256."""
-        version = self.get(ref)
+        return self._verified_bytes(self.get(ref), path)
+
+    def _verified_bytes(self, version: VersionManifest, path: str) -> bytes:
         entry = _entry(version, path)
         blob = self.blobs.path(entry.sha256)
         try:
@@ -231,7 +233,7 @@ class ArtifactStore:
                 "codec to decode it; read its files with read_bytes() or paths()"
             )
         codec = codecs.codec_named(str(fmt))
-        return codec.decode(self.read_bytes(version.ref, codec.filename))
+        return codec.decode(self._verified_bytes(version, codec.filename))
 
     # -- writing -------------------------------------------------------------------------
 

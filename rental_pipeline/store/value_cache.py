@@ -60,6 +60,16 @@ class ValueCache:
         self._values.move_to_end(key)
         return copy.deepcopy(entry[0])
 
+    def keep(self, version: VersionManifest, value: Any) -> None:
+        """Hold ``value`` as ``version``'s decoded value. Only for a value the caller hands over
+        (nobody else keeps using it) and that equals what decoding the version gives: the object
+        a round-tripping codec has just encoded."""
+        size = _in_memory_bytes(value, version.size)
+        if size <= self.budget_bytes:
+            self._values[(version.ref, version.digest)] = (value, size)
+            self._values.move_to_end((version.ref, version.digest))
+            self._evict()
+
     def clear(self) -> None:
         self._values.clear()
 
