@@ -2,6 +2,8 @@
 
 PYTHON ?= python3
 VENV ?= .venv
+# Extras installed into the venv; CI adds k8s to load the Kubernetes code location.
+EXTRAS ?= dev
 BIN := $(VENV)/bin
 
 # Local state (artifacts, Dagster instance, W&B offline runs) stays in one folder of the checkout.
@@ -18,7 +20,7 @@ $(BIN)/activate:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 
-from rental_pipeline.landing import LANDING_VARIABLE, LandingCursor, landing_folder, scan
+from rental_pipeline.landing import LANDING_VARIABLE, LandingCursor, folder_exists, landing_folder, scan
 
 TRAINING_JOB = "training_job"
 AUTOMATION_VARIABLE = "RENTAL_PIPELINE_AUTOMATION"
@@ -69,7 +69,7 @@ def weekly_training(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg
 )
 def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     folder = landing_folder()
-    if not folder.is_dir():
+    if not folder_exists(folder):
         return dg.SensorResult(
             skip_reason=f"landing folder {folder} does not exist (create it, or set {LANDING_VARIABLE})",
             cursor=context.cursor,

@@ -61,15 +61,19 @@ class ArtifactStoreResource(dg.ConfigurableResource):
     """Where the store lives; shared by the IO manager, the checks and the promotion logic."""
 
     root: str | None = Field(
-        default=None, description="Store folder. Empty: $RENTAL_PIPELINE_HOME/artifacts (default .rental_pipeline)."
+        default=None,
+        description="Store folder or s3://bucket/prefix (endpoint and region from AWS_* variables or "
+        "?endpoint_url=...&region=...). Empty: $RENTAL_PIPELINE_STORE, else $RENTAL_PIPELINE_HOME/artifacts "
+        "(default .rental_pipeline).",
     )
     _store: ArtifactStore | None = PrivateAttr(default=None)
+    _store_root: str | None = PrivateAttr(default=None)
 
     def store(self) -> ArtifactStore:
         """One store object per resource (and per root), so its manifest cache lasts the run."""
-        root = self.root or default_root()
-        if self._store is None or str(self._store.root) != str(root):
-            self._store = ArtifactStore(root)
+        root = str(self.root or default_root())
+        if self._store is None or self._store_root != root:
+            self._store, self._store_root = ArtifactStore(root), root
         return self._store
 
 

@@ -10,6 +10,10 @@ example `week.csv.part` or `.week.csv`) and rename it to `week.csv` when done: a
 What has been started is remembered by file name with its modification time and size, so the
 same file is never trained on twice, a corrected file dropped under the same name is trained on
 again, and files that leave the folder are forgotten (the cursor stays as small as the folder).
+
+The folder can also be a prefix of S3-compatible object storage (`s3://bucket/landing/`), for a
+deployment whose machines share no disk: the drops are the `*.csv` objects directly under it,
+and a run reads its drop from there. An upload is all or nothing, but the same rules apply.
 """
 
 from __future__ import annotations
@@ -20,27 +24,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rental_pipeline.home import project_home
+from rental_pipeline.store.backend import S3_SCHEME
 
 LANDING_VARIABLE = "RENTAL_PIPELINE_LANDING"
 DROP_SUFFIX = ".csv"
 
 
-def landing_folder() -> Path:
-    """`$RENTAL_PIPELINE_LANDING`, else `landing/` under the project home, made absolute."""
+def landing_folder() -> Path | str:
+    """`$RENTAL_PIPELINE_LANDING` (a folder, made absolute, or an `s3://bucket/prefix/`), else
+    `landing/` under the project home."""
     configured = os.environ.get(LANDING_VARIABLE)
+    if configured and configured.startswith(S3_SCHEME):
+        base, sep, query = configured.partition("?")
+        return base.rstrip("/") + "/" + sep + query
     return Path(configured).resolve() if configured else project_home() / "landing"
+
+
+def folder_exists(folder: Path | str) -> bool:
+    """A local folder must exist; an object-storage prefix always does (it may hold nothing)."""
+    return isinstance(folder, str) or folder.is_dir()
 
 
 @dataclass(frozen=True)
 class Drop:
     """One CSV file in the landing folder, as seen at one moment."""
 
-    path: Path
+    path: Path | str  # a local path, or the object's s3:// URL
     mtime_ns: int
     size: int
 
     @property
     def name(self) -> str:
+        if isinstance(self.path, str):
+            return self.path.partition("?")[0].rsplit("/", 1)[-1]
         return self.path.name
 
     @property
@@ -53,8 +69,10 @@ class Drop:
         return f"{self.path}:{self.mtime_ns}:{self.size}"
 
 
-def list_drops(folder: Path) -> list[Drop]:
+def list_drops(folder: Path | str) -> list[Drop]:
     """Non-empty `*.csv` files directly in `folder`, oldest first; hidden files are ignored."""
+    if isinstance(folder, str):
+        return _list_object_drops(folder)
     drops = []
     for entry in os.scandir(folder):
         if entry.name.startswith(".") or not entry.name.endswith(DROP_SUFFIX):
@@ -65,6 +83,19 @@ def list_drops(folder: Path) -> list[Drop]:
         if stat.st_size == 0:
             continue
         drops.append(Drop(Path(entry.path).resolve(), stat.st_mtime_ns, stat.st_size))
+    return sorted(drops, key=lambda drop: (drop.mtime_ns, drop.name))
+
+
+def _list_object_drops(prefix: str) -> list[Drop]:
+    from rental_pipeline.store.s3_backend import list_objects
+
+    base, _, query = prefix.partition("?")
+    options = f"?{query}" if query else ""  # an endpoint given in the prefix is needed to read the drop too
+    drops = [
+        Drop(f"{base}{info.key}{options}", int(info.modified * 1e9), info.size)
+        for info in list_objects(prefix)
+        if not info.key.startswith(".") and info.key.endswith(DROP_SUFFIX) and info.size > 0
+    ]
     return sorted(drops, key=lambda drop: (drop.mtime_ns, drop.name))
 
 
@@ -99,7 +130,7 @@ class Scan:
     cursor: LandingCursor
 
 
-def scan(folder: Path, cursor: LandingCursor) -> Scan:
+def scan(folder: Path | str, cursor: LandingCursor) -> Scan:
     """The drops that became ready since the last look, those still settling, and the next cursor."""
     drops = list_drops(folder)
     present = {drop.name for drop in drops}

@@ -96,22 +96,39 @@ class ListingsDrop:
 
 
 def fetch_source(source: str, *, timeout: float = 30.0) -> bytes:
-    """Bytes of a local path, a `file://` URL or an `http(s)://` URL; one attempt, bounded in time."""
+    """Bytes of a local path, a `file://`, `http(s)://` or `s3://` URL; one attempt, bounded in time."""
     parsed = urlparse(source)
     if parsed.scheme in ("http", "https"):
         return _download(source, timeout)
+    if parsed.scheme == "s3":
+        return _read_s3(source)
     if parsed.scheme == "file":
         path = Path(url2pathname(unquote(parsed.path)))
     elif parsed.scheme == "" or len(parsed.scheme) == 1:  # a plain path, or one with a drive letter
         path = Path(source)
     else:
-        raise ListingsError(source, f"unsupported source scheme {parsed.scheme!r}; use a path, file:// or http(s)://")
+        raise ListingsError(
+            source, f"unsupported source scheme {parsed.scheme!r}; use a path, file://, http(s):// or s3://"
+        )
     try:
         return path.read_bytes()
     except FileNotFoundError as error:
         raise ListingsError(str(path), "file does not exist") from error
     except OSError as error:
         raise ListingsError(str(path), f"cannot read file ({error.strerror})") from error
+
+
+def _read_s3(url: str) -> bytes:
+    """An object of S3-compatible storage (a drop in the landing prefix), with the store's client
+    settings: endpoint and region from the AWS_* variables, credentials from the environment."""
+    from rental_pipeline.store.s3_backend import ObjectStorageError, S3ConfigError, read_object
+
+    try:
+        return read_object(url)
+    except FileNotFoundError as error:
+        raise ListingsError(url, "object does not exist") from error
+    except (ObjectStorageError, S3ConfigError) as error:
+        raise ListingsError(url, f"cannot read object ({error})") from error
 
 
 def _download(url: str, timeout: float) -> bytes:

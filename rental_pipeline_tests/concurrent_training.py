@@ -49,13 +49,14 @@ def main(side: int, trials: int, folder: Path) -> None:
         for trial in range(trials):
             (folder / f"ready-{trial}-{side}").touch()
             wait_for(folder / f"ready-{trial}-{1 - side}")
+            started = time.monotonic()
             result = job.execute_in_process(
                 instance=instance,
                 run_config=training_config(folder / f"source-{trial}-{side}.csv"),
                 raise_on_error=False,
             )
-            print(json.dumps({"trial": trial, "side": side, "run_id": result.run_id, "success": result.success}),
-                  flush=True)
+            print(json.dumps({"trial": trial, "side": side, "run_id": result.run_id, "success": result.success,
+                              "seconds": round(time.monotonic() - started, 2)}), flush=True)
 
 
 if __name__ == "__main__":

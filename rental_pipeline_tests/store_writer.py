@@ -1,5 +1,7 @@
 """Child process for the store's crash and concurrency tests (run as a script, not collected).
 
+ROOT is a folder or an s3:// root (credentials from the environment, as for any store).
+
 python store_writer.py until-killed ROOT SEED
     writes versions of ``crashy`` in a loop (blobs of varied sizes, alias moves, flags)
     until the parent kills it with SIGKILL at a random moment.
@@ -23,6 +25,7 @@ SIZES = (0, 10, 4_000, 60_000, 400_000)
 
 def until_killed(root: str, seed: int) -> None:
     store = ArtifactStore(root)
+    store.names()  # connected (on S3: client built), so the parent's kill lands in writes
     rng = random.Random(seed)
     print("ready", flush=True)
     step = 0
@@ -41,6 +44,7 @@ def until_killed(root: str, seed: int) -> None:
 
 def count(root: str, writer: str, n: int, go_file: str) -> None:
     store = ArtifactStore(root)
+    store.names()
     print("ready", flush=True)
     while not Path(go_file).exists():
         time.sleep(0.005)

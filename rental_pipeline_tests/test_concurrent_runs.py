@@ -36,6 +36,13 @@ def no_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "disabled")
 
 
+def create_instance() -> None:
+    """Create the home's SQLite storage before two processes open it at once: two processes
+    creating it together can stamp its schema twice (a SQLite first-use race, not a run race)."""
+    with dg.DagsterInstance.get():
+        pass
+
+
 def write_sources(folder: Path, trials: int) -> None:
     for trial in range(trials):
         for side in (0, 1):
@@ -79,17 +86,20 @@ def test_concurrent_training_runs_never_mix_their_inputs(tmp_path):
     folder = tmp_path / "trials"
     folder.mkdir()
     write_sources(folder, TRIALS)
-    sides = [
-        subprocess.Popen(
-            [sys.executable, str(RUNNER), str(side), str(TRIALS), str(folder)],
-            env=os.environ.copy(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for side in (0, 1)
-    ]
-    outputs = [side.communicate(timeout=1_200) for side in sides]
+    create_instance()
+    # Output goes to files: a pipe nobody reads while waiting on the other side would fill up
+    # with Dagster's log and stall the writer.
+    logs = [(folder / f"side-{side}.out", folder / f"side-{side}.err") for side in (0, 1)]
+    sides = []
+    for side, (out, err) in enumerate(logs):
+        with out.open("w") as stdout, err.open("w") as stderr:
+            sides.append(subprocess.Popen(
+                [sys.executable, str(RUNNER), str(side), str(TRIALS), str(folder)],
+                env=os.environ.copy(), stdout=stdout, stderr=stderr, text=True,
+            ))
+    for side in sides:
+        side.wait(timeout=1_200)
+    outputs = [(out.read_text(), err.read_text()) for out, err in logs]
     failed = [err[-3_000:] for side, (_, err) in zip(sides, outputs) if side.returncode != 0]
     assert not failed, "\n----\n".join(failed)
     runs = [json.loads(line) for out, _ in outputs for line in out.splitlines() if line.startswith("{")]
@@ -103,6 +113,7 @@ def test_concurrent_training_runs_never_mix_their_inputs(tmp_path):
 
 def test_two_dagster_job_execute_at_once_keep_their_own_inputs(tmp_path):
     write_sources(tmp_path, 1)
+    create_instance()
     commands = []
     for side in (0, 1):
         config = tmp_path / f"week-{side}.yaml"
@@ -111,11 +122,15 @@ def test_two_dagster_job_execute_at_once_keep_their_own_inputs(tmp_path):
             str(BIN / "dagster"), "job", "execute", "-m", "rental_pipeline.definitions", "-j", "training_job",
             "-c", str(config),
         ])
-    processes = [subprocess.Popen(c, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True) for c in commands]
-    for process in processes:
-        out, _ = process.communicate(timeout=600)
-        assert process.returncode == 0, out[-3_000:]
+    logs = [tmp_path / f"side-{side}.log" for side in (0, 1)]
+    processes = []
+    for command, log in zip(commands, logs):
+        with log.open("w") as output:
+            processes.append(subprocess.Popen(command, env=os.environ.copy(), stdout=output,
+                                              stderr=subprocess.STDOUT, text=True))
+    for process, log in zip(processes, logs):
+        process.wait(timeout=600)
+        assert process.returncode == 0, log.read_text()[-3_000:]
 
     with dg.DagsterInstance.get() as instance:
         records = instance.get_run_records()

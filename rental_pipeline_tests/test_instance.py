@@ -171,7 +171,6 @@ def dockerfile() -> dict[str, list[str]]:
 
 def test_deploy_files_agree_with_each_other_and_the_project():
     values = yaml.safe_load((DEPLOY / "values.yaml").read_text())
-    claim = yaml.safe_load((DEPLOY / "pvc.yaml").read_text())
     image = dockerfile()
     [deployment] = values["dagster-user-deployments"]["deployments"]
 
@@ -184,16 +183,19 @@ def test_deploy_files_agree_with_each_other_and_the_project():
     assert any(copy.split()[0] == served for copy in image["COPY"])
     assert served in image["CMD"][0] and workdir in image["CMD"][0]
 
-    # RENTAL_PIPELINE_HOME is the mounted claim, the same path in the image, the pods and the docs.
+    # The store and the landing prefix are object storage: no shared volume anywhere. The pods'
+    # own RENTAL_PIPELINE_HOME (scratch: cached blobs) is the image's folder, writable by its user.
     env = {item["name"]: item.get("value") for item in deployment["env"]}
-    home = env["RENTAL_PIPELINE_HOME"]
-    assert f"RENTAL_PIPELINE_HOME={home}" in image["ENV"]
-    [mount] = deployment["volumeMounts"]
-    [volume] = deployment["volumes"]
-    assert mount == {"name": volume["name"], "mountPath": home}
-    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
-    assert claim["kind"] == "PersistentVolumeClaim" and claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    from rental_pipeline.store.s3_backend import parse_s3_url
+
+    bucket, prefix, options = parse_s3_url(env["RENTAL_PIPELINE_STORE"])
+    assert prefix and not options  # endpoint and region from AWS_* variables, no credentials
+    assert env["RENTAL_PIPELINE_LANDING"].startswith(f"s3://{bucket}/") and env["AWS_REGION"]
+    assert f"RENTAL_PIPELINE_HOME={env['RENTAL_PIPELINE_HOME']}" in image["ENV"]
+    assert "volumes" not in deployment and "volumeMounts" not in deployment
+    assert not (DEPLOY / "pvc.yaml").exists()
     assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
+    assert image["RUN"][0].startswith('pip install ".[k8s]"')
 
     # The image's user can write to the volume, in the code server and in run pods.
     [user] = image["USER"]
@@ -203,9 +205,10 @@ def test_deploy_files_agree_with_each_other_and_the_project():
     run_pod = launcher["config"]["k8sRunLauncher"]["runK8sConfig"]["podSpecConfig"]
     assert run_pod["securityContext"]["fsGroup"] == int(user)
 
-    # W&B credentials come from a Secret; nothing secret is written in the values.
+    # W&B and S3 credentials come from Secrets; nothing secret is written in the values.
     assert {"name": "rental-pipeline-wandb"} in deployment["envSecrets"]
-    assert "WANDB_API_KEY" not in env
+    assert {"name": "rental-pipeline-s3"} in deployment["envSecrets"]
+    assert not {"WANDB_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env)
     assert values["generatePostgresqlPasswordSecret"] is False
     assert "postgresqlPassword" not in values["postgresql"]
 
@@ -215,13 +218,20 @@ def test_deploy_files_agree_with_each_other_and_the_project():
     assert env["RENTAL_PIPELINE_AUTOMATION"] == "on"
 
 
-def test_kubernetes_code_location_swaps_only_the_executor():
-    pytest.importorskip("dagster_k8s", reason="dagster-k8s is installed only in the image (deploy/Dockerfile)")
+def test_kubernetes_code_location_swaps_only_the_executor_and_the_store(monkeypatch):
+    pytest.importorskip(
+        "dagster_k8s", reason="dagster-k8s is not installed: pip install -e '.[dev,k8s]' (.ci/run does)"
+    )
     import importlib.util
 
     from rental_pipeline.definitions import defs as local
 
     spec = importlib.util.spec_from_file_location("definitions_k8s", DEPLOY / "definitions_k8s.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setenv("RENTAL_PIPELINE_STORE", str(DEPLOY))  # a folder: pods share none
+    with pytest.raises(RuntimeError, match="RENTAL_PIPELINE_STORE must name the team's object storage"):
+        spec.loader.exec_module(module)
+    monkeypatch.setenv("RENTAL_PIPELINE_STORE", "s3://team-bucket/rental")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     repo, local_repo = module.defs.get_repository_def(), local.get_repository_def()
@@ -229,3 +239,24 @@ def test_kubernetes_code_location_swaps_only_the_executor():
     assert {job.executor_def.name for job in repo.get_all_jobs()} == {"k8s_job_executor"}
     assert {s.name for s in repo.schedule_defs} == {s.name for s in local_repo.schedule_defs}
     assert {s.name for s in repo.sensor_defs} == {s.name for s in local_repo.sensor_defs}
+    store = module.defs.resources["artifact_store"]
+    assert store.root == dg.EnvVar("RENTAL_PIPELINE_STORE")  # read in each pod, not at import
+    assert module.defs.resources["io_manager"].artifact_store is store
+
+
+@pytest.mark.slow
+def test_kubernetes_code_location_validates_through_the_dagster_cli(tmp_path):
+    pytest.importorskip(
+        "dagster_k8s", reason="dagster-k8s is not installed: pip install -e '.[dev,k8s]' (.ci/run does)"
+    )
+    env = {**os.environ, "RENTAL_PIPELINE_STORE": "s3://team-bucket/rental", "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-f", "deploy/definitions_k8s.py"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Validation successful for code location definitions_k8s.py" in done.stdout + done.stderr

@@ -1,9 +1,8 @@
-"""The ``artifacts`` click group, driven through click's CliRunner."""
+"""The ``artifacts`` click group, driven through click's CliRunner, on a folder and on S3."""
 
 from __future__ import annotations
 
 import json
-import stat
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,9 @@ from click.testing import CliRunner
 
 from rental_pipeline.store import ArtifactStore
 from rental_pipeline.store.cli import artifacts
+from rental_pipeline.store.blobs import BlobStore
 from rental_pipeline.store.pending import PendingRun, PendingRuns
+from rental_pipeline_tests.store_backends import is_s3_store, overwrite
 
 
 @pytest.fixture(autouse=True)
@@ -21,11 +22,15 @@ def no_wandb_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("RENTAL_PIPELINE_HOME", raising=False)
+    monkeypatch.delenv("RENTAL_PIPELINE_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)  # defaults (.rental_pipeline/...) land in this test's folder
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ArtifactStore:
-    store = ArtifactStore(tmp_path / "home" / "artifacts")
+def store(store_root: str, tmp_path: Path) -> ArtifactStore:
+    if not store_root.startswith("s3://"):
+        store_root = str(tmp_path / "home" / "artifacts")
+    store = ArtifactStore(store_root)
     store.write("sample.csv", {"sample.csv": b"id,price\n1,100\n"}, type="raw_data")
     store.write(
         "clean_sample.csv", {"data.parquet": b"v0"}, type="clean_sample", inputs=["sample.csv"]
@@ -41,7 +46,7 @@ def store(tmp_path: Path) -> ArtifactStore:
 
 
 def run(store: ArtifactStore, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(artifacts, ["--root", str(store.root), *args])
+    result = CliRunner().invoke(artifacts, ["--root", store.location, *args])
     return result.exit_code, result.output
 
 
@@ -118,9 +123,7 @@ def test_alias_move_remove_and_log(store: ArtifactStore) -> None:
 def test_verify_exit_code(store: ArtifactStore) -> None:
     code, out = run(store, "verify")
     assert code == 0 and "no problems" in out
-    blob = store.paths("sample.csv:v0")["sample.csv"]
-    blob.chmod(stat.S_IRUSR | stat.S_IWUSR)
-    blob.write_bytes(b"id,price\n1,1\n")
+    overwrite(store, BlobStore.key(store.get("sample.csv:v0").files[0].sha256), b"id,price\n1,1\n")
     code, out = run(store, "verify")
     assert code == 1 and "sample.csv:v0 'sample.csv'" in out and "altered" in out
 
@@ -129,7 +132,7 @@ def test_gc(store: ArtifactStore) -> None:
     code, out = run(store, "gc", "--keep", "1", "--dry-run")
     assert code == 0 and "would remove 1 version(s)" in out and "version clean_sample.csv:v0" in out
     assert store.versions("clean_sample.csv") == [0, 1]
-    code, out = run(store, "gc", "--keep", "1")
+    code, out = run(store, "gc", "--keep", "1", *(["--grace-seconds", "0"] if is_s3_store(store) else []))
     assert code == 0 and "removed 1 version(s), 1 orphan blob(s)" in out
     assert store.versions("clean_sample.csv") == [1]
     assert store.versions("sample.csv") == [0]  # an input of a kept version
@@ -161,7 +164,10 @@ def test_sync_without_credentials_says_what_is_pending(
 
 
 def test_root_from_environment(store: ArtifactStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RENTAL_PIPELINE_HOME", str(store.root.parent))
+    if is_s3_store(store):
+        monkeypatch.setenv("RENTAL_PIPELINE_STORE", store.location)
+    else:
+        monkeypatch.setenv("RENTAL_PIPELINE_HOME", str(store.root.parent))
     result = CliRunner().invoke(artifacts, ["list"])
     assert result.exit_code == 0 and "clean_sample.csv" in result.output
 

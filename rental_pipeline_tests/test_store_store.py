@@ -1,10 +1,14 @@
-"""The artifact store as a system of record: versions, reuse, aliases, flags, integrity, gc."""
+"""The artifact store as a system of record: versions, reuse, aliases, flags, integrity, gc.
+
+Every test that does not look at a folder's own files runs on both backends: a local folder and
+a real S3 server (skipped, saying why, when none is running; see store_backends.py).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -19,21 +23,23 @@ from rental_pipeline.store import (
     default_root,
     entry_digest,
 )
+from rental_pipeline.store.blobs import BlobStore
+from rental_pipeline_tests.store_backends import is_s3_store, overwrite, remove
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ArtifactStore:
+def store(store_root: str) -> ArtifactStore:
+    return ArtifactStore(store_root)
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> ArtifactStore:
+    """For what only a folder has: file modes, temporary files, torn appends."""
     return ArtifactStore(tmp_path / "artifacts")
 
 
-def blob_of(store: ArtifactStore, ref: str, path: str) -> Path:
-    return store.blobs.path(store.get(ref).file(path).sha256)
-
-
-def overwrite(path: Path, data: bytes) -> None:
-    """Blobs are read-only on purpose; a tamperer has to make them writable first."""
-    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-    path.write_bytes(data)
+def blob_key(store: ArtifactStore, ref: str, path: str) -> str:
+    return BlobStore.key(store.get(ref).file(path).sha256)
 
 
 def test_round_trip_and_manifest(store: ArtifactStore) -> None:
@@ -132,7 +138,7 @@ def test_aliases_move_and_every_move_is_logged(store: ArtifactStore) -> None:
         (2, None, "ana", "incident 12"),
     ]
     assert all(m.at.endswith("+00:00") for m in prod_moves)
-    log_lines = (store.root / "collections" / "model" / "aliases.jsonl").read_text().splitlines()
+    log_lines = store.backend.read(store.layout.alias_log("model")).data.decode().splitlines()
     assert len(log_lines) == 6 and all(json.loads(line) for line in log_lines)
 
 
@@ -155,12 +161,12 @@ def test_flagged_versions_cannot_become_reference_or_prod(store: ArtifactStore) 
     assert store.flags("clean:v1") == {}
 
 
-def test_custom_alias_guard(tmp_path: Path) -> None:
+def test_custom_alias_guard(store_root: str) -> None:
     def no_friday_deploys(version, alias) -> None:
         if alias == "prod" and version.metadata.get("weekday") == "friday":
             raise AliasRefusedError("not on a friday")
 
-    store = ArtifactStore(tmp_path, alias_guard=no_friday_deploys)
+    store = ArtifactStore(store_root, alias_guard=no_friday_deploys)
     store.write("m", {"f": b"1"}, type="t", metadata={"weekday": "friday"})
     with pytest.raises(AliasRefusedError, match="friday"):
         store.set_alias("m:v0", "prod")
@@ -168,7 +174,7 @@ def test_custom_alias_guard(tmp_path: Path) -> None:
 
 def test_tampered_blob_is_refused_naming_version_and_file(store: ArtifactStore) -> None:
     store.write("test_data.csv", {"data.parquet": b"original bytes"}, type="test_data")
-    overwrite(blob_of(store, "test_data.csv:v0", "data.parquet"), b"evil bytes")
+    overwrite(store, blob_key(store, "test_data.csv:v0", "data.parquet"), b"evil bytes")
     for read in (
         lambda: store.read_bytes("test_data.csv:v0", "data.parquet"),
         lambda: store.paths("test_data.csv:latest"),
@@ -190,7 +196,7 @@ def test_tampered_blob_is_refused_naming_version_and_file(store: ArtifactStore) 
 
 def test_missing_blob_is_refused_naming_version_and_file(store: ArtifactStore) -> None:
     store.write("model", {"model.skops": b"weights"}, type="model_export")
-    blob_of(store, "model:v0", "model.skops").unlink()
+    remove(store, blob_key(store, "model:v0", "model.skops"))
     with pytest.raises(IntegrityError, match=r"model:v0 file 'model\.skops'.*missing"):
         store.read_bytes("model:v0", "model.skops")
     assert "missing" in str(store.verify())
@@ -208,11 +214,9 @@ def test_unknown_refs_are_explained(store: ArtifactStore) -> None:
 
 def test_damaged_manifest_is_reported(store: ArtifactStore) -> None:
     store.write("a", {"f": b"1"}, type="t")
-    manifest = store.root / "collections" / "a" / "versions" / "v0.json"
-    manifest.chmod(0o644)
-    manifest.write_text(
-        manifest.read_text().replace('"t"', '"u"').replace('"digest": "', '"digest": "0')
-    )
+    key = store.layout.manifest("a", 0)
+    text = store.backend.read(key).data.decode()
+    overwrite(store, key, text.replace('"t"', '"u"').replace('"digest": "', '"digest": "0').encode())
     with pytest.raises(IntegrityError, match="a:v0"):
         store.get("a:v0")
     assert not store.verify().ok
@@ -226,9 +230,10 @@ def test_gc_keeps_aliased_versions_and_their_inputs(store: ArtifactStore) -> Non
         store.write("clean", {"d": f"c{i}".encode()}, type="clean_sample")
     store.set_alias("clean:v0", "reference")
     orphan = store.blobs.put(b"nobody refers to me")
-    (store.blobs.root / orphan[:2] / ".tmp-killed-writer").write_bytes(b"half")
+    if not is_s3_store(store):  # object storage has no temporary files
+        (store.blobs.root / orphan[:2] / ".tmp-killed-writer").write_bytes(b"half")
 
-    assert store.gc(keep=1, dry_run=True).removed_versions == [
+    assert store.gc(keep=1, dry_run=True, grace_seconds=0).removed_versions == [
         "clean:v1",
         "clean:v2",
         "raw:v0",
@@ -236,12 +241,12 @@ def test_gc_keeps_aliased_versions_and_their_inputs(store: ArtifactStore) -> Non
     ]
     assert store.versions("clean") == [0, 1, 2, 3]  # dry run removed nothing
 
-    report = store.gc(keep=1)
+    report = store.gc(keep=1, grace_seconds=0)  # nothing else writes: no grace needed
     assert report.removed_versions == ["clean:v1", "clean:v2", "raw:v0", "raw:v2"]
-    assert report.removed_blobs == 5 and report.removed_temp_files == 1
+    assert report.removed_blobs == 5 and report.removed_temp_files == (0 if is_s3_store(store) else 1)
     assert store.versions("clean") == [0, 3]  # reference and latest
     assert store.versions("raw") == [1, 3]  # input of the reference version, and latest
-    assert not store.blobs.path(orphan).exists()
+    assert store.backend.info(BlobStore.key(orphan)) is None
     assert store.verify().ok
     assert store.get("clean:reference").inputs == ("raw:v1",)
     with pytest.raises(ValueError):
@@ -258,7 +263,7 @@ def test_gc_without_keep_removes_no_version(store: ArtifactStore) -> None:
 def test_version_numbers_are_never_reused_after_gc(store: ArtifactStore) -> None:
     for i in range(3):
         store.write("a", {"f": str(i).encode()}, type="t")
-    store.gc(keep=1)
+    store.gc(keep=1, grace_seconds=0)
     assert store.write("a", {"f": b"new"}, type="t").version.version == 3
 
 
@@ -277,7 +282,7 @@ def test_list_and_history(store: ArtifactStore) -> None:
 
 def test_files_are_read_only_and_metadata_must_be_json(store: ArtifactStore) -> None:
     version = store.write("a", {"f": b"1"}, type="t").version
-    blob = store.blobs.path(version.files[0].sha256)
+    blob = store.paths(version.ref)["f"]  # on object storage, this machine's cached copy
     assert not os.stat(blob).st_mode & 0o222
     with pytest.raises(ValueError, match="plain JSON"):
         store.write("a", {"f": b"2"}, type="t", metadata={"mae": float("nan")})
@@ -288,6 +293,11 @@ def test_files_are_read_only_and_metadata_must_be_json(store: ArtifactStore) -> 
 def test_default_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("RENTAL_PIPELINE_HOME", str(tmp_path))
     assert default_root() == tmp_path / "artifacts"
+    monkeypatch.setenv("RENTAL_PIPELINE_STORE", "s3://team-artifacts/rental")
+    assert default_root() == "s3://team-artifacts/rental"
+    monkeypatch.setenv("RENTAL_PIPELINE_STORE", str(tmp_path / "elsewhere"))
+    assert default_root() == tmp_path / "elsewhere"
+    monkeypatch.delenv("RENTAL_PIPELINE_STORE")
     monkeypatch.delenv("RENTAL_PIPELINE_HOME")
     assert default_root() == Path(".rental_pipeline").resolve() / "artifacts"  # same folder, made absolute
 
@@ -310,7 +320,9 @@ def test_store_package_does_not_import_dagster() -> None:
             assert not any(m.split(".")[0].startswith("dagster") for m in modules), source.name
 
 
-def test_a_torn_alias_log_tail_is_ignored_and_repaired(store: ArtifactStore) -> None:
+def test_a_torn_alias_log_tail_is_ignored_and_repaired(local_store: ArtifactStore) -> None:
+    """A folder's log grows by appends a crash can tear; object storage replaces it whole."""
+    store = local_store
     store.write("a", {"f": b"1"}, type="t")
     log = store.root / "collections" / "a" / "aliases.jsonl"
     with open(log, "ab") as handle:
@@ -322,7 +334,8 @@ def test_a_torn_alias_log_tail_is_ignored_and_repaired(store: ArtifactStore) -> 
     assert store.aliases("a") == {"latest": 1}
 
 
-def test_leftovers_of_a_first_write_killed_before_commit(store: ArtifactStore) -> None:
+def test_leftovers_of_a_first_write_killed_before_commit(local_store: ArtifactStore) -> None:
+    store = local_store
     store.write("kept", {"f": b"1"}, type="t")
     versions = store.root / "collections" / "never" / "versions"
     versions.mkdir(parents=True)
@@ -342,19 +355,18 @@ def test_leftovers_of_a_first_write_killed_before_commit(store: ArtifactStore) -
 def test_a_damaged_alias_log_line_is_an_integrity_error(store: ArtifactStore) -> None:
     store.write("a", {"f": b"1"}, type="t")
     store.write("a", {"f": b"2"}, type="t")
-    log = store.root / "collections" / "a" / "aliases.jsonl"
-    lines = log.read_bytes().split(b"\n")
-    log.write_bytes(b"\n".join([b"{not json", *lines[1:]]))
+    key = store.layout.alias_log("a")
+    lines = store.backend.read(key).data.split(b"\n")
+    overwrite(store, key, b"\n".join([b"{not json", *lines[1:]]))
     with pytest.raises(IntegrityError, match=r"aliases\.jsonl line 1"):
         store.get("a")
     assert "aliases.jsonl line 1 is unreadable" in str(store.verify())
 
 
-def test_latest_survives_a_crash_between_commit_and_alias_log(tmp_path: Path) -> None:
+def test_latest_survives_a_crash_between_commit_and_alias_log(store: ArtifactStore) -> None:
     """The state a writer killed right after publishing its manifest leaves: no `latest` move logged."""
-    store = ArtifactStore(tmp_path / "artifacts")
     store.write("crashy", {"data.bin": b"first"}, type="test")
-    store.layout.alias_log("crashy").write_bytes(b"")  # the move was never appended
+    overwrite(store, store.layout.alias_log("crashy"), b"")  # the move was never appended
     assert store.get("crashy:latest").ref == "crashy:v0"
     assert store.verify().ok
     again = store.write("crashy", {"data.bin": b"first"}, type="test")
@@ -375,3 +387,96 @@ def test_flag_entries_merge_so_separate_writers_keep_each_others(store: Artifact
     store.mark(ref, "failed_checks", ["row_count"])  # a list of names, as older callers wrote
     store.mark_entries(ref, "failed_checks", {"schema": "x"})
     assert store.flags(ref)["failed_checks"] == {"row_count": True, "schema": "x"}
+
+
+# -- object storage only ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_store(s3_credentials: str) -> ArtifactStore:
+    from rental_pipeline_tests.store_backends import s3_root
+
+    return ArtifactStore(s3_root(s3_credentials, "only-s3"))
+
+
+def test_gc_on_object_storage_keeps_young_orphans_for_concurrent_writers(s3_store: ArtifactStore) -> None:
+    store = s3_store
+    store.write("a", {"f": b"kept"}, type="t")
+    orphan = store.blobs.put(b"a writer on another machine is about to commit a version with me")
+    report = store.gc()  # the default grace period: an hour
+    assert (report.removed_blobs, report.kept_recent_blobs, report.grace_seconds) == (0, 1, 3600.0)
+    assert "younger than the 3600 s grace period" in str(report)
+    assert store.backend.info(BlobStore.key(orphan)) is not None
+    assert store.gc(grace_seconds=0).removed_blobs == 1
+    assert store.backend.info(BlobStore.key(orphan)) is None and store.verify().ok
+
+
+def test_reusing_an_old_blob_refreshes_it_so_gc_leaves_it(
+    s3_store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blob no version uses (its version was collected) and old enough for gc: a writer that
+    reuses it instead of uploading it again refreshes its time, without moving its bytes."""
+    store = s3_store
+    monkeypatch.setattr(store.backend, "default_grace_seconds", 4.0)  # refreshed when older than 1 s
+    sha = store.blobs.put(b"weights of last month's model")
+    before = store.backend.info(BlobStore.key(sha))
+    time.sleep(1.2)
+    sent = store.backend.bytes_sent
+    store.write("model", {"model.skops": b"weights of last month's model"}, type="model_export")
+    after = store.backend.info(BlobStore.key(sha))
+    assert after.modified > before.modified and after.etag == before.etag
+    assert store.backend.bytes_sent - sent < 2_000  # the manifest and the alias log, not the blob again
+
+
+def test_objects_whose_etag_is_not_their_md5_are_still_checked(s3_store: ArtifactStore, tmp_path: Path) -> None:
+    """With SSE-KMS or a multipart upload the ETag is not the MD5 of the bytes. A multipart upload
+    stands in for that here: nothing may rely on ETag == MD5 for correctness."""
+    store = s3_store
+    data = b"weights uploaded by another tool, in parts" * 1000
+    version = store.write("model", {"model.skops": data}, type="model_export").version
+    key = BlobStore.key(version.files[0].sha256)
+    client, bucket, full = store.backend.client, store.backend.bucket, store.backend._key(key)
+    upload = client.create_multipart_upload(Bucket=bucket, Key=full)["UploadId"]
+    part = client.upload_part(Bucket=bucket, Key=full, UploadId=upload, PartNumber=1, Body=data)
+    client.complete_multipart_upload(
+        Bucket=bucket, Key=full, UploadId=upload, MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]}
+    )
+    assert store.backend.info(key).etag.strip('"').endswith("-1")
+
+    elsewhere = ArtifactStore(store.location, local_dir=tmp_path / "another-machine")
+    assert elsewhere.read_bytes("model:v0", "model.skops") == data  # downloaded and verified
+    assert elsewhere.read_bytes("model:v0", "model.skops") == data  # then from its cache
+    overwrite(store, key, b"tampered")
+    with pytest.raises(IntegrityError, match="altered"):
+        elsewhere.read_bytes("model:v0", "model.skops")
+    assert elsewhere.write("model", {"model.skops": data}, type="model_export").created is False  # healed
+    assert store.read_bytes("model:v0", "model.skops") == data and store.verify().ok
+
+
+def test_credentials_never_go_into_the_root() -> None:
+    from rental_pipeline.store.s3_backend import S3ConfigError
+
+    with pytest.raises(S3ConfigError, match="credentials do not belong"):
+        ArtifactStore("s3://AKIAKEY:secret@bucket/prefix")
+    with pytest.raises(S3ConfigError, match="unknown option 'aws_secret_access_key'"):
+        ArtifactStore("s3://bucket/prefix?aws_secret_access_key=x")
+    with pytest.raises(S3ConfigError, match="credentials do not belong in the endpoint"):
+        ArtifactStore("s3://bucket/prefix?endpoint_url=http://key:secret@127.0.0.1:9000")
+    with pytest.raises(S3ConfigError, match="at least 3 characters"):
+        ArtifactStore("s3://ab/prefix")
+    store = ArtifactStore("s3://team-bucket/rental/?endpoint_url=http://127.0.0.1:9&region=eu-west-1")
+    assert store.location == "s3://team-bucket/rental?endpoint_url=http%3A%2F%2F127.0.0.1%3A9&region=eu-west-1"
+    assert ArtifactStore(store.location).location == store.location  # what a worker process reopens
+
+
+def test_a_missing_bucket_or_an_unreachable_server_is_named(s3_credentials: str) -> None:
+    from rental_pipeline.store.s3_backend import ObjectStorageError
+
+    store = ArtifactStore(f"s3://no-such-bucket-here/x?endpoint_url={s3_credentials}&region=us-east-1")
+    with pytest.raises(ObjectStorageError, match="bucket 'no-such-bucket-here'"):
+        store.write("a", {"f": b"1"}, type="t")
+    with pytest.raises(ObjectStorageError, match="bucket 'no-such-bucket-here'"):
+        store.names()  # not mistaken for an empty store
+    gone = ArtifactStore("s3://team-bucket/x?endpoint_url=http://127.0.0.1:9&region=us-east-1")
+    with pytest.raises(ObjectStorageError, match="127.0.0.1:9"):
+        gone.get("model:prod")

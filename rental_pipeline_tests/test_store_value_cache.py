@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,8 +10,8 @@ from rental_pipeline.store import ArtifactStore, ValueCache
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ArtifactStore:
-    return ArtifactStore(tmp_path / "artifacts")
+def store(store_root: str) -> ArtifactStore:
+    return ArtifactStore(store_root)
 
 
 def frame(rows: int, price: float = 100.0) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
 
@@ -274,3 +275,46 @@ def test_the_cache_key_is_recorded_on_the_version_it_made(instance):
     (event,) = result.get_asset_materialization_events()
     entries = store().flags("raw_data:v0")[RUN_CACHE_FLAG]
     assert list(entries.values()) == [{"run_id": result.run_id}]
+
+
+@pytest.mark.slow
+def test_a_process_per_step_reads_the_versions_its_own_run_recorded():
+    """With the multiprocess executor no step shares the resolver's memory: each reads the run's
+    own records. Another writer moves `latest` and the latest materialization between runs."""
+    from rental_pipeline_tests.multiprocess_job import SELECTION, multiprocess_training_job
+
+    config = {"ops": {k: v for k, v in run_config()["ops"].items() if k in (
+        "raw_data", "clean_sample_checks")}}
+    config["ops"]["raw_data"]["config"]["seed"] = 11
+    with dg.DagsterInstance.get() as instance:
+        job = dg.reconstructable(multiprocess_training_job)
+        with dg.execute_job(job, instance=instance, run_config=config) as first:
+            assert first.success
+        # Someone stores another raw_data and clean_sample behind Dagster's back.
+        from rental_pipeline.synthetic import generate_listings
+
+        store().save("raw_data", generate_listings(rows=900, seed=99), type="raw_data")
+        with dg.execute_job(job, instance=instance, run_config=config) as again:
+            assert again.success
+        for result in (first, again):
+            refs = {}
+            for event in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+                m = event.dagster_event.step_materialization_data.materialization
+                refs[m.asset_key.to_user_string()] = (str(m.metadata["artifact"].value), m.metadata)
+            assert set(refs) == set(SELECTION)
+            assert store().get(refs["clean_sample"][0]).inputs == (refs["raw_data"][0],)
+            assert store().get(refs["trainval_data"][0]).inputs == (refs["clean_sample"][0],)
+            for event in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+                evaluation = event.dagster_event.event_specific_data
+                checked = evaluation.metadata.get("checked_version")
+                if checked is not None:
+                    assert checked.value == refs[evaluation.asset_key.to_user_string()][0]
+        # The second run re-read its source (synthetic: from config), found the same bytes, and
+        # reused every version, never the intruder's raw_data:v1.
+        second = {
+            e.dagster_event.step_materialization_data.materialization.asset_key.to_user_string():
+            e.dagster_event.step_materialization_data.materialization.metadata
+            for e in instance.all_logs(again.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        }
+        assert second["raw_data"]["artifact"].value == "raw_data:v0"
+        assert all(REUSED_FROM_KEY in metadata for metadata in second.values())

@@ -3,7 +3,9 @@
 The reference project moved ``prod`` and ``reference`` by hand with nothing recording why. Here
 every move is one JSON line (alias, from which version, to which, when, who, why) appended to the
 artifact's log, and the current aliases are *computed* from that log: a move is committed by one
-durable append, so the log and the alias state can never disagree, even after a crash.
+durable append, so the log and the alias state can never disagree, even after a crash. An append
+is conditional on the log being what the mover read (a compare-and-swap on object storage), so
+two machines moving aliases at once never lose a move: the slower one reads again and retries.
 
 Aliases can also be refused: a guard sees the target version (with its flags) and may raise
 :class:`AliasRefusedError`. The default guard keeps ``reference`` and ``prod`` off versions that
@@ -18,11 +20,10 @@ import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from .backend import Backend, Stored
 from .errors import AliasRefusedError, IntegrityError
-from .fsutil import append_line
 from .manifest import VersionManifest
 
 FAILED_CHECKS_FLAG = "failed_checks"
@@ -87,17 +88,34 @@ class AliasMove:
 
 
 class AliasLog:
-    """The append-only log of one artifact's alias moves; the current aliases are its fold."""
+    """The append-only log of one artifact's alias moves; the current aliases are its fold.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    :meth:`read` remembers what it read, and :meth:`append` adds a move only if the log is still
+    that (:class:`~.backend.PreconditionFailed` otherwise), so a move is always decided on the
+    latest state.
+    """
+
+    def __init__(self, backend: Backend, key: str) -> None:
+        self.backend = backend
+        self.key = key
+        self.name = key.rsplit("/", 1)[-1]
+        self._read: Stored | None = None
+        self._loaded = False
+
+    def read(self) -> AliasLog:
+        try:
+            self._read = self.backend.read(self.key)
+        except FileNotFoundError:
+            self._read = None
+        self._loaded = True
+        return self
 
     def _lines(self) -> list[bytes]:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
+        if not self._loaded:
+            self.read()
+        if self._read is None:
             return []
-        lines = data.split(b"\n")
+        lines = self._read.data.split(b"\n")
         # The last element is b"" after a final newline, or a torn record a crash left behind
         # (never committed: the writer had not finished its append). Either way it is not a move.
         return lines[:-1]
@@ -112,7 +130,7 @@ class AliasLog:
                 moves.append(AliasMove.from_json(json.loads(line)))
             except (ValueError, KeyError, TypeError) as exc:
                 raise IntegrityError(
-                    f"{self.path.name} line {number} is unreadable: {exc}"
+                    f"{self.name} line {number} is unreadable: {exc}"
                 ) from exc
         return moves
 
@@ -124,7 +142,7 @@ class AliasLog:
             try:
                 AliasMove.from_json(json.loads(line))
             except (ValueError, KeyError, TypeError) as exc:
-                found.append(f"{self.path.name} line {number} is unreadable: {exc}")
+                found.append(f"{self.name} line {number} is unreadable: {exc}")
         return found
 
     def current(self) -> dict[str, int]:
@@ -137,8 +155,12 @@ class AliasLog:
         return aliases
 
     def append(self, move: AliasMove) -> None:
-        """Commit a move; callers hold the artifact lock so moves are serialised."""
-        append_line(self.path, json.dumps(move.to_json(), sort_keys=True, allow_nan=False))
+        """Commit a move, if the log is still what was read; raises PreconditionFailed if not."""
+        if not self._loaded:
+            self.read()
+        line = json.dumps(move.to_json(), sort_keys=True, allow_nan=False).encode("utf-8")
+        self.backend.append_line(self.key, line, after=self._read)
+        self._loaded = False  # the next reader reads what is there now
 
 
 def aliases_of(version: int, aliases: Mapping[str, int]) -> tuple[str, ...]:

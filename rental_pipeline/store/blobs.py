@@ -7,35 +7,68 @@ a damaged blob is detected on every read and healed by the next write of the sam
 
 from __future__ import annotations
 
-import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .backend import Backend, LocalBackend, ObjectInfo
 from .digest import hash_file, sha256_hex
-from .fsutil import atomic_write, fsync_dir, is_temp_leftover
+from .fsutil import atomic_write
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
+PREFIX = "blobs/sha256/"
 
 
 class BlobStore:
     """``<root>/blobs/sha256/ab/abcdef...``: two-level fan-out keeps directories small."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root / "blobs" / "sha256"
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.root = backend.local_dir / "blobs" / "sha256"  # on a local store, where the files are
 
-    def path(self, sha256: str) -> Path:
+    @staticmethod
+    def key(sha256: str) -> str:
         if not _SHA256_RE.fullmatch(sha256):
             raise ValueError(f"not a sha256 hex digest: {sha256!r}")
-        return self.root / sha256[:2] / sha256
+        return f"{PREFIX}{sha256[:2]}/{sha256}"
+
+    def path(self, sha256: str) -> Path:
+        """The blob's file on this machine: the store's own file, or its cached copy."""
+        key = self.key(sha256)
+        if isinstance(self.backend, LocalBackend):
+            return self.backend.path(key)
+        return self.backend.local_dir / "cache" / key
 
     def put(self, data: bytes, sha256: str | None = None) -> str:
-        """Store ``data`` unless an intact copy exists; returns its sha256."""
+        """Store ``data`` unless an intact copy exists; returns its sha256.
+
+        On object storage an intact copy is recognised without downloading it: by the ETag this
+        machine saw when it last wrote or checked those bytes, or by an ETag equal to their MD5
+        (what a plain single-part upload gets). Anything else is uploaded again, which is always
+        safe. A copy older than a quarter of ``gc``'s grace period is touched, so ``gc`` leaves it
+        alone while the caller goes on to reference it.
+        """
         sha256 = sha256 or sha256_hex(data)
-        target = self.path(sha256)
-        if target.exists() and self.intact(sha256):
+        key = self.key(sha256)
+        if isinstance(self.backend, LocalBackend):
+            if self.intact(sha256):
+                return sha256
+            self.backend.write(key, data)
             return sha256
-        atomic_write(target, data, mode=0o444)
+        from .s3_backend import etag_is_md5, md5_hex
+
+        found = self.backend.info(key)
+        etag: str | None = None
+        if found is not None and found.size == len(data):
+            if found.etag == self._seen_etag(sha256) or etag_is_md5(found.etag, md5_hex(data)):
+                etag = found.etag
+                if time.time() - found.modified >= self.backend.default_grace_seconds / 4:
+                    etag = self.backend.touch(key)  # None: removed between the two looks
+        if etag is None:
+            etag = self.backend.write(key, data)  # absent, damaged, or of unknown bytes
+        # This machine's readers (the next step, the W&B worker) then find the bytes locally.
+        self._cache(sha256, data, etag)
         return sha256
 
     def intact(self, sha256: str) -> bool:
@@ -44,39 +77,64 @@ class BlobStore:
         except FileNotFoundError:
             return False
 
+    def read(self, sha256: str) -> bytes:
+        """The stored bytes, unchecked (callers compare them with the manifest's sha256)."""
+        return self.backend.read(self.key(sha256)).data
+
+    def fetch(self, sha256: str) -> tuple[Path, str]:
+        """A file on this machine with the blob's bytes, and the sha256 those bytes really have
+        (the caller refuses a mismatch); :class:`FileNotFoundError` if the blob is gone.
+
+        On object storage: the cached copy while the stored object keeps the ETag it had when
+        this machine last verified it (one HEAD request); otherwise the bytes are downloaded and
+        cached again only if they are the right ones. So a replaced object is noticed even when
+        the cached copy is intact, and a damaged cached copy is replaced.
+        """
+        path = self.path(sha256)
+        if isinstance(self.backend, LocalBackend):
+            return path, hash_file(path).sha256
+        key = self.key(sha256)
+        remote = self.backend.info(key)
+        if remote is None:
+            raise FileNotFoundError(self.backend.url(key))
+        if path.exists() and self._seen_etag(sha256) == remote.etag:
+            actual = hash_file(path).sha256
+            if actual == sha256:
+                return path, actual
+        stored = self.backend.read(key)
+        actual = sha256_hex(stored.data)
+        if actual == sha256:
+            self._cache(sha256, stored.data, stored.etag, replace=True)
+        return path, actual
+
+    def _seen_path(self, sha256: str) -> Path:
+        return self.path(sha256).with_name(f"{sha256}.etag")
+
+    def _seen_etag(self, sha256: str) -> str | None:
+        try:
+            return self._seen_path(sha256).read_text(encoding="ascii")
+        except FileNotFoundError:
+            return None
+
+    def _cache(self, sha256: str, data: bytes, etag: str, *, replace: bool = False) -> None:
+        """Keep verified bytes on this machine, with the ETag the stored object had then."""
+        path = self.path(sha256)
+        if replace or not path.exists():
+            atomic_write(path, data, mode=0o444)
+        if self._seen_etag(sha256) != etag:
+            atomic_write(self._seen_path(sha256), etag.encode("ascii"))
+
+    def stored(self) -> Iterator[ObjectInfo]:
+        """Every committed blob with its size and time (temporary leftovers excluded)."""
+        for info in self.backend.list(PREFIX):
+            fan, _, name = info.key[len(PREFIX) :].partition("/")
+            if _SHA256_RE.fullmatch(name) and name.startswith(fan):
+                yield info
+
     def all(self) -> Iterator[str]:
-        """Every committed blob (temporary leftovers excluded)."""
-        if not self.root.is_dir():
-            return
-        for fan in sorted(self.root.iterdir()):
-            if not fan.is_dir():
-                continue
-            for blob in sorted(fan.iterdir()):
-                if _SHA256_RE.fullmatch(blob.name) and blob.name.startswith(fan.name):
-                    yield blob.name
+        for info in self.stored():
+            yield info.key.rsplit("/", 1)[-1]
 
     def remove(self, sha256: str) -> int:
         """Delete one blob; returns the bytes freed."""
-        target = self.path(sha256)
-        try:
-            size = target.stat().st_size
-            target.unlink()
-        except FileNotFoundError:
-            return 0
-        fsync_dir(target.parent)
-        return size
-
-    def temp_leftovers(self) -> Iterator[Path]:
-        if not self.root.is_dir():
-            return
-        for fan in self.root.iterdir():
-            if fan.is_dir():
-                yield from (p for p in fan.iterdir() if is_temp_leftover(p))
-
-
-def remove_file(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return
-    fsync_dir(path.parent)
+        return self.backend.delete(self.key(sha256))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -44,12 +43,12 @@ def _reporting_errors(command: F) -> F:
 @click.group("artifacts")
 @click.option(
     "--root",
-    type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Store directory [default: $RENTAL_PIPELINE_HOME/artifacts or .rental_pipeline/artifacts]",
+    help="Store folder or s3://bucket/prefix [default: $RENTAL_PIPELINE_STORE, else "
+    "$RENTAL_PIPELINE_HOME/artifacts or .rental_pipeline/artifacts]",
 )
 @click.pass_context
-def artifacts(ctx: click.Context, root: Path | None) -> None:
+def artifacts(ctx: click.Context, root: str | None) -> None:
     """Versioned artifacts: list, inspect, alias, verify, clean up and sync to W&B."""
     ctx.meta[_META_KEY] = ArtifactStore(root or default_root())
 
@@ -87,7 +86,7 @@ def list_command(name: str | None, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not summaries:
-        click.echo(f"no artifacts in {store.root}")
+        click.echo(f"no artifacts in {store.location}")
         return
     width = max(len(s.name) for s in summaries)
     for s in summaries:
@@ -202,10 +201,17 @@ def verify_command() -> None:
     help="Also remove unaliased versions older than the newest N.",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@click.option(
+    "--grace-seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="On object storage, leave unreferenced blobs changed within this many seconds "
+    "[default: 3600]; 0 only while nothing else writes to the store.",
+)
 @_reporting_errors
-def gc_command(keep: int | None, dry_run: bool) -> None:
+def gc_command(keep: int | None, dry_run: bool, grace_seconds: float | None) -> None:
     """Remove leftovers of interrupted writes and blobs nothing refers to."""
-    click.echo(str(_store().gc(keep=keep, dry_run=dry_run)))
+    click.echo(str(_store().gc(keep=keep, dry_run=dry_run, grace_seconds=grace_seconds)))
 
 
 @artifacts.command("sync")

@@ -58,6 +58,31 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
+def create_exclusive(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
+    """Publish ``data`` at ``path`` only if nothing is there yet; False if something is.
+
+    The bytes are made durable in a temporary file first, then ``link``ed to the final name:
+    ``link`` refuses an existing name atomically, so two writers can never both succeed.
+    """
+    ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    fsync_dir(path.parent)
+    return True
+
+
 def append_line(path: Path, line: str) -> None:
     """Append one record durably; a single ``write`` to an O_APPEND file is all or nothing here.
 

@@ -11,67 +11,69 @@
       mirror/pending/<run_id>.json            W&B offline runs not yet synced (and their blobs)
       mirror/synced/<run_id>.json             the same records once ``wandb sync`` succeeded
 
-Temporary files are named ``.tmp-*`` in the directory of the file they will replace.
+Temporary files are named ``.tmp-*`` in the directory of the file they will replace. On object
+storage the keys are the same below ``s3://bucket/prefix/``, with no locks and no temporary files
+(see :mod:`.backend`); a local cache of blobs and the W&B records stay on each machine.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
+from .backend import Backend, ObjectInfo
 from .errors import InvalidNameError
 from .names import validate_name
 
 _MANIFEST_RE = re.compile(r"v(0|[1-9][0-9]*)\.json")
+COLLECTIONS = "collections/"
 
 
 class StoreLayout:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    """Keys of the store's objects, relative to its root (``/``-separated on every backend)."""
 
-    @property
-    def store_lock(self) -> Path:
-        return self.root / ".lock"
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
 
-    @property
-    def collections(self) -> Path:
-        return self.root / "collections"
+    def collection(self, name: str) -> str:
+        """Where an artifact's records are, as a user would look for them (path or s3:// URL)."""
+        return self.backend.url(self.collection_key(name))
 
-    def collection(self, name: str) -> Path:
-        return self.collections / validate_name(name)
+    def collection_key(self, name: str) -> str:
+        return f"{COLLECTIONS}{validate_name(name)}"
 
-    def artifact_lock(self, name: str) -> Path:
-        return self.collection(name) / ".lock"
+    def versions_dir(self, name: str) -> str:
+        return f"{self.collection_key(name)}/versions/"
 
-    def versions_dir(self, name: str) -> Path:
-        return self.collection(name) / "versions"
+    def manifest(self, name: str, version: int) -> str:
+        return f"{self.versions_dir(name)}v{version}.json"
 
-    def manifest(self, name: str, version: int) -> Path:
-        return self.versions_dir(name) / f"v{version}.json"
+    def alias_log(self, name: str) -> str:
+        return f"{self.collection_key(name)}/aliases.jsonl"
 
-    def alias_log(self, name: str) -> Path:
-        return self.collection(name) / "aliases.jsonl"
-
-    def flags(self, name: str, version: int) -> Path:
-        return self.collection(name) / "flags" / f"v{version}.json"
+    def flags(self, name: str, version: int) -> str:
+        return f"{self.collection_key(name)}/flags/v{version}.json"
 
     def committed_versions(self, name: str) -> list[int]:
         """Version numbers whose manifest was published, ascending."""
-        directory = self.versions_dir(name)
-        if not directory.is_dir():
-            return []
-        found = (_MANIFEST_RE.fullmatch(p.name) for p in directory.iterdir())
-        return sorted(int(m.group(1)) for m in found if m)
+        return sorted(self.committed(name))
+
+    def committed(self, name: str) -> dict[int, ObjectInfo]:
+        """Published manifests by version number, with the ETag each was listed at."""
+        prefix = self.versions_dir(name)
+        found = {}
+        for info in self.backend.list(prefix):
+            match = _MANIFEST_RE.fullmatch(info.key[len(prefix) :])
+            if match:
+                found[int(match.group(1))] = info
+        return dict(sorted(found.items()))
 
     def names(self) -> list[str]:
         """Artifacts with at least one committed version (a killed first write leaves none)."""
-        if not self.collections.is_dir():
-            return []
         found = []
-        for path in self.collections.iterdir():
+        for name in self.backend.children(COLLECTIONS):
             try:
-                if path.is_dir() and self.committed_versions(path.name):
-                    found.append(path.name)
+                if self.committed_versions(name):
+                    found.append(name)
             except InvalidNameError:
                 continue  # a folder someone else put here; not an artifact
         return sorted(found)

@@ -4,24 +4,23 @@ What a killed writer leaves behind (``.tmp-*`` files, blobs written before its m
 published, a collection with no committed version) is invisible to readers, so ``verify`` does not
 count it as a problem; ``gc`` removes it. ``gc`` never removes an aliased version, a version another
 kept version was made from (lineage stays resolvable), or a blob an unsynced W&B offline run
-points at.
+points at. On object storage, where no lock keeps writers out, it also leaves every unreferenced
+blob that changed within the grace period (default an hour): a writer on another machine may be
+about to commit a version that uses it (writers refresh the time of an old blob they reuse).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .aliases import AliasLog
-from .blobs import remove_file
-from .digest import FileHashes, hash_file
+from .backend import LocalBackend
+from .digest import FileHashes, hash_bytes, hash_file
 from .errors import ArtifactNotFoundError, IntegrityError
-from .flags import FlagSidecar
-from .fsutil import fsync_dir, is_temp_leftover
 from .manifest import VersionManifest
+from .errors import InvalidNameError
 from .names import parse_ref, version_ref
 from .pending import PendingRuns
 
@@ -72,6 +71,8 @@ class GcReport:
     removed_empty_artifacts: list[str] = field(default_factory=list)
     forgotten_runs: list[str] = field(default_factory=list)
     kept_pending_blobs: int = 0
+    kept_recent_blobs: int = 0  # unreferenced, but changed within the grace period
+    grace_seconds: float = 0.0
     skipped_blob_cleanup: str | None = None
     dry_run: bool = False
 
@@ -92,6 +93,11 @@ class GcReport:
             lines.append(
                 f"  kept {self.kept_pending_blobs} blob(s) that unsynced W&B offline runs point at"
             )
+        if self.kept_recent_blobs:
+            lines.append(
+                f"  kept {self.kept_recent_blobs} unreferenced blob(s) younger than the "
+                f"{self.grace_seconds:g} s grace period (a writer may be about to use them)"
+            )
         if self.skipped_blob_cleanup:
             lines.append(f"  blob cleanup skipped: {self.skipped_blob_cleanup}")
         return "\n".join(lines)
@@ -104,7 +110,10 @@ def verify_store(store: ArtifactStore) -> VerifyReport:
     def check_blob(sha256: str, expected_digest: str | None, size: int | None) -> str | None:
         if sha256 not in hashed:
             try:
-                hashed[sha256] = hash_file(store.blobs.path(sha256))
+                if isinstance(store.backend, LocalBackend):
+                    hashed[sha256] = hash_file(store.blobs.path(sha256))
+                else:
+                    hashed[sha256] = hash_bytes(store.blobs.read(sha256))
                 report.blobs_checked += 1
             except FileNotFoundError:
                 hashed[sha256] = None
@@ -137,10 +146,10 @@ def verify_store(store: ArtifactStore) -> VerifyReport:
                 if problem:
                     report.problems.append(Problem(problem, ref, entry.path))
             try:
-                FlagSidecar(store.layout.flags(name, version)).read()
+                store._flag_sidecar(name, version).read()
             except IntegrityError as exc:
                 report.problems.append(Problem(str(exc), ref))
-        log = AliasLog(store.layout.alias_log(name))
+        log = store._alias_log(name)
         report.problems += [Problem(p, name) for p in log.problems()]
         try:
             aliases = log.current()
@@ -175,27 +184,35 @@ def verify_store(store: ArtifactStore) -> VerifyReport:
     return report
 
 
-def collect_garbage(store: ArtifactStore, *, keep: int | None, dry_run: bool) -> GcReport:
+def collect_garbage(
+    store: ArtifactStore, *, keep: int | None, dry_run: bool, grace_seconds: float | None = None
+) -> GcReport:
     if keep is not None and keep < 1:
         raise ValueError(
             "keep must be at least 1: the newest version of each artifact always stays"
         )
-    report = GcReport(dry_run=dry_run)
-    if not store.root.is_dir():
+    backend = store.backend
+    grace = backend.default_grace_seconds if grace_seconds is None else float(grace_seconds)
+    if grace < 0:
+        raise ValueError("grace_seconds cannot be negative")
+    report = GcReport(dry_run=dry_run, grace_seconds=grace)
+    if isinstance(backend, LocalBackend) and not store.root.is_dir():
         return report
     with store._exclusive():
+        # Manifests are read before blobs are listed: a version committed after this point uses
+        # blobs that were written or refreshed recently, which the grace period keeps.
         manifests: dict[tuple[str, int], VersionManifest | None] = {}
         for name in store.names():
-            for version in store.layout.committed_versions(name):
-                manifests[(name, version)] = store._try_read_manifest(name, version)
+            for version, info in store.layout.committed(name).items():
+                manifests[(name, version)] = store._try_read_manifest(name, version, info)
 
         if keep is not None:
             doomed = _unneeded_versions(store, manifests, keep)
             for name, version in sorted(doomed):
                 report.removed_versions.append(version_ref(name, version))
                 if not dry_run:
-                    remove_file(store.layout.manifest(name, version))  # the un-commit comes first
-                    remove_file(store.layout.flags(name, version))
+                    backend.delete(store.layout.manifest(name, version))  # the un-commit comes first
+                    backend.delete(store.layout.flags(name, version))
                 del manifests[(name, version)]
 
         pending = PendingRuns(store.root)
@@ -217,30 +234,37 @@ def collect_garbage(store: ArtifactStore, *, keep: int | None, dry_run: bool) ->
             )
         else:
             referenced = {entry.sha256 for m in manifests.values() if m for entry in m.files}
-            for sha256 in list(store.blobs.all()):
+            for info in list(store.blobs.stored()):
+                sha256 = info.key.rsplit("/", 1)[-1]
                 if sha256 in referenced:
                     continue
                 if sha256 in pending_blobs:
                     report.kept_pending_blobs += 1
                     continue
+                if grace > 0:
+                    # Looked at again just before removing: a writer may have refreshed it since.
+                    fresh = backend.info(info.key)
+                    if fresh is None:
+                        continue
+                    if time.time() - fresh.modified < grace:
+                        report.kept_recent_blobs += 1
+                        continue
                 report.removed_blobs += 1
                 if dry_run:
-                    report.freed_bytes += store.blobs.path(sha256).stat().st_size
+                    report.freed_bytes += info.size
                 else:
                     report.freed_bytes += store.blobs.remove(sha256)
 
-        for path in _temp_leftovers(store.root):
+        for key in list(backend.leftovers()):
             report.removed_temp_files += 1
             if not dry_run:
-                remove_file(path)
+                backend.delete(key)
 
-        if store.layout.collections.is_dir():
-            for collection in sorted(store.layout.collections.iterdir()):
-                if collection.is_dir() and _is_empty_collection(collection):
-                    report.removed_empty_artifacts.append(collection.name)
-                    if not dry_run:
-                        shutil.rmtree(collection)
-                        fsync_dir(collection.parent)
+        for name in backend.children("collections/"):
+            if _is_empty_collection(store, name):
+                report.removed_empty_artifacts.append(name)
+                if not dry_run:
+                    _remove_collection(store, name)
     return report
 
 
@@ -272,19 +296,21 @@ def _unneeded_versions(
     return set(manifests) - kept
 
 
-def _temp_leftovers(root: Path) -> list[Path]:
-    found = []
-    for directory, _dirs, files in os.walk(root):
-        found += [Path(directory) / f for f in files if is_temp_leftover(Path(f))]
-    return found
-
-
-def _is_empty_collection(collection: Path) -> bool:
+def _is_empty_collection(store: ArtifactStore, name: str) -> bool:
     """No committed version, no alias history: left by a writer killed before its first commit."""
-    versions = collection / "versions"
-    if versions.is_dir() and any(
-        p.name.endswith(".json") and not is_temp_leftover(p) for p in versions.iterdir()
-    ):
-        return False
-    log = collection / "aliases.jsonl"
-    return not (log.exists() and log.stat().st_size > 0)
+    try:
+        if store.layout.committed_versions(name):
+            return False
+        log = store.backend.info(store.layout.alias_log(name))
+    except InvalidNameError:
+        return False  # not a folder the store made
+    return log is None or log.size == 0
+
+
+def _remove_collection(store: ArtifactStore, name: str) -> None:
+    backend = store.backend
+    if isinstance(backend, LocalBackend):
+        backend.remove_tree(store.layout.collection_key(name))
+        return
+    for info in list(backend.list(store.layout.collection_key(name) + "/")):
+        backend.delete(info.key)

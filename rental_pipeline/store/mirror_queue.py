@@ -104,7 +104,7 @@ class MirrorQueue:
                 self._worker = subprocess.Popen(
                     [
                         sys.executable, "-m", "rental_pipeline.store.mirror_worker",
-                        str(self.mirror.store.root), self.mirror.mode,
+                        self.mirror.store.location, self.mirror.mode,
                         str(self.mirror.wandb_dir), self.mirror.entity or "", str(folder / "outcomes.jsonl"),
                     ],
                     stdin=subprocess.PIPE,

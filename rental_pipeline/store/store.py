@@ -4,23 +4,29 @@ W&B offline mode can log artifacts but never read them back, so the pipeline rea
 from here and treats W&B as a mirror. Versions are immutable and content-addressed; a write whose
 files have the digest of an existing version reuses it (as W&B does) instead of adding a copy.
 
-Concurrency: writers, alias moves and flag changes take the store lock *shared* (so they run
-side by side) and the artifact's lock *exclusively* around version numbering and alias moves;
-``gc`` takes the store lock exclusively, so it never deletes a blob a writer is about to commit.
-Readers take no lock: a version exists exactly when its manifest file does, and the manifest is
-published only after all its blobs are durable.
+The root is a folder or ``s3://bucket/prefix`` (:mod:`.backend`, :mod:`.s3_backend`); the
+algorithm is the same on both. A version number is claimed by *creating* its manifest (refused
+if another writer got there first: take the next number); alias moves and flag changes replace
+their record only if it is still what was read (compare-and-swap), else re-read and retry.
+
+Concurrency on a folder: writers, alias moves and flag changes also take the store lock *shared*
+and the artifact's lock *exclusively*; ``gc`` takes the store lock exclusively, so it never deletes
+a blob a writer is about to commit. Object storage has no locks: there ``gc`` only removes blobs
+nothing referenced for a grace period. Readers take no lock: a version exists exactly when its
+manifest does, and the manifest is published only after all its blobs are durable.
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
-import os
-from collections.abc import Iterable, Iterator, Mapping
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from rental_pipeline.home import project_home
 
@@ -34,8 +40,9 @@ from .aliases import (
     refuse_failed_checks,
     utc_now,
 )
+from .backend import Backend, LocalBackend, ObjectInfo, PreconditionFailed, is_s3, open_backend
 from .blobs import BlobStore
-from .digest import artifact_digest, hash_bytes, hash_file, sha256_hex
+from .digest import artifact_digest, hash_bytes, sha256_hex
 from .errors import (
     ArtifactNotFoundError,
     ArtifactTypeError,
@@ -44,7 +51,6 @@ from .errors import (
     InvalidNameError,
 )
 from .flags import FlagSidecar
-from .fsutil import atomic_write, file_lock
 from .layout import StoreLayout
 from .manifest import FileEntry, VersionManifest, check_json_able, parse_manifest
 from .names import (
@@ -62,11 +68,31 @@ if TYPE_CHECKING:
     from .maintenance import GcReport, VerifyReport
 
 RefLike = str | VersionManifest
+T = TypeVar("T")
+STORE_VARIABLE = "RENTAL_PIPELINE_STORE"
+# Conditional writes that lose to another writer are retried on fresh state; this many at most.
+MAX_ATTEMPTS = 200
 
 
-def default_root() -> Path:
-    """``artifacts`` under the project home (``$RENTAL_PIPELINE_HOME``, else ``.rental_pipeline``)."""
+def default_root() -> Path | str:
+    """``$RENTAL_PIPELINE_STORE`` (a folder or ``s3://bucket/prefix``), else ``artifacts`` under the
+    project home (``$RENTAL_PIPELINE_HOME``, else ``.rental_pipeline``)."""
+    import os
+
+    configured = os.environ.get(STORE_VARIABLE, "").strip()
+    if configured:
+        return configured if is_s3(configured) else Path(configured).resolve()
     return project_home() / "artifacts"
+
+
+def _retrying(attempt: Callable[[], T]) -> T:
+    """Run ``attempt`` until no conditional write in it loses to another writer."""
+    for number in range(MAX_ATTEMPTS):
+        try:
+            return attempt()
+        except PreconditionFailed:
+            time.sleep(random.uniform(0, min(0.002 * (number + 1), 0.05)))
+    raise PreconditionFailed(f"gave up after {MAX_ATTEMPTS} attempts: other writers kept changing the same records")
 
 
 @dataclass(frozen=True)
@@ -88,36 +114,51 @@ class ArtifactSummary:
 
 
 class ArtifactStore:
-    """Versioned, content-addressed artifacts under one directory (see :mod:`.layout`)."""
+    """Versioned, content-addressed artifacts under one root (see :mod:`.layout`).
 
-    def __init__(self, root: Path | str, *, alias_guard: AliasGuard | None = None) -> None:
-        self.root = Path(root)
-        self.layout = StoreLayout(self.root)
-        self.blobs = BlobStore(self.root)
+    ``root`` is a folder or ``s3://bucket/prefix[?endpoint_url=...&region=...]``. ``self.root`` is
+    always a folder on this machine: the store itself, or for object storage the folder of this
+    machine's cached files and W&B records (``local_dir``, default
+    ``$RENTAL_PIPELINE_HOME/s3/<bucket>/<prefix>``); ``self.location`` is the root as given.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        alias_guard: AliasGuard | None = None,
+        local_dir: Path | str | None = None,
+    ) -> None:
+        self.backend: Backend = open_backend(root, local_dir=local_dir)
+        self.root = self.backend.local_dir if is_s3(root) else Path(root)
+        self.location = self.backend.location
+        self.layout = StoreLayout(self.backend)
+        self.blobs = BlobStore(self.backend)
         self.alias_guard: AliasGuard = alias_guard or refuse_failed_checks()
-        # Parsed manifests, keyed by file identity: a write reads every manifest of its artifact
-        # to find one with the same digest, and manifests never change once published.
-        self._manifests: dict[tuple[str, int], tuple[tuple[int, int, int], VersionManifest]] = {}
+        # Parsed manifests by ETag: a write reads every manifest of its artifact to find one
+        # with the same digest, and manifests never change once published.
+        self._manifests: dict[tuple[str, int], tuple[str, VersionManifest]] = {}
 
     def __repr__(self) -> str:
-        return f"ArtifactStore({str(self.root)!r})"
+        return f"ArtifactStore({self.location!r})"
 
     # -- locks ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
-        """Keep ``gc`` out while held: blobs and versions seen inside stay where they are."""
-        with file_lock(self.layout.store_lock, shared=True):
+        """Keep ``gc`` out while held: blobs and versions seen inside stay where they are (on
+        object storage, ``gc``'s grace period does this instead)."""
+        with self.backend.shared_lock():
             yield
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
-        with file_lock(self.layout.store_lock, shared=False):
+        with self.backend.exclusive_lock():
             yield
 
     @contextlib.contextmanager
     def _artifact_locked(self, name: str) -> Iterator[None]:
-        with self.pinned(), file_lock(self.layout.artifact_lock(name)):
+        with self.pinned(), self.backend.artifact_lock(validate_name(name)):
             yield
 
     # -- reading -------------------------------------------------------------------------
@@ -129,7 +170,7 @@ class ArtifactStore:
         return self.layout.committed_versions(validate_name(name))
 
     def aliases(self, name: str) -> dict[str, int]:
-        return self._current_aliases(name, AliasLog(self.layout.alias_log(validate_name(name))))
+        return self._current_aliases(name, self._alias_log(validate_name(name)))
 
     def _current_aliases(self, name: str, log: AliasLog) -> dict[str, int]:
         """The replayed alias log, with `latest` on the newest version when the log has none yet.
@@ -147,7 +188,7 @@ class ArtifactStore:
 
     def alias_log(self, name: str) -> list[AliasMove]:
         """Every alias move of ``name``, oldest first: who moved which alias, when and why."""
-        return AliasLog(self.layout.alias_log(validate_name(name))).moves()
+        return self._alias_log(validate_name(name)).moves()
 
     def list(self) -> list[ArtifactSummary]:
         summaries = []
@@ -198,14 +239,20 @@ class ArtifactStore:
         return found
 
     def read_bytes(self, ref: RefLike, path: str) -> bytes:
-        """The bytes of one file, checked against the manifest's sha256."""
+        """The bytes of one file, checked against the manifest's sha256.
+
+        On object storage they come from this machine's cache of blobs (filled on first read or
+        by a write from this machine), used only while the stored object keeps the ETag it had
+        when the cached bytes were verified, so damage in the bucket is refused even when the
+        cached copy is intact."""
         return self._verified_bytes(self.get(ref), path)
 
     def _verified_bytes(self, version: VersionManifest, path: str) -> bytes:
         entry = _entry(version, path)
-        blob = self.blobs.path(entry.sha256)
+        if not isinstance(self.backend, LocalBackend):  # through this machine's checked cache
+            return self._checked_blob(version, entry).read_bytes()
         try:
-            data = blob.read_bytes()
+            data = self.blobs.read(entry.sha256)
         except FileNotFoundError:
             raise _missing_blob(version, entry) from None
         actual = sha256_hex(data)
@@ -214,7 +261,9 @@ class ArtifactStore:
         return data
 
     def paths(self, ref: RefLike) -> dict[str, Path]:
-        """Local paths of every file of a version, each checked first; do not modify them."""
+        """Local paths of every file of a version, each checked first; do not modify them.
+
+        On object storage these are this machine's cached copies, fetched when missing."""
         version = self.get(ref)
         return {entry.path: self._checked_blob(version, entry) for entry in version.files}
 
@@ -280,7 +329,7 @@ class ArtifactStore:
             input_refs = tuple(dict.fromkeys(self.get(i).ref for i in inputs))
             for entry, data in payload:
                 self.blobs.put(data, entry.sha256)
-            with file_lock(self.layout.artifact_lock(name)):
+            with self.backend.artifact_lock(name):
                 return self._commit(
                     name,
                     entries,
@@ -305,47 +354,51 @@ class ArtifactStore:
         code_version: str | None,
         inputs: tuple[str, ...],
     ) -> WriteResult:
-        numbers = self.layout.committed_versions(name)
-        existing = [m for m in (self._try_read_manifest(name, v) for v in numbers) if m is not None]
-        if existing and existing[0].type != artifact_type:
-            raise ArtifactTypeError(
-                f"artifact {name!r} has type {existing[0].type!r}; refusing a version of type "
-                f"{artifact_type!r} (use another name)"
-            )
-        log = AliasLog(self.layout.alias_log(name))
-        aliases = log.current()
-        same = next((m for m in reversed(existing) if m.digest == digest), None)
-        if same is not None:
-            if aliases.get(LATEST) != same.version:
-                self._move(
-                    log,
-                    aliases,
-                    LATEST,
-                    same.version,
-                    "identical content written again",
-                    None,
-                    run_id,
+        def publish() -> tuple[VersionManifest, bool]:
+            """Reuse a version with this digest, or create the next one (create-only)."""
+            listed = self.layout.committed(name)
+            existing = [
+                m for m in (self._try_read_manifest(name, v, info) for v, info in listed.items()) if m is not None
+            ]
+            if existing and existing[0].type != artifact_type:
+                raise ArtifactTypeError(
+                    f"artifact {name!r} has type {existing[0].type!r}; refusing a version of type "
+                    f"{artifact_type!r} (use another name)"
                 )
-            return WriteResult(self._with_state(same, aliases), created=False)
+            same = next((m for m in reversed(existing) if m.digest == digest), None)
+            if same is not None:
+                return same, False
+            number = max(listed) + 1 if listed else 0
+            manifest = VersionManifest(
+                name=name,
+                version=number,
+                type=artifact_type,
+                digest=digest,
+                files=entries,
+                created_at=utc_now(),
+                description=description,
+                metadata=MappingProxyType(metadata),
+                run_id=run_id,
+                code_version=code_version,
+                inputs=inputs,
+            )
+            # Publishing the manifest is the commit: its blobs are already durable. Creating it
+            # fails if another writer took this number first; then the next number is tried.
+            self.backend.write(self.layout.manifest(name, number), manifest.to_bytes(), if_absent=True)
+            return manifest, True
 
-        number = numbers[-1] + 1 if numbers else 0
-        manifest = VersionManifest(
-            name=name,
-            version=number,
-            type=artifact_type,
-            digest=digest,
-            files=entries,
-            created_at=utc_now(),
-            description=description,
-            metadata=MappingProxyType(metadata),
-            run_id=run_id,
-            code_version=code_version,
-            inputs=inputs,
-        )
-        # Publishing the manifest is the commit: its blobs are already durable.
-        atomic_write(self.layout.manifest(name, number), manifest.to_bytes(), mode=0o444)
-        self._move(log, aliases, LATEST, number, "new version", None, run_id)
-        return WriteResult(self._with_state(manifest, aliases), created=True)
+        manifest, created = _retrying(publish)
+
+        def move_latest() -> dict[str, int]:
+            log = self._alias_log(name)
+            aliases = log.current()
+            if aliases.get(LATEST) != manifest.version:
+                reason = "new version" if created else "identical content written again"
+                self._move(log, aliases, LATEST, manifest.version, reason, None, run_id)
+            return aliases
+
+        aliases = _retrying(move_latest)
+        return WriteResult(self._with_state(manifest, aliases), created=created)
 
     def save(
         self,
@@ -397,8 +450,9 @@ class ArtifactStore:
         if alias == LATEST:
             raise InvalidNameError("alias 'latest' is moved by writes only")
         parsed = _parse(ref)
-        with self._artifact_locked(parsed.name):
-            log = AliasLog(self.layout.alias_log(parsed.name))
+
+        def attempt() -> AliasMove | None:
+            log = self._alias_log(parsed.name)
             aliases = self._current_aliases(parsed.name, log)
             target = self._with_state(
                 self._read_manifest(parsed.name, self._resolve(parsed, aliases)), aliases
@@ -411,6 +465,9 @@ class ArtifactStore:
                 log, aliases, alias, target.version, reason, actor, None, forced=force
             )
 
+        with self._artifact_locked(parsed.name):
+            return _retrying(attempt)
+
     def remove_alias(
         self, name: str, alias: str, *, reason: str = "", actor: str | None = None
     ) -> AliasMove:
@@ -418,24 +475,28 @@ class ArtifactStore:
         validate_alias(alias)
         if alias == LATEST:
             raise InvalidNameError("alias 'latest' is moved by writes only")
-        with self._artifact_locked(name):
-            log = AliasLog(self.layout.alias_log(name))
+
+        def attempt() -> AliasMove:
+            log = self._alias_log(name)
             aliases = log.current()
             if alias not in aliases:
                 raise ArtifactNotFoundError(f"artifact {name!r} has no alias {alias!r}")
             return self._move(log, aliases, alias, None, reason, actor, None)
 
+        with self._artifact_locked(name):
+            return _retrying(attempt)
+
     def mark(self, ref: RefLike, key: str, value: Any) -> dict[str, Any]:
         """Set a flag on a version (``None`` removes it); returns all its flags."""
-        with self._flags(ref, key) as sidecar:
-            return sidecar.update({key: value})
+        return self._update_flags(ref, key, lambda sidecar: sidecar.update({key: value}))
 
     def mark_entries(self, ref: RefLike, key: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Merge ``changes`` into the dict held by flag ``key`` (``None`` removes an entry; the flag
         goes when its last entry does), all under the artifact lock. For a flag several writers
         share, such as ``failed_checks`` with one entry per check run in separate steps, where a
         read-then-:meth:`mark` could lose another writer's entry."""
-        with self._flags(ref, key) as sidecar:
+
+        def update(sidecar: FlagSidecar) -> dict[str, Any]:
             current = sidecar.read().get(key)
             if isinstance(current, Mapping):
                 entries = dict(current)
@@ -448,16 +509,20 @@ class ArtifactStore:
                     entries[entry] = value
             return sidecar.update({key: entries or None})
 
-    @contextlib.contextmanager
-    def _flags(self, ref: RefLike, key: str) -> Iterator[FlagSidecar]:
-        """The flag sidecar of an existing version, held under its artifact lock."""
+        return self._update_flags(ref, key, update)
+
+    def _update_flags(
+        self, ref: RefLike, key: str, update: Callable[[FlagSidecar], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Read-modify-write of an existing version's flags: under its artifact lock on a folder,
+        compare-and-swap everywhere (re-read and redone if another writer changed them first)."""
         if not isinstance(key, str) or not key:
             raise InvalidNameError(f"flag key must be a non-empty string, got {key!r}")
         parsed = _parse(ref)
         with self._artifact_locked(parsed.name):
             version = self._resolve(parsed, self.aliases(parsed.name))
             self._read_manifest(parsed.name, version)
-            yield FlagSidecar(self.layout.flags(parsed.name, version))
+            return _retrying(lambda: update(self._flag_sidecar(parsed.name, version)))
 
     def _move(
         self,
@@ -496,17 +561,23 @@ class ArtifactStore:
 
         return verify_store(self)
 
-    def gc(self, keep: int | None = None, *, dry_run: bool = False) -> GcReport:
-        """Remove leftovers and orphan blobs; with ``keep``, also old unaliased versions."""
+    def gc(
+        self, keep: int | None = None, *, dry_run: bool = False, grace_seconds: float | None = None
+    ) -> GcReport:
+        """Remove leftovers and orphan blobs; with ``keep``, also old unaliased versions.
+
+        On object storage only blobs unreferenced *and* unchanged for ``grace_seconds`` (default
+        an hour) go, so a writer on another machine that is about to reference one keeps it;
+        a shorter grace period is safe only while nothing else writes to the store."""
         from .maintenance import collect_garbage
 
-        return collect_garbage(self, keep=keep, dry_run=dry_run)
+        return collect_garbage(self, keep=keep, dry_run=dry_run, grace_seconds=grace_seconds)
 
     # -- internals -----------------------------------------------------------------------
 
     def _resolve(self, parsed: Ref, aliases: Mapping[str, int]) -> int:
         if parsed.version is not None:
-            if not self.layout.manifest(parsed.name, parsed.version).exists():
+            if self.backend.info(self.layout.manifest(parsed.name, parsed.version)) is None:
                 raise ArtifactNotFoundError(_not_found(self, parsed))
             return parsed.version
         assert parsed.alias is not None
@@ -514,39 +585,50 @@ class ArtifactStore:
             raise ArtifactNotFoundError(_not_found(self, parsed))
         return aliases[parsed.alias]
 
-    def _read_manifest(self, name: str, version: int) -> VersionManifest:
+    def _read_manifest(self, name: str, version: int, listed: ObjectInfo | None = None) -> VersionManifest:
+        """A parsed manifest; re-read only when its ETag changed (``listed`` saves the request)."""
         ref = version_ref(name, version)
-        path = self.layout.manifest(name, version)
+        cached = self._manifests.get((name, version))
+        if cached is not None and listed is not None and listed.etag == cached[0]:
+            return cached[1]
         try:
-            with open(path, "rb") as handle:
-                st = os.fstat(handle.fileno())
-                identity = (st.st_ino, st.st_size, st.st_mtime_ns)
-                cached = self._manifests.get((name, version))
-                if cached is not None and cached[0] == identity:
-                    return cached[1]
-                data = handle.read()
+            stored = self.backend.read_if_changed(
+                self.layout.manifest(name, version), cached[0] if cached else None
+            )
         except FileNotFoundError:
-            raise ArtifactNotFoundError(f"{ref} does not exist in {self.root}") from None
-        manifest = parse_manifest(data, source=ref)
+            raise ArtifactNotFoundError(f"{ref} does not exist in {self.location}") from None
+        if stored is None:
+            assert cached is not None
+            return cached[1]
+        manifest = parse_manifest(stored.data, source=ref)
         if (manifest.name, manifest.version) != (name, version):
             raise IntegrityError(f"manifest {ref} describes {manifest.ref} instead")
-        self._manifests[(name, version)] = (identity, manifest)
+        self._manifests[(name, version)] = (stored.etag, manifest)
         return manifest
 
-    def _try_read_manifest(self, name: str, version: int) -> VersionManifest | None:
+    def _try_read_manifest(
+        self, name: str, version: int, listed: ObjectInfo | None = None
+    ) -> VersionManifest | None:
         try:
-            return self._read_manifest(name, version)
+            return self._read_manifest(name, version, listed)
         except (IntegrityError, ArtifactNotFoundError):
             return None
 
+    def _alias_log(self, name: str) -> AliasLog:
+        return AliasLog(self.backend, self.layout.alias_log(name))
+
+    def _flag_sidecar(self, name: str, version: int) -> FlagSidecar:
+        return FlagSidecar(self.backend, self.layout.flags(name, version))
+
     def _with_state(self, manifest: VersionManifest, aliases: Mapping[str, int]) -> VersionManifest:
-        flags = FlagSidecar(self.layout.flags(manifest.name, manifest.version)).read()
+        flags = self._flag_sidecar(manifest.name, manifest.version).read()
         return manifest.with_state(aliases_of(manifest.version, aliases), flags)
 
     def _checked_blob(self, version: VersionManifest, entry: FileEntry) -> Path:
-        blob = self.blobs.path(entry.sha256)
+        """A local file with the entry's bytes, checked against its sha256 (on object storage,
+        this machine's cached copy, checked as :meth:`.BlobStore.fetch` says)."""
         try:
-            actual = hash_file(blob).sha256
+            blob, actual = self.blobs.fetch(entry.sha256)
         except FileNotFoundError:
             raise _missing_blob(version, entry) from None
         if actual != entry.sha256:
@@ -571,7 +653,7 @@ def _not_found(store: ArtifactStore, parsed: Ref) -> str:
     versions = store.layout.committed_versions(parsed.name)
     if not versions:
         known = ", ".join(store.names()[:20]) or "none"
-        return f"no artifact named {parsed.name!r} in {store.root} (artifacts: {known})"
+        return f"no artifact named {parsed.name!r} in {store.location} (artifacts: {known})"
     if parsed.version is not None:
         listed = ", ".join(f"v{v}" for v in versions)
         return f"{parsed} does not exist (versions: {listed})"

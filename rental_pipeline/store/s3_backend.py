@@ -1,0 +1,392 @@
+"""The store on S3-compatible object storage (AWS S3, MinIO, Ceph RGW, SeaweedFS...), through boto3.
+
+    s3://bucket/prefix
+    s3://bucket/prefix?endpoint_url=http://127.0.0.1:8333&region=us-east-1
+
+The endpoint and region come from the URL's query, else from the standard ``AWS_ENDPOINT_URL_S3``,
+``AWS_ENDPOINT_URL``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` variables and AWS config files.
+Credentials come only from boto3's usual chain (environment, ``~/.aws``, a pod's web identity or
+instance role): the store never reads them itself, never puts them in a URL and never records them.
+
+No locks: concurrent writers on different machines are kept apart by conditional writes alone.
+A version number is claimed with a create-only ``PutObject`` (``If-None-Match: *``); the alias
+log and flags are replaced only if their ETag is still the one read (``If-Match``). The service
+must therefore offer strong read-after-write consistency for puts, overwrites, deletes and
+listings, and honour both conditional headers on ``PutObject`` (see the README for which do).
+
+A version's blobs are uploaded before its manifest is created, so a reader that sees the
+manifest finds every blob. Blobs shared with earlier versions are not uploaded again when the
+stored copy is known to hold them (see :meth:`.BlobStore.put`); one older than a quarter of
+``gc``'s grace period gets a fresh modification time from a server-side copy onto itself, so
+``gc`` (which removes only unreferenced blobs left alone for the whole grace period) cannot delete
+it under a writer that is about to reference it.
+
+Reads go through a cache folder on each machine, checked as :meth:`.BlobStore.fetch` says; the
+ETag is never assumed to be the MD5 of the bytes for correctness (SSE-KMS and multipart uploads
+have other ETags), only used as a shortcut where it is.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from .backend import S3_SCHEME, Backend, ObjectInfo, PreconditionFailed, Stored
+from .errors import StoreError
+
+DEFAULT_GRACE_SECONDS = 3600.0
+_QUERY_KEYS = ("endpoint_url", "region", "addressing_style")
+# Traffic accounting: with this variable naming a file, each process appends its S3 totals to it
+# at exit (one JSON line), e.g. for the benchmark's bytes moved.
+STATS_VARIABLE = "RENTAL_PIPELINE_S3_STATS"
+_totals = {"requests": 0, "bytes_sent": 0, "bytes_received": 0}
+_stats_registered = False
+
+
+def _record_totals_at_exit() -> None:
+    global _stats_registered
+    path = os.environ.get(STATS_VARIABLE)
+    if not path or _stats_registered:
+        return
+    _stats_registered = True
+
+    def write() -> None:
+        if _totals["requests"]:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"pid": os.getpid(), **_totals}) + "\n")
+
+    atexit.register(write)
+
+
+class S3ConfigError(StoreError, ValueError):
+    """An ``s3://`` root that cannot be used (no bucket, an unknown option, credentials in it)."""
+
+
+class ObjectStorageError(StoreError):
+    """The object storage cannot be used: unreachable, no credentials, access refused, no bucket."""
+
+
+def parse_s3_url(url: str) -> tuple[str, str, dict[str, str]]:
+    """``s3://bucket/prefix?options`` -> bucket, prefix (no slashes at either end), options."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise S3ConfigError(f"store root {url!r}: expected s3://bucket/prefix")
+    if "@" in parts.netloc or parts.username or parts.password:
+        raise S3ConfigError(
+            "store root: credentials do not belong in the URL; use AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY, an AWS profile or the pod's role"
+        )
+    bucket = parts.netloc
+    if len(bucket) < 3:
+        raise S3ConfigError(f"store root {url!r}: bucket names have at least 3 characters")
+    options: dict[str, str] = {}
+    for key, values in parse_qs(parts.query, keep_blank_values=False, strict_parsing=False).items():
+        if key not in _QUERY_KEYS:
+            raise S3ConfigError(
+                f"store root {url!r}: unknown option {key!r} (known: {', '.join(_QUERY_KEYS)})"
+            )
+        options[key] = values[-1]
+    endpoint = urlsplit(options.get("endpoint_url", ""))
+    if endpoint.username or endpoint.password:
+        raise S3ConfigError(
+            "store root: credentials do not belong in the endpoint URL; use AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY, an AWS profile or the pod's role"
+        )
+    prefix = parts.path.strip("/")
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        raise S3ConfigError(f"store root {url!r}: the prefix has an empty, '.' or '..' part")
+    return bucket, prefix, options
+
+
+class S3Backend(Backend):
+    default_grace_seconds = DEFAULT_GRACE_SECONDS
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        addressing_style: str | None = None,
+        local_dir: Path | None = None,
+        client: Any = None,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.addressing_style = addressing_style
+        self._local_dir = local_dir
+        self._client = client
+        self._lock = threading.Lock()
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.requests = 0
+        _record_totals_at_exit()
+
+    @classmethod
+    def from_url(cls, url: str, *, local_dir: Path | None = None) -> S3Backend:
+        bucket, prefix, options = parse_s3_url(url)
+        return cls(
+            bucket,
+            prefix,
+            endpoint_url=options.get("endpoint_url"),
+            region=options.get("region"),
+            addressing_style=options.get("addressing_style"),
+            local_dir=local_dir,
+        )
+
+    @property
+    def location(self) -> str:
+        base = f"{S3_SCHEME}{self.bucket}/{self.prefix}".rstrip("/")
+        options = {
+            key: value
+            for key, value in (
+                ("endpoint_url", self.endpoint_url),
+                ("region", self.region),
+                ("addressing_style", self.addressing_style),
+            )
+            if value
+        }
+        return f"{base}?{urlencode(options)}" if options else base
+
+    def url(self, key: str) -> str:
+        return f"{S3_SCHEME}{self.bucket}/{self._key(key)}"
+
+    @property
+    def local_dir(self) -> Path:
+        if self._local_dir is None:
+            from rental_pipeline.home import project_home
+
+            self._local_dir = project_home() / "s3" / self.bucket / (self.prefix or "_")
+        return self._local_dir
+
+    def __repr__(self) -> str:
+        return f"S3Backend({self.location!r})"
+
+    # -- the client --------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import boto3
+                from botocore.config import Config
+
+                style = self.addressing_style or ("path" if self._configured_endpoint() else "auto")
+                config = Config(
+                    s3={"addressing_style": style},
+                    retries={"mode": "standard", "max_attempts": 5},
+                    connect_timeout=10,
+                    read_timeout=60,
+                    # Conditional PutObject needs a body hash the service checks, not a trailer.
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                )
+                region = self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                session = boto3.session.Session()
+                self._client = session.client(
+                    "s3", endpoint_url=self.endpoint_url or None, region_name=region or None, config=config
+                )
+            return self._client
+
+    def _configured_endpoint(self) -> str | None:
+        return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _relative(self, full: str) -> str:
+        return full[len(self.prefix) + 1 :] if self.prefix else full
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        self.requests += 1
+        _totals["requests"] += 1
+        try:
+            return getattr(self.client, operation)(Bucket=self.bucket, **kwargs)
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
+                raise PreconditionFailed(f"{self.url(self._relative(kwargs.get('Key', '')))}: {code}") from None
+            if code == "NoSuchBucket":
+                raise ObjectStorageError(
+                    f"bucket {self.bucket!r} does not exist at {self._configured_endpoint() or 'AWS'}: create it "
+                    "first (the store never creates buckets)"
+                ) from None
+            if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
+                raise ObjectStorageError(
+                    f"{operation} on {self.url(self._relative(kwargs.get('Key', '')))} refused ({code}): check the "
+                    f"credentials, and that bucket {self.bucket!r} exists at "
+                    f"{self._configured_endpoint() or 'AWS'} (some servers answer so for a missing bucket)"
+                ) from None
+            if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+                raise FileNotFoundError(self.url(self._relative(kwargs.get("Key", "")))) from None
+            raise
+        except NoCredentialsError as error:
+            raise ObjectStorageError(
+                f"no AWS credentials for {self.location}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                "AWS_PROFILE, or give the pod a role"
+            ) from error
+        except BotoCoreError as error:  # unreachable endpoint, timeouts after retries, bad region...
+            raise ObjectStorageError(
+                f"{operation} on {self.url(self._relative(kwargs.get('Key', '')))} failed: {error}"
+            ) from error
+
+    def _received(self, size: int) -> None:
+        self.bytes_received += size
+        _totals["bytes_received"] += size
+
+    # -- objects -----------------------------------------------------------------------------
+
+    def read(self, key: str) -> Stored:
+        response = self._call("get_object", Key=self._key(key))
+        data = response["Body"].read()
+        self._received(len(data))
+        return Stored(data, response["ETag"])
+
+    def read_if_changed(self, key: str, etag: str | None) -> Stored | None:
+        if etag is None:
+            return self.read(key)
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._call("get_object", Key=self._key(key), IfNoneMatch=etag)
+        except ClientError as error:
+            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 304:
+                return None
+            raise
+        data = response["Body"].read()
+        self._received(len(data))
+        return Stored(data, response["ETag"])
+
+    def write(self, key: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None) -> str:
+        conditions: dict[str, str] = {}
+        if if_absent:
+            conditions["IfNoneMatch"] = "*"
+        elif if_match is not None:
+            conditions["IfMatch"] = if_match
+        response = self._call(
+            "put_object",
+            Key=self._key(key),
+            Body=data,
+            ContentMD5=_content_md5(data),
+            **conditions,
+        )
+        self.bytes_sent += len(data)
+        _totals["bytes_sent"] += len(data)
+        return str(response["ETag"])
+
+    def append_line(self, key: str, line: bytes, *, after: Stored | None) -> None:
+        # Object storage cannot append: the whole log is replaced, only if it is still what was read.
+        if after is None:
+            self.write(key, line + b"\n", if_absent=True)
+        else:
+            body = after.data[: after.data.rfind(b"\n") + 1]  # without a torn record, if any
+            self.write(key, body + line + b"\n", if_match=after.etag)
+
+    def delete(self, key: str) -> int:
+        found = self.info(key)
+        if found is None:
+            return 0
+        self._call("delete_object", Key=self._key(key))
+        return found.size
+
+    def info(self, key: str) -> ObjectInfo | None:
+        try:
+            response = self._call("head_object", Key=self._key(key))
+        except FileNotFoundError:
+            return None
+        return ObjectInfo(key, int(response["ContentLength"]), response["LastModified"].timestamp(), response["ETag"])
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        token: str | None = None
+        while True:
+            extra = {"ContinuationToken": token} if token else {}
+            response = self._call("list_objects_v2", Prefix=self._key(prefix), **extra)
+            for item in response.get("Contents", ()):
+                yield ObjectInfo(
+                    self._relative(item["Key"]), int(item["Size"]), item["LastModified"].timestamp(), item["ETag"]
+                )
+            if not response.get("IsTruncated"):
+                return
+            token = response["NextContinuationToken"]
+
+    def children(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        token: str | None = None
+        base = self._key(prefix)
+        while True:
+            extra = {"ContinuationToken": token} if token else {}
+            response = self._call("list_objects_v2", Prefix=base, Delimiter="/", **extra)
+            for item in response.get("CommonPrefixes", ()):
+                found.append(item["Prefix"][len(base) :].strip("/"))
+            if not response.get("IsTruncated"):
+                return sorted(found)
+            token = response["NextContinuationToken"]
+
+    def touch(self, key: str) -> str | None:
+        """A server-side copy of the object onto itself: new modification time, no bytes moved."""
+        full = self._key(key)
+        try:
+            response = self._call(
+                "copy_object",
+                Key=full,
+                CopySource={"Bucket": self.bucket, "Key": full},
+                MetadataDirective="REPLACE",
+                Metadata={"touched": str(int(time.time()))},
+            )
+        except FileNotFoundError:
+            return None
+        return str(response.get("CopyObjectResult", {}).get("ETag") or "") or None
+
+    def create_bucket(self) -> None:
+        """For tests and first-time setup on a private server; a store never calls it."""
+        try:
+            self._call("create_bucket")
+        except Exception as error:  # noqa: BLE001 - an existing bucket of ours is fine
+            code = getattr(error, "response", {}).get("Error", {}).get("Code")
+            if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+
+
+def read_object(url: str) -> bytes:
+    """The bytes of one object, ``s3://bucket/key[?endpoint_url=...]`` (e.g. a listings drop)."""
+    bucket, key, options = parse_s3_url(url)
+    if not key:
+        raise S3ConfigError(f"{url!r} names a bucket, not an object")
+    return S3Backend(bucket, "", **options).read(key).data
+
+
+def list_objects(url: str) -> list[ObjectInfo]:
+    """Objects directly under the prefix ``s3://bucket/prefix/`` (not in sub-folders), keys
+    relative to it."""
+    bucket, prefix, options = parse_s3_url(url)
+    backend = S3Backend(bucket, prefix, **options)
+    return [info for info in backend.list("") if "/" not in info.key]
+
+
+def md5_hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _content_md5(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
+
+
+def etag_is_md5(etag: str, md5_hex_digest: str) -> bool:
+    """A single-part upload's ETag is the MD5 of its bytes (multipart ETags end in ``-N``)."""
+    return etag.strip('"') == md5_hex_digest

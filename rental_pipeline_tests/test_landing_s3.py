@@ -1,0 +1,63 @@
+"""The landing sensor on an object-storage prefix, as a deployment whose machines share no disk uses
+it, against a real S3 server (skipped, saying why, when none is running)."""
+
+from __future__ import annotations
+
+import uuid
+
+import dagster as dg
+import pytest
+
+from rental_pipeline.automation import landing_sensor, training_run_config
+from rental_pipeline.landing import LANDING_VARIABLE
+from rental_pipeline.listings import ListingsError, fetch_source
+from rental_pipeline.store.s3_backend import S3Backend
+from rental_pipeline.synthetic import generate_listings
+from rental_pipeline_tests.conftest import materialize, materialized
+from rental_pipeline_tests.store_backends import TEST_BUCKET
+
+
+@pytest.fixture
+def landing(s3_credentials: str, monkeypatch: pytest.MonkeyPatch) -> tuple[S3Backend, str]:
+    prefix = f"landing-{uuid.uuid4().hex[:10]}"
+    url = f"s3://{TEST_BUCKET}/{prefix}/?endpoint_url={s3_credentials}&region=us-east-1"
+    monkeypatch.setenv(LANDING_VARIABLE, url)
+    return S3Backend(TEST_BUCKET, prefix, endpoint_url=s3_credentials, region="us-east-1"), url
+
+
+def csv(rows: int, seed: int) -> bytes:
+    return generate_listings(rows=rows, seed=seed).to_csv(index=False).encode()
+
+
+def tick(instance: dg.DagsterInstance, cursor: str | None):
+    return landing_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+
+
+def test_a_drop_in_the_landing_prefix_starts_one_run_that_reads_it_from_object_storage(landing, instance):
+    bucket, url = landing
+    assert "no new CSV" in tick(instance, None).skip_message
+    bucket.write("week-48.csv", csv(70, 4))
+    for ignored in (".week-48.csv", "week-48.csv.part", "notes.txt", "archive/week-47.csv"):
+        bucket.write(ignored, csv(10, 1))
+    bucket.write("empty.csv", b"")
+
+    seen = tick(instance, None)
+    assert not seen.run_requests and "week-48.csv" in seen.skip_message
+    started = tick(instance, seen.cursor)
+    [request] = started.run_requests
+    info = bucket.info("week-48.csv")
+    source = f"s3://{TEST_BUCKET}/{bucket.prefix}/week-48.csv?{url.partition('?')[2]}"
+    assert request.run_config == training_run_config(source)
+    assert request.run_key == f"{source}:{int(info.modified * 1e9)}:{info.size}"
+    assert not tick(instance, started.cursor).run_requests  # never twice
+
+    result = materialize(instance, request.run_config, selection=["raw_data"])
+    metadata = materialized(result)["raw_data"]
+    assert metadata["source"] == source and metadata["dagster/row_count"] == 70
+
+
+def test_a_missing_drop_is_named(landing) -> None:
+    bucket, url = landing
+    missing = f"s3://{TEST_BUCKET}/{bucket.prefix}/gone.csv?{url.partition('?')[2]}"
+    with pytest.raises(ListingsError, match="gone.csv.*object does not exist"):
+        fetch_source(missing)
