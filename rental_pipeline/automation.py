@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 
 from rental_pipeline.landing import LANDING_VARIABLE, LandingCursor, folder_exists, landing_folder, scan
+from rental_pipeline.sources import describe
 
 TRAINING_JOB = "training_job"
 AUTOMATION_VARIABLE = "RENTAL_PIPELINE_AUTOMATION"
@@ -30,8 +31,9 @@ def automation_enabled() -> bool:
     return os.environ.get(AUTOMATION_VARIABLE, "").strip().lower() in {"1", "on", "true", "yes"}
 
 
-def training_run_config(source: str) -> dict[str, Any]:
-    """Run config of `training_job` that trains on `source` (a path or URL) with every other default."""
+def training_run_config(source: str | dict[str, str]) -> dict[str, Any]:
+    """Run config of `training_job` that trains on `source` (a path or URL, or `{"env": VARIABLE}`
+    naming one) with every other default."""
     return {"ops": {"raw_data": {"config": {"source": source}}}}
 
 
@@ -52,10 +54,12 @@ def weekly_training(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg
             f"weekly listings file, or drop files into the landing folder instead."
         )
     week = context.scheduled_execution_time.strftime("%Y-%m-%d") if context.scheduled_execution_time else "now"
+    # The run config names the variable rather than holding its value: a URL's query may carry a
+    # token, and Dagster keeps run config (and tags) in its run history as they are.
     return dg.RunRequest(
         run_key=f"weekly:{week}",
-        run_config=training_run_config(source),
-        tags={"rental_pipeline/trigger": "weekly_training", "rental_pipeline/source": source},
+        run_config=training_run_config({"env": WEEKLY_SOURCE_VARIABLE}),
+        tags={"rental_pipeline/trigger": "weekly_training", "rental_pipeline/source": describe(source)},
     )
 
 

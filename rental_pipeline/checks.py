@@ -17,7 +17,7 @@ loads.
 
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -33,11 +33,14 @@ if TYPE_CHECKING:
 CLEANING_FACTS = ("rows_in", "dropped_price_outliers", "dropped_outside_box")
 
 
-def check_result(outcome: "CheckOutcome", **target: Any) -> dg.AssetCheckResult:
+def check_result(
+    outcome: "CheckOutcome", plots: Mapping[str, dg.MarkdownMetadataValue] | None = None, **target: Any
+) -> dg.AssetCheckResult:
     from rental_pipeline.assets.metadata import table
 
     metadata: dict[str, Any] = {"rule": outcome.rule, "failing_rows": outcome.failing_rows}
     metadata.update({key: _metadata_value(value) for key, value in outcome.facts.items()})
+    metadata.update(plots or {})
     if not outcome.passed and not outcome.failure_cases.empty:
         metadata["failure_cases"] = table(outcome.failure_cases)
     metadata.update({name: table(frame) for name, frame in outcome.tables.items()})
@@ -162,7 +165,25 @@ class CleanSampleChecksConfig(dg.Config):
     accept_as_reference: bool = Field(
         default=False,
         description="Make the checked clean_sample the reference if it passes every other check "
-        "(for an expected change of borough mix).",
+        "(for an expected change of borough mix, room types or distributions).",
+    )
+    room_type_psi_threshold: float = Field(
+        default=0.1, gt=0, description="Largest PSI of the room-type mix from the reference version."
+    )
+    price_psi_threshold: float = Field(
+        default=0.1, gt=0, description="Largest PSI of the price distribution from the reference version."
+    )
+    minimum_nights_psi_threshold: float = Field(
+        default=0.1, gt=0, description="Largest PSI of the minimum_nights distribution from the reference version."
+    )
+    reviews_per_month_psi_threshold: float = Field(
+        default=0.1, gt=0,
+        description="Largest PSI of the reviews_per_month distribution (missing values included) from the reference.",
+    )
+    drift_severity: Literal["warn", "error"] = Field(
+        default="warn",
+        description="What a room-type, price, minimum_nights or reviews_per_month drift is: 'warn' (shown, "
+        "downstream still runs) or 'error' (blocks downstream like borough_drift).",
     )
     min_price: float | None = Field(default=None, description=_FROM_CLEANING)
     max_price: float | None = Field(default=None, description=_FROM_CLEANING)
@@ -181,6 +202,14 @@ CLEAN_SAMPLE_CHECKS: Mapping[str, str] = {
     "row_count": "min_rows < listings < max_rows (reference: 15,000 and 1,000,000).",
     "borough_drift": "KL divergence (bits) of the borough mix from the reference version is below kl_threshold; "
     "with no reference yet, the first version passing every other check becomes it.",
+    "room_type_drift": "PSI of the room-type mix from the reference version is below room_type_psi_threshold "
+    "(warns by default: drift_severity).",
+    "price_drift": "PSI of the price distribution (reference deciles) from the reference version is below "
+    "price_psi_threshold (warns by default: drift_severity).",
+    "minimum_nights_drift": "PSI of the minimum_nights distribution from the reference version is below "
+    "minimum_nights_psi_threshold (warns by default: drift_severity).",
+    "reviews_per_month_drift": "PSI of the reviews_per_month distribution, missing values included, from the "
+    "reference version is below reviews_per_month_psi_threshold (warns by default: drift_severity).",
 }
 
 
@@ -233,6 +262,7 @@ def clean_sample_checks(
     clean_sample: Any,
     artifact_store: ArtifactStoreResource,
 ) -> Iterator[dg.AssetCheckResult]:
+    from rental_pipeline.drift import DRIFT_RULES, judge_column_drift
     from rental_pipeline.schemas import CleanListings
     from rental_pipeline.validation import (
         REFERENCE_ALIAS,
@@ -271,6 +301,9 @@ def clean_sample_checks(
         return version
 
     selected = _selected(context)
+    reference = None
+    if selected & {"borough_drift", *DRIFT_RULES}:
+        reference = references.load_reference(ASSET, run_resolver(context).alias(ASSET, REFERENCE_ALIAS))
     # The drift result is the one that knows every rule's verdict, so only a run that evaluates it
     # records the verdict on the version and may move the reference.
     if "borough_drift" in selected:
@@ -278,7 +311,7 @@ def clean_sample_checks(
             references.record_check_failures(version, {})  # a stale flag would keep the reference off it
         outcomes["borough_drift"] = judge_borough_drift(
             clean_sample,
-            references.load_reference(ASSET, run_resolver(context).alias(ASSET, REFERENCE_ALIAS)),
+            reference,
             config.kl_threshold,
             subject,
             other_failures=sorted(failures),
@@ -290,6 +323,28 @@ def clean_sample_checks(
             failures["borough_drift"] = drift.message
         if failures:
             references.record_check_failures(version, failures)
+    # The other columns are measured against the reference as it was before this step; a version
+    # just made the reference passes them with the shift it had.
+    borough = outcomes.get("borough_drift")
+    made_reference = bool(borough is not None and borough.facts.get("reference_set"))
+    # Their verdicts go to the version's flag together, in one write.
+    drift_entries: dict[str, str | None] = {}
+    for name in sorted(selected & set(DRIFT_RULES)):
+        outcomes[name] = judge_column_drift(
+            clean_sample,
+            reference,
+            DRIFT_RULES[name],
+            getattr(config, f"{DRIFT_RULES[name].column}_psi_threshold"),
+            subject,
+            warn_only=config.drift_severity == "warn",
+            became_reference=made_reference,
+        )
+        failed = not outcomes[name].passed and not outcomes[name].warning
+        if failed:
+            failures[name] = outcomes[name].message
+        drift_entries[name] = outcomes[name].message if failed else None
+    if drift_entries:
+        store.mark_entries(version, FAILED_CHECKS_FLAG, drift_entries)
     if failures:
         context.log.error(f"{ASSET} ({version}) failed {', '.join(sorted(failures))}; downstream assets will not run")
 
@@ -298,7 +353,25 @@ def clean_sample_checks(
             facts = {**outcome.facts, "checked_version": version}
             if name in ("inside_nyc_box", "price_range"):
                 facts["bounds_from"] = rules_origin
-            yield check_result(replace(outcome, facts=facts), asset_key=ASSET, check_name=name)
+            yield check_result(
+                replace(outcome, facts=facts), plots=_drift_plots(name, outcome), asset_key=ASSET, check_name=name
+            )
+
+
+def _drift_plots(name: str, outcome: "CheckOutcome") -> dict[str, dg.MarkdownMetadataValue]:
+    """Reference against current shares, for each drift check that measured something. Named to sort
+    right after the number they explain (the UI lists check metadata alphabetically)."""
+    from rental_pipeline.assets.metadata import share_plot
+    from rental_pipeline.drift import DRIFT_RULES
+
+    mix = outcome.tables.get("borough_mix")
+    if name == "borough_drift" and mix is not None and mix["reference_share"].sum() > 0:
+        return {"kl_divergence_plot": share_plot(mix, "neighbourhood_group", title="Borough mix", xlabel="borough")}
+    if name in DRIFT_RULES and "shares" in outcome.tables:
+        rule = DRIFT_RULES[name]
+        title = f"{rule.label.capitalize()}: PSI {outcome.facts.get('psi', float('nan')):.3f}"
+        return {"psi_plot": share_plot(outcome.tables["shares"], "bin", title=title, xlabel=rule.column)}
+    return {}
 
 
 # -- trainval_data and test_data --------------------------------------------------------------

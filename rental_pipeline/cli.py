@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ import click
 
 from rental_pipeline.store.cli import artifacts
 
-PIPELINE_ASSETS = ("raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation")
-SHOWN_METADATA = ("artifact", "dagster/row_count", "val_mae", "val_r2", "test_mae", "test_r2", "fit_seconds")
+MODEL_ASSET = "inference_pipeline"
+PROD_ALIAS = "prod"
 
 
 @click.group()
@@ -26,44 +27,185 @@ def main() -> None:
 main.add_command(artifacts)
 
 
-def latest_materializations() -> dict[str, tuple[float, str, dict[str, Any]] | None]:
-    """Per asset: (timestamp, run id, metadata values) of its latest materialization, or None."""
+@dataclass(frozen=True)
+class AssetStatus:
+    """What the Dagster instance knows of one asset: its latest materialization and checks."""
+
+    name: str
+    timestamp: float | None = None
+    run_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, str] = field(default_factory=dict)  # check name -> passed, failed, warned, not run
+    checks_older: bool = False  # some check's latest result predates the latest materialization
+
+    @property
+    def version(self) -> str | None:
+        value = self.metadata.get("artifact")
+        return str(value) if value is not None else None
+
+
+def pipeline_status(dagster_home: Path) -> list[AssetStatus]:
+    """Every asset of the code location, group by group in graph order, as the instance at
+    `dagster_home` last saw it."""
     import dagster as dg  # imported here so `--help` stays fast
 
-    latest: dict[str, tuple[float, str, dict[str, Any]] | None] = {}
-    with dg.DagsterInstance.get() as instance:
-        for name in PIPELINE_ASSETS:
-            event = instance.get_latest_materialization_event(dg.AssetKey(name))
-            if event is None or event.asset_materialization is None:
-                latest[name] = None
-                continue
-            metadata = {key: entry.value for key, entry in event.asset_materialization.metadata.items()}
-            latest[name] = (event.timestamp, event.run_id, metadata)
-    return latest
+    from rental_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    ordered = list(graph.toposorted_asset_keys)
+    groups = list(dict.fromkeys(graph.get(key).group_name for key in ordered))
+    ordered.sort(key=lambda key: groups.index(graph.get(key).group_name))
+    statuses = []
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for key in ordered:
+            latest = instance.fetch_materializations(key, limit=1).records
+            event = latest[0].event_log_entry if latest else None
+            materialization = event.asset_materialization if event is not None else None
+            checks, older = {}, False
+            for check_key in sorted(graph.get(key).check_keys, key=lambda k: k.name):
+                record = instance.get_latest_asset_check_evaluation_record(check_key)
+                checks[check_key.name] = _check_state(record)
+                older = older or (bool(latest) and not _checked(record, latest[0]))
+            statuses.append(
+                AssetStatus(
+                    name=key.to_user_string(),
+                    timestamp=event.timestamp if materialization is not None else None,
+                    run_id=event.run_id if materialization is not None else None,
+                    metadata={k: v.value for k, v in materialization.metadata.items()} if materialization else {},
+                    checks=checks,
+                    checks_older=older,
+                )
+            )
+    return statuses
+
+
+def _checked(record: Any, materialization: Any) -> bool:
+    """Whether the check's latest result is about this materialization (an event log record)."""
+    if record is None:
+        return True  # never ran: shown as "not run", not as out of date
+    data = getattr(getattr(record.event, "dagster_event", None), "event_specific_data", None)
+    target = getattr(data, "target_materialization_data", None)
+    if target is not None:
+        return target.storage_id == materialization.storage_id
+    return record.run_id == materialization.run_id
+
+
+def _check_state(record: Any) -> str:
+    if record is None or record.event is None or record.event.dagster_event is None:
+        return "not run"
+    evaluation = record.event.dagster_event.event_specific_data
+    if not hasattr(evaluation, "passed"):  # planned, never evaluated (e.g. its asset failed first)
+        return "not run"
+    if evaluation.passed:
+        return "passed"
+    return "warned" if evaluation.severity.value == "WARN" else "failed"
+
+
+def _checks_text(status: AssetStatus) -> str:
+    if not status.checks:
+        return "-"
+    states = list(status.checks.values())
+    text = f"{states.count('passed')}/{len(states)} passed"
+    for state in ("failed", "warned", "not run"):
+        names = [name for name, found in status.checks.items() if found == state]
+        if names:
+            text += f"; {state}: {', '.join(names)}"
+    return text + (" (some ran before this version)" if status.checks_older else "")
+
+
+def _numbers_text(status: AssetStatus, prod: str | None) -> str:
+    m = status.metadata
+    parts = []
+    if status.name == MODEL_ASSET and status.version:
+        kind = m.get("model", "model")
+        parts.append(f"{kind}, {'prod' if status.version == prod else 'not prod'}")
+    if "dagster/row_count" in m and status.name != "batch_predictions":
+        parts.append(f"{m['dagster/row_count']:,} rows")
+    if "val_mae" in m:
+        parts.append(f"validation MAE {m['val_mae']:.2f}, R² {m['val_r2']:.3f}")
+    if "test_mae" in m:
+        parts.append(f"test MAE {m['test_mae']:.2f}, R² {m['test_r2']:.3f}")
+    if "predicted" in m:
+        parts.append(f"{m['predicted']:,} priced, {m.get('failed', 0):,} failed, by {m.get('model', '?')}")
+    if "best_val_mae" in m:
+        parts.append(f"{m.get('trials', '?')} trials of {m.get('model', '?')}, best validation MAE {m['best_val_mae']:.2f}")
+    return "; ".join(parts)
 
 
 @main.command()
 def summary() -> None:
-    """The latest materialization of every asset in the Dagster instance ($DAGSTER_HOME)."""
-    latest = latest_materializations()
-    rows = []
-    for name, found in latest.items():
-        if found is None:
-            rows.append((name, "never materialized", "", ""))
-            continue
-        timestamp, run_id, metadata = found
-        when = dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        shown = ", ".join(
-            f"{key.removeprefix('dagster/')}={_format(metadata[key])}" for key in SHOWN_METADATA if key in metadata
+    """Every asset: its latest version, checks, key numbers; then the test MAE of the newest model.
+
+    Reads the Dagster instance in $DAGSTER_HOME (default: dagster in the project folder,
+    $RENTAL_PIPELINE_HOME or .rental_pipeline, where make puts it) and the artifact store.
+    """
+    from rental_pipeline.home import dagster_home
+    from rental_pipeline.store import ArtifactStore, default_root
+
+    home = dagster_home()
+    if not home.is_dir():
+        raise click.ClickException(
+            f"no Dagster instance at {home}, so nothing has been materialized there yet: run `make run` (or "
+            "`dagster job execute -m rental_pipeline.definitions -j training_job` with DAGSTER_HOME set), or set "
+            "DAGSTER_HOME to the instance to read."
         )
-        rows.append((name, when, run_id[:8], shown))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
-    evaluation = latest.get("model_evaluation")
+    statuses = pipeline_status(home)
+    store = ArtifactStore(default_root())
+    prod = _alias_ref(store, MODEL_ASSET, PROD_ALIAS)
+    click.echo(f"Dagster instance {home}; artifact store {store.root}")
+    header = ("asset", "version", "materialized (UTC)", "run", "checks")
+    rows = [header]
+    for status in statuses:
+        when = (
+            dt.datetime.fromtimestamp(status.timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            if status.timestamp is not None else "never materialized"
+        )
+        rows.append((status.name, status.version or "-", when, (status.run_id or "-")[:8], _checks_text(status)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    click.echo("")
+    for row, status in zip(rows, [None, *statuses]):
+        numbers = "" if status is None else _numbers_text(status, prod)
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + ("  " + numbers if numbers else ""))
+    evaluation = next((s for s in statuses if s.name == "model_evaluation" and s.version), None)
     if evaluation is not None:
-        metrics = evaluation[2]
-        click.echo(f"\nTest MAE {metrics['test_mae']:.2f}, R² {metrics['test_r2']:.3f} on {metrics['test_rows']:,} listings")
+        m = evaluation.metadata
+        evaluated = str(m.get("evaluated_model", "?"))
+        kind = next((s.metadata.get("model") for s in statuses if s.name == MODEL_ASSET and s.version == evaluated), None)
+        if kind is None:
+            kind = _stored_model_kind(store, evaluated)
+        standing = "prod" if evaluated == prod else f"not prod (prod is {prod or 'unset'})"
+        click.echo(
+            f"\nTest MAE {m['test_mae']:.2f}, R² {m['test_r2']:.3f} on {m['test_rows']:,} listings: "
+            f"{evaluated} ({kind or 'unknown model'}), {standing}"
+        )
+        if m.get("promotion"):
+            click.echo(f"Promotion: {m['promotion']}")
+
+
+def _alias_ref(store: Any, name: str, alias: str) -> str | None:
+    from rental_pipeline.store import StoreError
+
+    try:
+        return store.get(f"{name}:{alias}").ref
+    except StoreError:
+        return None
+
+
+def _stored_model_kind(store: Any, ref: str) -> str | None:
+    """The model kind recorded with a stored model version (its config), when the instance has no record of it."""
+    from rental_pipeline.store import StoreError
+
+    try:
+        config = store.get(ref).metadata.get("config") or {}
+    except StoreError:
+        return None
+    return config.get("model")
+
+
+def _yaml_lines(data: Any) -> list[str]:
+    from rental_pipeline.store.cli import yaml_lines
+
+    return yaml_lines(data)
 
 
 @main.command()
@@ -101,7 +243,9 @@ def lineage(ref: str, as_json: bool) -> None:
             click.echo(f"{pad}    git commit {git['commit']}{' with uncommitted changes' if git['dirty'] else ''}")
         config = version.metadata.get("config") or {}
         if config:
-            click.echo(f"{pad}    config {json.dumps(config, sort_keys=True)}")
+            click.echo(f"{pad}    config:")
+            for line in _yaml_lines(config):
+                click.echo(f"{pad}      {line}")
         facts = version.metadata.get("facts") or {}
         source = {k: facts[k] for k in ("source", "source_sha256") if k in facts}
         if source:
@@ -114,12 +258,17 @@ def lineage(ref: str, as_json: bool) -> None:
 @click.option("--chunk-rows", default=100_000, show_default=True, type=click.IntRange(min=1),
               help="Rows scored at a time; bounds memory whatever the file size.")
 @click.argument("input_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("output_csv", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.argument("output_csv", type=click.Path(path_type=Path))
 def predict(model_ref: str, chunk_rows: int, input_csv: Path, output_csv: Path) -> None:
-    """Score INPUT_CSV (listings columns) into OUTPUT_CSV with predicted_price and prediction_error."""
-    from rental_pipeline.predict import predict_csv
+    """Score INPUT_CSV (listings columns; .csv or .csv.gz) into OUTPUT_CSV with predicted_price
+    and prediction_error."""
+    from rental_pipeline.predict import PredictionError, check_model, predict_csv
 
     version, model = _load(model_ref)
+    try:
+        check_model(model, f"{version.ref} (type {version.type})")
+    except PredictionError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(f"Scoring {input_csv} with {version.ref}", err=True)
     with click.progressbar(length=input_csv.stat().st_size, label="listings", file=click.get_text_stream("stderr")) as bar:
         done = 0
@@ -131,8 +280,10 @@ def predict(model_ref: str, chunk_rows: int, input_csv: Path, output_csv: Path) 
 
         try:
             summary = predict_csv(model, input_csv, output_csv, chunk_rows=chunk_rows, on_progress=advance)
-        except ValueError as error:
-            raise click.ClickException(f"{input_csv}: {error}") from error
+        except PredictionError as error:
+            raise click.ClickException(str(error)) from None
+        except (ValueError, OSError) as error:  # a malformed file, as pandas or Arrow words it
+            raise click.ClickException(f"{input_csv}: {str(error).splitlines()[0] if str(error) else error!r}") from None
     click.echo(
         f"{summary.rows:,} rows: {summary.predicted:,} predicted, {summary.failed:,} with an error "
         f"(see the prediction_error column) in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) "
@@ -142,7 +293,7 @@ def predict(model_ref: str, chunk_rows: int, input_csv: Path, output_csv: Path) 
 
 @main.group()
 def sweep() -> None:
-    """The hyperparameter sweep's leaderboard (made by `dagster job execute -j sweep_job`)."""
+    """The hyperparameter sweep's leaderboard (made by sweep_job or Materialize all)."""
 
 
 def _load(ref: str) -> tuple[Any, Any]:
@@ -173,7 +324,7 @@ def sweep_show(ref: str) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the run config here (default: print it).")
 @click.option("--train", "train", is_flag=True,
-              help="Then run training_job with it (through `dagster job execute`).")
+              help="Then run training_job with it (dagster job execute).")
 @click.option("-c", "--config", "extra_configs", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="With --train: more run config files for the other ops (e.g. raw_data's source).")
 def sweep_best(ref: str, output: Path | None, train: bool, extra_configs: tuple[str, ...]) -> None:
@@ -200,7 +351,13 @@ def sweep_best(ref: str, output: Path | None, train: bool, extra_configs: tuple[
         click.echo(f"wrote {output}; train it with: {' '.join(command[2:])}")
         return
     click.echo(f"training the best of {version.ref}: {' '.join(command[2:])}", err=True)
-    raise SystemExit(subprocess.run(command, check=False).returncode)
+    from rental_pipeline.home import DAGSTER_HOME_VARIABLE, dagster_home
+
+    # the run is recorded where `summary` and `make dev` look, not in a throwaway instance
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    environment = {**os.environ, DAGSTER_HOME_VARIABLE: str(home)}
+    raise SystemExit(subprocess.run(command, check=False, env=environment).returncode)
 
 
 def _scratch_config() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sklearn.metrics import mean_absolute_error, r2_score
@@ -11,6 +12,7 @@ from sklearn.pipeline import Pipeline
 from rental_pipeline.features import FEATURE_COLUMNS, TARGET
 
 WORST_ERROR_COLUMNS = ["id", "name", "neighbourhood_group", "room_type", "price", "predicted", "abs_error"]
+SCORED_COLUMNS = ["id", "neighbourhood_group", "room_type", TARGET]
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class Evaluation:
     r2: float
     rows: int
     worst_errors: pd.DataFrame
+    by_borough: pd.DataFrame  # neighbourhood_group, listings, mae, median_abs_error, mean_price
+    scored: pd.DataFrame | None = None  # id, borough, room type, price and `predicted` of every test listing
 
     def metrics(self) -> dict[str, float]:
         return {"test_mae": self.mae, "test_r2": self.r2, "test_rows": float(self.rows)}
@@ -38,4 +42,26 @@ def evaluate_pipeline(pipeline: Pipeline, test: pd.DataFrame, worst: int = 10) -
         r2=float(r2_score(test[TARGET], predicted)),
         rows=len(test),
         worst_errors=worst_errors,
+        by_borough=errors_by_borough(test[TARGET], predicted, test["neighbourhood_group"]),
+        scored=test[[c for c in SCORED_COLUMNS if c in test.columns]].assign(predicted=predicted).reset_index(drop=True),
     )
+
+
+def errors_by_borough(price: pd.Series, predicted: Any, borough: pd.Series) -> pd.DataFrame:
+    """Test MAE per borough: one overall figure can hide a borough the model prices badly."""
+    errors = pd.DataFrame(
+        {
+            "neighbourhood_group": borough.to_numpy(),
+            "price": price.to_numpy(),
+            "abs_error": (price - predicted).abs().to_numpy(),
+        }
+    )
+    grouped = errors.groupby("neighbourhood_group", dropna=False, sort=True)
+    return pd.DataFrame(
+        {
+            "listings": grouped.size(),
+            "mae": grouped["abs_error"].mean().round(2),
+            "median_abs_error": grouped["abs_error"].median().round(2),
+            "mean_price": grouped["price"].mean().round(2),
+        }
+    ).reset_index()

@@ -118,12 +118,15 @@ def build_inference_pipeline(
 
 
 def feature_importances(pipeline: Pipeline) -> pd.DataFrame:
-    """Importances labelled by `get_feature_names_out`, most important first.
+    """Impurity importances labelled by `get_feature_names_out`, most important first, with their
+    spread (standard deviation) over the forest's trees.
 
     The reference labelled its importance plot by position in its own column list, which is wrong
     as soon as one-hot or TF-IDF expand a column into several.
     """
     names = pipeline["preprocessor"].get_feature_names_out()
-    importances = pipeline["regressor"].feature_importances_
-    table = pd.DataFrame({"feature": names, "importance": importances})
+    forest = pipeline["regressor"]
+    per_tree = [tree.feature_importances_ for tree in getattr(forest, "estimators_", [])]
+    spread = np.std(per_tree, axis=0) if per_tree else np.zeros(len(names))
+    table = pd.DataFrame({"feature": names, "importance": forest.feature_importances_, "spread": spread})
     return table.sort_values("importance", ascending=False, ignore_index=True)

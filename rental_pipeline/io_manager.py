@@ -11,9 +11,10 @@ the run cache (`rental_pipeline.run_cache`) agree on what changed: an asset whos
 and exact inputs made a stored version before returns `Reused` instead of computing, and this
 IO manager reports that version again without writing anything.
 
-New versions are mirrored to W&B by a worker process while the run goes on; the IO manager
-waits for those W&B runs when Dagster tears it down (the end of the run with the in-process
-executor, the end of each step with a process per step), and logs where each one landed. Loaded
+New versions are mirrored to W&B by a worker process while the run goes on, with the asset's
+metrics, tables and trials (`wandb_view`); the IO manager waits for those W&B runs when Dagster
+tears it down (the end of the run with the in-process executor, the end of each step with a
+process per step), and logs where each one landed and, online, what the upload did. Loaded
 versions are kept decoded until then, so checks and the downstream asset read a version once; a
 model this process has just stored is kept as it was handed in (a skops file decodes to an equal
 model), so the next step does not read back and decode the file it was just written to.
@@ -28,8 +29,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from rental_pipeline import wandb_view
+from rental_pipeline.assets.metadata import displayed
 from rental_pipeline.code_version import git_revision
 from rental_pipeline.run_cache import CacheHit, cache_key, find_cached, remember
+from rental_pipeline.sources import redact
 from rental_pipeline.store import (
     FAILED_CHECKS_FLAG,
     ArtifactStore,
@@ -40,6 +44,7 @@ from rental_pipeline.store import (
     codec_for,
     default_root,
     project_name,
+    resolve_mode,
 )
 from rental_pipeline.versions import PINNED, THIS_RUN, VersionResolver
 
@@ -49,6 +54,9 @@ ARTIFACT_TYPE_KEY = "artifact_type"
 # Output metadata naming versions an asset read from the store itself (not as Dagster inputs),
 # comma-separated, so they still appear in its lineage.
 USES_ARTIFACTS_KEY = "uses_artifacts"
+# Output metadata holding the part of the step's config that applied (e.g. a synthetic source's
+# row count only when no file was given); recorded as the version's config instead of all of it.
+CONFIG_USED_KEY = "config_used"
 
 
 # Metadata of a materialization that reported a version found by the run cache.
@@ -111,6 +119,16 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         description="offline, online or disabled. Empty: WANDB_MODE, else online with WANDB_API_KEY, else offline.",
     )
     wandb_project: str | None = Field(default=None, description="W&B project. Empty: WANDB_PROJECT or nyc_airbnb.")
+    wandb_registry: str | None = Field(
+        default=None,
+        description="W&B registry collection the prod model is linked into. Empty: "
+        "$RENTAL_PIPELINE_WANDB_REGISTRY or wandb-registry-model/nyc-rental-price; none: no link.",
+    )
+    wandb_sync_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="Online: seconds the end of a run waits for W&B uploads; the rest stays queued.",
+    )
     pins: dict[str, str] = Field(
         default_factory=dict,
         description="Load these inputs at a fixed version or alias instead of the recorded one, "
@@ -129,6 +147,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         self._values.clear()
         self._runs.clear()
         _exit_quickly()
+        if self._mirrors is None and resolve_mode(self.wandb_mode) == "online":
+            self._mirror_queue(self.artifact_store.store())  # alias moves made by this run, e.g. prod
         if self._mirrors is None:
             return
         for outcome in self._mirrors.wait():
@@ -140,11 +160,19 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             elif outcome.result is not None:
                 where = outcome.result.url or outcome.result.run_dir or outcome.result.mode
                 context.log.info(f"W&B run {outcome.run_id} holds {outcome.artifact}: {where}")
+        report = self._mirrors.sync_report
+        if report is not None:
+            log = context.log.info if report.get("ok") else context.log.warning
+            log("W&B sync: " + "\n".join(report.get("lines", [])))
         self._mirrors = None
 
     def _mirror_queue(self, store: ArtifactStore) -> MirrorQueue:
         if self._mirrors is None:
-            self._mirrors = MirrorQueue(WandbMirror(store, mode=self.wandb_mode))
+            self._mirrors = MirrorQueue(
+                WandbMirror(
+                    store, mode=self.wandb_mode, registry=self.wandb_registry, sync_timeout=self.wandb_sync_timeout
+                )
+            )
         return self._mirrors
 
     # -- versions ------------------------------------------------------------------------------
@@ -245,6 +273,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
                 if ref.strip():
                     inputs[ref.strip().split(":")[0]] = ref.strip()
         config = _config_of(step)
+        # What is written down: the config that applied, with any secret a source URL held removed.
+        recorded = redact(_config_used(context, config))
         if isinstance(obj, Reused):
             version, created = store.get(obj.version.ref), False
         else:
@@ -254,7 +284,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
                 type=str(spec.metadata.get(ARTIFACT_TYPE_KEY, name)),
                 description=spec.description or "",
                 metadata={
-                    "config": config,
+                    "config": recorded,
                     "facts": _plain_facts(context.output_metadata),
                     **({"git": git_revision()} if git_revision() else {}),
                 },
@@ -272,10 +302,13 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         if step is not None:
             # The store digest is the data version: equal bytes, equal version, nothing downstream stale.
             step.set_data_version(context.asset_key, dg.DataVersion(version.digest))
+        # The store keeps full precision; the page shows floats rounded (these override the asset's).
         metadata: dict[str, Any] = {
+            **displayed(context.output_metadata),
             ARTIFACT_KEY: version.ref,
             "artifact_digest": version.digest,
-            "artifact_aliases": ", ".join(version.aliases),
+            # a snapshot: `prod` may move to this version later (see model_evaluation, `artifacts show`)
+            "aliases_at_materialization": ", ".join(version.aliases),
             "artifact_version_new": created,
             "artifact_size_bytes": version.size,
             "artifact_inputs": ", ".join(version.inputs) or "none",
@@ -295,8 +328,11 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
                     metadata["wandb_run"] = "not mirrored (W&B disabled)"
                 else:
                     project = project_name(self.wandb_project)
-                    run_id = mirrors.submit(version, job_type=name, project=project, group=context.run_id, config=config)
-                    metadata["wandb_run"] = f"{run_id} ({mirrors.mode}, project {project})"
+                    view = wandb_view.run_options(store, version, context.run_id, context.output_metadata, recorded)
+                    run_id = mirrors.submit(
+                        version, job_type=name, project=project, group=context.run_id, config=recorded, **view
+                    )
+                    metadata["wandb_run"] = wandb_view.run_link(mirrors.mirror, project, run_id)
             else:
                 metadata["wandb_run"] = f"unchanged: {version.ref} was mirrored when first written"
             context.log.info(
@@ -460,15 +496,26 @@ def _instance(context: dg.InputContext) -> dg.DagsterInstance | None:
 
 def _plain_facts(metadata: Any) -> dict[str, Any]:
     """The plain facts an asset reported (row counts, metrics, source checksum, JSON entries), for
-    the manifest; tables and markdown stay in Dagster."""
+    the manifest; tables and markdown (plots) stay in Dagster."""
     facts = {}
     for key, value in dict(metadata or {}).items():
+        if isinstance(value, dg.MarkdownMetadataValue) or key == CONFIG_USED_KEY:
+            continue
         raw = value.data if isinstance(value, dg.JsonMetadataValue) else getattr(value, "value", value)
         if isinstance(raw, float) and raw != raw:
             continue
         if isinstance(raw, (str, int, float, bool, dict, list)):
             facts[key] = raw
     return facts
+
+
+def _config_used(context: dg.OutputContext, config: dict[str, Any]) -> dict[str, Any]:
+    """What the asset said of its config applied (`CONFIG_USED_KEY`), else the step's whole config.
+    Recorded with the version and given to W&B; the run cache keys on the whole config."""
+    used = context.output_metadata.get(CONFIG_USED_KEY)
+    if isinstance(used, dg.JsonMetadataValue) and isinstance(used.data, dict):
+        return dict(used.data)
+    return config
 
 
 def _config_of(step: Any) -> dict[str, Any]:

@@ -8,19 +8,23 @@ column and the rows named, instead of deep inside a model fit.
 from __future__ import annotations
 
 import csv
-import hashlib
-import http.client
 import io
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.error import HTTPError, URLError
-from urllib.parse import unquote, urlparse
-from urllib.request import url2pathname, urlopen
 
 import numpy as np
 import pandas as pd
+
+from rental_pipeline.sources import (
+    DEFAULT_TIMEOUT,
+    SourceBytes,
+    SourceError,
+    SourcePolicy,
+    compression_of,
+    describe,
+    read_source,
+    snippet,
+)
 
 COLUMNS: tuple[str, ...] = (
     "id",
@@ -61,7 +65,11 @@ ROOM_TYPES: tuple[str, ...] = ("Entire home/apt", "Private room", "Shared room")
 
 REQUIRED_FLOAT_COLUMNS: tuple[str, ...] = ("latitude", "longitude")
 ROWS_SHOWN = 10
-DOWNLOAD_CHUNK = 1 << 16
+VALUES_SHOWN = 3
+# Python's csv module refuses longer fields (its default field_size_limit); a listing's longest
+# field, its name, is a few dozen characters.
+MAX_FIELD_CHARS = 131_072
+_INT64 = np.iinfo(np.int64)
 
 
 class ListingsError(ValueError):
@@ -72,6 +80,7 @@ class ListingsError(ValueError):
     """
 
     def __init__(self, source: str, problem: str, column: str | None = None, rows: Sequence[int] = ()):
+        source = describe(source)
         self.source = source
         self.column = column
         self.rows = list(rows)
@@ -95,62 +104,25 @@ class ListingsDrop:
     size_bytes: int
 
 
-def fetch_source(source: str, *, timeout: float = 30.0) -> bytes:
-    """Bytes of a local path, a `file://`, `http(s)://` or `s3://` URL; one attempt, bounded in time."""
-    parsed = urlparse(source)
-    if parsed.scheme in ("http", "https"):
-        return _download(source, timeout)
-    if parsed.scheme == "s3":
-        return _read_s3(source)
-    if parsed.scheme == "file":
-        path = Path(url2pathname(unquote(parsed.path)))
-    elif parsed.scheme == "" or len(parsed.scheme) == 1:  # a plain path, or one with a drive letter
-        path = Path(source)
-    else:
-        raise ListingsError(
-            source, f"unsupported source scheme {parsed.scheme!r}; use a path, file://, http(s):// or s3://"
-        )
+def fetch_source(
+    source: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    policy: SourcePolicy | None = None,
+    auth_variable: str | None = None,
+) -> bytes:
+    """Bytes of a local path, a `file://` URL or an `http(s)://` URL, read under the source
+    policy (`rental_pipeline.sources`); gzip is decompressed."""
+    return _read(source, timeout=timeout, policy=policy, auth_variable=auth_variable).data
+
+
+def _read(
+    source: str, *, timeout: float, policy: SourcePolicy | None, auth_variable: str | None
+) -> SourceBytes:
     try:
-        return path.read_bytes()
-    except FileNotFoundError as error:
-        raise ListingsError(str(path), "file does not exist") from error
-    except OSError as error:
-        raise ListingsError(str(path), f"cannot read file ({error.strerror})") from error
-
-
-def _read_s3(url: str) -> bytes:
-    """An object of S3-compatible storage (a drop in the landing prefix), with the store's client
-    settings: endpoint and region from the AWS_* variables, credentials from the environment."""
-    from rental_pipeline.store.s3_backend import ObjectStorageError, S3ConfigError, read_object
-
-    try:
-        return read_object(url)
-    except FileNotFoundError as error:
-        raise ListingsError(url, "object does not exist") from error
-    except (ObjectStorageError, S3ConfigError) as error:
-        raise ListingsError(url, f"cannot read object ({error})") from error
-
-
-def _download(url: str, timeout: float) -> bytes:
-    """One attempt, and `timeout` bounds the whole download, not only each socket read.
-
-    A server that accepts the connection and then trickles bytes would otherwise hold a run for
-    far longer than the configured limit.
-    """
-    deadline = time.monotonic() + timeout
-    chunks = []
-    try:
-        with urlopen(url, timeout=timeout) as response:  # noqa: S310 (the caller checked the scheme)
-            while chunk := response.read1(DOWNLOAD_CHUNK):  # returns what has arrived, so the deadline is seen
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise ListingsError(url, f"download did not finish within the timeout of {timeout:g} s")
-    except HTTPError as error:
-        raise ListingsError(url, f"cannot download listings (HTTP {error.code} {error.reason})") from error
-    except (URLError, OSError, http.client.HTTPException, ValueError) as error:
-        reason = getattr(error, "reason", None) or str(error) or type(error).__name__
-        raise ListingsError(url, f"cannot download listings ({reason}); one attempt, timeout {timeout:g} s") from error
-    return b"".join(chunks)
+        return read_source(source, policy, timeout=timeout, auth_variable=auth_variable)
+    except SourceError as error:
+        raise ListingsError(error.source, error.problem) from None
 
 
 def parse_listings(data: bytes, source: str) -> pd.DataFrame:
@@ -160,17 +132,21 @@ def parse_listings(data: bytes, source: str) -> pd.DataFrame:
     the reference); only a column that does not come out with its expected type is examined row
     by row, to name the rows that broke it.
     """
+    _refuse_binary(data, source)
     try:
         text = data.decode("utf-8-sig")  # a byte-order mark (spreadsheet exports) is not part of the header
     except UnicodeDecodeError as error:
         raise _not_utf8(data, error, source) from error
     if not text.strip():
         raise ListingsError(source, "file is empty: expected a header with the 16 listing columns")
+    # Windows line ends, also inside quoted fields (a name saved with a line break in it), so the
+    # same listings give the same table whichever system saved them.
+    text = text.replace("\r\n", "\n")
     _check_records(text, source)
     try:
         frame = pd.read_csv(io.StringIO(text))
     except pd.errors.ParserError as error:
-        raise ListingsError(source, f"is not a well-formed CSV ({error})") from error
+        raise ListingsError(source, f"is not a well-formed CSV ({snippet(str(error), 80)})") from None
     if frame.empty:
         raise ListingsError(source, "has a header but no listings rows")
     for column in INTEGER_COLUMNS:
@@ -183,14 +159,35 @@ def parse_listings(data: bytes, source: str) -> pd.DataFrame:
     return frame
 
 
-def read_listings(source: str, *, timeout: float = 30.0) -> ListingsDrop:
-    data = fetch_source(source, timeout=timeout)
+def read_listings(
+    source: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    policy: SourcePolicy | None = None,
+    auth_variable: str | None = None,
+) -> ListingsDrop:
+    """Read and parse a drop; `source` in the result (and in every error) is safe to record."""
+    read = _read(source, timeout=timeout, policy=policy, auth_variable=auth_variable)
     return ListingsDrop(
-        listings=parse_listings(data, source),
-        source=source,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size_bytes=len(data),
+        listings=parse_listings(read.data, read.source),
+        source=read.source,
+        sha256=read.sha256,
+        size_bytes=read.size_bytes,
     )
+
+
+def _refuse_binary(data: bytes, source: str) -> None:
+    """Say what a file is when it is plainly no text, rather than that it is not UTF-8."""
+    head = data[:4096]
+    kind = compression_of(head)
+    if kind == "zip":
+        raise ListingsError(source, "is a ZIP archive, not a CSV file: extract the CSV and use that (.csv.gz is read as it is)")
+    if kind is not None:
+        raise ListingsError(source, f"is {kind}-compressed (inside the file as read): only .csv and .csv.gz are read")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ListingsError(source, "is UTF-16 text (a spreadsheet's \"Unicode text\"): save it as CSV in UTF-8")
+    if b"\x00" in head:
+        raise ListingsError(source, "holds NUL bytes: it is a binary file (a spreadsheet?), not CSV text")
 
 
 def _not_utf8(data: bytes, error: UnicodeDecodeError, source: str) -> ListingsError:
@@ -243,7 +240,9 @@ def _check_records(text: str, source: str) -> None:
             elif len(record) > len(COLUMNS):
                 long.append(row)
     except csv.Error as error:
-        raise ListingsError(source, f"is not a well-formed CSV ({error})") from error
+        if "field larger than field limit" in str(error):
+            raise _too_long_fields(text, source) from None
+        raise ListingsError(source, f"is not a well-formed CSV ({snippet(str(error), 80)})") from None
     if short:
         fields = short[0][1]
         if [r for r, _ in short] == [row]:
@@ -261,27 +260,56 @@ def _check_records(text: str, source: str) -> None:
         )
 
 
+def _too_long_fields(text: str, source: str) -> ListingsError:
+    """Name the rows and the column of fields over the csv module's limit (pandas' reader has
+    none, so it finds them)."""
+    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    for column in frame.columns:
+        lengths = frame[column].str.len()
+        too_long = lengths > MAX_FIELD_CHARS
+        if too_long.any():
+            return ListingsError(
+                source,
+                f"field of {int(lengths.max()):,} characters, over the limit of {MAX_FIELD_CHARS:,} "
+                "(a listing's longest field, its name, is a few dozen): is this a listings file?",
+                column=snippet(str(column), 40),
+                rows=_data_rows(too_long),
+            )
+    return ListingsError(source, f"has a field over {MAX_FIELD_CHARS:,} characters")
+
+
 def _check_columns(header: Sequence[str], source: str) -> None:
     found = [str(c) for c in header]
+    if not set(found) & set(COLUMNS):
+        first = ",".join(found)
+        raise ListingsError(
+            source,
+            f"is not a listings CSV: its first line has none of the 16 listing columns "
+            f"(it starts with '{snippet(first, 12)}')",
+        )
     missing = [c for c in COLUMNS if c not in found]
     extra = [c for c in found if c not in COLUMNS]
     repeated = sorted({c for c in found if found.count(c) > 1})
     if repeated:
-        raise ListingsError(source, f"column(s) {repeated} appear more than once in the header", column=repeated[0])
+        raise ListingsError(
+            source, f"column(s) {_names(repeated)} appear more than once in the header", column=snippet(repeated[0])
+        )
     if missing or extra:
         parts = []
         if missing:
             parts.append(f"missing column(s) {missing}")
         if extra:
-            parts.append(f"unexpected column(s) {extra}")
+            parts.append(f"unexpected column(s) {_names(extra)}")
         if len(found) == len(COLUMNS):
-            renamed = [f"{f!r} where {c!r} belongs" for f, c in zip(found, COLUMNS) if f in extra and c in missing]
+            renamed = [
+                f"'{snippet(f, 30)}' where {c!r} belongs" for f, c in zip(found, COLUMNS) if f in extra and c in missing
+            ]
             if renamed:
-                parts.append(f"renamed? {', '.join(renamed)}")
+                parts.append(f"renamed? {', '.join(renamed[:VALUES_SHOWN])}")
         raise ListingsError(
             source,
             "; ".join(parts) + f". Expected exactly these 16 columns in order: {list(COLUMNS)}",
-            column=(missing or extra)[0],
+            column=snippet((missing or extra)[0]),
         )
     if found != list(COLUMNS):
         first = next(i for i, (a, b) in enumerate(zip(found, COLUMNS)) if a != b)
@@ -292,31 +320,56 @@ def _check_columns(header: Sequence[str], source: str) -> None:
         )
 
 
+def _names(names: Sequence[str]) -> str:
+    """Column names read from a file, as a short escaped list (a few, each cut short)."""
+    shown = ", ".join(f"'{snippet(n, 30)}'" for n in names[:5])
+    more = f", and {len(names) - 5} more" if len(names) > 5 else ""
+    return f"[{shown}{more}]"
+
+
+def _values(values: pd.Series) -> str:
+    """A few values read from a file, escaped and cut short, as a list."""
+    return "[" + ", ".join(f"'{snippet(str(v), 30)}'" for v in values.head(VALUES_SHOWN)) + "]"
+
+
 def _data_rows(mask: pd.Series) -> list[int]:
     return [int(i) + 1 for i in np.flatnonzero(mask.to_numpy())]
 
 
 def _as_numbers(values: pd.Series, source: str, *, integer: bool, required: bool) -> pd.Series:
     expected = "whole number" if integer else "number"
-    if integer and pd.api.types.is_integer_dtype(values.dtype):
+    column = str(values.name)
+    if integer and pd.api.types.is_signed_integer_dtype(values.dtype):
         return values.astype("int64")
     if not integer and pd.api.types.is_float_dtype(values.dtype) and not required:
         return values
+    if integer and pd.api.types.is_unsigned_integer_dtype(values.dtype):  # pandas' reader past int64
+        beyond = values > _INT64.max
+        raise ListingsError(source, f"whole number does not fit in 64 bits, found {_values(values[beyond])}",
+                            column=column, rows=_data_rows(beyond))
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
     unparsable = numbers.isna() & values.notna()
     if unparsable.any():
-        shown = values[unparsable].head(3).tolist()
         raise ListingsError(
-            source, f"expected a {expected}, found {shown}", column=str(values.name), rows=_data_rows(unparsable)
+            source, f"expected a {expected}, found {_values(values[unparsable])}", column=column,
+            rows=_data_rows(unparsable),
         )
     if required and numbers.isna().any():
         raise ListingsError(source, f"value is missing; every listing needs a {expected} here",
-                            column=str(values.name), rows=_data_rows(numbers.isna()))
+                            column=column, rows=_data_rows(numbers.isna()))
     if integer:
         fractional = numbers % 1 != 0
         if fractional.any():
             raise ListingsError(source, f"expected a whole number, found {numbers[fractional].head(3).tolist()}",
-                                column=str(values.name), rows=_data_rows(fractional))
+                                column=column, rows=_data_rows(fractional))
+        # A float holds every whole number exactly up to 2**53; past that the text may not be what
+        # the float says, and past 2**63 no int64 holds it: refuse rather than wrap or round.
+        inexact = numbers.abs() > 2.0**53
+        if inexact.any():
+            beyond = (numbers.abs() >= 2.0**63)[inexact].any()
+            problem = "does not fit in 64 bits" if beyond else "is too large to read exactly beside decimals"
+            raise ListingsError(source, f"whole number {problem}, found {_values(values[inexact])}",
+                                column=column, rows=_data_rows(inexact))
         return numbers.astype("int64")
     return numbers
 
@@ -326,6 +379,6 @@ def _as_dates(values: pd.Series, source: str) -> pd.Series:
     parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
     bad = parsed.isna() & values.notna()
     if bad.any():
-        raise ListingsError(source, f"expected a YYYY-MM-DD date or nothing, found {values[bad].head(3).tolist()}",
+        raise ListingsError(source, f"expected a YYYY-MM-DD date or nothing, found {_values(values[bad])}",
                             column=str(values.name), rows=_data_rows(bad))
     return text

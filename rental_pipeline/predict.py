@@ -12,7 +12,10 @@ with pandas' reader, which decides as it always did.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,9 +27,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
 from rental_pipeline.csv_chunks import ArrowRefused, arrow_chunks, pandas_chunks
+from rental_pipeline.sources import SourceError, compression_of, open_regular_file
 
 PREDICTION = "predicted_price"
 ERROR = "prediction_error"
@@ -62,9 +69,57 @@ class PredictionSummary:
         return self.rows / self.seconds if self.seconds else float("inf")
 
 
+class PredictionError(ValueError):
+    """A batch that cannot be scored at all (as opposed to a row, which gets its own error)."""
+
+
 def required_columns(model: Pipeline) -> list[str]:
     """The columns the fitted pipeline was trained on; anything else in the file is passed through."""
     return [str(c) for c in model.feature_names_in_]
+
+
+def check_model(model: Any, ref: str) -> None:
+    """Refuse anything but a fitted pipeline that knows its input columns, naming what it is."""
+    if not (hasattr(model, "predict") and hasattr(model, "feature_names_in_")):
+        kind = f"{type(model).__module__}.{type(model).__qualname__}"
+        raise PredictionError(
+            f"{ref} is a {kind}, not a fitted model: pass an inference_pipeline version, "
+            "e.g. inference_pipeline:prod"
+        )
+
+
+@dataclass(frozen=True)
+class CategoryDomain:
+    """The values of a categorical column the fitted pipeline saw in training."""
+
+    known: frozenset[str]
+    missing_ok: bool  # imputed before encoding, or seen missing in training
+
+
+def category_domains(model: Any) -> dict[str, CategoryDomain]:
+    """Per categorical input column, what its encoder learnt. Both models' encoders would turn an
+    unseen value into something (an error for the forest's, a missing code the boosted trees
+    route somewhere for the boosted model's): a price for a category the model never saw is a
+    guess, so such rows get an error instead."""
+    preprocessor = model[0] if isinstance(model, Pipeline) and len(model) > 1 else None
+    if not isinstance(preprocessor, ColumnTransformer):
+        return {}
+    domains = {}
+    for _, transformer, columns in preprocessor.transformers_:
+        steps = [step for _, step in transformer.steps] if isinstance(transformer, Pipeline) else [transformer]
+        imputed = False
+        for step in steps:
+            if isinstance(step, SimpleImputer):
+                imputed = True
+            elif isinstance(step, OrdinalEncoder | OneHotEncoder):
+                if isinstance(columns, list | tuple) and all(isinstance(c, str) for c in columns):
+                    for column, categories in zip(columns, step.categories_):
+                        seen = [c for c in categories if not pd.isna(c)]
+                        domains[column] = CategoryDomain(
+                            frozenset(str(c) for c in seen), imputed or len(seen) < len(categories)
+                        )
+                break
+    return domains
 
 
 # --- typing ----------------------------------------------------------------------------------
@@ -158,9 +213,12 @@ def _dates(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return dates, present & np.isnat(dates)
 
 
-def _typed_features(chunk: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+def _typed_features(
+    chunk: pd.DataFrame, columns: list[str], domains: dict[str, CategoryDomain] | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Features typed as in training, and a per-row message for every value that cannot be."""
     errors = np.full(len(chunk), "", dtype=object)
+    domains = domains or {}
     features = {}
     for column in columns:
         values = chunk[column]
@@ -177,8 +235,30 @@ def _typed_features(chunk: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFra
             errors[rows] += np.array(
                 [f"{column}: {value!r} is {what}; " for value in values.iloc[rows]], dtype=object
             )
+        if column in domains:
+            rows, messages = _unseen(column, values, domains[column])
+            errors[rows] += messages
         features[column] = typed
     return pd.DataFrame(features, index=chunk.index), errors
+
+
+def _unseen(column: str, values: pd.Series, domain: CategoryDomain) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, messages) for the rows whose category cannot be priced: one the model never saw, or
+    a missing one it cannot impute."""
+    present = values.notna().to_numpy()
+    unseen = np.flatnonzero(present & ~values.isin(domain.known).to_numpy())
+    known = ", ".join(sorted(domain.known)[:8])
+    messages = [f"{column}: {_short(value)} was not seen in training (known: {known}); " for value in values.iloc[unseen]]
+    if not domain.missing_ok:
+        missing = np.flatnonzero(~present)
+        unseen = np.concatenate([unseen, missing])
+        messages += [f"{column}: missing, and the model saw no listing without one in training; "] * missing.size
+    return unseen, np.array(messages, dtype=object)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
 
 
 # --- scoring ---------------------------------------------------------------------------------
@@ -200,12 +280,12 @@ class _Prepared:
     transformed: Any = None  # those rows through `model[:-1]`; None: score with the whole model
 
 
-def _prepare(model: Pipeline, chunk: pd.DataFrame) -> _Prepared:
+def _prepare(model: Pipeline, chunk: pd.DataFrame, domains: dict[str, CategoryDomain] | None = None) -> _Prepared:
     columns = required_columns(model)
     missing = [c for c in columns if c not in chunk.columns]
     if missing:
-        raise ValueError(f"input has no column(s) {missing}; the model needs {columns}")
-    features, errors = _typed_features(chunk, columns)
+        raise PredictionError(f"input has no column(s) {missing}; the model needs {columns}")
+    features, errors = _typed_features(chunk, columns, category_domains(model) if domains is None else domains)
     prepared = _Prepared(chunk, features, errors, np.flatnonzero(errors == ""))
     if isinstance(model, Pipeline) and len(model) > 1 and prepared.rows.size:
         try:
@@ -299,9 +379,29 @@ class _Progress:
             self.report(bytes_read, rows)
 
 
+@contextlib.contextmanager
+def _open_listings(source: Path) -> Iterator[tuple[IO[bytes], Callable[[], int]]]:
+    """The file as text bytes (a .csv.gz is decompressed as it is read) and how far into the file
+    on disk reading has got, for progress. Only a regular file is opened."""
+    try:
+        raw = open_regular_file(source)
+    except SourceError as error:
+        raise PredictionError(str(error)) from None
+    with raw:
+        kind = compression_of(raw.read(8))
+        raw.seek(0)
+        if kind is None:
+            yield raw, raw.tell
+        elif kind == "gzip":
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unpacked:
+                yield unpacked, raw.tell  # type: ignore[misc]
+        else:
+            raise PredictionError(f"{source}: is {kind}-compressed; only .csv and .csv.gz files are read")
+
+
 def _score_file(
     model: Pipeline,
-    source: Path | str,
+    source: Path,
     partial: Path,
     chunks: Callable[[IO[bytes], int], Iterator[pd.DataFrame]],
     chunk_rows: int,
@@ -312,12 +412,14 @@ def _score_file(
     reading and text handling run outside the interpreter lock, so the two overlap on the cores
     instead of taking turns; output order and every number are as if run one after the other."""
     rows = failed = 0
-    with open(source, "rb") as handle, open(partial, "wb") as out, ThreadPoolExecutor(max_workers=1) as worker:
+    domains = category_domains(model)
+    with _open_listings(source) as (handle, position), open(partial, "wb") as out, \
+            ThreadPoolExecutor(max_workers=1) as worker:
         reading = chunks(handle, chunk_rows)
 
         def prepare_next() -> tuple[_Prepared, int] | None:
             chunk = next(reading, None)
-            return None if chunk is None else (_prepare(model, chunk), handle.tell())
+            return None if chunk is None else (_prepare(model, chunk, domains), position())
 
         upcoming = worker.submit(prepare_next)
         writer: pa_csv.CSVWriter | None = None
@@ -337,6 +439,30 @@ def _score_file(
     return rows, failed
 
 
+_DAMAGED_GZIP = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _check_paths(source: Path, destination: Path, partial: Path) -> None:
+    """Refuse, before anything is written, what would fail late or destroy the input."""
+    if not destination.parent.is_dir():
+        raise PredictionError(f"{destination}: output folder {destination.parent} does not exist")
+    if destination.is_dir():
+        raise PredictionError(f"{destination}: is a folder; give the output file's name")
+    for written in (destination, partial):
+        if written.resolve() == source.resolve() or (written.exists() and source.exists() and written.samefile(source)):
+            raise PredictionError(
+                f"{destination}: writing it would overwrite the input file {source}; choose another output file"
+            )
+    try:
+        with _open_listings(source) as (handle, _):
+            while block := handle.read(1 << 16):
+                if block.strip():
+                    return
+    except _DAMAGED_GZIP as error:
+        raise PredictionError(f"{source}: is gzip-compressed but damaged or cut off ({error})") from None
+    raise PredictionError(f"{source}: file is empty: expected a header with the listing columns")
+
+
 def predict_csv(
     model: Pipeline,
     source: Path | str,
@@ -345,19 +471,30 @@ def predict_csv(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> PredictionSummary:
-    """Score `source` chunk by chunk into `destination` (input columns + prediction + error).
+    """Score `source` (a .csv, or a .csv.gz) chunk by chunk into `destination` (input columns +
+    prediction + error).
 
     `on_progress(bytes_read, rows_done)` is called after each chunk, for a progress bar. Memory
     holds two chunks (one being scored, the next being prepared) and a block of the file
-    (`csv_chunks.BLOCK_BYTES`) at a time, however long the file.
+    (`csv_chunks.BLOCK_BYTES`) at a time, however long the file. Whatever fails, no partial
+    output is left behind, and the input is never written to.
     """
     started = time.perf_counter()
-    destination = Path(destination)
+    source, destination = Path(source), Path(destination)
+    check_model(model, "the model")
     partial = destination.with_name(destination.name + ".partial")
+    _check_paths(source, destination, partial)
     progress = _Progress(on_progress)
     try:
-        rows, failed = _score_file(model, source, partial, arrow_chunks, chunk_rows, progress)
-    except ArrowRefused:
-        rows, failed = _score_file(model, source, partial, pandas_chunks, chunk_rows, progress)
-    partial.replace(destination)  # a half-written output never stands under the final name
+        try:
+            rows, failed = _score_file(model, source, partial, arrow_chunks, chunk_rows, progress)
+        except ArrowRefused:
+            rows, failed = _score_file(model, source, partial, pandas_chunks, chunk_rows, progress)
+        partial.replace(destination)  # a half-written output never stands under the final name
+    except _DAMAGED_GZIP as error:
+        partial.unlink(missing_ok=True)
+        raise PredictionError(f"{source}: is gzip-compressed but damaged or cut off ({error})") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return PredictionSummary(rows=rows, predicted=rows - failed, failed=failed, seconds=time.perf_counter() - started)

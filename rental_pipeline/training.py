@@ -14,11 +14,19 @@ from rental_pipeline.features import FEATURE_COLUMNS, TARGET, build_inference_pi
 from rental_pipeline.model_params import BOOSTED, MODELS, RANDOM_FOREST, BoostingParams, ForestParams
 from rental_pipeline.split import split_listings
 
+# What one importance value is, per model: the two are on different scales and must say so.
+IMPURITY_UNIT = "share of the forest's impurity reduction (sums to 1; bars: spread over trees)"
+PERMUTATION_UNIT = "rise in validation MAE when the feature is shuffled, dollars (bars: spread over repeats)"
+VALIDATION_COLUMNS = ["id", "neighbourhood_group", "room_type", TARGET]
+
+
 @dataclass(frozen=True)
 class TrainingResult:
     pipeline: Pipeline
     metrics: dict[str, float]
-    importances: pd.DataFrame  # feature, importance: larger matters more
+    importances: pd.DataFrame  # feature, importance, spread: larger importance matters more
+    importance_unit: str = ""
+    validation: pd.DataFrame | None = None  # id, borough, room type, price and `predicted` of each validation listing
 
 
 def build_pipeline(
@@ -46,11 +54,13 @@ def train_inference_pipeline(
     max_tfidf_features: int = 5,
     forest: ForestParams = ForestParams(),
     boosting: BoostingParams = BoostingParams(),
+    importances: bool = True,
 ) -> TrainingResult:
     """Split trainval into train and validation as the reference does, fit on train, score on validation.
 
     Validation numbers are what model choices are made on; the test split stays untouched until
-    evaluation.
+    evaluation. `importances=False` skips measuring feature importances (a sweep trial needs only
+    its score, and the boosted model's permutation importances cost several predictions).
     """
     train, validation = split_listings(
         trainval, test_size=val_size, random_seed=random_seed, stratify_by=stratify_by
@@ -70,10 +80,16 @@ def train_inference_pipeline(
     regressor = pipeline["regressor"]
     if getattr(regressor, "oob_score", False):
         metrics["oob_r2"] = float(regressor.oob_score_)
-    if hasattr(regressor, "feature_importances_"):
-        importances = feature_importances(pipeline)
-    else:
+    table, unit = pd.DataFrame(columns=["feature", "importance", "spread"]), ""
+    if importances and hasattr(regressor, "feature_importances_"):
+        table, unit = feature_importances(pipeline), IMPURITY_UNIT
+    elif importances:
         # No impurity importances: how much validation MAE rises when each feature is shuffled.
         permuted = boosted_feature_importances(pipeline, validation, validation[TARGET], n_repeats=3)
-        importances = permuted.rename(columns={"mae_increase": "importance"})[["feature", "importance"]]
-    return TrainingResult(pipeline=pipeline, metrics=metrics, importances=importances)
+        table = permuted.rename(columns={"mae_increase": "importance", "mae_increase_std": "spread"})
+        unit = PERMUTATION_UNIT
+    scored = validation[[c for c in VALIDATION_COLUMNS if c in validation.columns]].assign(predicted=predicted)
+    return TrainingResult(
+        pipeline=pipeline, metrics=metrics, importances=table, importance_unit=unit,
+        validation=scored.reset_index(drop=True),
+    )

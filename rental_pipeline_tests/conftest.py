@@ -63,8 +63,7 @@ def run_config(raw: dict[str, Any] | None = None, training: dict[str, Any] | Non
         },
         "sweep_leaderboard": {
             "config": {
-                "max_tfidf_features": [5],
-                "max_features": [0.5, 1.0],
+                "grid": {"max_tfidf_features": [5], "random_forest.max_features": [0.5, 1.0]},
                 "training": {"model": "random_forest", "random_forest": FAST_FOREST},
             }
         },

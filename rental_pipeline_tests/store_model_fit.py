@@ -19,6 +19,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder
 
+from rental_pipeline.features import flatten_text
+
 
 def listings(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
     rng = np.random.default_rng(seed)
@@ -67,7 +69,7 @@ def build_pipeline() -> Pipeline:
                 "name",
                 make_pipeline(
                     SimpleImputer(strategy="constant", fill_value=""),
-                    FunctionTransformer(np.ravel),
+                    FunctionTransformer(flatten_text),
                     TfidfVectorizer(max_features=5, stop_words="english"),
                 ),
                 ["name"],

@@ -85,8 +85,20 @@ def test_weekly_schedule_trains_on_the_configured_source(dagster_instance, monke
     assert result.skip_message is None
     [request] = result.run_requests
     assert request.run_key == "weekly:2026-11-30"
-    assert request.run_config == {"ops": {"raw_data": {"config": {"source": str(source)}}}}
-    assert dg.validate_run_config(training_job_def(), request.run_config)
+    assert request.run_config == {"ops": {"raw_data": {"config": {"source": {"env": WEEKLY_SOURCE_VARIABLE}}}}}
+    resolved = dg.validate_run_config(training_job_def(), request.run_config)
+    assert resolved["ops"]["raw_data"]["config"]["source"] == str(source)
+
+
+def test_weekly_schedule_keeps_a_url_token_out_of_the_run_record(dagster_instance, monkeypatch):
+    monkeypatch.setenv(WEEKLY_SOURCE_VARIABLE, "https://data.example.com/listings.csv?token=s3cr3t-weekly")
+    monday = dt.datetime(2026, 11, 30, 6, 0, tzinfo=ZoneInfo("America/New_York"))
+    result = weekly_training.evaluate_tick(
+        dg.build_schedule_context(instance=dagster_instance, scheduled_execution_time=monday)
+    )
+    [request] = result.run_requests
+    assert "s3cr3t" not in repr(request.run_config) + repr(request.tags)
+    assert request.tags["rental_pipeline/source"] == "https://data.example.com/listings.csv?<redacted>"
 
 
 # -- landing folder ----------------------------------------------------------------------------

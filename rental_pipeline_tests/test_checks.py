@@ -35,7 +35,8 @@ SMALL_BOUNDS = {"min_rows": 100}
 ALL_CHECKS = {
     ("raw_data", "columns"), ("raw_data", "schema"),
     *(("clean_sample", name) for name in (
-        "columns", "schema", "borough_set", "inside_nyc_box", "price_range", "row_count", "borough_drift")),
+        "columns", "schema", "borough_set", "inside_nyc_box", "price_range", "row_count", "borough_drift",
+        "room_type_drift", "price_drift", "minimum_nights_drift", "reviews_per_month_drift")),
     ("trainval_data", "schema"), ("test_data", "schema"), ("test_data", "no_shared_ids"),
 }
 

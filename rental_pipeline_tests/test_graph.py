@@ -47,6 +47,12 @@ def test_whole_graph_materializes_with_what_a_person_needs_to_see(instance):
     assert len(worst) == 10
     assert worst[0]["abs_error"] >= worst[-1]["abs_error"]
 
+    # "Materialize all" shows the test MAE and the promotion decision before the sweep starts
+    order = [(e.event_type_value, e.step_key) for e in result.all_events]
+    sweep_starts = order.index(("STEP_START", "sweep_leaderboard"))
+    assert order.index(("STEP_SUCCESS", "model_evaluation")) < sweep_starts
+    assert order.index(("STEP_SUCCESS", "batch_predictions")) < sweep_starts
+
 
 def test_rematerializing_clean_sample_downstream_reuses_stored_raw_data(instance):
     first = materialize(instance)

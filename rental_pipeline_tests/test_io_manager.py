@@ -45,7 +45,7 @@ def test_every_asset_becomes_version_zero_with_its_lineage(instance, store):
         assert metadata[name]["artifact"] == version.ref == f"{name}:v0"
         assert metadata[name]["artifact_digest"] == version.digest
         assert metadata[name]["artifact_version_new"] is True
-        assert "latest" in metadata[name]["artifact_aliases"]
+        assert "latest" in metadata[name]["aliases_at_materialization"]
         assert metadata[name]["artifact_size_bytes"] == version.size > 0
         assert tuple(sorted(version.inputs)) == inputs
     assert store.get("inference_pipeline:v0").type == "model_export"
@@ -175,7 +175,10 @@ def test_new_versions_are_mirrored_to_offline_wandb_runs(instance, isolated_stat
     result = materialize(instance)
     metadata = materialized(result)
     run_ids = {name: m["wandb_run"].split()[0] for name, m in metadata.items()}
-    assert all(m["wandb_run"].endswith("(offline, project nyc_airbnb)") for m in metadata.values())
+    assert all(
+        "(offline, project nyc_airbnb): waits for `rental-pipeline artifacts sync`" in m["wandb_run"]
+        for m in metadata.values()
+    )
     assert len(set(run_ids.values())) == len(run_ids)  # one W&B run per asset
     # The runs were made on a background thread; the run is over, so each has its folder by now.
     wandb_root = Path(isolated_state / "wandb")

@@ -84,3 +84,73 @@ def test_missing_column_is_named(tmp_path):
     rows = [",".join(r.split(",")[:8] + r.split(",")[9:]) for r in GOOD_ROWS[:1]]
     with pytest.raises(ListingsError, match=r"missing column\(s\) \['room_type'\]"):
         read_listings(str(write_csv(tmp_path / "bad.csv", rows, header=header)))
+
+
+# --- edges of the input ---------------------------------------------------------------------------
+
+
+def test_windows_and_unix_line_ends_give_the_same_table(tmp_path):
+    """Line breaks inside quoted names too: a file saved on Windows trains the same model."""
+    from rental_pipeline.synthetic import generate_listings
+
+    frame = generate_listings(rows=300, seed=4)
+    frame.loc[[3, 50, 51], "name"] = ["Loft\nwith a view", 'Two\n\nlines, "quoted"', "end\n"]
+    unix = frame.to_csv(index=False, lineterminator="\n").encode()
+    windows = unix.replace(b"\n", b"\r\n")  # what a Windows editor saves, inside quotes as well
+    assert b"\r" not in unix and windows.count(b"\r\n") == unix.count(b"\n")
+    from_unix = read_listings(str(write_bytes(tmp_path / "unix.csv", unix))).listings
+    from_windows = read_listings(str(write_bytes(tmp_path / "windows.csv", windows))).listings
+    pd.testing.assert_frame_equal(from_windows, from_unix)
+    assert not from_windows["name"].str.contains("\r").any()
+    assert from_unix.loc[3, "name"] == "Loft\nwith a view"
+
+
+def test_a_field_over_the_parser_limit_names_its_rows_and_column(tmp_path):
+    rows = [GOOD_ROWS[0], GOOD_ROWS[1].replace("Big loft, roof", "x" * 1_000_000), GOOD_ROWS[0].replace("1,", "3,", 1)]
+    with pytest.raises(ListingsError) as error:
+        read_listings(str(write_csv(tmp_path / "huge.csv", rows)))
+    message = str(error.value)
+    assert "huge.csv, column 'name', rows 2: field of 1,000,000 characters, over the limit of 131,072" in message
+    assert len(message) < 400
+
+
+@pytest.mark.parametrize("value", ["9223372036854775808", "18446744073709551616", "-9223372036854775809"])
+def test_whole_numbers_beyond_64_bits_are_refused_with_their_rows(tmp_path, value):
+    rows = [GOOD_ROWS[0], GOOD_ROWS[1].replace("2,", f"{value},", 1)]
+    with pytest.raises(ListingsError, match=rf"big.csv, column 'id', rows 2: whole number does not fit in 64 bits, "
+                                            rf"found \['{value}'\]"):
+        read_listings(str(write_csv(tmp_path / "big.csv", rows)))
+    largest = str(2**63 - 1)
+    fits = read_listings(str(write_csv(tmp_path / "fits.csv", [GOOD_ROWS[0], GOOD_ROWS[1].replace("2,", f"{largest},", 1)])))
+    assert fits.listings["id"].tolist() == [1, 2**63 - 1]
+
+
+def test_a_gzip_file_is_read_as_its_csv(tmp_path, good_csv):
+    import gzip
+
+    packed = tmp_path / "drop.csv.gz"
+    packed.write_bytes(gzip.compress(good_csv.read_bytes()))
+    drop = read_listings(str(packed))
+    pd.testing.assert_frame_equal(drop.listings, read_listings(str(good_csv)).listings)
+    assert drop.size_bytes == packed.stat().st_size  # what was read, compressed
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b"PK\x03\x04" + b"\x00" * 40, "is a ZIP archive, not a CSV file"),
+        (b"BZh91AY&SY" + b"\x00" * 40, "is bzip2-compressed"),
+        (",".join(COLUMNS).encode("utf-16"), "is UTF-16 text"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "holds NUL bytes: it is a binary file"),
+    ],
+    ids=["zip", "bzip2", "utf-16", "xls"],
+)
+def test_files_that_are_no_csv_text_are_named_not_called_undecodable(tmp_path, data, says):
+    with pytest.raises(ListingsError, match=says) as error:
+        read_listings(str(write_bytes(tmp_path / "drop.csv", data)))
+    assert "is not UTF-8" not in str(error.value)

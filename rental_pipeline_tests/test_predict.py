@@ -9,7 +9,16 @@ from click.testing import CliRunner
 from rental_pipeline.cleaning import clean_listings
 from rental_pipeline.cli import main
 from rental_pipeline.features import FEATURE_COLUMNS, ForestParams, build_inference_pipeline
-from rental_pipeline.predict import DATE_FEATURES, ERROR, NUMERIC_FEATURES, PREDICTION, predict_csv, predict_frame
+from rental_pipeline.predict import (
+    DATE_FEATURES,
+    ERROR,
+    NUMERIC_FEATURES,
+    PREDICTION,
+    PredictionError,
+    category_domains,
+    predict_csv,
+    predict_frame,
+)
 from rental_pipeline.store import ArtifactStore, default_root
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline_tests.conftest import materialize, materialized, run_config
@@ -99,8 +108,11 @@ def test_batch_predictions_asset_uses_prod_and_stores_an_artifact(instance, list
 
 
 def predict_frame_as_before(model, chunk: pd.DataFrame) -> pd.DataFrame:
-    """`predict_frame` as it was before typing moved to Arrow: pandas parsing, label-based errors."""
+    """`predict_frame` as it was before typing moved to Arrow: pandas parsing, label-based errors;
+    plus the rule added since, that a category the model never saw (or a missing one it cannot
+    impute) is an error rather than a guess (`category_domains` is tested on its own below)."""
     errors = pd.Series("", index=chunk.index, dtype=object)
+    domains = category_domains(model)
     features = {}
     for column in [str(c) for c in model.feature_names_in_]:
         values = chunk[column]
@@ -113,6 +125,15 @@ def predict_frame_as_before(model, chunk: pd.DataFrame) -> pd.DataFrame:
         bad = typed.isna() & values.notna() if what else pd.Series(False, index=chunk.index)
         if bad.any():
             errors[bad] += [f"{column}: {value!r} is {what}; " for value in values[bad]]
+        if column in domains:
+            known = domains[column].known
+            unseen = values.notna() & ~values.isin(known)
+            errors[unseen] += [
+                f"{column}: {value!r} was not seen in training (known: {', '.join(sorted(known))}); "
+                for value in values[unseen]
+            ]
+            if not domains[column].missing_ok:
+                errors[values.isna()] += f"{column}: missing, and the model saw no listing without one in training; "
         features[column] = typed
     features = pd.DataFrame(features, index=chunk.index)
     predictions = pd.Series(np.nan, index=chunk.index)
@@ -220,6 +241,11 @@ def csv_variants() -> dict[str, bytes]:
 def test_awkward_files_score_as_before(boosted, variant, tmp_path):
     source = tmp_path / "listings.csv"
     source.write_bytes(csv_variants()[variant])
+    if variant == "empty":  # pandas' "No columns to parse from file" became a sentence
+        with pytest.raises(PredictionError, match=r"listings\.csv: file is empty: expected a header"):
+            predict_csv(boosted, source, tmp_path / "after.csv")
+        assert list(tmp_path.iterdir()) == [source]
+        return
     for chunk_rows in (37, 100_000):
         try:
             expected = predict_csv_as_before(boosted, source, tmp_path / "before.csv", chunk_rows)
@@ -237,3 +263,136 @@ def test_awkward_files_score_as_before(boosted, variant, tmp_path):
         pd.testing.assert_frame_equal(after.drop(columns=PREDICTION), before.drop(columns=PREDICTION))
         np.testing.assert_array_equal(after[PREDICTION].astype(float), before[PREDICTION].astype(float))
         pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "after.csv"), pd.read_csv(tmp_path / "before.csv"))
+
+
+# --- never a guess, never a traceback, never a trace of a failure ------------------------------
+
+
+def odd_categories(rows: int = 60) -> pd.DataFrame:
+    frame = generate_listings(rows=rows, seed=9).astype({"room_type": object, "neighbourhood_group": object})
+    frame.loc[1, "room_type"] = "Treehouse"
+    frame.loc[2, "room_type"] = np.nan  # an empty field
+    frame.loc[3, "neighbourhood_group"] = "Long Island"
+    frame.loc[4, "neighbourhood_group"] = np.nan
+    frame.loc[5, "room_type"] = "private room"  # not the spelling the model saw
+    return frame
+
+
+@pytest.mark.parametrize("which", ["model", "boosted"])
+def test_a_category_the_model_never_saw_gets_an_error_not_a_price(which, request, tmp_path):
+    fitted = request.getfixturevalue(which)
+    path = tmp_path / "odd.csv"
+    odd_categories().to_csv(path, index=False)
+    predict_csv(fitted, path, tmp_path / "priced.csv")
+    priced = pd.read_csv(tmp_path / "priced.csv", dtype={ERROR: str}, keep_default_na=False, na_values=[""])
+    errors = priced[ERROR].fillna("")
+    assert "room_type: 'Treehouse' was not seen in training (known: Entire home/apt, Private room, Shared room)" in errors[1]
+    assert "room_type: missing, and the model saw no listing without one in training" in errors[2]
+    assert "neighbourhood_group: 'Long Island' was not seen in training" in errors[3]
+    assert "room_type: 'private room' was not seen in training" in errors[5]
+    refused = sorted([1, 2, 3, 5] + ([] if which == "model" else [4]))  # the forest imputes a missing borough
+    assert errors.index[errors != ""].tolist() == refused
+    assert priced.loc[refused, PREDICTION].isna().all() and priced.drop(index=refused)[PREDICTION].notna().all()
+
+
+def test_category_domains_are_what_training_saw(model, boosted):
+    training = clean_listings(generate_listings(rows=1_500, seed=21))[0]
+    forest = category_domains(model)
+    assert forest["room_type"].known == set(training["room_type"]) and not forest["room_type"].missing_ok
+    assert forest["neighbourhood_group"].known == set(training["neighbourhood_group"])
+    assert forest["neighbourhood_group"].missing_ok  # most-frequent imputed, as in the reference
+    for column, domain in category_domains(boosted).items():
+        assert not domain.missing_ok and domain.known == set(
+            clean_listings(generate_listings(rows=1_500, seed=22))[0][column]
+        )
+    assert set(category_domains(boosted)) == {"room_type", "neighbourhood_group"}
+
+
+def test_predict_refuses_what_it_cannot_do_in_one_line_and_leaves_nothing(instance, listings_csv, tmp_path):
+    materialize(instance)
+    before = listings_csv.read_bytes()
+
+    def predict(*args: str):
+        return CliRunner().invoke(main, ["predict", *args])
+
+    cases = {
+        "missing folder": (
+            [str(listings_csv), str(tmp_path / "no" / "such" / "out.csv")],
+            f"output folder {tmp_path / 'no' / 'such'} does not exist",
+        ),
+        "output is the input": ([str(listings_csv), str(listings_csv)], "would overwrite the input file"),
+        "output beside the input's partial": (
+            [str(listings_csv.with_name("in.csv.partial")), str(listings_csv.with_name("in.csv"))],
+            "would overwrite the input file",
+        ),
+        "output is a folder": ([str(listings_csv), str(tmp_path)], "is a folder; give the output file's name"),
+        "not a model": (
+            ["--model", "clean_sample:latest", str(listings_csv), str(tmp_path / "o.csv")],
+            "clean_sample:v0 (type clean_sample) is a pandas.DataFrame, not a fitted model",
+        ),
+        "an empty file": ([str(write(tmp_path / "empty.csv", b"")), str(tmp_path / "o.csv")], "file is empty"),
+        "a zip file": ([str(write(tmp_path / "in.zip", b"PK\x03\x04" + b"\x00" * 50)), str(tmp_path / "o.csv")],
+                       "is zip-compressed; only .csv and .csv.gz files are read"),
+        "a named pipe": ([str(fifo(tmp_path / "pipe.csv")), str(tmp_path / "o.csv")], "is a named pipe"),
+    }
+    write(listings_csv.with_name("in.csv.partial"), before)
+    for name, (args, says) in cases.items():
+        result = predict(*args)
+        assert result.exit_code == 1, name
+        assert says in result.output and "Traceback" not in result.output, (name, result.output)
+        assert result.output.strip().splitlines()[-1].startswith("Error: "), name
+    assert listings_csv.read_bytes() == before
+    assert not (tmp_path / "o.csv").exists() and not list(tmp_path.rglob("*.csv.partial.partial"))
+    assert sorted(p.name for p in tmp_path.glob("*.partial")) == ["in.csv.partial"]  # the one made on purpose
+
+
+def test_gzip_input_scores_like_the_plain_file(model, listings_csv, tmp_path):
+    import gzip
+
+    packed = tmp_path / "listings.csv.gz"
+    packed.write_bytes(gzip.compress(listings_csv.read_bytes()))
+    progress = []
+    predict_csv(model, packed, tmp_path / "from_gz.csv", chunk_rows=50, on_progress=lambda done, rows: progress.append(done))
+    predict_csv(model, listings_csv, tmp_path / "from_csv.csv")
+    assert (tmp_path / "from_gz.csv").read_bytes() == (tmp_path / "from_csv.csv").read_bytes()
+    assert progress[-1] == packed.stat().st_size  # progress counts the bytes of the file on disk
+
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(packed.read_bytes()[:-200])
+    with pytest.raises(PredictionError, match="cut.csv.gz: is gzip-compressed but damaged or cut off"):
+        predict_csv(model, cut, tmp_path / "o.csv")
+    assert not list(tmp_path.glob("o.csv*"))
+
+
+def test_an_interrupted_batch_leaves_no_partial_output(model, listings_csv, tmp_path):
+    def interrupt(done: int, rows: int) -> None:
+        if rows >= 100:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_csv(model, listings_csv, tmp_path / "out.csv", chunk_rows=50, on_progress=interrupt)
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out.csv.partial").exists()
+
+
+def test_windows_line_ends_price_the_same(model, tmp_path):
+    frame = generate_listings(rows=200, seed=6)
+    frame.loc[7, "name"] = "Loft\nby the park"
+    unix, windows = tmp_path / "unix.csv", tmp_path / "windows.csv"
+    frame.to_csv(unix, index=False)
+    windows.write_bytes(unix.read_bytes().replace(b"\n", b"\r\n"))
+    predict_csv(model, unix, tmp_path / "a.csv")
+    predict_csv(model, windows, tmp_path / "b.csv")
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    pd.testing.assert_series_equal(a[PREDICTION], b[PREDICTION])
+
+
+def write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def fifo(path):
+    import os
+
+    os.mkfifo(path)
+    return path

@@ -160,7 +160,7 @@ def test_sync_without_credentials_says_what_is_pending(
     )
     code, out = run(store, "sync")
     assert code == 0
-    assert "1 W&B offline run(s) pending" in out and "WANDB_API_KEY" in out and "abc123" in out
+    assert "1 W&B run(s) pending" in out and "WANDB_API_KEY" in out and "abc123" in out
 
 
 def test_root_from_environment(store: ArtifactStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,19 +1,16 @@
 """The W&B mirror, against the real wandb library in offline mode (no network anywhere).
 
-Online-only calls (``run.use_artifact``, ``wandb.Api().artifact``) cannot be exercised without a
-server, so those tests stand a stub in at the wandb API boundary and say so.
+Calls that need a W&B server (uploads, ``use_artifact``, alias updates, registry links,
+``wandb.Api().artifact``) cannot be exercised here: those tests stand in for the server at the
+mirror's adapter (``StandInWandb``) or at ``wandb.Api``, and say so.
 """
 
 from __future__ import annotations
 
 import json
-import struct
-import subprocess
-import zlib
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
@@ -25,6 +22,7 @@ from rental_pipeline.store import (
     WandbMirror,
     resolve_mode,
 )
+from rental_pipeline_tests.wandb_standin import StandInWandb, offline_run, whole_records
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +49,12 @@ def store(tmp_path: Path) -> ArtifactStore:
     return ArtifactStore(tmp_path / "home" / "artifacts")
 
 
+@pytest.fixture
+def any_store(store_root: str, tmp_path: Path) -> ArtifactStore:
+    """A store on each backend (a folder; S3 when a test server is running)."""
+    return ArtifactStore(store_root, local_dir=tmp_path / "home" / "s3-cache")
+
+
 FILES = {
     "data.parquet": b"PAR1 not really parquet" * 100,
     "plots/price.png": b"\x89PNG fake",
@@ -74,38 +78,6 @@ def test_store_digest_is_wandb_digest(store: ArtifactStore, tmp_path: Path) -> N
     }
 
 
-def wandb_records(path: Path) -> Iterator[Any]:
-    """Records of a ``.wandb`` file, decoded with wandb's own protobuf classes.
-
-    wandb 0.31 writes the file from its Go core and ships no Python reader (the old
-    ``wandb/sdk/internal/datastore.py`` is gone), so this follows that reader's format: a 7-byte
-    header (``:W&B``, magic, version), then LevelDB-log records in 32 KiB blocks, each with a
-    crc32, a length and a FULL/FIRST/MIDDLE/LAST type.
-    """
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data = path.read_bytes()
-    ident, magic, version = struct.unpack("<4sHB", data[:7])
-    assert (ident, magic, version) == (b":W&B", 0xBEE1, 0)
-    offset, pending = 7, b""
-    while offset < len(data):
-        if 32768 - offset % 32768 < 7:  # block trailer padding
-            offset += 32768 - offset % 32768
-            continue
-        checksum, length, kind = struct.unpack("<IHB", data[offset : offset + 7])
-        chunk = data[offset + 7 : offset + 7 + length]
-        offset += 7 + length
-        if kind == 0 and length == 0:
-            continue
-        assert zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF == checksum
-        pending += chunk
-        if kind in (1, 4):  # FULL or LAST
-            record = pb.Record()
-            record.ParseFromString(pending)
-            pending = b""
-            yield record
-
-
 def test_offline_mirror_writes_the_store_digest_into_the_run(
     store: ArtifactStore, offline_wandb: Path
 ) -> None:
@@ -118,16 +90,22 @@ def test_offline_mirror_writes_the_store_digest_into_the_run(
     assert mirror.mode == "offline" and mirror.wandb_dir == offline_wandb
 
     result = mirror.mirror(
-        store.get(clean.ref), job_type="basic_cleaning", group="week-47", config={"min_price": 10}
+        store.get(clean.ref),
+        job_type="basic_cleaning",
+        group="week-47",
+        config={"min_price": 10},
+        run_name=clean.ref,
+        tags=["clean_sample.csv", "dagster-run-week-47"],
+        summary={"row_count": 19001, "price_quantiles": {"p50": 105.0}},
+        tables={"dropped": {"columns": ["reason", "rows"], "data": [["price", 999], ["box", None]]}},
     )
     print(f"one offline mirror run took {result.seconds:.2f}s")
     assert result.mode == "offline" and result.url is None
     assert result.run_dir is not None and result.run_dir.parent == offline_wandb / "wandb"
 
-    records = list(wandb_records(result.run_dir / f"run-{result.run_id}.wandb"))
+    records = whole_records(result.run_dir / f"run-{result.run_id}.wandb")
     artifacts = [r.artifact for r in records if r.WhichOneof("record_type") == "artifact"]
-    assert len(artifacts) == 1
-    record = artifacts[0]
+    (record,) = [a for a in artifacts if a.type != "run_table"]  # W&B logs each table as one too
     assert record.digest == clean.digest
     assert (record.name, record.type, record.project) == (
         "clean_sample.csv",
@@ -149,13 +127,46 @@ def test_offline_mirror_writes_the_store_digest_into_the_run(
         and run.job_type == "basic_cleaning"
         and run.run_group == "week-47"
     )
+    seen = offline_run(result.run_dir)
+    assert seen.name == "clean_sample.csv:v0" and seen.tags == ["clean_sample.csv", "dagster-run-week-47"]
+    assert seen.summary["row_count"] == 19001 and seen.summary["price_quantiles"] == {"p50": 105.0}
+    assert seen.tables["dropped"]["columns"] == ["reason", "rows"]
+    assert seen.tables["dropped"]["data"] == [["price", 999], ["box", None]]
 
     pending = mirror.pending.all()
-    assert [(p.run_id, p.artifact) for p in pending] == [(result.run_id, clean.ref)]
+    assert [(p.run_id, p.artifact, p.inputs, p.digest) for p in pending] == [
+        (result.run_id, clean.ref, (raw.ref,), clean.digest)
+    ]
     assert set(pending[0].blobs) == {f.sha256 for f in clean.files}
 
 
-def test_gc_keeps_blobs_of_unsynced_runs_until_synced(store: ArtifactStore) -> None:
+def test_trials_are_runs_of_their_own_beside_the_version(store: ArtifactStore, offline_wandb: Path) -> None:
+    trainval = store.write("trainval_data", {"d.csv": b"id\n1\n"}, type="split").version
+    board = store.write("sweep_leaderboard", {"b.csv": b"trial\n0\n"}, type="sweep", inputs=[trainval.ref]).version
+    trials = [
+        {"name": f"trial-{n}", "config": {"max_features": m}, "summary": {"val_mae": mae}}
+        for n, (m, mae) in enumerate([(0.5, 31.5), (1.0, 33.0)])
+    ]
+    result = WandbMirror(store).mirror(board, job_type="sweep_leaderboard", group="run-1", tags=["sweep_leaderboard"],
+                                       trials=trials)
+    assert len(result.trial_runs) == 2
+    runs = {r.run_id: r for r in map(offline_run, (offline_wandb / "wandb").glob("offline-run-*"))}
+    assert set(runs) == {result.run_id, *result.trial_runs}
+    for number, run_id in enumerate(result.trial_runs):
+        trial = runs[run_id]
+        assert trial.job_type == "sweep_leaderboard_trial" and trial.group == "run-1"
+        assert trial.name == f"sweep_leaderboard:v0 trial-{number}"
+        assert "sweep-trial" in trial.tags and trial.artifacts == []
+        assert trial.summary["val_mae"] == trials[number]["summary"]["val_mae"]
+        assert trial.config["max_features"] == trials[number]["config"]["max_features"]
+        assert trial.config["artifact_store"] == {"parent": board.ref, "inputs": [trainval.ref]}
+    ledger = {r.run_id: r for r in WandbMirror(store).pending.all()}
+    assert [ledger[i].kind for i in result.trial_runs] == ["trial", "trial"]
+    assert all(ledger[i].inputs == (trainval.ref,) for i in result.trial_runs)
+
+
+def test_gc_keeps_blobs_of_runs_until_they_are_uploaded(store: ArtifactStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uploads go to ``StandInWandb`` (no W&B server here); it reads the blobs as `wandb sync` would."""
     old = store.write("model", {"model.skops": b"old weights"}, type="model_export").version
     mirror = WandbMirror(store)
     mirror.mirror(old, job_type="train")
@@ -171,16 +182,11 @@ def test_gc_keeps_blobs_of_unsynced_runs_until_synced(store: ArtifactStore) -> N
     assert without_key.skipped_reason and "WANDB_API_KEY" in without_key.skipped_reason
     assert len(mirror.pending.all()) == 1
 
-    calls: list[list[str]] = []
-
-    def wandb_sync_stub(command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
-        """Stands in for ``wandb sync``, which would need the W&B server."""
-        calls.append(command)
-        return subprocess.CompletedProcess(command, 0, "", "")
-
-    synced = mirror.sync(force=True, runner=wandb_sync_stub)
-    assert [r.artifact for r in synced.synced] == ["model:v0"] and synced.ok
-    assert calls[0][-3:-1] == ["wandb", "sync"] and Path(calls[0][-1]).is_dir()
+    server = StandInWandb()
+    synced = mirror.sync(force=True, server=server)
+    assert synced.ok, synced.lines()
+    assert [r.artifact for r in synced.synced] == ["model:v0"]
+    assert server.holder("team/nyc_airbnb/model", "latest") == "team/nyc_airbnb/model:v0"
     assert mirror.pending.all() == []
     assert store.gc().removed_blobs == 1 and not old_blob.exists()
 
@@ -272,47 +278,36 @@ def test_fetch_is_refused_offline(store: ArtifactStore) -> None:
         WandbMirror(store).fetch("clean_sample.csv:v1")
 
 
-def test_online_mirror_declares_inputs_with_use_artifact(
-    store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+def test_online_runs_declare_their_exact_inputs_with_use_artifact(
+    any_store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Online only: ``wandb.init`` is stubbed at the API boundary; online runs need a server."""
-    import wandb
-
-    calls: dict[str, Any] = {"used": []}
-
-    class FakeRun:
-        id = "online123"
-        url = "https://wandb.example/run/online123"
-        settings = SimpleNamespace(sync_dir="/nonexistent")
-
-        def use_artifact(self, artifact: Any) -> Any:
-            calls["used"].append((artifact.name, artifact.digest))
-            return artifact
-
-        def log_artifact(self, artifact: Any, aliases: list[str]) -> None:
-            calls["logged"] = (artifact.name, artifact.digest, aliases)
-            artifact.wait = lambda: None
-
-        def finish(self) -> None:
-            calls["finished"] = True
-
-    def fake_init(**kwargs: Any) -> FakeRun:
-        calls["init"] = kwargs
-        return FakeRun()
-
-    monkeypatch.setattr(wandb, "init", fake_init)
+    store = any_store
+    """Online, the run is written to disk, then uploaded and linked by the sync; the server is
+    ``StandInWandb`` (none is reachable here)."""
     raw = store.write("sample.csv", {"sample.csv": b"raw"}, type="raw_data").version
+    store.write("sample.csv", {"sample.csv": b"raw, week 2"}, type="raw_data")
     clean = store.write("clean_sample.csv", FILES, type="clean_sample", inputs=[raw.ref]).version
-    result = WandbMirror(store, mode="online").mirror(clean, job_type="basic_cleaning")
+    mirror = WandbMirror(store, mode="online")
+    server = StandInWandb()
+    monkeypatch.setenv("WANDB_BASE_URL", server.base_url)
+    assert mirror.run_url("nyc_airbnb", "abc") is None  # no entity known before the first sync
+    first = mirror.mirror(raw, job_type="download")
+    assert first.url is None and first.run_dir is not None  # on disk first, whatever the mode
+    mirror.mirror(store.get("sample.csv:v1"), job_type="download")
+    result = mirror.mirror(clean, job_type="basic_cleaning")
+    report = mirror.sync(force=True, server=server)
+    assert report.ok, report.lines()
 
-    assert result.url == FakeRun.url and result.run_dir is None
-    assert calls["init"]["mode"] == "online"
-    assert calls["used"] == [("sample.csv", raw.digest)]
-    assert calls["logged"] == ("clean_sample.csv", clean.digest, ["latest"])
-    assert calls["finished"] and WandbMirror(store).pending.all() == []
+    run_path = f"team/nyc_airbnb/{result.run_id}"
+    assert server.used[run_path] == {"team/nyc_airbnb/sample.csv:v0"}  # v0 exactly, not latest (v1)
+    assert ("use_artifact", run_path, "team/nyc_airbnb/sample.csv:v0") in server.calls
+    assert server.producer("team/nyc_airbnb/clean_sample.csv:v0") == run_path
+    assert mirror.pending.all() == [] and len(mirror.pending.synced()) == 3
+    assert mirror.run_url("nyc_airbnb", "abc") == "https://wandb.stand-in/team/nyc_airbnb/runs/abc"
 
 
-def test_queued_mirrors_run_in_order_under_the_ids_they_were_given(store: ArtifactStore) -> None:
+def test_queued_mirrors_run_in_order_under_the_ids_they_were_given(any_store: ArtifactStore) -> None:
+    store = any_store
     versions = [
         store.write("clean_sample.csv", {"data.csv": f"id,price\n1,{price}\n".encode()}, type="clean_sample").version
         for price in (100, 120, 140)
@@ -327,9 +322,7 @@ def test_queued_mirrors_run_in_order_under_the_ids_they_were_given(store: Artifa
     assert all(o.error is None and o.result is not None for o in outcomes)
     for outcome, version in zip(outcomes, versions):
         assert outcome.result.run_id == outcome.run_id
-        records = list(wandb_records(outcome.result.run_dir / f"run-{outcome.run_id}.wandb"))
-        (artifact,) = [r.artifact for r in records if r.WhichOneof("record_type") == "artifact"]
-        assert artifact.digest == version.digest
+        assert offline_run(outcome.result.run_dir).output.digest == version.digest
     # The runs were made one after the other, in the order the versions were stored.
     assert [p.run_id for p in queue.mirror.pending.all()] == run_ids
     assert queue.wait() == []  # nothing left; the worker thread is gone
@@ -342,4 +335,21 @@ def test_a_failed_queued_mirror_is_an_outcome_not_an_exception(store: ArtifactSt
     (outcome,) = queue.wait()
     assert outcome.run_id == run_id and outcome.result is None
     assert "Invalid project name" in str(outcome.error)
+    assert store.get(version.ref).digest == version.digest
+
+
+def test_a_worker_that_overruns_its_time_is_stopped(store: ArtifactStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline never waits forever on W&B: here the limit is shorter than importing wandb."""
+    version = store.write("clean_sample.csv", FILES, type="clean_sample").version
+    queue = MirrorQueue(WandbMirror(store))
+    monkeypatch.setattr(queue, "time_limit", lambda: 0.2)
+    run_id = queue.submit(version, job_type="basic_cleaning")
+    worker = queue._worker
+    assert worker is not None
+    started = time.monotonic()
+    (outcome,) = queue.wait()
+    assert time.monotonic() - started < 15
+    assert outcome.run_id == run_id and outcome.result is None
+    assert "did not finish within 0 s and was stopped" in str(outcome.error)
+    assert worker.poll() is not None
     assert store.get(version.ref).digest == version.digest

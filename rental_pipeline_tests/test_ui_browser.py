@@ -1,9 +1,11 @@
 """The web UI end to end: real `dagster dev`, real headless Chromium, clicks a person would make.
 
 Materialize everything from the lineage graph, see every asset materialized and every check
-green, then re-materialize `clean_sample` and its downstream from the graph and check in the
-instance that `raw_data` was reused, not recomputed. Runs keep the default 20,000 synthetic
-listings and model; only the hyperparameter sweep is cut to one trial, through the launchpad.
+green, open the plots on the asset pages and see them load as images, then re-materialize
+`clean_sample` and its downstream from the graph and check in the instance that `raw_data` was
+reused, not recomputed, and that the drift checks (which now have a reference) show their plots.
+Runs keep the default 20,000 synthetic listings and model; only the hyperparameter sweep is cut
+to one trial, through the launchpad.
 
 Skips (saying why) where Chromium or Playwright's Python package is missing. Screenshots land in
 `test-artifacts/ui/` under the repository root (ignored by git), so a person can look at what the
@@ -217,17 +219,54 @@ def open_lineage(page, base: str) -> None:
 
 def small_sweep_config(asset_names: set[str]) -> str | None:
     """Launchpad config that keeps a UI run short: the default 20,000 synthetic listings and model,
-    but a one-trial hyperparameter sweep (the full grid trains 15 forests). None: nothing to shrink."""
+    but a one-trial hyperparameter sweep (the default grid trains 18 boosted models). None: nothing
+    to shrink."""
     if "sweep_leaderboard" not in asset_names:
         return None
     return (
         "ops:\n"
         "  sweep_leaderboard:\n"
         "    config:\n"
-        "      max_tfidf_features: [5]\n"
-        "      max_features: [0.5]\n"
-        "      n_estimators: [10]\n"
+        "      grid:\n"
+        "        boosting.learning_rate: [0.15]\n"
     )
+
+
+# Plots on the asset pages (metadata key), and on the checks of clean_sample once a reference exists.
+ASSET_PLOTS = [
+    ("raw_data", "price_distribution"),
+    ("clean_sample", "price_distribution"),
+    ("inference_pipeline", "validation_predicted_vs_actual"),
+    ("inference_pipeline", "validation_errors_by_group"),
+    ("inference_pipeline", "feature_importance_plot"),
+    ("model_evaluation", "test_predicted_vs_actual"),
+    ("model_evaluation", "test_errors_by_group"),
+    ("batch_predictions", "predicted_price_distribution"),
+    ("sweep_leaderboard", "leaderboard_plot"),
+]
+CHECK_PLOTS = [
+    ("borough_drift", "kl_divergence_plot"),
+    ("room_type_drift", "psi_plot"),
+    ("price_drift", "psi_plot"),
+    ("minimum_nights_drift", "psi_plot"),
+    ("reviews_per_month_drift", "psi_plot"),
+]
+
+
+def open_plot(page, key: str, screenshot: Path) -> tuple[int, int]:
+    """Open the plot in metadata row `key` ("Show Markdown") and wait until its image has loaded;
+    returns the image's natural size (0 x 0 for an image the browser could not decode)."""
+    row = page.locator("tr", has=page.get_by_text(key, exact=True)).first
+    row.get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog")
+    image = dialog.locator("img").first
+    image.wait_for()
+    page.wait_for_function("image => image.complete", arg=image.element_handle())
+    size = image.evaluate("image => [image.naturalWidth, image.naturalHeight]")
+    page.screenshot(path=screenshot)
+    dialog.get_by_role("button", name="Close").click()
+    dialog.wait_for(state="hidden")
+    return size[0], size[1]
 
 
 def materialize_all(page, config: str | None, screenshot: Path) -> None:
@@ -318,7 +357,13 @@ def test_materialize_all_then_clean_sample_and_downstream_from_the_ui(browser, d
                 assert page.get_by_text("Failed", exact=True).count() == 0
                 page.screenshot(path=SCREENSHOTS / f"06-checks-{number}-{asset}.png")
 
-        # 3. clean_sample and everything downstream of it, from the graph's context menu.
+        # 3. The plots on each asset page load as images.
+        for number, (asset, key) in enumerate(plot for plot in ASSET_PLOTS if plot[0] in asset_names):
+            page.goto(f"{base}/assets/{asset}", wait_until="networkidle")
+            width, height = open_plot(page, key, SCREENSHOTS / f"07-plot-{number}-{asset}-{key}.png")
+            assert width > 0 and height > 0, f"{asset} {key}: the image did not load"
+
+        # 4. clean_sample and everything downstream of it, from the graph's context menu.
         open_lineage(page, base)
         page.get_by_text("clean_sample", exact=True).last.click(button="right")
         page.get_by_role("menuitem", name="Show downstream graph").click()
@@ -327,9 +372,9 @@ def test_materialize_all_then_clean_sample_and_downstream_from_the_ui(browser, d
         assert page.get_by_text("raw_data", exact=True).count() == 0, "raw_data is still in the filtered graph"
         for name in downstream:
             page.get_by_text(name, exact=True).last.wait_for()
-        page.screenshot(path=SCREENSHOTS / "07-downstream-selected.png")
+        page.screenshot(path=SCREENSHOTS / "08-downstream-selected.png")
         known = {run.run_id for run in instance.get_runs()}
-        materialize_all(page, config, SCREENSHOTS / "08-launchpad-downstream.png")
+        materialize_all(page, config, SCREENSHOTS / "09-launchpad-downstream.png")
         second = new_run_id(instance, known)
         run = wait_for_success(instance, second)
 
@@ -345,4 +390,12 @@ def test_materialize_all_then_clean_sample_and_downstream_from_the_ui(browser, d
 
         page.goto(f"{base}/runs/{second}", wait_until="networkidle")
         page.get_by_text("Success", exact=True).first.wait_for()
-        page.screenshot(path=SCREENSHOTS / "09-downstream-run.png")
+        page.screenshot(path=SCREENSHOTS / "10-downstream-run.png")
+
+        # 5. The drift checks compared this version with the reference the first run set: their plots load.
+        checks_here = {key.name for key in check_keys if key.asset_key.to_user_string() == "clean_sample"}
+        for number, (check, key) in enumerate(plot for plot in CHECK_PLOTS if plot[0] in checks_here):
+            page.goto(f"{base}/assets/clean_sample?view=checks&checkDetail={check}", wait_until="networkidle")
+            page.get_by_text("Latest execution", exact=True).wait_for()
+            width, height = open_plot(page, key, SCREENSHOTS / f"11-check-plot-{number}-{check}.png")
+            assert width > 0 and height > 0, f"{check} {key}: the image did not load"

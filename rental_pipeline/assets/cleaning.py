@@ -38,7 +38,8 @@ def clean_sample(
         return reused_output(context, hits["clean_sample"])
     from rental_pipeline.assets.metadata import frame_metadata
 
-    clean, report = clean_listings(raw_data, config.rules())
+    rules = config.rules()
+    clean, report = clean_listings(raw_data, rules)
     context.log.info(
         f"Kept {report.rows_out:,} of {report.rows_in:,} listings: dropped {report.price_outliers:,} "
         f"price outliers and {report.outside_box:,} outside the NYC box"
@@ -49,6 +50,11 @@ def clean_sample(
             "rows_in": report.rows_in,
             "dropped_price_outliers": report.price_outliers,
             "dropped_outside_box": report.outside_box,
-            **frame_metadata(clean),
+            **frame_metadata(
+                clean,
+                price_plot="clean_sample",
+                compare_prices={"raw_data": raw_data["price"]} if "price" in raw_data.columns else None,
+                price_bounds=(rules.min_price, rules.max_price),
+            ),
         },
     )

@@ -90,7 +90,7 @@ def model_evaluation(
     }
     if reused is not None:
         return dg.Output(reused.value, metadata={**reused.metadata, **promotion})
-    from rental_pipeline.assets.metadata import table
+    from rental_pipeline.assets.metadata import model_quality_metadata, table
 
     worst = evaluation.worst_errors
     # JSON has no NaN: a listing without a name is stored with a null name.
@@ -103,6 +103,8 @@ def model_evaluation(
             "test_r2": evaluation.r2,
             "test_rows": evaluation.rows,
             **promotion,
+            **(model_quality_metadata(evaluation.scored, "test") if evaluation.scored is not None else {}),
             "worst_errors": table(worst),
+            "errors_by_borough": table(evaluation.by_borough),
         },
     )

@@ -1,23 +1,32 @@
-"""What the asset pages show: row counts, column schema, price distribution, tables.
+"""What the asset pages show: row counts, column schema, numbers rounded for reading, plots, tables.
 
-Kept in one place so every asset describes its frames the same way in the UI.
+Kept in one place so every asset describes its frames the same way in the UI. Pages follow the
+order of a model-training dashboard: the number a person came for first, then a picture, then the
+table behind it. Plots are drawn by `rental_pipeline.plots` (imported when a plot is drawn, so
+loading the code location does not import matplotlib).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import numpy as np
-import pandas as pd
-import pandera.pandas as pa
 
-from rental_pipeline.schemas import column_docs, model_for
+if TYPE_CHECKING:
+    import pandas as pd
+    import pandera.pandas as pa
+
+# pandas, numpy and the pandera schemas are imported by the functions that describe a frame: the IO
+# manager reads `displayed` when the code location loads, which must not import them.
 
 PRICE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
 def _column_type(dtype: Any) -> str:
+    import pandas as pd
+
     if pd.api.types.is_integer_dtype(dtype):
         return "int"
     if pd.api.types.is_float_dtype(dtype):
@@ -32,6 +41,8 @@ def _column_type(dtype: Any) -> str:
 def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
     """Listings frames are described by their pandera model, the same one the checks enforce;
     any other table (metrics, feature importances) by its dtypes."""
+    from rental_pipeline.schemas import model_for
+
     model = model_for(frame)
     if model is not None:
         return listings_column_schema(model, frame)
@@ -51,6 +62,8 @@ def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
 
 def listings_column_schema(model: type[pa.DataFrameModel], frame: pd.DataFrame | None = None) -> dg.TableSchema:
     """The model's columns with descriptions and constraints, and how many values this version lacks."""
+    from rental_pipeline.schemas import column_docs
+
     columns = []
     for doc in column_docs(model):
         description = doc.description
@@ -82,6 +95,8 @@ def table(frame: pd.DataFrame) -> dg.TableMetadataValue:
 def _plain(value: Any) -> str | int | float | bool | None:
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
+    import numpy as np
+
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
@@ -89,31 +104,124 @@ def _plain(value: Any) -> str | int | float | bool | None:
     return str(value)
 
 
-def price_histogram(prices: pd.Series, bins: int = 12) -> str:
-    """A text histogram: good enough to spot a shifted or clipped price distribution at a glance."""
-    counts, edges = np.histogram(prices.dropna(), bins=bins)
-    widest = max(int(counts.max()), 1)
-    lines = ["| price | listings | |", "|---:|---:|:---|"]
-    for count, low, high in zip(counts, edges[:-1], edges[1:]):
-        bar = "█" * max(int(round(30 * count / widest)), 1 if count else 0)
-        lines.append(f"| {low:,.0f} – {high:,.0f} | {count:,} | {bar} |")
-    return "\n".join(lines)
+def image(png: bytes, alt: str) -> dg.MarkdownMetadataValue:
+    """A PNG as markdown metadata: the UI shows it from the metadata row's "Show Markdown" link."""
+    from rental_pipeline.plots import markdown_image
+
+    return dg.MetadataValue.md(markdown_image(png, alt))
 
 
-def frame_metadata(frame: pd.DataFrame) -> dict[str, Any]:
-    """Row and column counts, schema, and the price distribution when the frame has prices."""
+def frame_metadata(
+    frame: pd.DataFrame,
+    *,
+    price_plot: str | None = None,
+    compare_prices: Mapping[str, pd.Series] | None = None,
+    price_bounds: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """Row and column counts, schema, price quantiles, listings per borough, and optionally a plot
+    of the price distribution labelled `price_plot` (beside `compare_prices`, e.g. the raw prices
+    cleaning started from)."""
     metadata: dict[str, Any] = {
         "dagster/row_count": len(frame),
         "columns": len(frame.columns),
-        "dagster/column_schema": column_schema(frame),
     }
     if "price" in frame.columns and len(frame):
-        quantiles = frame["price"].quantile(list(PRICE_QUANTILES))
-        metadata["price_quantiles"] = dg.MetadataValue.json(
-            {f"p{int(q * 100):02d}": float(v) for q, v in quantiles.items()}
-        )
-        metadata["price_histogram"] = dg.MetadataValue.md(price_histogram(frame["price"]))
+        metadata["price_quantiles"] = dg.MetadataValue.json(price_quantiles(frame["price"]))
+        if price_plot:
+            from rental_pipeline.plots import price_distribution
+
+            series = {**(compare_prices or {}), price_plot: frame["price"]}
+            title = "Nightly prices" + (" before and after cleaning" if compare_prices else "")
+            metadata["price_distribution"] = image(
+                price_distribution(series, title=title, bounds=price_bounds), "price distribution"
+            )
+    metadata["dagster/column_schema"] = column_schema(frame)
     if "neighbourhood_group" in frame.columns:
         counts = frame["neighbourhood_group"].value_counts().sort_index()
         metadata["listings_per_borough"] = dg.MetadataValue.json({str(k): int(v) for k, v in counts.items()})
     return metadata
+
+
+def price_quantiles(prices: pd.Series) -> dict[str, float]:
+    """p01 ... p99 of a price column, to the cent."""
+    quantiles = prices.quantile(list(PRICE_QUANTILES))
+    return {f"p{int(round(q * 100)):02d}": round(float(v), 2) for q, v in quantiles.items()}
+
+
+def model_quality_metadata(scored: pd.DataFrame, split: str) -> dict[str, Any]:
+    """Predicted against actual prices, and the residuals per borough and per room type, of one split.
+
+    `scored` has the listings' price, `predicted`, and their neighbourhood_group and room_type.
+    """
+    from rental_pipeline.plots import errors_by_group, predicted_vs_actual
+
+    groups = {
+        label: scored[column]
+        for column, label in (("neighbourhood_group", "borough"), ("room_type", "room type"))
+        if column in scored.columns
+    }
+    return {
+        f"{split}_predicted_vs_actual": image(
+            predicted_vs_actual(scored["price"], scored["predicted"], title=f"{split.capitalize()} listings"),
+            f"{split}: predicted vs actual price",
+        ),
+        f"{split}_errors_by_group": image(
+            errors_by_group(groups, scored["price"], scored["predicted"], title=f"{split.capitalize()} residuals"),
+            f"{split}: residuals by borough and room type",
+        ),
+    }
+
+
+def importance_metadata(importances: pd.DataFrame, unit: str) -> dict[str, Any]:
+    """What an importance means, the top features as labelled bars, then the whole table."""
+    if importances.empty:
+        return {}
+    from rental_pipeline.plots import feature_importances
+
+    return {
+        "importance_unit": unit,
+        "feature_importance_plot": image(
+            feature_importances(importances, unit=unit, title="Feature importance"), "feature importance"
+        ),
+        "feature_importances": table(importances.round({"importance": 4, "spread": 4})),
+    }
+
+
+def share_plot(shares: pd.DataFrame, label_column: str, *, title: str, xlabel: str) -> dg.MarkdownMetadataValue:
+    """Reference against current shares of a drift table (`reference_share`, `share` per `label_column`)."""
+    from rental_pipeline.plots import share_comparison
+
+    png = share_comparison(
+        shares[label_column].astype(str).tolist(), shares["reference_share"], shares["share"], title=title, xlabel=xlabel
+    )
+    return image(png, title)
+
+
+# -- numbers as a person reads them ---------------------------------------------------------
+
+DISPLAY_DIGITS = 4
+
+
+def round_for_display(value: float, digits: int = DISPLAY_DIGITS) -> float:
+    """`digits` significant digits, but never fewer than the whole part: 34.70498 -> 34.7,
+    0.564312 -> 0.5643, 19001.4 -> 19001. Enough to compare runs, short enough to read."""
+    if not math.isfinite(value) or value == 0:
+        return value
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return round(value, decimals)
+
+
+def displayed(metadata: Mapping[str, Any]) -> dict[str, dg.FloatMetadataValue]:
+    """The float entries of output metadata, rounded for the UI.
+
+    An IO manager adds these over the asset's own entries once it has stored the full-precision
+    values, so the artifact store keeps every digit and the page shows four.
+    """
+    rounded = {}
+    for key, value in metadata.items():
+        raw = value.value if isinstance(value, dg.FloatMetadataValue) else value
+        if isinstance(raw, float) and not isinstance(raw, bool) and math.isfinite(raw):
+            shown = round_for_display(raw)
+            if shown != raw:
+                rounded[key] = dg.MetadataValue.float(shown)
+    return rounded

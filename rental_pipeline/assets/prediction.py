@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from rental_pipeline.assets.ingest import SourceConfig, warn_if_kept_by_dagster
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import (
     USES_ARTIFACTS_KEY,
@@ -14,18 +15,16 @@ from rental_pipeline.io_manager import (
     reused_outputs,
     run_resolver,
 )
+from rental_pipeline.sources import SourceError, copy_source, describe
 
 
-class BatchPredictionsConfig(dg.Config):
-    source: str | None = Field(
-        default=None,
-        description="Path, file:// or http(s):// URL of a CSV of listings to price. Empty: synthetic listings.",
-    )
+class BatchPredictionsConfig(SourceConfig):
+    """The listings to price (no source: synthetic ones) and the model version to price them with."""
+
     model: str = Field(default="prod", description="Version or alias of inference_pipeline to score with.")
     rows: int = Field(default=1_000, ge=1, description="Synthetic listings to price when no source is given.")
     seed: int = Field(default=2026, description="Seed of those synthetic listings.")
     chunk_rows: int = Field(default=100_000, ge=1, description="Rows scored at a time.")
-    timeout_seconds: float = Field(default=30.0, gt=0)
 
 
 @dg.asset(
@@ -54,33 +53,57 @@ def batch_predictions(
         return reused_output(context, hits["batch_predictions"])
     import pandas as pd
 
-    from rental_pipeline.assets.metadata import frame_metadata, table
-    from rental_pipeline.listings import fetch_source
-    from rental_pipeline.predict import ERROR, PREDICTION, predict_csv
+    from rental_pipeline.assets.metadata import frame_metadata, image, price_quantiles, table
+    from rental_pipeline.plots import price_distribution
+    from rental_pipeline.predict import ERROR, PREDICTION, PredictionError, check_model, predict_csv
     from rental_pipeline.synthetic import generate_listings
 
     model = store.load(model_ref)
-    with tempfile.TemporaryDirectory() as scratch:
-        source = Path(scratch) / "listings.csv"
-        if config.source:
-            source.write_bytes(fetch_source(config.source, timeout=config.timeout_seconds))
-        else:
-            generate_listings(rows=config.rows, seed=config.seed).to_csv(source, index=False)
-        scored_path = Path(scratch) / "scored.csv"
-        summary = predict_csv(model, source, scored_path, chunk_rows=config.chunk_rows)
-        scored = pd.read_csv(scored_path, dtype={ERROR: "str"}, keep_default_na=False, na_values=[""])
+    try:
+        check_model(model, f"{model_ref} ({store.get(model_ref).type})")
+        with tempfile.TemporaryDirectory() as scratch:
+            source = Path(scratch) / "listings.csv"
+            if config.source:
+                warn_if_kept_by_dagster(context, config.source)
+                copy_source(
+                    config.source,
+                    source,
+                    config.policy(),
+                    timeout=config.timeout_seconds,
+                    auth_variable=config.auth_header_variable,
+                )
+            else:
+                generate_listings(rows=config.rows, seed=config.seed).to_csv(source, index=False)
+            scored_path = Path(scratch) / "scored.csv"
+            summary = predict_csv(model, source, scored_path, chunk_rows=config.chunk_rows)
+            scored = pd.read_csv(scored_path, dtype={ERROR: "str"}, keep_default_na=False, na_values=[""])
+    except (SourceError, PredictionError) as error:
+        shown = describe(config.source) if config.source else "synthetic listings"
+        raise dg.Failure(description=f"{shown}: {error}" if isinstance(error, PredictionError) else str(error)) from None
     context.log.info(f"Priced {summary.predicted:,} of {summary.rows:,} listings with {model_ref}")
+    predicted = scored[PREDICTION].dropna()
+    described = {k: v for k, v in frame_metadata(scored).items() if k not in ("price_quantiles", "dagster/row_count")}
     return dg.Output(
         scored,
         metadata={
-            "model": model_ref,
-            USES_ARTIFACTS_KEY: model_ref,
-            "source": config.source or f"synthetic (rows={config.rows}, seed={config.seed})",
+            "dagster/row_count": len(scored),
             "predicted": summary.predicted,
             "failed": summary.failed,
+            "model": model_ref,
+            USES_ARTIFACTS_KEY: model_ref,
+            "source": describe(config.source) if config.source else f"synthetic (rows={config.rows}, seed={config.seed})",
             "rows_per_second": round(summary.rows_per_second),
-            "median_predicted_price": float(scored[PREDICTION].median()),
+            "median_predicted_price": float(predicted.median()) if len(predicted) else float("nan"),
+            # of the predictions: the input's own price column (if any) says nothing about the model
+            "predicted_price_quantiles": dg.MetadataValue.json(price_quantiles(predicted) if len(predicted) else {}),
+            **(
+                {"predicted_price_distribution": image(
+                    price_distribution({"predicted_price": predicted}, title=f"Nightly prices predicted by {model_ref}"),
+                    "predicted price distribution",
+                )}
+                if len(predicted) else {}
+            ),
             "failed_rows": table(scored.loc[scored[ERROR].notna(), ["id", ERROR]].head(20).reset_index(drop=True)),
-            **{k: v for k, v in frame_metadata(scored).items() if k != "price_histogram"},
+            **described,
         },
     )

@@ -1,13 +1,12 @@
 """`inference_pipeline`: preprocessing plus regressor, fitted on the train part of trainval."""
 
-from dataclasses import asdict
 from typing import Any
 
 import dagster as dg
 from pydantic import Field, field_validator
 
 from rental_pipeline.code_version import code_version
-from rental_pipeline.io_manager import reused_output, reused_outputs
+from rental_pipeline.io_manager import CONFIG_USED_KEY, reused_output, reused_outputs
 from rental_pipeline.model_params import BOOSTED, MODELS, RANDOM_FOREST, BoostingParams, ForestParams
 
 _FOREST = ForestParams()
@@ -72,6 +71,12 @@ class TrainingConfig(dg.Config):
             raise ValueError(f"unknown model {model!r}: use one of {MODELS}")
         return model
 
+    def used(self) -> dict:
+        """This config as run config, less what the chosen model ignores (the other model's section;
+        max_tfidf_features, which only the reference preprocessing reads)."""
+        ignored = {"boosting"} if self.model == RANDOM_FOREST else {"random_forest", "max_tfidf_features"}
+        return self.model_dump(exclude=ignored)
+
     def arguments(self) -> dict:
         """Keyword arguments of `train_inference_pipeline`."""
         return {
@@ -98,31 +103,25 @@ def inference_pipeline(
 ) -> dg.Output:
     if hits := reused_outputs(context):
         return reused_output(context, hits["inference_pipeline"])
-    from rental_pipeline.assets.metadata import table
+    from rental_pipeline.assets.metadata import importance_metadata, model_quality_metadata
     from rental_pipeline.training import train_inference_pipeline
 
     result = train_inference_pipeline(trainval_data, **config.arguments())
     metrics = result.metrics
     context.log.info(f"{config.model}: validation MAE {metrics['val_mae']:.2f}, R² {metrics['val_r2']:.3f}")
-    importances = result.importances.round({"importance": 4})
     return dg.Output(
         result.pipeline,
         metadata={
             "val_mae": metrics["val_mae"],
             "val_r2": metrics["val_r2"],
             **({"oob_r2": metrics["oob_r2"]} if "oob_r2" in metrics else {}),
+            "model": config.model,
             "fit_seconds": metrics["fit_seconds"],
             "train_rows": int(metrics["train_rows"]),
             "val_rows": int(metrics["val_rows"]),
-            "feature_importances": table(importances),
-            "model": config.model,
-            "params": dg.MetadataValue.json(
-                {
-                    **config.model_dump(exclude={"random_forest", "boosting"}),
-                    config.model: asdict(
-                        config.random_forest.params() if config.model == RANDOM_FOREST else config.boosting.params()
-                    ),
-                }
-            ),
+            **(model_quality_metadata(result.validation, "validation") if result.validation is not None else {}),
+            **importance_metadata(result.importances, result.importance_unit),
+            # the run config that trains this model again, without the other model's settings
+            CONFIG_USED_KEY: dg.MetadataValue.json(config.used()),
         },
     )

@@ -35,7 +35,9 @@ from .names import LATEST, Ref, parse_ref
 from .store import ArtifactStore, ArtifactSummary, WriteResult, default_root
 from .mirror_queue import MirrorOutcome, MirrorQueue, new_run_id
 from .value_cache import ValueCache
-from .wandb_mirror import MirrorResult, SyncReport, WandbMirror, project_name, resolve_mode
+from .wandb_mirror import MirrorResult, Trial, WandbMirror, project_name, resolve_mode
+from .wandb_server import ServerInfo, WandbApi, WandbServer
+from .wandb_sync import RegistryLink, SyncReport, WandbSync, registry_link
 
 __all__ = [
     "FAILED_CHECKS_FLAG",
@@ -61,12 +63,18 @@ __all__ = [
     "Problem",
     "Ref",
     "StoreError",
+    "RegistryLink",
+    "ServerInfo",
     "SyncReport",
+    "Trial",
     "UntrustedTypesError",
     "ValueCache",
     "VerifyReport",
     "VersionManifest",
+    "WandbApi",
     "WandbMirror",
+    "WandbServer",
+    "WandbSync",
     "WriteResult",
     "artifact_digest",
     "codec_for",
@@ -78,5 +86,6 @@ __all__ = [
     "project_name",
     "refuse_failed_checks",
     "register",
+    "registry_link",
     "resolve_mode",
 ]

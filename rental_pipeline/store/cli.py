@@ -13,12 +13,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import yaml
 
 from .errors import StoreError
 from .manifest import VersionManifest
 from .store import ArtifactStore, default_root
+from .wandb_sync import DEFAULT_REGISTRY, DEFAULT_TIMEOUT
 
 _META_KEY = "rental_pipeline.store"
+ALIAS_SYNC_TIMEOUT = 60.0  # online, `artifacts alias` waits this long for W&B
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -113,18 +116,20 @@ def show_command(ref: str, as_json: bool) -> None:
         ("run", version.run_id or "-"),
         ("code", version.code_version or "-"),
         ("aliases", ", ".join(version.aliases) or "-"),
-        ("flags", json.dumps(dict(version.flags), sort_keys=True) if version.flags else "-"),
         ("inputs", ", ".join(version.inputs) or "-"),
         ("used by", ", ".join(info["used_by"]) or "-"),
         ("description", version.description or "-"),
-        (
-            "metadata",
-            json.dumps(dict(version.metadata), sort_keys=True) if version.metadata else "-",
-        ),
     ]
     click.echo(version.ref)
     for label, value in rows:
         click.echo(f"  {label:<12} {value}")
+    for label, mapping in (("flags", version.flags), ("metadata", version.metadata)):
+        if mapping:
+            click.echo(f"  {label}")
+            for line in yaml_lines(dict(mapping)):
+                click.echo(f"    {line}")
+        else:
+            click.echo(f"  {label:<12} -")
     click.echo("  files")
     for entry in info["files"]:
         click.echo(
@@ -154,6 +159,7 @@ def alias_command(
             raise click.ClickException(f"{alias} is not on {store.get(ref).ref}; nothing removed")
         move = store.remove_alias(name, alias, reason=reason, actor=actor)
         click.echo(f"removed {alias} from {name}:v{move.from_version}")
+        _alias_to_wandb(store)
         return
     result = store.set_alias(ref, alias, reason=reason, actor=actor, force=force)
     target = store.get(ref)
@@ -162,6 +168,25 @@ def alias_command(
     else:
         origin = f"v{result.from_version}" if result.from_version is not None else "nowhere"
         click.echo(f"moved {alias}: {origin} -> {target.ref}{' (forced)' if force else ''}")
+        _alias_to_wandb(store)
+
+
+def _alias_to_wandb(store: ArtifactStore) -> None:
+    """Online, apply the move to W&B at once; otherwise say that it waits for ``sync``."""
+    from .wandb_mirror import WandbMirror
+
+    mirror = WandbMirror(store)
+    if mirror.mode == "disabled":
+        return
+    if mirror.mode == "offline":
+        click.echo("W&B: queued; `rental-pipeline artifacts sync` applies it")
+        return
+    report = mirror.sync(upload=False, timeout=ALIAS_SYNC_TIMEOUT, on_progress=_progress)
+    if report.ok:
+        click.echo(f"W&B: applied ({'; '.join(report.aliases + report.registry) or 'nothing to change'})")
+    else:
+        why = "; ".join(f"{what}: {reason}" for what, reason in report.failed)
+        click.echo(f"W&B: not applied yet, it stays queued for `rental-pipeline artifacts sync` ({why})")
 
 
 @artifacts.command("log")
@@ -208,40 +233,93 @@ def verify_command() -> None:
     help="On object storage, leave unreferenced blobs changed within this many seconds "
     "[default: 3600]; 0 only while nothing else writes to the store.",
 )
+@click.option(
+    "--drop-unsynced-runs",
+    is_flag=True,
+    help="Also drop W&B offline runs never synced (records and folders), freeing the blobs only "
+    "they keep: for runs that will never be uploaded.",
+)
 @_reporting_errors
-def gc_command(keep: int | None, dry_run: bool, grace_seconds: float | None) -> None:
+def gc_command(keep: int | None, dry_run: bool, grace_seconds: float | None, drop_unsynced_runs: bool) -> None:
     """Remove leftovers of interrupted writes and blobs nothing refers to."""
-    click.echo(str(_store().gc(keep=keep, dry_run=dry_run, grace_seconds=grace_seconds)))
+    report = _store().gc(
+        keep=keep, dry_run=dry_run, grace_seconds=grace_seconds, drop_unsynced_runs=drop_unsynced_runs
+    )
+    click.echo(str(report))
 
 
 @artifacts.command("sync")
 @click.option(
     "--force",
     is_flag=True,
-    help="Run wandb sync even without WANDB_API_KEY (e.g. after wandb login).",
+    help="Try even without WANDB_API_KEY (e.g. after wandb login).",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds for the whole sync; what is left when they run out stays queued.",
+)
+@click.option(
+    "--registry",
+    default=None,
+    help="Registry collection the prod model is linked into [default: $RENTAL_PIPELINE_WANDB_REGISTRY "
+    f"or {DEFAULT_REGISTRY}]; 'none' to skip.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @_reporting_errors
-def sync_command(force: bool) -> None:
-    """Upload pending W&B offline runs with ``wandb sync`` when credentials exist."""
+def sync_command(force: bool, timeout: float, registry: str | None, as_json: bool) -> None:
+    """Bring W&B up to date: upload waiting runs, add lineage links, apply alias moves and check marks.
+
+    Safe to re-run: each step is recorded as it succeeds, so a second sync does only what is left.
+    Exit code 1 when anything failed; the report says what and why.
+    """
     from .wandb_mirror import WandbMirror
 
-    report = WandbMirror(_store()).sync(force=force)
-    if not report.pending:
-        click.echo("no pending W&B offline runs")
-        return
-    if report.skipped_reason:
+    mirror = WandbMirror(_store(), registry=registry)
+    report = mirror.sync(force=force, timeout=timeout, on_progress=None if as_json else _progress)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    elif report.skipped_reason:
         click.echo(
-            f"{len(report.pending)} W&B offline run(s) pending, not synced: {report.skipped_reason}"
+            f"{len(report.pending)} W&B run(s) pending and {report.queued_moves} alias move(s) queued, "
+            f"not synced: {report.skipped_reason}"
         )
         for run in report.pending:
             click.echo(f"  {run.run_id}  {run.artifact}  {run.run_dir}")
-        return
-    for run in report.synced:
-        click.echo(f"synced {run.run_id} ({run.artifact})")
-    for run, why in report.failed:
-        click.echo(f"failed {run.run_id} ({run.artifact}): {why}")
-    if report.failed:
+    elif report.nothing_to_do:
+        click.echo("W&B is up to date: no pending runs, alias moves or check marks")
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.ok:
         raise SystemExit(1)
+
+
+def _progress(message: str) -> None:
+    click.echo(f"... {message}", err=True)
+
+
+class _ReadableDumper(yaml.SafeDumper):
+    """Mappings as blocks (one setting a line), lists of plain values on one line."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flat = all(not isinstance(item, (dict, list, tuple)) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_ReadableDumper.add_representer(list, _represent_list)
+_ReadableDumper.add_representer(tuple, _represent_list)
+
+
+def yaml_lines(data: Any) -> list[str]:
+    """Config or facts as YAML for a person to read: nested settings indented, one per line."""
+    text = yaml.dump(
+        data, Dumper=_ReadableDumper, sort_keys=True, default_flow_style=False, width=100, allow_unicode=True
+    )
+    return text.splitlines()
 
 
 def _version_json(store: ArtifactStore, version: VersionManifest, *, paths: bool) -> dict[str, Any]:

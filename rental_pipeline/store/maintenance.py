@@ -4,13 +4,16 @@ What a killed writer leaves behind (``.tmp-*`` files, blobs written before its m
 published, a collection with no committed version) is invisible to readers, so ``verify`` does not
 count it as a problem; ``gc`` removes it. ``gc`` never removes an aliased version, a version another
 kept version was made from (lineage stays resolvable), or a blob an unsynced W&B offline run
-points at. On object storage, where no lock keeps writers out, it also leaves every unreferenced
-blob that changed within the grace period (default an hour): a writer on another machine may be
-about to commit a version that uses it (writers refresh the time of an old blob they reuse).
+points at, unless told that those runs will never be synced (``drop_unsynced_runs``): then their
+records and ``offline-run-*`` folders go, and so do the blobs only they kept. On object storage,
+where no lock keeps writers out, it also leaves every unreferenced blob that changed within the
+grace period (default an hour): a writer on another machine may be about to commit a version that
+uses it (writers refresh the time of an old blob they reuse).
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +73,7 @@ class GcReport:
     removed_temp_files: int = 0
     removed_empty_artifacts: list[str] = field(default_factory=list)
     forgotten_runs: list[str] = field(default_factory=list)
+    dropped_runs: list[str] = field(default_factory=list)
     kept_pending_blobs: int = 0
     kept_recent_blobs: int = 0  # unreferenced, but changed within the grace period
     grace_seconds: float = 0.0
@@ -89,9 +93,15 @@ class GcReport:
             lines.append(
                 f"  forgot offline runs whose directory is gone: {', '.join(self.forgotten_runs)}"
             )
+        if self.dropped_runs:
+            lines.append(
+                f"  {'would drop' if self.dry_run else 'dropped'} {len(self.dropped_runs)} unsynced W&B "
+                f"offline run(s) and their folders: {', '.join(self.dropped_runs)}"
+            )
         if self.kept_pending_blobs:
             lines.append(
-                f"  kept {self.kept_pending_blobs} blob(s) that unsynced W&B offline runs point at"
+                f"  kept {self.kept_pending_blobs} blob(s) that unsynced W&B offline runs point at "
+                "(--drop-unsynced-runs frees them if those runs will never be synced)"
             )
         if self.kept_recent_blobs:
             lines.append(
@@ -185,7 +195,12 @@ def verify_store(store: ArtifactStore) -> VerifyReport:
 
 
 def collect_garbage(
-    store: ArtifactStore, *, keep: int | None, dry_run: bool, grace_seconds: float | None = None
+    store: ArtifactStore,
+    *,
+    keep: int | None,
+    dry_run: bool,
+    grace_seconds: float | None = None,
+    drop_unsynced_runs: bool = False,
 ) -> GcReport:
     if keep is not None and keep < 1:
         raise ValueError(
@@ -217,16 +232,17 @@ def collect_garbage(
 
         pending = PendingRuns(store.root)
         for run in pending.all():
-            if not Path(run.run_dir).is_dir():
+            if not run.uploaded and not Path(run.run_dir).is_dir():
                 report.forgotten_runs.append(run.run_id)
                 if not dry_run:
                     pending.forget(run.run_id)
-        pending_blobs = {
-            sha
-            for run in pending.all()
-            for sha in run.blobs
-            if run.run_id not in report.forgotten_runs
-        }
+            elif drop_unsynced_runs:
+                report.dropped_runs.append(run.run_id)
+                if not dry_run:
+                    pending.forget(run.run_id)  # first: a folder left by a crash is only a folder
+                    _remove_offline_run(Path(run.run_dir))
+        gone = set(report.forgotten_runs) | set(report.dropped_runs)
+        pending_blobs = {sha for run in pending.all() for sha in run.blobs if run.run_id not in gone}
 
         if any(m is None for m in manifests.values()):
             report.skipped_blob_cleanup = (
@@ -294,6 +310,12 @@ def _unneeded_versions(
                 kept.add(key)
                 frontier.append(key)
     return set(manifests) - kept
+
+
+def _remove_offline_run(run_dir: Path) -> None:
+    """Delete a W&B offline run folder, and nothing that is not one."""
+    if run_dir.name.startswith("offline-run-") and run_dir.is_dir():
+        shutil.rmtree(run_dir)
 
 
 def _is_empty_collection(store: ArtifactStore, name: str) -> bool:

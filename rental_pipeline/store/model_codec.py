@@ -17,10 +17,18 @@ retraining would make a new artifact version. :func:`normalise_skops` rewrites t
 * the zip is rebuilt with ``schema.json`` first, files in that order, a fixed 1980-01-01
   timestamp, fixed permissions and no compression (zlib output can differ between builds).
 
-Loading. skops refuses types it does not trust unless told to; telling it to trust whatever the
-file asks for would be unpickling by another name. :func:`decode_model` lists the file's
-untrusted types and accepts them only if each lies under an allow-listed module prefix
-(scikit-learn, numpy, scipy, and this project's own transformers), naming any it refuses.
+Loading. A skops file is a tree of nodes, each naming a loader and a type (``module.name``);
+loading imports that type and, depending on the loader, calls it: a ``FunctionNode`` hands back
+any function, a ``ConstructorFromReduceNode`` calls one with arguments read from the file, an
+``NdArrayNode`` of another class than ``ndarray`` calls that class on the array. Trusting whole
+package prefixes therefore trusted every function in them (``numpy.testing`` has one that calls
+``exec``). :func:`audit_model` reads ``schema.json`` itself before skops sees it and accepts a
+node only if its (loader, type) pair is in :data:`TRUSTED_MODEL_NODES`: exactly the classes,
+functions and constructors the fitted pipelines of this project's two models contain (a test
+fits both and compares). Anything else is refused, naming it, before any module is imported or
+anything is called; array files must hold plain numbers (no pickled objects), and only the
+current skops protocol is read. skops' own default list (every scikit-learn estimator, numpy
+ufuncs...) is therefore narrowed too: a type it trusts but the pipelines never contain is refused.
 """
 
 from __future__ import annotations
@@ -28,13 +36,72 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from .errors import CodecError, UntrustedTypesError
 
-TRUSTED_MODULE_PREFIXES: tuple[str, ...] = ("sklearn.", "numpy.", "scipy.", "rental_pipeline.")
+# Every (loader, type) pair a stored model may contain, and nothing else. Derived from the fitted
+# pipelines of both models (`model_inventory` on `features.build_inference_pipeline` and
+# `boosting.build_boosted_pipeline`; test_model_security re-derives it and compares) and reviewed:
+# containers and plain values; estimators rebuilt from their attributes (``ObjectNode``: the
+# class's ``__new__`` and ``__setstate__``, no constructor call); the only constructors called
+# with arguments from the file (scikit-learn's tree structure and two loss objects, whose
+# arguments are numbers); the only functions a pipeline holds (the log/exp of the target
+# transform and the reference pipeline's text flattening). A new estimator in a pipeline makes
+# saving it fail until it is reviewed and added here.
+TRUSTED_MODEL_NODES: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "DictNode": frozenset({"builtins.dict"}),
+        "ListNode": frozenset({"builtins.list"}),
+        "TupleNode": frozenset({"builtins.tuple"}),
+        "JsonNode": frozenset({"builtins.str"}),  # every JSON scalar is written as "str"
+        "SliceNode": frozenset({"builtins.slice"}),
+        "TypeNode": frozenset({"builtins.str", "numpy.float64"}),
+        "DTypeNode": frozenset({"numpy.dtype"}),
+        "NdArrayNode": frozenset({"numpy.ndarray", "numpy.float64", "numpy.int64", "numpy.uint64"}),
+        "RandomGeneratorNode": frozenset({"numpy.random._generator.Generator"}),
+        "ObjectNode": frozenset(
+            {
+                "rental_pipeline.boosting.AveragedRegressor",
+                "rental_pipeline.boosting.CrossFittedTextPrice",
+                "rental_pipeline.boosting.ListingNameFeatures",
+                "rental_pipeline.boosting.LocationFeatures",
+                "rental_pipeline.features.DaysBeforeReference",
+                "sklearn._loss.link.IdentityLink",
+                "sklearn._loss.link.Interval",
+                "sklearn._loss.loss.AbsoluteError",
+                "sklearn._loss.loss.HalfSquaredError",
+                "sklearn.compose._column_transformer.ColumnTransformer",
+                "sklearn.compose._target.TransformedTargetRegressor",
+                "sklearn.ensemble._forest.RandomForestRegressor",
+                "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+                "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+                "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                "sklearn.feature_extraction.text.TfidfTransformer",
+                "sklearn.feature_extraction.text.TfidfVectorizer",
+                "sklearn.impute._base.SimpleImputer",
+                "sklearn.linear_model._ridge.Ridge",
+                "sklearn.pipeline.Pipeline",
+                "sklearn.preprocessing._encoders.OneHotEncoder",
+                "sklearn.preprocessing._encoders.OrdinalEncoder",
+                "sklearn.preprocessing._function_transformer.FunctionTransformer",
+                "sklearn.tree._classes.DecisionTreeRegressor",
+            }
+        ),
+        "TreeNode": frozenset({"sklearn.tree._tree.Tree"}),
+        "LossNode": frozenset({"sklearn._loss._loss.CyAbsoluteError", "sklearn._loss._loss.CyHalfSquaredError"}),
+        "FunctionNode": frozenset({"numpy.expm1", "numpy.log1p", "rental_pipeline.features.flatten_text"}),
+    }
+)
+# A numpy Generator names its bit generator as a string inside its state, called on load.
+TRUSTED_BIT_GENERATORS = frozenset({"PCG64"})
+# A node that only points back at an object loaded earlier in the same file.
+_CACHED = "CachedNode"
+SKOPS_PROTOCOL = 2  # the protocol skops 0.16 writes; older ones load through other node classes
 SCHEMA = "schema.json"
+MAX_SCHEMA_BYTES = 256 << 20  # the real models' schemas are a few MB: their arrays are separate files
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Attributes whose value is an id() valid only in the process that fitted the model.
 PROCESS_LOCAL_ATTRIBUTES = frozenset({"_stop_words_id"})
@@ -47,7 +114,7 @@ _NULL_STATE = {
 }
 
 
-def encode_model(model: Any, *, trusted_prefixes: Iterable[str] = TRUSTED_MODULE_PREFIXES) -> bytes:
+def encode_model(model: Any, *, trusted: Mapping[str, frozenset[str]] = TRUSTED_MODEL_NODES) -> bytes:
     """skops bytes, identical for identical models; refused now if they could not be loaded."""
     import skops.io
 
@@ -56,36 +123,139 @@ def encode_model(model: Any, *, trusted_prefixes: Iterable[str] = TRUSTED_MODULE
     except Exception as exc:  # skops raises TypeError and others for unsupported objects
         raise CodecError(f"cannot store {type(model).__name__} with skops: {exc}") from exc
     data = normalise_skops(raw)
-    check_trusted(data, trusted_prefixes)  # fail at save time, not when the model is needed
+    audit_model(data, trusted)  # fail at save time, not when the model is needed
     return data
 
 
-def decode_model(data: bytes, *, trusted_prefixes: Iterable[str] = TRUSTED_MODULE_PREFIXES) -> Any:
+def decode_model(data: bytes, *, trusted: Mapping[str, frozenset[str]] = TRUSTED_MODEL_NODES) -> Any:
+    """The model, once every node of the file has passed :func:`audit_model`."""
     import skops.io
 
-    untrusted = check_trusted(data, trusted_prefixes)
+    audit_model(data, trusted)
+    allowed = set().union(*trusted.values())
+    try:
+        untrusted: list[str] = skops.io.get_untrusted_types(data=data)
+    except Exception as exc:  # skops raises several types for malformed trees
+        raise CodecError(f"stored skops model is unreadable: {exc}") from exc
+    beyond = sorted(set(untrusted) - allowed)
+    if beyond:  # a type skops declares that the schema walk did not see: refuse rather than guess
+        raise UntrustedTypesError(f"refusing to load a model that needs unaudited types: {', '.join(beyond)}", beyond)
     return skops.io.loads(data, trusted=untrusted)
 
 
-def check_trusted(
-    data: bytes, trusted_prefixes: Iterable[str] = TRUSTED_MODULE_PREFIXES
-) -> list[str]:
-    """The file's non-default types if all are allow-listed; otherwise refuse, naming the rest."""
-    import skops.io
+def model_inventory(data: bytes) -> dict[str, set[str]]:
+    """Loader -> the types a skops file holds under it (what :data:`TRUSTED_MODEL_NODES` is
+    derived from). Reads the schema only: nothing is imported or called."""
+    schema, _ = _read_archive(data)
+    found: dict[str, set[str]] = {}
+    for node in _nodes(schema):
+        found.setdefault(str(node.get("__loader__")), set()).add(_type_name(node))
+    return found
 
-    prefixes = tuple(trusted_prefixes)
-    try:
-        untrusted: list[str] = skops.io.get_untrusted_types(data=data)
-    except Exception as exc:
-        raise CodecError(f"stored skops model is unreadable: {exc}") from exc
-    refused = [t for t in untrusted if not t.startswith(prefixes)]
-    if refused:
-        raise UntrustedTypesError(
-            f"refusing to load a model that needs types outside the allow-list "
-            f"({', '.join(p.rstrip('.') for p in prefixes)}): {', '.join(refused)}",
-            refused,
+
+def audit_model(data: bytes, trusted: Mapping[str, frozenset[str]] = TRUSTED_MODEL_NODES) -> None:
+    """Refuse a skops file holding any node outside ``trusted``, naming each; read-only.
+
+    Also refused: another skops protocol, a bit generator other than the audited ones, and array
+    files whose dtype holds Python objects (numpy would need pickle to read them).
+    """
+    schema, archive = _read_archive(data)
+    if schema.get("protocol") != SKOPS_PROTOCOL:
+        raise CodecError(
+            f"stored skops model uses protocol {schema.get('protocol')!r}; only protocol {SKOPS_PROTOCOL} is read"
         )
-    return untrusted
+    allowed = set().union(*trusted.values())
+    refused: dict[str, str] = {}  # type -> how the file uses it
+    for node in _nodes(schema):
+        loader, name = node.get("__loader__"), _type_name(node)
+        ok = (loader == _CACHED and name in allowed) or (
+            isinstance(loader, str) and name in trusted.get(loader, frozenset())
+        )
+        if not ok:
+            refused.setdefault(_shown(name), f"as {_shown(str(loader), 40)}")
+            continue
+        if loader == "RandomGeneratorNode":
+            generator = _bit_generator(node)
+            if generator not in TRUSTED_BIT_GENERATORS:
+                refused.setdefault(_shown(f"numpy.random.{generator}"), "as the bit generator of a Generator")
+        if loader == "NdArrayNode" and node.get("type") == "numpy":
+            problem = _array_problem(archive, node.get("file"))
+            if problem:
+                refused.setdefault(_shown(name), problem)
+    if refused:
+        shown = "; ".join(f"{name} ({how})" for name, how in refused.items())
+        raise UntrustedTypesError(
+            "refusing to load a model that holds types outside the audited list of this project's "
+            f"pipelines (nothing was imported or run): {shown}",
+            list(refused),
+        )
+
+
+def _read_archive(data: bytes) -> tuple[dict[str, Any], zipfile.ZipFile]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        if archive.getinfo(SCHEMA).file_size > MAX_SCHEMA_BYTES:  # a zip bomb would fill memory first
+            raise CodecError(f"stored skops model has a schema over {MAX_SCHEMA_BYTES:,} bytes; refusing it")
+        schema = json.loads(archive.read(SCHEMA))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, RecursionError) as exc:
+        raise CodecError(f"stored skops model is unreadable: {_shown(str(exc), 200)}") from None
+    if not isinstance(schema, dict):
+        raise CodecError("stored skops model is unreadable: its schema is not an object")
+    return schema, archive
+
+
+def _nodes(value: Any) -> list[dict[str, Any]]:
+    """Every node state in the schema, wherever it sits (iteratively: a crafted file may nest deep)."""
+    found, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "__loader__" in item:
+                found.append(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _type_name(node: dict[str, Any]) -> str:
+    return f"{node.get('__module__')}.{node.get('__class__')}"
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """A name read from the file, as it may appear in a message: escaped and cut short."""
+    escaped = text.encode("unicode_escape").decode("ascii")
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
+
+
+def _bit_generator(node: dict[str, Any]) -> str:
+    try:
+        name = json.loads(node["content"]["bit_generator"]["content"]["bit_generator"]["content"])
+    except (KeyError, TypeError, ValueError):
+        return "<missing>"
+    return name if isinstance(name, str) else repr(name)
+
+
+def _array_problem(archive: zipfile.ZipFile, name: Any) -> str | None:
+    """Why an array file is not plain numbers, or None when it is."""
+    import numpy.lib.format as npy
+
+    if not isinstance(name, str):
+        return "array without a file"
+    try:
+        with archive.open(name) as handle:
+            version = npy.read_magic(handle)
+            if version == (1, 0):
+                _, _, dtype = npy.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                _, _, dtype = npy.read_array_header_2_0(handle)
+            else:
+                return f"array file {_shown(name, 40)!r} uses numpy format {version}, which numpy.save never writes for numbers"
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        return f"array file {_shown(name, 40)!r} is not a numpy array: {_shown(str(exc), 80)}"
+    if dtype.hasobject:
+        return f"array file {_shown(name, 40)!r} holds Python objects (dtype {dtype}), which only pickle can read"
+    return None
 
 
 def normalise_skops(raw: bytes) -> bytes:

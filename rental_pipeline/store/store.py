@@ -158,7 +158,12 @@ class ArtifactStore:
 
     @contextlib.contextmanager
     def _artifact_locked(self, name: str) -> Iterator[None]:
-        with self.pinned(), self.backend.artifact_lock(validate_name(name)):
+        """Locks for changing an existing artifact (aliases, flags). An artifact that does not exist
+        is refused first: taking its lock would create its folder (and the store's), leaving a
+        trace of a command that did nothing."""
+        if not self.layout.committed_versions(validate_name(name)):
+            raise ArtifactNotFoundError(_not_found(self, Ref(name, alias=LATEST)))
+        with self.pinned(), self.backend.artifact_lock(name):
             yield
 
     # -- reading -------------------------------------------------------------------------
@@ -562,16 +567,24 @@ class ArtifactStore:
         return verify_store(self)
 
     def gc(
-        self, keep: int | None = None, *, dry_run: bool = False, grace_seconds: float | None = None
+        self,
+        keep: int | None = None,
+        *,
+        dry_run: bool = False,
+        grace_seconds: float | None = None,
+        drop_unsynced_runs: bool = False,
     ) -> GcReport:
-        """Remove leftovers and orphan blobs; with ``keep``, also old unaliased versions.
+        """Remove leftovers and orphan blobs; with ``keep``, also old unaliased versions; with
+        ``drop_unsynced_runs``, also W&B offline runs that will never be synced.
 
         On object storage only blobs unreferenced *and* unchanged for ``grace_seconds`` (default
         an hour) go, so a writer on another machine that is about to reference one keeps it;
         a shorter grace period is safe only while nothing else writes to the store."""
         from .maintenance import collect_garbage
 
-        return collect_garbage(self, keep=keep, dry_run=dry_run, grace_seconds=grace_seconds)
+        return collect_garbage(
+            self, keep=keep, dry_run=dry_run, grace_seconds=grace_seconds, drop_unsynced_runs=drop_unsynced_runs
+        )
 
     # -- internals -----------------------------------------------------------------------
 

@@ -2,12 +2,16 @@
 
 One mirror call is one W&B run that logs one artifact version, built from the store's own blob
 files (``policy="immutable"``: W&B reads them where they are, with no staging copy). The
-artifact's W&B digest equals the store's because both use W&B's algorithm on the same bytes.
+artifact's W&B digest equals the store's because both use W&B's algorithm on the same bytes. The
+run is named after the version and tagged, carries the step's config, the asset's metrics in its
+summary and its tables as ``wandb.Table``; a sweep's trials become runs of their own beside it.
 
-Modes: ``offline`` (the default without ``WANDB_API_KEY``) writes ``offline-run-*`` folders for
-``wandb sync`` and records each as pending (so ``gc`` keeps the blobs it points at); ``online``
-(an API key, or asked for) uploads at once and declares inputs with ``run.use_artifact``, which
-offline mode cannot do, so offline the lineage lives in the run config; ``disabled`` does nothing.
+Every run is written to disk first, as an offline run, and recorded in the ledger
+(:mod:`.pending`): ``wandb sync`` uploads it later and :mod:`.wandb_sync` then adds what an offline
+run cannot say (its inputs, via ``use_artifact``; alias moves; failed-check marks). Modes:
+``offline`` (the default without ``WANDB_API_KEY``) leaves that to ``rental-pipeline artifacts
+sync``; ``online`` (an API key, or asked for) has the mirror's worker sync right after, so a run
+whose upload fails simply stays pending instead of being lost; ``disabled`` does nothing.
 ``WANDB_MODE`` is honoured when set.
 
 Only online, a version missing locally can be fetched from W&B, checked against the digests W&B
@@ -18,12 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,9 +33,12 @@ from .aliases import utc_now
 from .digest import artifact_digest, hash_file
 from .errors import ArtifactNotFoundError, IntegrityError, MirrorError
 from .manifest import VersionManifest
+from .mirror_state import MirrorState
 from .names import parse_ref
-from .pending import PendingRun, PendingRuns
+from .pending import TRIAL_RUN, VERSION_RUN, PendingRun, PendingRuns
 from .store import ArtifactStore, RefLike, WriteResult
+from .wandb_server import DEFAULT_BASE_URL
+from .wandb_sync import DEFAULT_TIMEOUT, RegistryLink, SyncReport, WandbSync, registry_link
 
 Mode = Literal["offline", "online", "disabled"]
 DEFAULT_PROJECT = "nyc_airbnb"
@@ -45,6 +50,7 @@ _MODE_ALIASES: dict[str, Mode] = {
     "run": "online",
     "disabled": "disabled",
 }
+Table = Mapping[str, Any]  # {"columns": [...], "data": [[...], ...]}
 
 
 def resolve_mode(mode: str | None = None, environ: Mapping[str, str] | None = None) -> Mode:
@@ -67,32 +73,28 @@ def project_name(project: str | None = None, environ: Mapping[str, str] | None =
     return project or environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
 
 
-def has_credentials(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether ``wandb sync`` can authenticate without asking: an API key in the environment."""
-    environ = os.environ if environ is None else environ
-    return bool(environ.get("WANDB_API_KEY"))
-
-
 @dataclass(frozen=True)
 class MirrorResult:
     mode: Mode
     artifact: str  # the store reference that was mirrored
     run_id: str | None = None
-    run_dir: Path | None = None  # offline: the folder ``wandb sync`` uploads
-    url: str | None = None  # online: the run's page
+    run_dir: Path | None = None  # the folder ``wandb sync`` uploads
+    url: str | None = None  # the run's page, once uploaded
     seconds: float = 0.0
+    trial_runs: tuple[str, ...] = ()
 
 
-@dataclass
-class SyncReport:
-    pending: list[PendingRun] = field(default_factory=list)
-    synced: list[PendingRun] = field(default_factory=list)
-    failed: list[tuple[PendingRun, str]] = field(default_factory=list)
-    skipped_reason: str | None = None
+@dataclass(frozen=True)
+class Trial:
+    """A run with metrics only, made beside a version's run (one configuration of a sweep)."""
 
-    @property
-    def ok(self) -> bool:
-        return not self.failed
+    name: str
+    config: Mapping[str, Any]
+    summary: Mapping[str, Any]
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Trial:
+        return cls(str(raw["name"]), dict(raw.get("config") or {}), dict(raw.get("summary") or {}))
 
 
 def _settings(wandb: Any) -> Any:
@@ -115,8 +117,10 @@ class WandbMirror:
     """Mirrors versions of one :class:`ArtifactStore` to W&B.
 
     ``wandb_dir`` is where ``wandb/offline-run-*`` folders go: ``WANDB_DIR`` if set, else the
-    folder above the store (``$RENTAL_PIPELINE_HOME``). ``api_factory`` builds the public API
-    client for online fetches; it exists so tests can stand in for the unreachable server.
+    folder above the store (``$RENTAL_PIPELINE_HOME``). ``registry`` is the model registry
+    collection the ``prod`` model is linked into (see :func:`.wandb_sync.registry_link`).
+    ``api_factory`` builds the public API client for online fetches; it exists so tests can
+    stand in for the unreachable server.
     """
 
     def __init__(
@@ -126,6 +130,8 @@ class WandbMirror:
         mode: str | None = None,
         entity: str | None = None,
         wandb_dir: Path | str | None = None,
+        registry: RegistryLink | str | None = None,
+        sync_timeout: float = DEFAULT_TIMEOUT,
         api_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.store = store
@@ -134,8 +140,11 @@ class WandbMirror:
         self.wandb_dir = Path(
             wandb_dir or os.environ.get("WANDB_DIR") or store.root.resolve().parent
         )
+        self.registry = registry if isinstance(registry, RegistryLink) else registry_link(registry)
+        self.sync_timeout = sync_timeout
         self._api_factory = api_factory
         self.pending = PendingRuns(store.root)
+        self._made_runs = False
 
     def mirror(
         self,
@@ -149,11 +158,17 @@ class WandbMirror:
         aliases: Sequence[str] | None = None,
         run_name: str | None = None,
         run_id: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+        tables: Mapping[str, Table] | None = None,
+        tags: Sequence[str] | None = None,
+        trials: Sequence[Trial | Mapping[str, Any]] = (),
     ) -> MirrorResult:
         """Log ``version`` as an artifact of a new W&B run; ``inputs`` default to its lineage.
 
         ``run_id`` names the W&B run (``new_run_id()``), so a caller can say which run will hold
-        the version before it exists; W&B picks one when it is empty.
+        the version before it exists; W&B picks one when it is empty. ``summary`` goes to the
+        run summary, ``tables`` are logged as ``wandb.Table``, and each of ``trials`` becomes a
+        run of its own (same group and inputs, ``job_type`` suffixed ``_trial``).
         """
         started = time.perf_counter()
         manifest = self.store.get(version)
@@ -165,82 +180,116 @@ class WandbMirror:
         input_versions = [
             self.store.get(i) for i in (manifest.inputs if inputs is None else inputs)
         ]
-        run_config = {
-            **dict(config or {}),
-            CONFIG_KEY: {
-                "output": manifest.ref,
-                "digest": manifest.digest,
-                "inputs": [v.ref for v in input_versions],
-                "code_version": manifest.code_version,
-                "store_run_id": manifest.run_id,
-            },
+        input_refs = tuple(v.ref for v in input_versions)
+        lineage = {
+            "output": manifest.ref,
+            "digest": manifest.digest,
+            "inputs": list(input_refs),
+            "code_version": manifest.code_version,
+            "store_run_id": manifest.run_id,
         }
         aliases = list(manifest.aliases if aliases is None else aliases)
         with self.store.pinned():  # no gc between checking the blobs and recording the run
             paths = self.store.paths(manifest)
             with self._run(
-                wandb, project=project, job_type=job_type, group=group, run_name=run_name, config=run_config,
-                run_id=run_id,
+                wandb, project=project, job_type=job_type, group=group, run_name=run_name,
+                config={**dict(config or {}), CONFIG_KEY: lineage}, run_id=run_id, tags=tags,
             ) as run:
-                run_dir = Path(run.settings.sync_dir)
-                if self.mode == "offline":
-                    self.pending.add(
-                        PendingRun(
-                            run_id=run.id,
-                            run_dir=str(run_dir.resolve()),
-                            project=project,
-                            artifact=manifest.ref,
-                            blobs=tuple(sorted({e.sha256 for e in manifest.files})),
-                            created_at=utc_now(),
-                        )
+                self.pending.add(
+                    PendingRun(
+                        run_id=run.id,
+                        run_dir=str(Path(run.settings.sync_dir).resolve()),
+                        project=project,
+                        artifact=manifest.ref,
+                        blobs=tuple(sorted({e.sha256 for e in manifest.files})),
+                        created_at=utc_now(),
+                        kind=VERSION_RUN,
+                        entity=self.entity,
+                        digest=manifest.digest,
+                        inputs=input_refs,
                     )
-                else:
-                    for used in input_versions:
-                        run.use_artifact(self._draft(wandb, used, self.store.paths(used)))
-                artifact = self._draft(wandb, manifest, paths)
-                run.log_artifact(artifact, aliases=aliases)
-                if self.mode == "online":
-                    artifact.wait()
+                )
+                _log_results(wandb, run, summary, tables)
+                run.log_artifact(self._draft(wandb, manifest, paths), aliases=aliases)
                 result = self._result(run, manifest.ref, started)
-        return result
+        trial_runs = []
+        for trial in trials:
+            trial = trial if isinstance(trial, Trial) else Trial.from_json(trial)
+            with self._run(
+                wandb, project=project, job_type=f"{job_type}_trial", group=group,
+                run_name=f"{manifest.ref} {trial.name}",
+                config={**dict(trial.config), CONFIG_KEY: {"parent": manifest.ref, "inputs": list(input_refs)}},
+                tags=[*(tags or ()), "sweep-trial"],
+            ) as run:
+                self.pending.add(
+                    PendingRun(
+                        run_id=run.id,
+                        run_dir=str(Path(run.settings.sync_dir).resolve()),
+                        project=project,
+                        artifact=manifest.ref,
+                        blobs=(),
+                        created_at=utc_now(),
+                        kind=TRIAL_RUN,
+                        entity=self.entity,
+                        inputs=input_refs,
+                    )
+                )
+                _log_results(wandb, run, trial.summary, None)
+                trial_runs.append(run.id)
+        return MirrorResult(
+            result.mode, result.artifact, result.run_id, result.run_dir, result.url,
+            time.perf_counter() - started, tuple(trial_runs),
+        )
 
-    def record_run(
+    def sync(
         self,
         *,
-        job_type: str,
-        config: Mapping[str, Any],
-        summary: Mapping[str, float],
-        project: str | None = None,
-        group: str | None = None,
-        run_name: str | None = None,
-    ) -> MirrorResult:
-        """One W&B run carrying only config and summary metrics (e.g. one trial of a sweep)."""
-        started = time.perf_counter()
-        if self.mode == "disabled":
-            return MirrorResult("disabled", "")
-        import wandb
+        force: bool = False,
+        upload: bool = True,
+        server: Any = None,
+        timeout: float | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> SyncReport:
+        """Bring W&B up to date with this store (see :mod:`.wandb_sync`)."""
+        self.flush()
+        return WandbSync(
+            self.store, server, registry=self.registry, timeout=timeout or self.sync_timeout,
+            on_progress=on_progress,
+        ).run(force=force, upload=upload)
 
-        with self._run(
-            wandb,
-            project=project_name(project),
-            job_type=job_type,
-            group=group,
-            run_name=run_name,
-            config=dict(config),
-        ) as run:
-            run.summary.update(dict(summary))
-            result = self._result(run, "", started)
-        return result
+    def flush(self) -> None:
+        """Make sure every run this process made is whole on disk.
+
+        ``run.finish()`` returns before wandb's core has written the run's last records (it does
+        a few milliseconds later); ``wandb.teardown()`` waits for it. Needed before uploading runs
+        made by this same process; it also finishes any other W&B run this process has open.
+        """
+        if self._made_runs:
+            import wandb
+
+            wandb.teardown()
+            self._made_runs = False
+
+    def run_url(self, project: str, run_id: str) -> str | None:
+        """The page a run will have once uploaded, when the entity and the UI address are known
+        (from ``WANDB_ENTITY`` or an earlier sync); None offline or when they are not."""
+        if self.mode != "online":
+            return None
+        base_url = (os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        known = MirrorState(self.store.root).server(base_url)
+        entity = self.entity or known.get("entity")
+        app_url = known.get("app_url")
+        if not (entity and app_url):
+            return None
+        return f"{app_url}/{entity}/{project}/runs/{run_id}"
 
     def _result(self, run: Any, artifact: str, started: float) -> MirrorResult:
-        """Where the run can be found: its folder offline (for `wandb sync`), its page online."""
-        offline = self.mode == "offline"
+        """Where the run can be found: its folder, until ``sync`` uploads it."""
         return MirrorResult(
             self.mode,
             artifact,
             run_id=run.id,
-            run_dir=Path(run.settings.sync_dir) if offline else None,
-            url=None if offline else run.url,
+            run_dir=Path(run.settings.sync_dir),
             seconds=time.perf_counter() - started,
         )
 
@@ -255,8 +304,9 @@ class WandbMirror:
         run_name: str | None,
         config: Mapping[str, Any],
         run_id: str | None = None,
+        tags: Sequence[str] | None = None,
     ) -> Iterator[Any]:
-        """A started W&B run, finished on the way out whatever happens inside."""
+        """A started W&B run, written offline and finished on the way out whatever happens inside."""
         self.wandb_dir.mkdir(parents=True, exist_ok=True)
         run = wandb.init(
             id=run_id,
@@ -265,11 +315,13 @@ class WandbMirror:
             job_type=job_type,
             group=group,
             name=run_name,
+            tags=list(tags) if tags else None,
             config=dict(config),
             dir=str(self.wandb_dir),
-            mode=self.mode,
+            mode="offline",
             settings=_settings(wandb),
         )
+        self._made_runs = True
         try:
             yield run
         finally:
@@ -368,49 +420,16 @@ class WandbMirror:
             metadata=metadata,
         )
 
-    # -- syncing offline runs --------------------------------------------------------------
 
-    def sync(
-        self,
-        *,
-        force: bool = False,
-        runner: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
-    ) -> SyncReport:
-        """Upload pending offline runs with ``wandb sync`` when credentials exist.
-
-        Without ``WANDB_API_KEY`` nothing is attempted (``wandb sync`` would stop to ask for a
-        login); the report says what is pending and why. ``force`` tries anyway, e.g. after
-        ``wandb login`` stored a key elsewhere.
-        """
-        report = SyncReport(pending=self.pending.all())
-        if not report.pending:
-            return report
-        if not (force or has_credentials()):
-            report.skipped_reason = (
-                "no W&B credentials (WANDB_API_KEY is not set); the runs stay pending and their "
-                "blobs are kept. Set WANDB_API_KEY, or log in and pass --force"
-            )
-            return report
-        for run in report.pending:
-            if not Path(run.run_dir).is_dir():
-                report.failed.append((run, f"run folder {run.run_dir} no longer exists"))
-                continue
-            done = runner(
-                [sys.executable, "-m", "wandb", "sync", run.run_dir],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if done.returncode == 0:
-                self.pending.mark_synced(run.run_id)
-                report.synced.append(run)
-            else:
-                detail = (done.stderr or done.stdout or "").strip().splitlines()
-                report.failed.append(
-                    (run, detail[-1] if detail else f"exit code {done.returncode}")
-                )
-        return report
+def _log_results(wandb: Any, run: Any, summary: Mapping[str, Any] | None, tables: Mapping[str, Table] | None) -> None:
+    """Metrics into the run summary (the runs table charts them), tables as ``wandb.Table``."""
+    if summary:
+        run.summary.update(dict(summary))
+    for key, table in (tables or {}).items():
+        run.log(
+            {key: wandb.Table(columns=list(table["columns"]), data=[list(row) for row in table["data"]],
+                              allow_mixed_types=True)}
+        )
 
 
 def _public_api() -> Any:

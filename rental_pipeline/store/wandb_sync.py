@@ -1,0 +1,571 @@
+"""Bringing W&B up to date with the store: upload runs, connect lineage, move aliases.
+
+The store is the record; W&B shows it. A sync does, in order, with one time budget:
+
+1. uploads the runs the mirror wrote to disk (``wandb sync``), checking W&B's ``.synced`` marker
+   rather than trusting the exit code (it is 0 even when nothing was uploaded);
+2. finds which W&B version holds each uploaded store version (by run and digest, since W&B
+   numbers versions itself and they need not match the store's);
+3. declares each run's exact input versions with ``use_artifact``, which an offline run cannot
+   do, so W&B's lineage graph gets the store's edges;
+4. replays the alias moves W&B has not seen (``prod``, ``reference``, rollbacks, by the pipeline
+   or by hand) and links the ``prod`` model into the model registry collection;
+5. marks versions whose checks failed (metadata ``failed_checks`` and tag ``failed-checks``), and
+   clears the mark when they pass again.
+
+Every step is saved as it succeeds (the run ledger, the mirror state), so running sync again does
+only what is left; what failed is reported with the reason and retried next time. W&B manages
+its own ``latest`` (the version logged last), so store ``latest`` moves are not replayed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .aliases import FAILED_CHECKS_FLAG, AliasMove
+from .errors import StoreError
+from .fsutil import ensure_dir
+from .mirror_state import MirrorState
+from .names import LATEST, version_ref
+from .pending import VERSION_RUN, PendingRun, PendingRuns
+from .store import ArtifactStore
+from .wandb_server import ServerCallError, ServerInfo, SyncTimeoutError, WandbApi, WandbServer
+
+REGISTRY_VARIABLE = "RENTAL_PIPELINE_WANDB_REGISTRY"
+DEFAULT_REGISTRY = "wandb-registry-model/nyc-rental-price"
+DEFAULT_TIMEOUT = 600.0
+_OFF = ("", "none", "off", "false", "0")
+
+
+@dataclass(frozen=True)
+class RegistryLink:
+    """Where the model holding ``alias`` is linked: a W&B registry collection, as the reference's
+    release step did by hand. Only versions of ``types`` are linked."""
+
+    target: str
+    alias: str = "prod"
+    types: tuple[str, ...] = ("model_export",)
+
+
+def registry_link(value: str | None = None, environ: Mapping[str, str] | None = None) -> RegistryLink | None:
+    """The registry collection: as given, else ``$RENTAL_PIPELINE_WANDB_REGISTRY``, else the default.
+
+    A bare name is a collection of the ``model`` registry; ``none`` turns linking off.
+    """
+    environ = os.environ if environ is None else environ
+    chosen = value if value is not None else environ.get(REGISTRY_VARIABLE, DEFAULT_REGISTRY)
+    if chosen.strip().lower() in _OFF:
+        return None
+    chosen = chosen.strip()
+    return RegistryLink(chosen if "/" in chosen else f"wandb-registry-model/{chosen}")
+
+
+def has_credentials(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``wandb sync`` can authenticate without asking: an API key in the environment."""
+    environ = os.environ if environ is None else environ
+    return bool(environ.get("WANDB_API_KEY"))
+
+
+@dataclass
+class SyncReport:
+    """What a sync did and what it could not do, and why."""
+
+    pending: list[PendingRun] = field(default_factory=list)  # runs waiting when it started
+    queued_moves: int = 0  # alias moves W&B had not seen when it started
+    uploaded: list[PendingRun] = field(default_factory=list)
+    synced: list[PendingRun] = field(default_factory=list)  # runs now complete on W&B
+    links: list[str] = field(default_factory=list)  # "run (artifact) <- input"
+    aliases: list[str] = field(default_factory=list)
+    registry: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
+    skipped_reason: str | None = None
+    server: ServerInfo | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.pending and not self.queued_moves and not self.checks and not self.failed
+
+    def lines(self) -> list[str]:
+        """The report for a person, one fact a line."""
+        if self.skipped_reason:
+            return [f"not synced: {self.skipped_reason}"]
+        out = [
+            f"uploaded {len(self.uploaded)} run(s); {len(self.synced)} run(s) now complete on W&B, "
+            f"{len(self.links)} lineage link(s) added, {len(self.aliases)} alias move(s) applied "
+            f"({self.seconds:.1f} s)"
+        ]
+        out += [f"  link    {line}" for line in self.links]
+        out += [f"  alias   {line}" for line in self.aliases]
+        out += [f"  registry {line}" for line in self.registry]
+        out += [f"  checks  {line}" for line in self.checks]
+        out += [f"  warning {line}" for line in self.warnings]
+        out += [f"  failed  {what}: {why}" for what, why in self.failed]
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "skipped_reason": self.skipped_reason,
+            "pending": [r.run_id for r in self.pending],
+            "queued_alias_moves": self.queued_moves,
+            "uploaded": [r.run_id for r in self.uploaded],
+            "synced": [r.run_id for r in self.synced],
+            "links": self.links,
+            "aliases": self.aliases,
+            "registry": self.registry,
+            "checks": self.checks,
+            "warnings": self.warnings,
+            "failed": [{"what": what, "why": why} for what, why in self.failed],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class _OutOfTime(Exception):
+    """The budget ran out; carries what the sync was about to wait for."""
+
+
+class WandbSync:
+    """One sync of ``store``'s mirror against ``server`` (the real W&B by default)."""
+
+    def __init__(
+        self,
+        store: ArtifactStore,
+        server: WandbServer | None = None,
+        *,
+        registry: RegistryLink | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.server: WandbServer = server or WandbApi(http_timeout=min(30.0, timeout))
+        self.registry = registry
+        self.timeout = timeout
+        self.ledger = PendingRuns(store.root)
+        self.state = MirrorState(store.root)
+        self._say = on_progress or (lambda _message: None)
+        self._deadline = 0.0
+
+    # -- what is waiting, without asking W&B -------------------------------------------------
+
+    def queued_moves(self) -> int:
+        """Alias moves (other than ``latest``) W&B has not been brought up to."""
+        count = 0
+        for name in self.store.names():
+            moves = self.store.alias_log(name)[self.state.moves_applied(name) :]
+            count += sum(1 for move in moves if move.alias != LATEST)
+        return count
+
+    def needed(self) -> bool:
+        """Whether a sync has anything to do: runs to upload or link, alias moves, check marks."""
+        if self.ledger.all() or self.queued_moves():
+            return True
+        on_wandb = self._index()
+        for name in self.store.names():
+            pushed = self.state.pushed_checks(name)
+            for version in self.store.history(name):
+                if version.ref in on_wandb and _failed(version.flags) != pushed.get(version.version):
+                    return True
+        return False
+
+    # -- the sync ------------------------------------------------------------------------------
+
+    def run(self, *, force: bool = False, upload: bool = True) -> SyncReport:
+        """Upload, link, apply aliases and check marks, within ``timeout`` seconds in all.
+
+        Without ``WANDB_API_KEY`` nothing is attempted (``wandb sync`` would stop to ask for a
+        login) and the report says what waits; ``force`` tries anyway, e.g. after ``wandb login``.
+        ``upload=False`` leaves runs where they are and only applies aliases and marks.
+        """
+        started = time.monotonic()
+        self._deadline = started + self.timeout
+        report = SyncReport(pending=self.ledger.all(), queued_moves=self.queued_moves())
+        if not self.needed():
+            return report
+        if not (force or has_credentials()):
+            report.skipped_reason = (
+                "no W&B credentials (WANDB_API_KEY is not set); the runs stay pending and their "
+                "blobs are kept. Set WANDB_API_KEY, or log in and pass --force"
+            )
+            return report
+        try:
+            with self._exclusive():
+                self._sync(report, upload=upload)
+        except _OutOfTime as waiting:
+            report.failed.append(
+                ("timeout", f"gave up after {self.timeout:.0f} s while {waiting}; what is left stays queued")
+            )
+        finally:
+            self.server.close()
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _sync(self, report: SyncReport, *, upload: bool) -> None:
+        info = self._call(
+            f"asking {self.server.base_url} who the API key belongs to",
+            lambda t: self.server.describe(timeout=t), report, what=self.server.base_url,
+        )
+        if info is _FAILED:
+            return
+        report.server = info
+        self.state.set_server(info.base_url, {"entity": info.entity, "app_url": info.app_url})
+
+        self._backfill(info, report)
+        runs = [self._legacy(run) for run in self.ledger.all()]
+        uploaded_now: set[str] = set()
+        if upload:
+            runs, uploaded_now = self._upload(runs, info, report)
+        runs = [self._find_artifact(run, report) for run in runs]
+        index = self._index()
+        for run in runs:
+            run = self._link(run, index, report)
+            if run.complete:
+                self.ledger.mark_synced(run)
+                report.synced.append(run)
+        self._apply_aliases(index, uploaded_now, report)
+        self._push_checks(index, report)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _upload(
+        self, runs: list[PendingRun], info: ServerInfo, report: SyncReport
+    ) -> tuple[list[PendingRun], set[str]]:
+        waiting = []
+        for run in runs:
+            if run.uploaded:
+                continue
+            if not _run_file(run).is_file():
+                report.failed.append((
+                    _what(run),
+                    f"its run file {_run_file(run)} no longer exists (`rental-pipeline artifacts gc` forgets it)",
+                ))
+                continue
+            waiting.append(run)
+        if not waiting:
+            return runs, set()
+        budget = self._remaining(f"uploading {len(waiting)} run(s) with `wandb sync`")
+        self._say(f"uploading {len(waiting)} run(s) with `wandb sync` (waiting at most {budget:.0f} s)")
+        try:
+            outcome = self.server.upload([_run_file(r) for r in waiting], timeout=budget)
+        except SyncTimeoutError as error:
+            raise _OutOfTime(f"waiting for `wandb sync` of {len(waiting)} run(s): {error}") from error
+        except Exception as error:  # noqa: BLE001 - reported; the runs stay pending
+            report.failed.append(("upload", f"{type(error).__name__}: {error}"))
+            return runs, set()
+        done: dict[str, PendingRun] = {}
+        for run in waiting:
+            why = outcome.get(_run_file(run), "`wandb sync` did not report on this run")
+            if why is not None:
+                report.failed.append((_what(run), why))
+                continue
+            entity = run.entity or info.entity
+            updated = run.with_changes(uploaded=True, blobs=(), run_path=f"{entity}/{run.project}/{run.run_id}")
+            self.ledger.update(updated)
+            report.uploaded.append(updated)
+            done[run.run_id] = updated
+        self._say(f"uploaded {len(done)} of {len(waiting)} run(s)")
+        names = {r.artifact.split(":")[0] for r in done.values() if r.kind == VERSION_RUN}
+        return [done.get(r.run_id, r) for r in runs], names
+
+    def _legacy(self, run: PendingRun, *, save: bool = True) -> PendingRun:
+        """A record written before the ledger kept digests and inputs: both come from the store."""
+        if run.kind != VERSION_RUN or run.digest is not None:
+            return run
+        try:
+            version = self.store.get(run.artifact)
+        except StoreError:
+            return run
+        updated = run.with_changes(digest=version.digest, inputs=tuple(version.inputs))
+        if save:
+            self.ledger.update(updated)
+        return updated
+
+    def _backfill(self, info: ServerInfo, report: SyncReport) -> None:
+        """Runs uploaded before the ledger recorded where their artifact landed on W&B."""
+        for run in self.ledger.synced():
+            if run.kind != VERSION_RUN or run.wandb_artifact:
+                continue
+            run = self._legacy(run, save=False)
+            if run.digest is None:
+                continue
+            run_path = run.run_path or f"{run.entity or info.entity}/{run.project}/{run.run_id}"
+            name, digest = run.artifact.split(":")[0], run.digest
+            found = self._call(
+                f"finding {run.artifact} on W&B",
+                lambda t: self.server.logged_artifact(run_path, name, digest, timeout=t),
+                report,
+                what=_what(run),
+            )
+            if found is not _FAILED:
+                done = run.with_changes(uploaded=True, run_path=run_path, wandb_artifact=str(found))
+                self.ledger.update_synced(done)
+
+    def _find_artifact(self, run: PendingRun, report: SyncReport) -> PendingRun:
+        if not run.uploaded or run.kind != VERSION_RUN or run.wandb_artifact or not run.digest:
+            return run
+        name = run.artifact.split(":")[0]
+        found = self._call(
+            f"finding {run.artifact} on W&B",
+            lambda t: self.server.logged_artifact(str(run.run_path), name, str(run.digest), timeout=t),
+            report,
+            what=_what(run),
+        )
+        if found is _FAILED:
+            return run
+        updated = run.with_changes(wandb_artifact=str(found))
+        self.ledger.update(updated)
+        return updated
+
+    def _link(self, run: PendingRun, index: Mapping[str, str], report: SyncReport) -> PendingRun:
+        if not run.uploaded:
+            return run
+        for ref in run.inputs:
+            if ref in run.linked or ref in run.unlinked:
+                continue
+            source = index.get(ref)
+            if source is None and self._pending_record(ref) is None:
+                # No run was ever made for it (W&B was disabled, or its folder was deleted and
+                # forgotten): W&B will never have it, so waiting would only fail every sync.
+                run = run.with_changes(unlinked=(*run.unlinked, ref))
+                self.ledger.update(run)
+                report.warnings.append(
+                    f"{_what(run)}: its input {ref} was never mirrored to W&B, so W&B's lineage lacks that edge"
+                )
+                continue
+            if source is None:
+                report.failed.append((_what(run), f"its input {ref} is not on W&B yet ({self._why_missing(ref)})"))
+                continue
+            done = self._call(
+                f"declaring {ref} an input of run {run.run_id}",
+                lambda t: self.server.use_artifact(str(run.run_path), source, timeout=t),
+                report,
+                what=_what(run),
+            )
+            if done is _FAILED:
+                continue
+            run = run.with_changes(linked=(*run.linked, ref))
+            self.ledger.update(run)
+            report.links.append(f"{_what(run)} <- {ref} ({source})")
+        return run
+
+    def _apply_aliases(self, index: Mapping[str, str], uploaded_now: set[str], report: SyncReport) -> None:
+        collections = self._collections()
+        for name in self.store.names():
+            moves = self.store.alias_log(name)
+            applied = self.state.moves_applied(name)
+            fresh = moves[applied:]
+            if not fresh and name not in uploaded_now:
+                continue
+            collection = collections.get(name)
+            if collection is None:  # nothing of it on W&B: its first upload replays every alias
+                self.state.set_moves_applied(name, len(moves))
+                continue
+            # Collapsed to each alias's current target: W&B keeps no alias history, so the end
+            # state is all it can show. Right after an upload every alias is re-applied, since
+            # the uploaded run carries the aliases its version had when it was mirrored.
+            touched = sorted({m.alias for m in (moves if name in uploaded_now else fresh)} - {LATEST})
+            current = _fold(moves)
+            artifact_type = self.store.get(version_ref(name, max(self.store.versions(name)))).type
+            clean = all(
+                [self._apply_alias(name, alias, current.get(alias), collection, artifact_type, index, report)
+                 for alias in touched]
+            )
+            if clean:
+                self.state.set_moves_applied(name, len(moves))
+
+    def _apply_alias(
+        self,
+        name: str,
+        alias: str,
+        target: int | None,
+        collection: str,
+        artifact_type: str,
+        index: Mapping[str, str],
+        report: SyncReport,
+    ) -> bool:
+        """Bring one alias of one artifact to the store's state; False if W&B could not follow."""
+        server, what = self.server, f"{name}:{alias}"
+        registry = self.registry if self.registry and alias == self.registry.alias else None
+        if registry and artifact_type not in registry.types:
+            registry = None
+        if target is not None:
+            ref = version_ref(name, target)
+            holder = index.get(ref)
+            if holder is None and self._pending_record(ref):
+                report.failed.append((what, f"{ref} is not on W&B yet ({self._why_missing(ref)})"))
+                return False
+            if holder is not None:
+                if not self._done(f"putting {alias} on {holder}",
+                                  lambda t: server.add_alias(holder, alias, timeout=t), report, what):
+                    return False
+                report.aliases.append(f"{what} -> v{target} ({holder})")
+                if registry:
+                    if not self._done(f"linking {holder} into {registry.target} as {alias}",
+                                      lambda t: server.link(holder, registry.target, [alias], timeout=t), report, what):
+                        return False
+                    report.registry.append(f"{ref} linked into {registry.target} as {alias}")
+                return True
+            # Never mirrored (W&B was disabled when it was made): W&B must not keep claiming an
+            # older version holds the alias.
+            report.warnings.append(
+                f"{what} points at {ref}, which was never mirrored to W&B; the alias was taken off "
+                "W&B's versions instead"
+            )
+        if not self._done(f"taking {alias} off {collection}",
+                          lambda t: server.remove_alias(collection, alias, timeout=t), report, what):
+            return False
+        if target is None:
+            report.aliases.append(f"{what} removed ({collection})")
+        if registry:
+            if not self._done(f"taking {alias} off {registry.target}",
+                              lambda t: server.remove_alias(registry.target, alias, timeout=t), report, what):
+                return False
+            report.registry.append(f"{alias} taken off {registry.target}")
+        return True
+
+    def _push_checks(self, index: Mapping[str, str], report: SyncReport) -> None:
+        for name in self.store.names():
+            pushed = self.state.pushed_checks(name)
+            for version in self.store.history(name):
+                holder = index.get(version.ref)
+                failed = _failed(version.flags)
+                if holder is None or failed == pushed.get(version.version):
+                    continue
+                doing = (
+                    f"marking {holder} as failing {', '.join(failed)}" if failed
+                    else f"clearing the failed-checks mark of {holder}"
+                )
+                if not self._done(doing, lambda t: self.server.mark_failed_checks(holder, failed, timeout=t),
+                                  report, version.ref):
+                    continue
+                self.state.set_pushed_checks(name, version.version, failed)
+                report.checks.append(
+                    f"{version.ref} marked as failing {', '.join(failed)}" if failed
+                    else f"{version.ref} failed-checks mark cleared"
+                )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _index(self) -> dict[str, str]:
+        """Store version -> the W&B version that holds it, for every version known to be on W&B."""
+        index = {}
+        for run in [*self.ledger.synced(), *self.ledger.all()]:
+            if run.kind == VERSION_RUN and run.wandb_artifact:
+                index[run.artifact] = run.wandb_artifact
+        return index
+
+    def _collections(self) -> dict[str, str]:
+        """Artifact name -> its W&B collection (``entity/project/name``), from the newest record."""
+        found: dict[str, tuple[str, str]] = {}
+        for run in [*self.ledger.synced(), *self.ledger.all()]:
+            if run.kind == VERSION_RUN and run.wandb_artifact:
+                name = run.artifact.split(":")[0]
+                if name not in found or run.created_at >= found[name][0]:
+                    found[name] = (run.created_at, run.wandb_artifact.rsplit(":", 1)[0])
+        return {name: collection for name, (_, collection) in found.items()}
+
+    def _pending_record(self, ref: str) -> PendingRun | None:
+        return next((r for r in self.ledger.all() if r.kind == VERSION_RUN and r.artifact == ref), None)
+
+    def _why_missing(self, ref: str) -> str:
+        record = self._pending_record(ref)
+        if record is None:
+            return "it was never mirrored: it was made while W&B was disabled, or its W&B run failed"
+        if not record.uploaded:
+            return f"its run {record.run_id} is not uploaded"
+        return f"its run {record.run_id} is uploaded but W&B did not show which version holds it"
+
+    def _remaining(self, waiting_for: str) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise _OutOfTime(waiting_for)
+        return left
+
+    def _call(
+        self, doing: str, call: Callable[[float], Any], report: SyncReport, *, what: str | None = None
+    ) -> Any:
+        """One server call, given what is left of the budget; a failure is reported and returns
+        ``_FAILED``, running out of time ends the sync."""
+        left = self._remaining(doing)
+        self._say(doing)
+        try:
+            result = call(left)
+        except SyncTimeoutError as error:
+            raise _OutOfTime(f"{doing}: {error}") from error
+        except Exception as error:  # noqa: BLE001 - every failure is reported, none stops the others
+            said = str(error) if isinstance(error, ServerCallError) else f"{type(error).__name__}: {error}"
+            report.failed.append((what or doing, f"{doing}: {said}"))
+            return _FAILED
+        return result
+
+    def _done(self, doing: str, call: Callable[[float], Any], report: SyncReport, what: str) -> bool:
+        return self._call(doing, call, report, what=what) is not _FAILED
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One sync at a time per store (a pipeline's W&B worker may be syncing too)."""
+        path = self.store.root / "mirror" / "sync.lock"
+        ensure_dir(path.parent)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            said = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not said:
+                        self._say("waiting for another sync of this store to finish")
+                        said = True
+                    self._remaining("waiting for another sync of this store to finish")
+                    time.sleep(0.2)
+            yield
+        finally:
+            os.close(fd)
+
+
+_FAILED = object()
+
+
+def _run_file(run: PendingRun) -> Path:
+    return Path(run.run_dir) / f"run-{run.run_id}.wandb"
+
+
+def _what(run: PendingRun) -> str:
+    return f"run {run.run_id} ({run.artifact}{', trial' if run.kind != VERSION_RUN else ''})"
+
+
+def _fold(moves: list[AliasMove]) -> dict[str, int]:
+    aliases: dict[str, int] = {}
+    for move in moves:
+        if move.to_version is None:
+            aliases.pop(move.alias, None)
+        else:
+            aliases[move.alias] = move.to_version
+    return aliases
+
+
+def _failed(flags: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A version's failed checks as ``{check: message}``, or None when it has none."""
+    failed = flags.get(FAILED_CHECKS_FLAG)
+    if not failed:
+        return None
+    if isinstance(failed, Mapping):
+        return {str(k): v for k, v in failed.items()}
+    if isinstance(failed, list | tuple):
+        return {str(k): True for k in failed}
+    return {str(failed): True}
+

@@ -1,0 +1,103 @@
+"""The `rental-pipeline` commands a person reads: summary, lineage, artifacts show, help texts."""
+
+import re
+
+import click
+import dagster as dg
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from rental_pipeline.cli import main
+from rental_pipeline.definitions import defs
+from rental_pipeline.home import project_home
+from rental_pipeline.store import ArtifactStore, default_root
+from rental_pipeline_tests.conftest import materialize, run_config
+
+
+@pytest.fixture
+def project_instance(monkeypatch):
+    """The Dagster instance where `make` puts it, with DAGSTER_HOME unset as in a fresh shell."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    home = project_home() / "dagster"
+    home.mkdir(parents=True)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+
+
+def summary() -> str:
+    result = CliRunner().invoke(main, ["summary"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def line_of(output: str, asset: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith(asset + " "))
+
+
+def test_summary_without_dagster_home_lists_every_asset_with_version_checks_and_model(project_instance):
+    materialize(project_instance, run_config())
+    output = summary()
+    for key in defs.resolve_all_asset_keys():
+        assert key.to_user_string() + ":v0" in line_of(output, key.to_user_string())
+    assert "11/11 passed" in line_of(output, "clean_sample") and "2/2 passed" in line_of(output, "raw_data")
+    assert "random_forest, prod" in line_of(output, "inference_pipeline")
+    assert re.search(r"Test MAE \d+\.\d\d, R² 0\.\d+ on [\d,]+ listings: inference_pipeline:v0 \(random_forest\), prod$",
+                     output, re.MULTILINE), output
+
+    # a better-looking model evaluated without promotion: the summary says it is not prod
+    materialize(project_instance, run_config(training={"max_tfidf_features": 3}, model_evaluation={"promote": False}),
+                selection=["inference_pipeline", "model_evaluation"])
+    output = summary()
+    assert "random_forest, not prod" in line_of(output, "inference_pipeline")
+    assert "inference_pipeline:v1 (random_forest), not prod (prod is inference_pipeline:v0)" in output
+
+
+def test_summary_says_when_there_is_no_instance_yet(monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    result = CliRunner().invoke(main, ["summary"])
+    assert result.exit_code == 1
+    assert "no Dagster instance at" in result.output and str(project_home() / "dagster") in result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+
+
+def test_summary_shows_a_failed_check(project_instance):
+    config = run_config()
+    config["ops"]["clean_sample_checks"]["config"]["min_rows"] = 100_000  # more than the 1,500 synthetic rows
+    materialize(project_instance, config, raise_on_error=False)
+    assert "failed: row_count" in line_of(summary(), "clean_sample")
+
+
+def test_lineage_and_show_print_config_as_yaml_blocks(instance):
+    materialize(instance, run_config(), selection=["raw_data", "clean_sample", "trainval_data", "inference_pipeline"])
+    store = ArtifactStore(default_root())
+    config = store.get("inference_pipeline:latest").metadata["config"]
+    for command in (["lineage", "inference_pipeline:latest"], ["artifacts", "show", "inference_pipeline:latest"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        # the config block parses back to the stored config
+        start = next(i for i, line in enumerate(lines) if line.strip() == "config:")
+        indent = len(lines[start]) - len(lines[start].lstrip())
+        block = []
+        for line in lines[start + 1:]:
+            if len(line) - len(line.lstrip()) <= indent:
+                break
+            block.append(line[indent + 2:])
+        assert yaml.safe_load("\n".join(block)) == config, command
+        assert "random_forest:" in block and not any(line.startswith("{") for line in block)
+        assert max(len(line) for line in block) <= 100, command
+
+
+def all_commands(group: click.Group, path: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        yield (*path, name), command
+        if isinstance(command, click.Group):
+            yield from all_commands(command, (*path, name))
+
+
+def test_every_help_text_renders_without_markup():
+    for path, _ in [((), main), *all_commands(main)]:
+        result = CliRunner().invoke(main, [*path, "--help"])
+        assert result.exit_code == 0, path
+        assert "`" not in result.output and "\\" not in result.output, (path, result.output)

@@ -1,0 +1,148 @@
+"""What the asset pages show: plots that are real pictures, numbers rounded for reading while the
+store keeps every digit, and only the config and facts that apply."""
+
+import base64
+import io
+import math
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from rental_pipeline import plots
+from rental_pipeline.assets.metadata import round_for_display
+from rental_pipeline.predict import PREDICTION
+from rental_pipeline.store import ArtifactStore, default_root
+from rental_pipeline.synthetic import generate_listings
+from rental_pipeline_tests.conftest import PROJECT_ROOT, materialize, materialized, run_config
+
+IMAGE = re.compile(r"^!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)$")
+
+# The pictures each asset page carries (by metadata key).
+PLOTS = {
+    "raw_data": {"price_distribution"},
+    "clean_sample": {"price_distribution"},
+    "inference_pipeline": {"validation_predicted_vs_actual", "validation_errors_by_group", "feature_importance_plot"},
+    "model_evaluation": {"test_predicted_vs_actual", "test_errors_by_group"},
+    "batch_predictions": {"predicted_price_distribution"},
+    "sweep_leaderboard": {"leaderboard_plot"},
+}
+
+
+def picture(markdown: str) -> Image.Image:
+    found = IMAGE.match(markdown)
+    assert found, f"not an inline PNG: {markdown[:80]}"
+    image = Image.open(io.BytesIO(base64.b64decode(found.group(1))))
+    image.load()
+    return image
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    """One whole-graph run shared by the tests below (its own state folders, W&B offline)."""
+    import os
+
+    import dagster as dg
+
+    root = tmp_path_factory.mktemp("metadata-state")
+    saved = {k: os.environ.get(k) for k in ("RENTAL_PIPELINE_HOME", "DAGSTER_HOME", "WANDB_DIR", "WANDB_MODE")}
+    os.environ.update(
+        RENTAL_PIPELINE_HOME=str(root / "home"), DAGSTER_HOME=str(root / "dagster"), WANDB_DIR=str(root / "wandb"),
+        WANDB_MODE="offline",
+    )
+    try:
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = materialize(instance)
+            yield materialized(result), ArtifactStore(default_root())
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_every_asset_page_carries_its_plots_as_small_pngs(graph):
+    metadata, _ = graph
+    for asset, keys in PLOTS.items():
+        for key in keys:
+            image = picture(metadata[asset][key])
+            assert image.format == "PNG"
+            assert 200 <= image.width <= 900 and 200 <= image.height <= 900, (asset, key, image.size)
+            # a chart, not a blank canvas: more than a handful of colours are used
+            assert len(image.convert("RGB").getcolors(maxcolors=4096) or []) > 5, (asset, key)
+
+
+def test_plots_stay_out_of_the_store_and_numbers_keep_their_digits(graph):
+    metadata, store = graph
+    for asset in PLOTS:
+        facts = store.get(f"{asset}:latest").metadata["facts"]
+        assert not any(isinstance(v, str) and "data:image" in v for v in facts.values()), asset
+    facts = store.get("inference_pipeline:latest").metadata["facts"]
+    shown = metadata["inference_pipeline"]["val_mae"]
+    assert shown == round_for_display(facts["val_mae"])
+    assert len(repr(shown).replace(".", "").lstrip("0")) <= 4 < len(repr(facts["val_mae"]))
+    evaluation = store.load("model_evaluation:latest")
+    assert store.get("model_evaluation:latest").metadata["facts"]["test_mae"] == evaluation["test_mae"]
+    for asset, values in metadata.items():
+        for key, value in values.items():
+            if isinstance(value, float) and math.isfinite(value):
+                assert value == round_for_display(value), (asset, key, value)
+
+
+def test_importances_say_what_they_measure(graph):
+    metadata, _ = graph
+    model = metadata["inference_pipeline"]
+    assert model["model"] == "random_forest"
+    assert "impurity" in model["importance_unit"]
+    columns = [column.name for column in model["feature_importances"].schema.columns]
+    assert columns == ["feature", "importance", "spread"]
+
+
+def test_batch_prediction_quantiles_are_of_the_predictions(graph):
+    metadata, store = graph
+    scored = store.load("batch_predictions:latest")
+    quantiles = metadata["batch_predictions"]["predicted_price_quantiles"]
+    assert quantiles["p50"] == pytest.approx(scored[PREDICTION].median(), abs=0.01)
+    assert "price_quantiles" not in metadata["batch_predictions"]  # the input's prices say nothing of the model
+
+
+def test_the_config_recorded_is_the_config_that_applied(graph, instance, tmp_path):
+    _, store = graph
+    synthetic = store.get("raw_data:latest").metadata["config"]
+    assert synthetic == {"rows": 1_500, "seed": 7}
+    model = store.get("inference_pipeline:latest").metadata["config"]
+    assert model["model"] == "random_forest" and "boosting" not in model and model["max_tfidf_features"] == 5
+
+    path = tmp_path / "drop.csv"
+    generate_listings(rows=300, seed=3).to_csv(path, index=False)
+    materialize(instance, run_config(raw={"source": str(path)}), selection=["raw_data"])
+    from_file = ArtifactStore(default_root()).get("raw_data:latest")
+    assert from_file.metadata["config"] == {"source": str(path)}  # no synthetic rows or seed, no URL timeout
+
+
+def test_round_for_display_keeps_four_significant_digits_and_the_whole_part():
+    assert round_for_display(34.70498532590965) == 34.7
+    assert round_for_display(0.564312) == 0.5643
+    assert round_for_display(19_001.4) == 19_001
+    assert round_for_display(0.000123456) == 0.0001235
+    assert round_for_display(-2.71828) == -2.718
+    assert round_for_display(0.0) == 0.0 and math.isnan(round_for_display(float("nan")))
+
+
+def test_prices_are_drawn_on_a_log_axis_so_outliers_do_not_flatten_them():
+    raw = generate_listings(rows=2_000, seed=5)
+    png = plots.price_distribution({"raw": raw["price"]}, title="prices")
+    image = Image.open(io.BytesIO(png))
+    assert image.size == (plots.WIDTH, plots.HEIGHT)
+    # empty input still gives a picture, not an exception
+    Image.open(io.BytesIO(plots.price_distribution({"none": pd.Series([], dtype=float)}, title="empty"))).load()
+
+
+def test_loading_the_code_location_does_not_import_matplotlib():
+    code = "import sys, rental_pipeline.definitions; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
