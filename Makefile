@@ -52,7 +52,8 @@ validate: setup | $(DAGSTER_HOME)/dagster.yaml
 materialize-clean: setup | $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster asset materialize $(DEFS) --select 'key:"clean_sample"+'
 
-## Benchmarks: Dagster overhead, incremental runs, scale, model, predict throughput, start-up.
+## Benchmarks: Dagster overhead, incremental runs, scale, model, predict throughput, start-up, and the
+## fixed cost of a reference-forest run against the plain script, with where its time goes.
 ## Prints a markdown table, writes benchmarks/results/latest.json. BENCH_ARGS=--quick for small sizes.
 bench: setup
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

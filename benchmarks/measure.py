@@ -40,6 +40,7 @@ class Measurement:
     stdout: str = ""
     stderr: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    started_at: float = 0.0  # wall clock (epoch seconds) when the command was started
 
     @property
     def ok(self) -> bool:
@@ -151,6 +152,7 @@ def run_measured(
     peak = 0
     samples = 0
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        started_at = time.time()
         started = time.perf_counter()
         process = subprocess.Popen(
             argv, env=dict(env) if env is not None else None, cwd=cwd, stdout=out, stderr=err,
@@ -182,6 +184,7 @@ def run_measured(
         samples=samples,
         stdout=_read(out_path),
         stderr=_read(err_path),
+        started_at=started_at,
     )
     if measurement.peak_tree_rss is not None:
         # A run shorter than one poll still held at least its largest process.

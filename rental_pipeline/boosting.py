@@ -44,31 +44,13 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from rental_pipeline.features import DATE_COLUMN, FEATURE_COLUMNS, TEXT_COLUMN, ZERO_IMPUTED, DaysBeforeReference
+from rental_pipeline.model_params import BoostingParams
 from rental_pipeline.name_tokens import Tokens, letter_counts, listing_tokens, name_array, tfidf_matrix
 
 CATEGORICAL = ["room_type", "neighbourhood_group"]
 NUMERIC = ZERO_IMPUTED  # passed through as they are: the trees handle missing values themselves
 LOCATION = ["latitude", "longitude"]
 INPUT_COLUMNS = list(FEATURE_COLUMNS)  # the reference pipeline's inputs, nothing more
-
-
-@dataclass(frozen=True)
-class BoostingParams:
-    """The chosen configuration; every value was picked on the validation split only."""
-
-    learning_rate: float = 0.15
-    max_iter: int = 120
-    max_leaf_nodes: int = 31
-    max_depth: int | None = 10
-    min_samples_leaf: int = 10
-    l2_regularization: float = 5.0
-    max_features: float = 0.5
-    max_bins: int = 127
-    text_alpha: float = 1.0
-    text_min_df: int = 2
-    text_folds: int = 5
-    n_jobs: int = 2
-    random_state: int = 42
 
 
 # --- location ------------------------------------------------------------------------------

@@ -4,46 +4,40 @@ The rules live in `rental_pipeline.validation` and `rental_pipeline.schemas`; th
 decides which asset each rule guards, that a failure blocks everything downstream (bad listings
 must never reach a model), and how a result reads in the UI.
 
-The `clean_sample` rules run in one op (`clean_sample_checks`) because they share one config
-(the bounds a run can lower) and because the drift check must know whether every other rule
-passed before it makes a version the reference. Each rule is still its own check in the UI.
+The checks of one asset run in one op (`raw_data_checks`, `clean_sample_checks`,
+`test_data_checks`): they judge the same version, so it is loaded and looked up once, and a step
+costs what its rules cost rather than a step's fixed price per rule. Each rule is still its own
+check in the UI, with its own result, and blocking. The `clean_sample` rules also share one config
+(the bounds a run can lower), and the drift check must know whether every other rule passed
+before it makes a version the reference.
+
+The rules (pandas, pandera, scipy) are imported when a check runs, not when the code location
+loads.
 """
 
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from rental_pipeline.assets.cleaning import CleaningConfig
-from rental_pipeline.assets.metadata import share_plot, table
 from rental_pipeline.cleaning import CleaningRules
-from rental_pipeline.drift import DRIFT_RULES, judge_column_drift
-from rental_pipeline.io_manager import ArtifactStoreResource, loaded_artifacts, run_resolver
-from rental_pipeline.schemas import CleanListings, RawListings, SplitListings
+from rental_pipeline.io_manager import ArtifactStoreResource, loaded_artifacts, run_resolver, stored_value
 from rental_pipeline.store import FAILED_CHECKS_FLAG
-from rental_pipeline.validation import (
-    CheckOutcome,
-    REFERENCE_ALIAS,
-    StoreReferences,
-    check_borough_set,
-    check_columns,
-    check_inside_box,
-    check_no_shared_ids,
-    check_price_range,
-    check_row_count,
-    check_schema,
-    judge_borough_drift,
-)
+
+if TYPE_CHECKING:
+    from rental_pipeline.validation import CheckOutcome
 
 CLEANING_FACTS = ("rows_in", "dropped_price_outliers", "dropped_outside_box")
 
 
 def check_result(
-    outcome: CheckOutcome, plots: Mapping[str, dg.MarkdownMetadataValue] | None = None, **target: Any
+    outcome: "CheckOutcome", plots: Mapping[str, dg.MarkdownMetadataValue] | None = None, **target: Any
 ) -> dg.AssetCheckResult:
+    from rental_pipeline.assets.metadata import table
+
     metadata: dict[str, Any] = {"rule": outcome.rule, "failing_rows": outcome.failing_rows}
     metadata.update({key: _metadata_value(value) for key, value in outcome.facts.items()})
     metadata.update(plots or {})
@@ -59,21 +53,38 @@ def check_result(
     )
 
 
+def record_outcomes(
+    context: dg.AssetCheckExecutionContext,
+    artifact_store: ArtifactStoreResource,
+    asset: str,
+    outcomes: Mapping[str, "CheckOutcome"],
+) -> None:
+    """Keep the outcomes on the version this step loaded (a pinned one too), in one flag write: a
+    failure adds an entry to its `failed_checks` flag, a pass removes that check's entry. The IO
+    manager reads the flag to refuse the version to a later run of downstream assets."""
+    ref = loaded_artifacts(context).get(asset)
+    if ref is not None and outcomes:
+        changes = {
+            check: outcome.message if not outcome.passed and not outcome.warning else None
+            for check, outcome in outcomes.items()
+        }
+        artifact_store.store().mark_entries(str(ref), FAILED_CHECKS_FLAG, changes)
+
+
 def recorded_result(
     context: dg.AssetCheckExecutionContext,
     artifact_store: ArtifactStoreResource,
     asset: str,
     check: str,
-    outcome: CheckOutcome,
+    outcome: "CheckOutcome",
 ) -> dg.AssetCheckResult:
-    """The result, with the outcome also kept on the version this step loaded (a pinned one too):
-    a failure adds an entry to its `failed_checks` flag, a pass removes this check's entry. The IO
-    manager reads the flag to refuse the version to a later run of downstream assets."""
-    ref = loaded_artifacts(context).get(asset)
-    if ref is not None:
-        failed = not outcome.passed and not outcome.warning
-        artifact_store.store().mark_entries(str(ref), FAILED_CHECKS_FLAG, {check: outcome.message if failed else None})
+    """The result of one check, recorded on the version this step loaded (`record_outcomes`)."""
+    record_outcomes(context, artifact_store, asset, {check: outcome})
     return check_result(outcome)
+
+
+def _selected(context: dg.AssetCheckExecutionContext) -> set[str]:
+    return {key.name for key in context.selected_asset_check_keys}
 
 
 def _metadata_value(value: Any) -> Any:
@@ -102,33 +113,38 @@ def _raw_subject(context: dg.AssetCheckExecutionContext, artifact_store: Artifac
     return f"raw_data ({source})" if source else "raw_data"
 
 
-@dg.asset_check(
-    asset="raw_data",
-    name="columns",
-    blocking=True,
-    description="The drop has exactly the 16 listing columns, in order.",
-)
-def raw_data_columns(
-    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, raw_data: pd.DataFrame
-) -> dg.AssetCheckResult:
-    outcome = check_columns(raw_data, RawListings, _raw_subject(context, artifact_store), RAW_ADVICE_COLUMNS)
-    return recorded_result(context, artifact_store, "raw_data", "columns", outcome)
-
-
-@dg.asset_check(
-    asset="raw_data",
-    name="schema",
-    blocking=True,
-    description="Types, missing values, ranges, boroughs, room types, unique ids and review dates of every "
+RAW_DATA_CHECKS: Mapping[str, str] = {
+    "columns": "The drop has exactly the 16 listing columns, in order.",
+    "schema": "Types, missing values, ranges, boroughs, room types, unique ids and review dates of every "
     "raw listing.",
+}
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(name, asset="raw_data", blocking=True, description=description)
+        for name, description in RAW_DATA_CHECKS.items()
+    ],
+    name="raw_data_checks",
+    ins={"raw_data": dg.AssetIn("raw_data")},
+    can_subset=True,
 )
-def raw_data_schema(
-    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, raw_data: pd.DataFrame
-) -> dg.AssetCheckResult:
-    outcome = check_schema(
-        raw_data, RawListings, _raw_subject(context, artifact_store), RAW_ADVICE_ROWS, file_rows=True
-    )
-    return recorded_result(context, artifact_store, "raw_data", "schema", outcome)
+def raw_data_checks(
+    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, raw_data: Any
+) -> Iterator[dg.AssetCheckResult]:
+    from rental_pipeline.schemas import RawListings
+    from rental_pipeline.validation import check_columns, check_schema
+
+    selected = _selected(context)
+    subject = _raw_subject(context, artifact_store)
+    outcomes: dict[str, CheckOutcome] = {}
+    if "columns" in selected:
+        outcomes["columns"] = check_columns(raw_data, RawListings, subject, RAW_ADVICE_COLUMNS)
+    if "schema" in selected:
+        outcomes["schema"] = check_schema(raw_data, RawListings, subject, RAW_ADVICE_ROWS, file_rows=True)
+    record_outcomes(context, artifact_store, "raw_data", outcomes)
+    for name, outcome in outcomes.items():
+        yield check_result(outcome, asset_key="raw_data", check_name=name)
 
 
 # -- clean_sample ---------------------------------------------------------------------------
@@ -243,9 +259,23 @@ def cleaning_rules_in_force(checked: Any, config: CleanSampleChecksConfig) -> tu
 def clean_sample_checks(
     context: dg.AssetCheckExecutionContext,
     config: CleanSampleChecksConfig,
-    clean_sample: pd.DataFrame,
+    clean_sample: Any,
     artifact_store: ArtifactStoreResource,
 ) -> Iterator[dg.AssetCheckResult]:
+    from rental_pipeline.drift import DRIFT_RULES, judge_column_drift
+    from rental_pipeline.schemas import CleanListings
+    from rental_pipeline.validation import (
+        REFERENCE_ALIAS,
+        StoreReferences,
+        check_borough_set,
+        check_columns,
+        check_inside_box,
+        check_price_range,
+        check_row_count,
+        check_schema,
+        judge_borough_drift,
+    )
+
     store = artifact_store.store()
     checked = _checked(context, artifact_store, ASSET)
     subject = _clean_subject(store, checked)
@@ -270,7 +300,7 @@ def clean_sample_checks(
         references.set_reference(version, reason=f"{reason}; Dagster run {context.run.run_id}")
         return version
 
-    selected = {key.name for key in context.selected_asset_check_keys}
+    selected = _selected(context)
     reference = None
     if selected & {"borough_drift", *DRIFT_RULES}:
         reference = references.load_reference(ASSET, run_resolver(context).alias(ASSET, REFERENCE_ALIAS))
@@ -297,6 +327,8 @@ def clean_sample_checks(
     # just made the reference passes them with the shift it had.
     borough = outcomes.get("borough_drift")
     made_reference = bool(borough is not None and borough.facts.get("reference_set"))
+    # Their verdicts go to the version's flag together, in one write.
+    drift_entries: dict[str, str | None] = {}
     for name in sorted(selected & set(DRIFT_RULES)):
         outcomes[name] = judge_column_drift(
             clean_sample,
@@ -310,7 +342,9 @@ def clean_sample_checks(
         failed = not outcomes[name].passed and not outcomes[name].warning
         if failed:
             failures[name] = outcomes[name].message
-        store.mark_entries(version, FAILED_CHECKS_FLAG, {name: outcomes[name].message if failed else None})
+        drift_entries[name] = outcomes[name].message if failed else None
+    if drift_entries:
+        store.mark_entries(version, FAILED_CHECKS_FLAG, drift_entries)
     if failures:
         context.log.error(f"{ASSET} ({version}) failed {', '.join(sorted(failures))}; downstream assets will not run")
 
@@ -324,9 +358,12 @@ def clean_sample_checks(
             )
 
 
-def _drift_plots(name: str, outcome: CheckOutcome) -> dict[str, dg.MarkdownMetadataValue]:
+def _drift_plots(name: str, outcome: "CheckOutcome") -> dict[str, dg.MarkdownMetadataValue]:
     """Reference against current shares, for each drift check that measured something. Named to sort
     right after the number they explain (the UI lists check metadata alphabetically)."""
+    from rental_pipeline.assets.metadata import share_plot
+    from rental_pipeline.drift import DRIFT_RULES
+
     mix = outcome.tables.get("borough_mix")
     if name == "borough_drift" and mix is not None and mix["reference_share"].sum() > 0:
         return {"kl_divergence_plot": share_plot(mix, "neighbourhood_group", title="Borough mix", xlabel="borough")}
@@ -349,60 +386,69 @@ SPLIT_ADVICE = "Re-materialize split_listings (both sides) from a clean_sample t
     description="Clean listings with at least one row: what training expects.",
 )
 def trainval_schema(
-    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, trainval_data: pd.DataFrame
+    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, trainval_data: Any
 ) -> dg.AssetCheckResult:
+    from rental_pipeline.schemas import SplitListings
+    from rental_pipeline.validation import check_schema
+
     outcome = check_schema(trainval_data, SplitListings, "trainval_data", SPLIT_ADVICE)
     return recorded_result(context, artifact_store, "trainval_data", "schema", outcome)
 
 
-@dg.asset_check(
-    asset="test_data",
-    name="schema",
-    blocking=True,
-    description="Clean listings with at least one row: what evaluation expects.",
-)
-def held_out_schema(
-    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, test_data: pd.DataFrame
-) -> dg.AssetCheckResult:
-    outcome = check_schema(test_data, SplitListings, "test_data", SPLIT_ADVICE)
-    return recorded_result(context, artifact_store, "test_data", "schema", outcome)
+TEST_DATA_CHECKS: Mapping[str, str] = {
+    "schema": "Clean listings with at least one row: what evaluation expects.",
+    "no_shared_ids": "No listing id is in both trainval_data and test_data, so the test score is honest.",
+}
 
 
-@dg.asset_check(
-    asset="test_data",
-    name="no_shared_ids",
-    blocking=True,
-    description="No listing id is in both trainval_data and test_data, so the test score is honest.",
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(name, asset="test_data", blocking=True, description=description)
+        for name, description in TEST_DATA_CHECKS.items()
+    ],
+    name="test_data_checks",
+    ins={"test_data": dg.AssetIn("test_data")},
+    can_subset=True,
 )
-def held_out_shares_no_ids(
-    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, test_data: pd.DataFrame
-) -> dg.AssetCheckResult:
-    """Compared with the trainval_data split from the same clean_sample version, read from the
-    store: test_data may be materialized alone, before any trainval_data exists."""
-    store = artifact_store.store()
-    held_out = _checked(context, artifact_store, "test_data")
-    siblings = [v for v in store.history("trainval_data") if v.inputs == held_out.inputs] if (
-        "trainval_data" in store.names()
-    ) else []
-    if not siblings:
-        return check_result(
-            CheckOutcome(
+def held_out_checks(
+    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, test_data: Any
+) -> Iterator[dg.AssetCheckResult]:
+    """`no_shared_ids` compares with the trainval_data split from the same clean_sample version,
+    read from the store: test_data may be materialized alone, before any trainval_data exists."""
+    from rental_pipeline.schemas import SplitListings
+    from rental_pipeline.validation import CheckOutcome, check_no_shared_ids, check_schema
+
+    selected = _selected(context)
+    outcomes: dict[str, CheckOutcome] = {}
+    if "schema" in selected:
+        outcomes["schema"] = check_schema(test_data, SplitListings, "test_data", SPLIT_ADVICE)
+    unrecorded: dict[str, CheckOutcome] = {}
+    if "no_shared_ids" in selected:
+        store = artifact_store.store()
+        held_out = _checked(context, artifact_store, "test_data")
+        siblings = [v for v in store.history("trainval_data") if v.inputs == held_out.inputs] if (
+            "trainval_data" in store.names()
+        ) else []
+        if siblings:
+            outcomes["no_shared_ids"] = check_no_shared_ids(stored_value(context, siblings[-1].ref), test_data)
+        else:
+            unrecorded["no_shared_ids"] = CheckOutcome(
                 rule="no_shared_ids",
                 passed=True,
                 warning=True,
                 message=f"No trainval_data split from {', '.join(held_out.inputs) or 'the same input'} is stored "
                 "yet, so there is nothing to compare test_data with: materialize trainval_data too.",
             )
-        )
-    outcome = check_no_shared_ids(store.load(siblings[-1]), test_data)
-    return recorded_result(context, artifact_store, "test_data", "no_shared_ids", outcome)
+    record_outcomes(context, artifact_store, "test_data", outcomes)
+    for name in TEST_DATA_CHECKS:
+        outcome = outcomes.get(name) or unrecorded.get(name)
+        if outcome is not None:
+            yield check_result(outcome, asset_key="test_data", check_name=name)
 
 
 all_checks = [
-    raw_data_columns,
-    raw_data_schema,
+    raw_data_checks,
     clean_sample_checks,
     trainval_schema,
-    held_out_schema,
-    held_out_shares_no_ids,
+    held_out_checks,
 ]

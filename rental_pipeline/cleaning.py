@@ -8,8 +8,10 @@ cope with such rows at prediction time, is the one place that decides how to fil
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # the rules are read when the code location loads; pandas only when rows are cleaned
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ def clean_listings(
     report are comparable with its logs. Rows keep their source order: the split that follows is
     seeded, and a different order would give a different split.
     """
+    import pandas as pd
+
     in_price = listings["price"].between(rules.min_price, rules.max_price)
     priced = listings.loc[in_price]
     in_box = inside_nyc_box(priced, rules)

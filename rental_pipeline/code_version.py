@@ -20,7 +20,7 @@ import ast
 import functools
 import hashlib
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +58,17 @@ def _module_file(module: str, root: Path) -> Path | None:
 
 def _imports(module: str, path: Path, root: Path) -> set[str]:
     """Package modules named by the import statements of one source file, at any depth."""
-    tree = ast.parse(path.read_bytes(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names = _named_imports(package, path.read_bytes(), str(path))
+    return {name for name in names if _module_file(name, root) is not None}
+
+
+@functools.lru_cache(maxsize=512)
+def _named_imports(package: str, source: bytes, filename: str) -> frozenset[str]:
+    """Every module name the import statements of ``source`` name. Cached by content: the code
+    location computes one closure per asset module, and most of them share modules."""
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _statements(ast.parse(source, filename=filename).body):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -74,7 +81,18 @@ def _imports(module: str, path: Path, root: Path) -> set[str]:
             found.add(base)
             # `from rental_pipeline.assets import training` names a module, not an attribute.
             found.update(f"{base}.{alias.name}" for alias in node.names)
-    return {name for name in found if _module_file(name, root) is not None}
+    return frozenset(found)
+
+
+def _statements(nodes: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement, nested ones included (function and class bodies, branches, handlers);
+    an import is a statement, so expressions need not be walked."""
+    for node in nodes:
+        yield node
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, name, None)
+            if isinstance(children, list):
+                yield from _statements(children)
 
 
 def module_closure(module: str, root: Path = PACKAGE_ROOT) -> list[str]:

@@ -7,7 +7,7 @@ rows the same way, whatever else is in the batch.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder
+
+from rental_pipeline.model_params import ForestParams
 
 ORDINAL_CATEGORICAL = ["room_type"]
 NON_ORDINAL_CATEGORICAL = ["neighbourhood_group"]
@@ -37,21 +39,6 @@ FEATURE_COLUMNS = ORDINAL_CATEGORICAL + NON_ORDINAL_CATEGORICAL + ZERO_IMPUTED +
 TARGET = "price"
 
 MISSING_REVIEW_DATE = "2010-01-01"
-
-
-@dataclass(frozen=True)
-class ForestParams:
-    """The reference random forest, parameter for parameter."""
-
-    n_estimators: int = 100
-    max_depth: int | None = 15
-    min_samples_split: int = 4
-    min_samples_leaf: int = 3
-    criterion: str = "squared_error"
-    max_features: float = 0.5
-    oob_score: bool = True
-    n_jobs: int = -1
-    random_state: int = 42
 
 
 class DaysBeforeReference(TransformerMixin, BaseEstimator):

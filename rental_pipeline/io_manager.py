@@ -15,9 +15,13 @@ New versions are mirrored to W&B by a worker process while the run goes on, with
 metrics, tables and trials (`wandb_view`); the IO manager waits for those W&B runs when Dagster
 tears it down (the end of the run with the in-process executor, the end of each step with a
 process per step), and logs where each one landed and, online, what the upload did. Loaded
-versions are kept decoded until then, so checks and the downstream asset read a version once.
+versions are kept decoded until then, so checks and the downstream asset read a version once; a
+model this process has just stored is kept as it was handed in (a skops file decodes to an equal
+model), so the next step does not read back and decode the file it was just written to.
 """
 
+import atexit
+import gc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,11 +41,12 @@ from rental_pipeline.store import (
     ValueCache,
     VersionManifest,
     WandbMirror,
+    codec_for,
     default_root,
     project_name,
     resolve_mode,
 )
-from rental_pipeline.versions import PINNED, VersionResolver
+from rental_pipeline.versions import PINNED, THIS_RUN, VersionResolver
 
 
 ARTIFACT_KEY = "artifact"
@@ -101,6 +106,8 @@ class _RunState:
     resolver: VersionResolver
     loaded: dict[str, dict[str, str]] = field(default_factory=dict)  # step key -> name -> ref
     decisions: dict[str, dict[str, CacheHit] | None] = field(default_factory=dict)  # step key -> hits
+    # earlier run id -> asset name -> the metadata its materialization recorded (run-cache hits)
+    made_by: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 class ArtifactIOManager(dg.ConfigurableIOManager):
@@ -139,6 +146,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._values.clear()
         self._runs.clear()
+        _exit_quickly()
         if self._mirrors is None and resolve_mode(self.wandb_mode) == "online":
             self._mirror_queue(self.artifact_store.store())  # alias moves made by this run, e.g. prod
         if self._mirrors is None:
@@ -185,6 +193,23 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     def resolver(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> VersionResolver:
         """This run's resolver, for assets and checks that read the store themselves."""
         return self._run(context.run.run_id, context.instance).resolver
+
+    def stored_value(self, ref: str) -> Any:
+        """A stored version's value, decoded at most once per run like the inputs (the split side
+        a check compares with, a champion model, an input the run cache did not load)."""
+        store = self.artifact_store.store()
+        version = store.get(ref)
+        return self._values.get(version, lambda: store.load(version))
+
+    def made_by(self, context: dg.AssetExecutionContext, run_id: str | None, name: str) -> dict[str, Any] | None:
+        """The metadata run ``run_id`` recorded when it materialized ``name``: one query of that
+        run's events per run, however many of its versions this run reuses."""
+        if not run_id:
+            return None
+        state = self._run(context.run.run_id, context.instance)
+        if run_id not in state.made_by:
+            state.made_by[run_id] = _materializations(context.instance, run_id)
+        return state.made_by[run_id].get(name)
 
     def loaded_in_step(self, run_id: str, step_key: str) -> dict[str, str]:
         """Asset name -> the exact `name:vN` a step of this run loaded as an input."""
@@ -268,6 +293,9 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
                 inputs=list(inputs.values()),
             )
             version, created = result.version, result.created
+            if codec_for(obj).round_trips:
+                # Equal to what decoding the file gives: the next step gets this, not a second decode.
+                self._values.keep(version, obj)
             if step is not None:
                 remember(store, version.ref, cache_key(name, spec.code_version or "", config, inputs), context.run_id)
         state.resolver.stored(name, version.ref)
@@ -327,8 +355,11 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             if materializes and self.reuse_decision(step, state) is not None:
                 context.log.debug(f"Not loading {version.ref} ({resolution.how}): the run cache holds the outputs")
                 return NotLoaded(version.ref)
-            context.log.debug(f"Loading {version.ref} ({resolution.how})")
-        return self._values.get(version, lambda: store.load(version.ref))
+            if resolution.how != THIS_RUN:
+                # What this run made itself is the expected case, and named in the step's own
+                # metadata; a pinned or earlier version is worth a line in the run's log.
+                context.log.debug(f"Loading {version.ref} ({resolution.how})")
+        return self._values.get(version, lambda: store.load(version))
 
     def reuse_decision(self, step: Any, state: _RunState) -> dict[str, CacheHit] | None:
         if step.step.key not in state.decisions:
@@ -337,31 +368,47 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
 
 
 _EMPTY = _RunState(resolver=None)  # type: ignore[arg-type]
+_EXIT_REGISTERED: list[bool] = []
+
+
+def _exit_quickly() -> None:
+    """Make the exit of a process that ran the pipeline cheap.
+
+    When the interpreter exits it garbage-collects every object left, and with Dagster, pandas,
+    scikit-learn and pandera loaded (thousands of modules) that alone takes over half a second
+    of a `dagster job execute` run. Freezing the heap as the interpreter starts to exit moves
+    every object out of the collector's reach, so that last collection has nothing to walk; the
+    operating system frees the memory as after any exit. Other exit handlers (Dagster's,
+    logging's flush) run as before; all that is skipped are finalizers of objects still in
+    reference cycles at exit, which Python never promises to run. A process that goes on (a code
+    server, a test session) is unaffected until it exits.
+    """
+    if not _EXIT_REGISTERED:
+        atexit.register(gc.freeze)
+        _EXIT_REGISTERED.append(True)
 
 
 def reused_output(context: dg.AssetExecutionContext, hit: CacheHit, output_name: str = "result") -> dg.Output:
     """The output an asset returns for a run-cache hit: the stored version, with the metadata
     the run that made it recorded (so the asset page still shows its metrics and tables)."""
-    metadata = _materialization_metadata(context.instance, hit.run_id, hit.version.name)
+    metadata = context.resources.io_manager.made_by(context, hit.run_id, hit.version.name)
     if metadata is None:
         metadata = dict(hit.version.metadata.get("facts") or {})
     return dg.Output(Reused(hit.version, hit.run_id), output_name=output_name, metadata=metadata)
 
 
-def _materialization_metadata(
-    instance: dg.DagsterInstance, run_id: str | None, name: str
-) -> dict[str, Any] | None:
-    if not run_id:
-        return None
+def _materializations(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict[str, Any]]:
+    """Asset name -> the metadata of its last materialization in run ``run_id``."""
     try:
         entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
     except Exception:  # noqa: BLE001 - a run deleted from this instance: fall back to the manifest
-        return None
-    for entry in reversed(entries):
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for entry in entries:
         event = entry.dagster_event
-        if event is not None and event.asset_key == dg.AssetKey(name):
-            return dict(event.step_materialization_data.materialization.metadata)
-    return None
+        if event is not None and event.asset_key is not None:
+            found[event.asset_key.to_user_string()] = dict(event.step_materialization_data.materialization.metadata)
+    return found
 
 
 def _recorded_in_run(instance: dg.DagsterInstance | None, run_id: str | None, name: str) -> str | None:
@@ -398,7 +445,7 @@ def loaded_value(context: dg.AssetExecutionContext, value: Any) -> Any:
     """An input's value, read from the store now if the IO manager did not load it (a run-cache
     hit) and the asset needs it after all (evaluation re-scoring a different champion)."""
     if isinstance(value, NotLoaded):
-        return context.resources.io_manager.artifact_store.store().load(value.ref)
+        return context.resources.io_manager.stored_value(value.ref)
     return value
 
 
@@ -485,6 +532,11 @@ def loaded_artifacts(context: dg.AssetExecutionContext | dg.AssetCheckExecutionC
     included), so an asset or a check names, flags or promotes exactly the version it used."""
     step = context.op_execution_context.get_step_execution_context()
     return context.resources.io_manager.loaded_in_step(step.run_id, step.step.key)
+
+
+def stored_value(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, ref: str) -> Any:
+    """A stored version read outside the step's inputs, decoded at most once in the run."""
+    return context.resources.io_manager.stored_value(ref)
 
 
 def run_resolver(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> VersionResolver:

@@ -6,6 +6,9 @@ straight to the next training run.
 
 A grid only varies parameters of the model the sweep trains: a key that model ignores would give
 trials that all score the same and a "winner" that is no better than any other, so it is refused.
+
+Grids are checked when the code location loads (the sweep's run config validates them), so
+pandas and the training code are imported only when a sweep runs.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from rental_pipeline.model_params import BOOSTED, RANDOM_FOREST, BoostingParams, ForestParams
 
-from rental_pipeline.boosting import BoostingParams
-from rental_pipeline.features import ForestParams
-from rental_pipeline.training import BOOSTED, RANDOM_FOREST, TrainingResult, train_inference_pipeline
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rental_pipeline.training import TrainingResult
 
 # Grid keys: a model parameter prefixed with its model's config section, or max_tfidf_features
 # (the reference preprocessing's, so the forest's only).
@@ -169,6 +173,10 @@ def run_sweep(
     called in trial order from the calling thread. Fit times are measurements, not results: they go
     to `on_trial`, not into the board, so an unchanged sweep gives identical bytes.
     """
+    import pandas as pd
+
+    from rental_pipeline.training import train_inference_pipeline
+
     base = dict(base or {})
     checked = resolve_grid(base.get("model", BOOSTED), grid)
     trials = expand_grid(checked)

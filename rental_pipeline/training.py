@@ -9,13 +9,10 @@ import pandas as pd
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.pipeline import Pipeline
 
-from rental_pipeline.boosting import BoostingParams, boosted_feature_importances, build_boosted_pipeline
-from rental_pipeline.features import FEATURE_COLUMNS, TARGET, ForestParams, build_inference_pipeline, feature_importances
+from rental_pipeline.boosting import boosted_feature_importances, build_boosted_pipeline
+from rental_pipeline.features import FEATURE_COLUMNS, TARGET, build_inference_pipeline, feature_importances
+from rental_pipeline.model_params import BOOSTED, MODELS, RANDOM_FOREST, BoostingParams, ForestParams
 from rental_pipeline.split import split_listings
-
-BOOSTED = "boosted"
-RANDOM_FOREST = "random_forest"
-MODELS = (BOOSTED, RANDOM_FOREST)
 
 # What one importance value is, per model: the two are on different scales and must say so.
 IMPURITY_UNIT = "share of the forest's impurity reduction (sums to 1; bars: spread over trees)"

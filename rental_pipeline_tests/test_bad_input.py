@@ -33,7 +33,7 @@ from rental_pipeline_tests.test_checks import (
     materialize_checked,
 )
 
-RAW_STEPS = {"raw_data", "raw_data_columns", "raw_data_schema"}
+RAW_STEPS = {"raw_data", "raw_data_checks"}
 CLEAN_STEPS = RAW_STEPS | {"clean_sample", "clean_sample_checks"}
 
 

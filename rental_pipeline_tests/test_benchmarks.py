@@ -49,6 +49,26 @@ def test_smoke_run_prints_the_table_and_writes_json(tmp_path: Path):
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
 
 
+def test_smoke_fixed_cost_compares_the_reference_forest_and_accounts_for_the_run(tmp_path: Path):
+    table, report = smoke_run(tmp_path, "fixed")
+    assert "dagster / floor" in table and "where the time goes: storing outputs" in table
+    assert report["meta"]["errors"] == []
+    fixed = report["results"]["fixed"]
+    assert fixed["same_test_mae"], "the floor and the Dagster run must train the same reference forest"
+    (pair,) = fixed["pairs"]
+    profile = pair["profile"]
+    # The parts add up to the run's wall time, as measured from outside the process.
+    assert sum(profile["parts"].values()) == pytest.approx(pair["dagster"]["seconds"], abs=1e-6)
+    assert all(value >= 0 for value in profile["parts"].values())
+    steps = profile["steps"]
+    assert {name for name, step in steps.items() if step["check"]} == {
+        "raw_data_checks", "clean_sample_checks", "trainval_data_schema", "test_data_checks"
+    }
+    assert set(steps["split_listings"]["outputs_stored"]) == {"trainval_data", "test_data"}
+    assert 0 < steps["inference_pipeline"]["storing"] < steps["inference_pipeline"]["seconds"]
+    assert pair["floor_parts"]["fit"] > 0 and fixed["ratio"] > 0
+
+
 def test_smoke_predict_reports_the_command_and_the_model_ceiling(tmp_path: Path):
     table, report = smoke_run(tmp_path, "predict")
     assert "model's trees alone" in table

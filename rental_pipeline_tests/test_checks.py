@@ -316,7 +316,7 @@ def test_a_failed_blocking_check_stops_everything_downstream_and_keeps_stored_va
     result = materialize_checked(instance, graph_config(raw={"seed": 9}, min_rows=5_000))
     assert not result.success
     assert executed_steps(result) == {
-        "raw_data", "raw_data_columns", "raw_data_schema", "clean_sample", "clean_sample_checks"
+        "raw_data", "raw_data_checks", "clean_sample", "clean_sample_checks"
     }
     assert set(failed_checks(result)) == {("clean_sample", "row_count")}
     failure = failed_checks(result)[("clean_sample", "row_count")]
@@ -423,8 +423,7 @@ def test_checks_job_rechecks_stored_values_without_materializing(instance):
     result = checks_job_result(instance, {"ops": {"clean_sample_checks": {"config": SMALL_BOUNDS}}})
     assert result.success
     assert executed_steps(result) == {
-        "raw_data_columns", "raw_data_schema", "clean_sample_checks",
-        "trainval_data_schema", "test_data_schema", "test_data_no_shared_ids",
+        "raw_data_checks", "clean_sample_checks", "trainval_data_schema", "test_data_checks",
     }
     assert not result.get_asset_materialization_events()
     assert set(evaluations(result)) == ALL_CHECKS
@@ -434,6 +433,27 @@ def test_checks_job_rechecks_stored_values_without_materializing(instance):
     assert not stricter.success
     assert set(failed_checks(stricter)) == {("clean_sample", "row_count")}
     assert not stricter.get_asset_materialization_events()
+
+
+def test_the_checks_of_an_asset_share_one_step_and_each_can_still_run_alone(instance):
+    """One step per checked asset (a step costs events and a load whatever its rules cost), each
+    rule still its own result, and a single check chosen in the UI runs only its own rule."""
+    result = materialize_checked(instance, graph_config())
+    assert result.success
+    check_steps = {e.step_key for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    assert check_steps == {"raw_data_checks", "clean_sample_checks", "trainval_data_schema", "test_data_checks"}
+    assert set(evaluations(result)) == ALL_CHECKS
+
+    from rental_pipeline.definitions import default_resources
+
+    for asset, check in [("test_data", "no_shared_ids"), ("raw_data", "columns")]:
+        key = dg.AssetCheckKey(dg.AssetKey(asset), check)
+        job = dg.define_asset_job("one_check", selection=dg.AssetSelection.checks(key))
+        defs = dg.Definitions(assets=all_assets, asset_checks=all_checks, jobs=[job], resources=default_resources())
+        alone = defs.resolve_job_def("one_check").execute_in_process(instance=instance, raise_on_error=False)
+        assert alone.success
+        assert executed_steps(alone) == {f"{asset}_checks"}
+        assert set(evaluations(alone)) == {(asset, check)}
 
 
 def test_shared_ids_between_split_sides_block_evaluation(instance):

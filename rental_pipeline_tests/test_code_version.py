@@ -78,6 +78,10 @@ def test_a_plain_module_changes_exactly_the_assets_that_use_it(tree):
     assert changed_by(tree, "synthetic.py") == {"raw_data", "batch_predictions"}
     assert changed_by(tree, "assets/evaluation.py") == {"model_evaluation"}
     assert changed_by(tree, "split.py") == {"trainval_data", "test_data", "inference_pipeline", "sweep_leaderboard"}
+    # The models' parameters live apart from the estimators so the training config is built
+    # without scikit-learn; model_evaluation depends on them through features.py, as it did when
+    # the forest's parameters were defined there.
+    assert changed_by(tree, "model_params.py") == {"inference_pipeline", "model_evaluation", "sweep_leaderboard"}
 
 
 def test_storing_and_showing_values_is_not_part_of_any_code_version(tree):

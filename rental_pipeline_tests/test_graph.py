@@ -66,7 +66,7 @@ def test_rematerializing_clean_sample_downstream_reuses_stored_raw_data(instance
         "clean_sample", "split_listings", "inference_pipeline", "model_evaluation", "batch_predictions",
         "sweep_leaderboard",
         # and the checks of what was re-materialized, but not raw_data's
-        "clean_sample_checks", "trainval_data_schema", "test_data_schema", "test_data_no_shared_ids",
+        "clean_sample_checks", "trainval_data_schema", "test_data_checks",
     }
     loaded = [e for e in second.all_events if e.event_type_value == "LOADED_INPUT" and e.step_key == "clean_sample"]
     assert [e.event_specific_data.input_name for e in loaded] == ["raw_data"]

@@ -77,6 +77,51 @@ def test_running_again_unchanged_creates_no_new_version(instance, store, model):
     assert all(store.versions(name) == [0] for name in LINEAGE)
 
 
+@pytest.mark.parametrize("model", ["random_forest", "boosted"])
+def test_a_stored_model_equals_what_decoding_its_file_gives(store, model):
+    """The IO manager hands the next step of the run the model it has just stored instead of
+    decoding the file again; that is only right if decoding gives the same model."""
+    from rental_pipeline.cleaning import clean_listings
+    from rental_pipeline.features import FEATURE_COLUMNS
+    from rental_pipeline.model_params import BoostingParams, ForestParams
+    from rental_pipeline.split import split_listings
+    from rental_pipeline.store import codec_for
+    from rental_pipeline.synthetic import generate_listings
+    from rental_pipeline.training import train_inference_pipeline
+
+    trainval, test = split_listings(clean_listings(generate_listings(rows=1_500, seed=3))[0])
+    fitted = train_inference_pipeline(
+        trainval,
+        model=model,
+        forest=ForestParams(n_estimators=10, max_depth=8, n_jobs=1, oob_score=False),
+        boosting=BoostingParams(max_iter=20, learning_rate=0.3),
+    ).pipeline
+    codec = codec_for(fitted)
+    assert codec.round_trips
+    version = store.save("inference_pipeline", fitted, type="model_export").version
+    decoded = store.load(version.ref)
+    assert type(decoded) is type(fitted) and decoded.get_params(deep=False).keys() == fitted.get_params(deep=False).keys()
+    assert (decoded.predict(test[FEATURE_COLUMNS]) == fitted.predict(test[FEATURE_COLUMNS])).all()
+
+
+def test_an_evaluation_of_the_kept_model_equals_one_of_the_decoded_file(instance, store):
+    """In one run the evaluation scores the model the run has just stored, kept in memory; a later
+    run scores it decoded from the store. Both make the same bytes, so the same version."""
+    first = materialized(materialize(instance, selection=dg.AssetSelection.assets("model_evaluation").upstream()))
+    assert first["model_evaluation"]["artifact_version_new"] is True
+    forced = dg.materialize(
+        all_assets,
+        instance=instance,
+        selection=["model_evaluation"],
+        resources=default_resources(),
+        tags={"rental_pipeline/force": "true"},
+    )
+    again = materialized(forced)["model_evaluation"]
+    assert "reused_from_run" not in again  # computed, not taken from the run cache
+    assert again["artifact"] == "model_evaluation:v0" and again["artifact_version_new"] is False
+    assert again["artifact_digest"] == first["model_evaluation"]["artifact_digest"]
+
+
 def test_a_config_change_versions_only_what_it_changes(instance, store):
     materialize(instance)
     changed = materialized(

@@ -63,6 +63,25 @@ def test_the_memory_budget_evicts_the_least_recently_used(store: ArtifactStore) 
     assert too_big.bytes == 0  # larger than the whole budget: handed out, not kept
 
 
+def test_a_kept_value_is_handed_out_as_copies_without_decoding(store: ArtifactStore) -> None:
+    original = frame(20)
+    version = store.save("clean_sample", original, type="clean_sample").version
+    cache = ValueCache()
+    cache.keep(version, original)
+
+    def decode() -> pd.DataFrame:
+        raise AssertionError("a kept value is not decoded")
+
+    first = cache.get(version, decode)
+    first.loc[0, "name"] = "changed"
+    pd.testing.assert_frame_equal(cache.get(version, decode), original)
+    assert first is not original and (cache.hits, cache.misses) == (2, 0)
+
+    small = ValueCache(budget_bytes=10)
+    small.keep(version, original)  # larger than the whole budget: not kept
+    assert small.bytes == 0 and small.get(version, lambda: store.load(version.ref)) is not None
+
+
 def test_clear_forgets_everything(store: ArtifactStore) -> None:
     version = store.save("clean_sample", frame(5), type="clean_sample").version
     cache = ValueCache()

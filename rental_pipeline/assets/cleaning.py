@@ -5,7 +5,6 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from rental_pipeline.assets.metadata import frame_metadata
 from rental_pipeline.cleaning import CleaningRules, clean_listings
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import reused_output, reused_outputs
@@ -37,6 +36,8 @@ def clean_sample(
 ) -> dg.Output:
     if hits := reused_outputs(context):
         return reused_output(context, hits["clean_sample"])
+    from rental_pipeline.assets.metadata import frame_metadata
+
     rules = config.rules()
     clean, report = clean_listings(raw_data, rules)
     context.log.info(

@@ -5,8 +5,6 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from rental_pipeline.assets.metadata import model_quality_metadata, table
-from rental_pipeline.evaluation import evaluate_pipeline
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import (
     ArtifactStoreResource,
@@ -44,6 +42,8 @@ def model_evaluation(
     inference_pipeline: Any,
     test_data: Any,
 ) -> dg.Output:
+    from rental_pipeline.evaluation import evaluate_pipeline
+
     store = artifact_store.store()
     challenger = loaded_artifacts(context)["inference_pipeline"]
     # The scores depend only on the model and the test split, so they may come from the run
@@ -90,6 +90,8 @@ def model_evaluation(
     }
     if reused is not None:
         return dg.Output(reused.value, metadata={**reused.metadata, **promotion})
+    from rental_pipeline.assets.metadata import model_quality_metadata, table
+
     worst = evaluation.worst_errors
     # JSON has no NaN: a listing without a name is stored with a null name.
     records = worst.astype(object).where(worst.notna(), None).to_dict(orient="records")

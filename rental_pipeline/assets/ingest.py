@@ -5,12 +5,9 @@ from urllib.parse import urlsplit
 import dagster as dg
 from pydantic import Field
 
-from rental_pipeline.assets.metadata import frame_metadata
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import CONFIG_USED_KEY, reused_output, reused_outputs
-from rental_pipeline.listings import read_listings
 from rental_pipeline.sources import AUTH_VARIABLE_PREFIX, SourcePolicy, describe
-from rental_pipeline.synthetic import generate_listings
 
 
 class SourceConfig(dg.Config):
@@ -83,7 +80,11 @@ def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig) -> dg.Out
     # the existing version when the bytes are the same. Synthetic listings are fixed by config.
     if not config.source and (hits := reused_outputs(context)):
         return reused_output(context, hits["raw_data"])
+    from rental_pipeline.assets.metadata import frame_metadata
+
     if config.source:
+        from rental_pipeline.listings import read_listings
+
         warn_if_kept_by_dagster(context, config.source)
         drop = read_listings(
             config.source,
@@ -94,6 +95,8 @@ def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig) -> dg.Out
         listings = drop.listings
         origin = {"source": drop.source, "source_sha256": drop.sha256, "source_bytes": drop.size_bytes}
     else:
+        from rental_pipeline.synthetic import generate_listings
+
         listings = generate_listings(rows=config.rows, seed=config.seed)
         origin = {"source": f"synthetic (rows={config.rows}, seed={config.seed})"}
     context.log.info(f"Read {len(listings):,} listings from {origin['source']}")

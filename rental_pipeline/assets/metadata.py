@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import numpy as np
-import pandas as pd
-import pandera.pandas as pa
 
-from rental_pipeline.schemas import column_docs, model_for
+if TYPE_CHECKING:
+    import pandas as pd
+    import pandera.pandas as pa
+
+# pandas, numpy and the pandera schemas are imported by the functions that describe a frame: the IO
+# manager reads `displayed` when the code location loads, which must not import them.
 
 PRICE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
 def _column_type(dtype: Any) -> str:
+    import pandas as pd
+
     if pd.api.types.is_integer_dtype(dtype):
         return "int"
     if pd.api.types.is_float_dtype(dtype):
@@ -37,6 +41,8 @@ def _column_type(dtype: Any) -> str:
 def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
     """Listings frames are described by their pandera model, the same one the checks enforce;
     any other table (metrics, feature importances) by its dtypes."""
+    from rental_pipeline.schemas import model_for
+
     model = model_for(frame)
     if model is not None:
         return listings_column_schema(model, frame)
@@ -56,6 +62,8 @@ def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
 
 def listings_column_schema(model: type[pa.DataFrameModel], frame: pd.DataFrame | None = None) -> dg.TableSchema:
     """The model's columns with descriptions and constraints, and how many values this version lacks."""
+    from rental_pipeline.schemas import column_docs
+
     columns = []
     for doc in column_docs(model):
         description = doc.description
@@ -87,6 +95,8 @@ def table(frame: pd.DataFrame) -> dg.TableMetadataValue:
 def _plain(value: Any) -> str | int | float | bool | None:
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
+    import numpy as np
+
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):

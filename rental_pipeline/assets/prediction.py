@@ -4,11 +4,9 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from rental_pipeline.assets.ingest import SourceConfig, warn_if_kept_by_dagster
-from rental_pipeline.assets.metadata import frame_metadata, image, price_quantiles, table
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import (
     USES_ARTIFACTS_KEY,
@@ -17,10 +15,7 @@ from rental_pipeline.io_manager import (
     reused_outputs,
     run_resolver,
 )
-from rental_pipeline.plots import price_distribution
-from rental_pipeline.predict import ERROR, PREDICTION, PredictionError, check_model, predict_csv
 from rental_pipeline.sources import SourceError, copy_source, describe
-from rental_pipeline.synthetic import generate_listings
 
 
 class BatchPredictionsConfig(SourceConfig):
@@ -56,6 +51,13 @@ def batch_predictions(
     # A file may change under the same name; synthetic listings are fixed by config.
     if not config.source and (hits := reused_outputs(context, {name: model_ref})):
         return reused_output(context, hits["batch_predictions"])
+    import pandas as pd
+
+    from rental_pipeline.assets.metadata import frame_metadata, image, price_quantiles, table
+    from rental_pipeline.plots import price_distribution
+    from rental_pipeline.predict import ERROR, PREDICTION, PredictionError, check_model, predict_csv
+    from rental_pipeline.synthetic import generate_listings
+
     model = store.load(model_ref)
     try:
         check_model(model, f"{model_ref} ({store.get(model_ref).type})")

@@ -6,10 +6,8 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from rental_pipeline.assets.metadata import frame_metadata
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import reused_output, reused_outputs
-from rental_pipeline.split import split_listings
 
 
 class SplitConfig(dg.Config):
@@ -48,6 +46,9 @@ def split_data(
         for name, hit in hits.items():
             yield reused_output(context, hit, output_name=name)
         return
+    from rental_pipeline.assets.metadata import frame_metadata
+    from rental_pipeline.split import split_listings
+
     trainval, test = split_listings(
         clean_sample, test_size=config.test_size, random_seed=config.random_seed, stratify_by=config.stratify_by
     )

@@ -9,20 +9,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, ValidationError, model_validator
 
-from rental_pipeline.assets.metadata import image, table
 from rental_pipeline.assets.training import TrainingConfig
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import reused_output, reused_outputs
-from rental_pipeline.plots import leaderboard as leaderboard_plot
-from rental_pipeline.sweep import (
-    BOOSTED_GRID,
-    REFERENCE_GRID,
-    GridError,
-    best_training_config,
-    resolve_grid,
-    run_sweep,
-    swept_parameters,
-)
+from rental_pipeline.sweep import BOOSTED_GRID, REFERENCE_GRID, GridError, resolve_grid
 from rental_pipeline.wandb_view import TRIALS_KEY
 
 # Runs after the training graph's steps when both are ready: "Materialize all" shows the test MAE
@@ -88,6 +78,10 @@ def sweep_leaderboard(
 ) -> dg.Output:
     if hits := reused_outputs(context):
         return reused_output(context, hits["sweep_leaderboard"])
+    from rental_pipeline.assets.metadata import image, table
+    from rental_pipeline.plots import leaderboard as leaderboard_plot
+    from rental_pipeline.sweep import best_training_config, run_sweep, swept_parameters
+
     base = config.training.arguments()
 
     fit_seconds: dict[str, float] = {}

@@ -5,12 +5,9 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, field_validator
 
-from rental_pipeline.assets.metadata import importance_metadata, model_quality_metadata
-from rental_pipeline.boosting import BoostingParams
 from rental_pipeline.code_version import code_version
-from rental_pipeline.features import ForestParams
 from rental_pipeline.io_manager import CONFIG_USED_KEY, reused_output, reused_outputs
-from rental_pipeline.training import BOOSTED, MODELS, RANDOM_FOREST, train_inference_pipeline
+from rental_pipeline.model_params import BOOSTED, MODELS, RANDOM_FOREST, BoostingParams, ForestParams
 
 _FOREST = ForestParams()
 _BOOSTING = BoostingParams()
@@ -106,6 +103,9 @@ def inference_pipeline(
 ) -> dg.Output:
     if hits := reused_outputs(context):
         return reused_output(context, hits["inference_pipeline"])
+    from rental_pipeline.assets.metadata import importance_metadata, model_quality_metadata
+    from rental_pipeline.training import train_inference_pipeline
+
     result = train_inference_pipeline(trainval_data, **config.arguments())
     metrics = result.metrics
     context.log.info(f"{config.model}: validation MAE {metrics['val_mae']:.2f}, R² {metrics['val_r2']:.3f}")

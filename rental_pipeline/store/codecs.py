@@ -31,6 +31,10 @@ class Codec:
     accepts: Callable[[Any], bool]
     encode: Callable[[Any], bytes]
     decode: Callable[[bytes], Any]
+    # True when decoding the bytes always gives an object equal to the one encoded (same type,
+    # same state), so a process that just stored an object may keep using it instead of reading
+    # the file back. Not so for frames (parquet settles some dtypes) or JSON (tuples, keys).
+    round_trips: bool = False
 
 
 _REGISTRY: dict[str, Codec] = {}
@@ -169,4 +173,6 @@ JSON = register(
 DATAFRAME = register(
     Codec("parquet", "data.parquet", _is_dataframe, encode_dataframe, decode_dataframe)
 )
-MODEL = register(Codec("skops", "model.skops", _is_estimator, _encode_model, _decode_model))
+# skops stores an estimator's whole state (arrays bit for bit); the only thing normalisation drops
+# is an id() cache valid in the fitting process alone (see model_codec).
+MODEL = register(Codec("skops", "model.skops", _is_estimator, _encode_model, _decode_model, round_trips=True))

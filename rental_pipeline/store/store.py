@@ -250,7 +250,9 @@ class ArtifactStore:
         by a write from this machine), used only while the stored object keeps the ETag it had
         when the cached bytes were verified, so damage in the bucket is refused even when the
         cached copy is intact."""
-        version = self.get(ref)
+        return self._verified_bytes(self.get(ref), path)
+
+    def _verified_bytes(self, version: VersionManifest, path: str) -> bytes:
         entry = _entry(version, path)
         if not isinstance(self.backend, LocalBackend):  # through this machine's checked cache
             return self._checked_blob(version, entry).read_bytes()
@@ -285,7 +287,7 @@ class ArtifactStore:
                 "codec to decode it; read its files with read_bytes() or paths()"
             )
         codec = codecs.codec_named(str(fmt))
-        return codec.decode(self.read_bytes(version.ref, codec.filename))
+        return codec.decode(self._verified_bytes(version, codec.filename))
 
     # -- writing -------------------------------------------------------------------------
 

@@ -14,11 +14,10 @@ index), and a run must not behave differently depending on which step ran in whi
 from __future__ import annotations
 
 import copy
+import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
-
-import pandas as pd
 
 from .manifest import VersionManifest
 
@@ -26,7 +25,8 @@ DEFAULT_BUDGET_BYTES = 512 * 1024 * 1024
 
 
 def _in_memory_bytes(value: Any, stored_bytes: int) -> int:
-    if isinstance(value, pd.DataFrame):
+    pandas = sys.modules.get("pandas")  # a frame can only exist once pandas is imported
+    if pandas is not None and isinstance(value, pandas.DataFrame):
         return int(value.memory_usage(deep=True).sum())
     return stored_bytes
 
@@ -59,6 +59,16 @@ class ValueCache:
         self.hits += 1
         self._values.move_to_end(key)
         return copy.deepcopy(entry[0])
+
+    def keep(self, version: VersionManifest, value: Any) -> None:
+        """Hold ``value`` as ``version``'s decoded value. Only for a value the caller hands over
+        (nobody else keeps using it) and that equals what decoding the version gives: the object
+        a round-tripping codec has just encoded."""
+        size = _in_memory_bytes(value, version.size)
+        if size <= self.budget_bytes:
+            self._values[(version.ref, version.digest)] = (value, size)
+            self._values.move_to_end((version.ref, version.digest))
+            self._evict()
 
     def clear(self) -> None:
         self._values.clear()
