@@ -276,6 +276,19 @@ def computed_and_reused(log: str) -> dict[str, list[str]]:
     return {"computed": sorted(set(_STORED_RE.findall(log))), "reused": sorted(set(_REUSED_RE.findall(log)))}
 
 
+def _versus_floor(pairs: list[dict[str, Any]]) -> tuple[list[float], list[float], list[float], float, bool]:
+    """Seconds of each side, their ratios and median ratio, and whether both sides scored the same."""
+    dagster = [p["dagster"]["seconds"] for p in pairs]
+    floor = [p["floor"]["seconds"] for p in pairs]
+    ratios = [d / f for d, f in zip(dagster, floor)]
+    same_mae = all(
+        p["dagster"]["extra"].get("test_mae") is not None
+        and abs(p["dagster"]["extra"]["test_mae"] - p["floor"]["extra"]["test_mae"]) < 1e-9
+        for p in pairs
+    )
+    return dagster, floor, ratios, _median(ratios), same_mae
+
+
 def dagster_job(ws: Workspace, ops: dict[str, Any], name: str = "run.yaml") -> Measurement:
     config = ws.write(name, _yaml(ops))
     measured = ws.run([BIN / "dagster", "job", "execute", *DEFS, "-j", "training_job", "-c", config])
@@ -394,15 +407,7 @@ class Bench:
         return {"unchanged_rerun": unchanged, "model_change": changed}
 
     def _overhead_rows(self, label: str, pairs: list[dict[str, Any]], incremental: bool) -> dict[str, Any]:
-        dagster = [p["dagster"]["seconds"] for p in pairs]
-        floor = [p["floor"]["seconds"] for p in pairs]
-        ratios = [d / f for d, f in zip(dagster, floor)]
-        ratio = _median(ratios)
-        same_mae = all(
-            p["dagster"]["extra"].get("test_mae") is not None
-            and abs(p["dagster"]["extra"]["test_mae"] - p["floor"]["extra"]["test_mae"]) < 1e-9
-            for p in pairs
-        )
+        dagster, floor, ratios, ratio, same_mae = _versus_floor(pairs)
         n = len(pairs)
         add = self.report.add
         add("1 overhead", f"{label}: `dagster job execute` training_job", _fmt_s(_median(dagster)),
@@ -471,15 +476,7 @@ class Bench:
         self.report.results["fixed"] = self._fixed_rows(label, pairs)
 
     def _fixed_rows(self, label: str, pairs: list[dict[str, Any]]) -> dict[str, Any]:
-        dagster = [p["dagster"]["seconds"] for p in pairs]
-        floor = [p["floor"]["seconds"] for p in pairs]
-        ratios = [d / f for d, f in zip(dagster, floor)]
-        ratio = _median(ratios)
-        same_mae = all(
-            p["dagster"]["extra"].get("test_mae") is not None
-            and abs(p["dagster"]["extra"]["test_mae"] - p["floor"]["extra"]["test_mae"]) < 1e-9
-            for p in pairs
-        )
+        dagster, floor, ratios, ratio, same_mae = _versus_floor(pairs)
         n = len(pairs)
         add = self.report.add
         add("8 fixed cost", f"{label}: `dagster job execute` training_job", _fmt_s(_median(dagster)),

@@ -120,11 +120,14 @@ RAW_DATA_CHECKS: Mapping[str, str] = {
 }
 
 
+def blocking_specs(asset: str, checks: Mapping[str, str]) -> list[dg.AssetCheckSpec]:
+    """One blocking check per rule of an asset, run together in one step: bad listings never
+    reach a model, and the version is loaded once for all of them."""
+    return [dg.AssetCheckSpec(name, asset=asset, blocking=True, description=text) for name, text in checks.items()]
+
+
 @dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(name, asset="raw_data", blocking=True, description=description)
-        for name, description in RAW_DATA_CHECKS.items()
-    ],
+    specs=blocking_specs("raw_data", RAW_DATA_CHECKS),
     name="raw_data_checks",
     ins={"raw_data": dg.AssetIn("raw_data")},
     can_subset=True,
@@ -248,10 +251,7 @@ def cleaning_rules_in_force(checked: Any, config: CleanSampleChecksConfig) -> tu
 
 
 @dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(name, asset=ASSET, blocking=True, description=description)
-        for name, description in CLEAN_SAMPLE_CHECKS.items()
-    ],
+    specs=blocking_specs(ASSET, CLEAN_SAMPLE_CHECKS),
     name="clean_sample_checks",
     ins={"clean_sample": dg.AssetIn(ASSET)},
     can_subset=True,
@@ -402,10 +402,7 @@ TEST_DATA_CHECKS: Mapping[str, str] = {
 
 
 @dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(name, asset="test_data", blocking=True, description=description)
-        for name, description in TEST_DATA_CHECKS.items()
-    ],
+    specs=blocking_specs("test_data", TEST_DATA_CHECKS),
     name="test_data_checks",
     ins={"test_data": dg.AssetIn("test_data")},
     can_subset=True,

@@ -213,7 +213,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
 
     def loaded_in_step(self, run_id: str, step_key: str) -> dict[str, str]:
         """Asset name -> the exact `name:vN` a step of this run loaded as an input."""
-        return dict(self._runs.get(run_id, _EMPTY).loaded.get(step_key, {}))
+        state = self._runs.get(run_id)
+        return dict(state.loaded.get(step_key, {})) if state is not None else {}
 
     def reuse(
         self, context: dg.AssetExecutionContext, extra_inputs: Mapping[str, str] | None = None
@@ -264,7 +265,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         store = self.artifact_store.store()
         name = context.asset_key.to_user_string()
         spec = context.asset_spec
-        step = _output_step(context)
+        step = _step_context(context)
         state = self._run(context.run_id, step.instance if step is not None else None)
         inputs = self.loaded_in_step(context.run_id, context.step_key) if step is not None else {}
         used = context.output_metadata.get(USES_ARTIFACTS_KEY)
@@ -365,7 +366,6 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         return state.decisions[step.step.key]
 
 
-_EMPTY = _RunState(resolver=None)  # type: ignore[arg-type]
 _EXIT_REGISTERED: list[bool] = []
 
 
@@ -471,18 +471,12 @@ def _refuse_failed_checks(version: VersionManifest) -> None:
     )
 
 
-def _step_context(context: dg.InputContext) -> Any:
+def _step_context(context: dg.InputContext | dg.OutputContext) -> Any:
     try:
         return context.step_context
     except Exception:  # noqa: BLE001 - Dagster raises when the input is loaded outside a step
         return None
 
-
-def _output_step(context: dg.OutputContext) -> Any:
-    try:
-        return context.step_context
-    except Exception:  # noqa: BLE001 - a direct IO manager call has no step
-        return None
 
 
 def _instance(context: dg.InputContext) -> dg.DagsterInstance | None:

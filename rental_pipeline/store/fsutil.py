@@ -40,8 +40,8 @@ def ensure_dir(directory: Path) -> None:
     fsync_dir(directory.parent)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Publish ``data`` at ``path`` all at once: readers see the old file or the whole new one."""
+def _durable_temp(path: Path, data: bytes, mode: int) -> str:
+    """``data`` fsynced in a temporary file beside ``path``, ready to be renamed or linked."""
     ensure_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
     try:
@@ -50,6 +50,17 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             f.flush()
             os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Publish ``data`` at ``path`` all at once: readers see the old file or the whole new one."""
+    tmp = _durable_temp(path, data, mode)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -64,14 +75,8 @@ def create_exclusive(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
     The bytes are made durable in a temporary file first, then ``link``ed to the final name:
     ``link`` refuses an existing name atomically, so two writers can never both succeed.
     """
-    ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
+    tmp = _durable_temp(path, data, mode)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
         try:
             os.link(tmp, path)
         except FileExistsError:
