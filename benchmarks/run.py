@@ -738,7 +738,10 @@ def s3_server(scratch: Path) -> Iterator[str | None]:
     if not weed.exists() and shutil.which("weed") is None:
         yield None
         return
-    folder = Path(tempfile.mkdtemp(prefix="s3-server-", dir=scratch))
+    # In the system's temporary folder, not the scratch folder: the server's Unix sockets live
+    # there and a socket path over about 100 characters cannot be bound.
+    del scratch
+    folder = Path(tempfile.mkdtemp(prefix="s3-server-"))
     env = {**os.environ, "WEED": str(weed if weed.exists() else shutil.which("weed"))}
     try:
         started = subprocess.run(["bash", str(S3_SERVER), "start", str(folder)], env=env, capture_output=True,
@@ -755,6 +758,7 @@ def s3_server(scratch: Path) -> Iterator[str | None]:
         yield endpoint
     finally:
         subprocess.run(["bash", str(S3_SERVER), "stop", str(folder)], timeout=120, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _s3_store_facts(root: str, local_dir: Path) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from rental_pipeline.store import (
     project_name,
     resolve_mode,
 )
-from rental_pipeline.versions import PINNED, THIS_RUN, VersionResolver
+from rental_pipeline.versions import PINNED, VersionResolver
 
 
 ARTIFACT_KEY = "artifact"
@@ -355,10 +355,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             if materializes and self.reuse_decision(step, state) is not None:
                 context.log.debug(f"Not loading {version.ref} ({resolution.how}): the run cache holds the outputs")
                 return NotLoaded(version.ref)
-            if resolution.how != THIS_RUN:
-                # What this run made itself is the expected case, and named in the step's own
-                # metadata; a pinned or earlier version is worth a line in the run's log.
-                context.log.debug(f"Loading {version.ref} ({resolution.how})")
+            # Which version, and why: the run's log says so for every input it reads.
+            context.log.debug(f"Loading {version.ref} ({resolution.how})")
         return self._values.get(version, lambda: store.load(version))
 
     def reuse_decision(self, step: Any, state: _RunState) -> dict[str, CacheHit] | None:

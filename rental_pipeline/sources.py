@@ -62,7 +62,9 @@ REDACTED = "<redacted>"
 # credentials the client refuses), a region, an addressing style. Kept when a source is recorded.
 _S3_OPTIONS = frozenset({"endpoint_url", "region", "addressing_style"})
 _GZIP_MAGIC = b"\x1f\x8b"
-_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>\\]+")
+# A URL inside text, up to a space, quote or bracket; an already redacted query stays part of it,
+# so redacting twice changes nothing.
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://(?:<redacted>|[^\s'\"<>\\])+")
 _HEADER_LINE = re.compile(r"^([A-Za-z0-9-]+):\s+(.*)$", re.DOTALL)  # "X-Api-Key: value"
 
 

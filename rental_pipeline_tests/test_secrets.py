@@ -79,7 +79,7 @@ def test_no_secret_from_the_url_or_the_environment_is_stored(real_instance, serv
     assert materialized(result)["raw_data"]["source"] == recorded
     manifest = ArtifactStore(default_root()).get("raw_data:latest")
     assert manifest.metadata["facts"]["source"] == recorded and manifest.metadata["config"]["source"] == recorded
-    assert materialized(result)["raw_data"]["wandb_run"].endswith("(offline, project nyc_airbnb)")
+    assert "(offline, project nyc_airbnb)" in materialized(result)["raw_data"]["wandb_run"]
     assert list((isolated_state / "wandb").rglob("run-*.wandb"))  # the offline runs `sync` would upload
 
     # and a failing download of the same kind: its error is recorded too

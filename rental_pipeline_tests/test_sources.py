@@ -71,6 +71,9 @@ def test_urls_are_redacted_inside_text_and_config():
     assert redact_text(text) == "cannot fetch https://h.example/x.csv?<redacted> (403); see http://h/y?<redacted>"
     config = {"source": "http://h/x?token=1", "nested": [{"u": "https://a:b@h/"}], "rows": 5}
     assert redact(config) == {"source": "http://h/x?<redacted>", "nested": [{"u": "https://h/"}], "rows": 5}
+    assert redact(redact(config)) == redact(config)  # what is already redacted stays as it is
+    for url in ("http://h:1/x.csv?token=1", "s3://bkt/l/w.csv?endpoint_url=http://127.0.0.1:9&region=r"):
+        assert redact_text(describe(url)) == describe(url) == describe(describe(url))
 
 
 def test_snippets_are_short_and_escaped():

@@ -399,3 +399,34 @@ def test_materialize_all_then_clean_sample_and_downstream_from_the_ui(browser, d
             page.get_by_text("Latest execution", exact=True).wait_for()
             width, height = open_plot(page, key, SCREENSHOTS / f"11-check-plot-{number}-{check}.png")
             assert width > 0 and height > 0, f"{check} {key}: the image did not load"
+
+        # 6. A config change of clean_sample alone (stored, as another person's run would): the
+        #    graph marks exactly the assets whose upstream data changed, and nothing else.
+        from rental_pipeline_tests.conftest import materialize
+
+        changed = materialize(
+            instance, {"ops": {"clean_sample": {"config": {"max_price": 300}}}}, selection=["clean_sample"]
+        )
+        assert changed.success
+        open_lineage(page, base)
+        page.get_by_text("Unsynced", exact=False).first.wait_for()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=SCREENSHOTS / "12-lineage-unsynced.png")
+        assert set(page.evaluate(UNSYNCED_NODES, sorted(asset_names))) == {"trainval_data", "test_data"}
+
+
+# The asset whose graph node carries each "Unsynced" badge: the badge sits in the node's box, so
+# the nearest enclosing element that names exactly one asset is that node.
+UNSYNCED_NODES = """names => {
+  const found = [];
+  for (const e of document.querySelectorAll('body *')) {
+    if (e.children.length !== 0 || !/^Unsynced/.test(e.textContent.trim())) continue;
+    for (let n = e.parentElement; n; n = n.parentElement) {
+      const lines = (n.innerText || '').split('\\n').map(s => s.trim());
+      const hits = names.filter(name => lines.includes(name));
+      if (hits.length === 1) { found.push(hits[0]); break; }
+      if (hits.length > 1) break;
+    }
+  }
+  return found;
+}"""

@@ -83,17 +83,22 @@ def test_a_training_run_as_a_wandb_user_will_see_it(instance, isolated_state):
     model = runs[metadata["inference_pipeline"]["artifact"]]
     assert "model-random_forest" in model.tags
     for key in ("val_mae", "val_r2", "fit_seconds", "train_rows", "val_rows"):
-        assert model.summary[key] == pytest.approx(metadata["inference_pipeline"][key]), key
+        # Full precision, as the store keeps it (the asset page shows it rounded).
+        facts = store.get(metadata["inference_pipeline"]["artifact"]).metadata["facts"]
+        assert model.summary[key] == pytest.approx(facts[key]), key
     importances = metadata["inference_pipeline"]["feature_importances"]
+    columns = [column.name for column in importances.schema.columns]
+    assert columns[:2] == ["feature", "importance"]
     assert model.tables["feature_importances"] == {
-        "columns": ["feature", "importance"],
-        "data": [[r.data["feature"], r.data["importance"]] for r in importances.records],
+        "columns": columns,
+        "data": [[r.data[c] for c in columns] for r in importances.records],
     }
 
     evaluation = runs[metadata["model_evaluation"]["artifact"]]
     assert "model-random_forest" in evaluation.tags  # the kind of the model it evaluated
     for key in ("test_mae", "test_r2", "test_rows"):
-        assert evaluation.summary[key] == pytest.approx(metadata["model_evaluation"][key]), key
+        facts = store.get(metadata["model_evaluation"]["artifact"]).metadata["facts"]
+        assert evaluation.summary[key] == pytest.approx(facts[key]), key
     assert evaluation.summary["promoted"] is True
     worst = evaluation.tables["worst_errors"]
     assert worst["columns"] == WORST_ERROR_COLUMNS and len(worst["data"]) == 10
@@ -290,9 +295,10 @@ def test_sync_gives_up_at_its_timeout_and_says_what_it_waited_for(instance, isol
     took = time.monotonic() - started
     assert result.exit_code == 1
     assert f"asking {silent_wandb} who the API key belongs to" in result.stderr
-    assert f"failed  timeout: gave up after 3 s while asking {silent_wandb} who the API key belongs to" in (
-        result.stdout
-    )
+    # Either the budget ran out first (our message) or wandb's own request timed out inside it
+    # (a loaded machine): both are reported as a failure naming the server, within the budget.
+    failure = next(line for line in result.stdout.splitlines() if line.strip().startswith("failed"))
+    assert silent_wandb in failure and ("gave up after 3 s" in failure or "did not respond" in failure), failure
     assert took < 30, took
     assert len(PendingRuns(default_root()).all()) == 1  # nothing lost, nothing marked
 
