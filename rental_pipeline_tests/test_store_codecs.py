@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
+import json
 import os
 import subprocess
 import sys
@@ -184,7 +185,7 @@ def test_encoding_in_one_pass_gives_the_bytes_of_normalising_what_skops_dumps() 
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_pipeline
 
-    from rental_pipeline.store.model_codec import _archive, _canonical, _skops_state
+    from rental_pipeline.store.model_codec import _archive, _as_json, _canonical, _skops_state
 
     texts = ["sunny loft near the park", "quiet studio", "the loft and the view", "park view studio"]
     model = make_pipeline(TfidfVectorizer(stop_words=["the", "and", "near"]), FunctionTransformer(np.log1p))
@@ -196,6 +197,11 @@ def test_encoding_in_one_pass_gives_the_bytes_of_normalising_what_skops_dumps() 
     fit = load_fit_module()
     pipeline = fit.fitted_pipeline()
     assert encode_model(pipeline) == normalise_skops(skops.io.dumps(pipeline))
+    # What the state looks like once JSON has read it back, and a key JSON would refuse is refused.
+    state = {1: (1, 2), None: [{"a": (3,)}], True: 1.5, 2.5: "x", "k": {False: None}}
+    assert _as_json(state) == json.loads(json.dumps(state))
+    with pytest.raises(CodecError, match="tuple key"):
+        _as_json({(1, 2): "x"})
 
 
 def test_save_and_load_pick_the_codec_from_the_object(tmp_path: Path) -> None:

@@ -174,10 +174,18 @@ def _as_json(value: Any) -> Any:
     """The value as ``json.loads(json.dumps(value))`` gives it back: tuples become lists and keys
     text, so the normalisation below sees what it sees in a file."""
     if isinstance(value, dict):
-        return {key if isinstance(key, str) else json.dumps(key): _as_json(item) for key, item in value.items()}
+        return {_json_key(key): _as_json(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_as_json(item) for item in value]
     return value
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool | int | float):
+        return json.dumps(key)
+    raise CodecError(f"cannot store a model whose state has a {type(key).__name__} key ({key!r}) with skops")
 
 
 def decode_model(data: bytes, *, trusted: Mapping[str, frozenset[str]] = TRUSTED_MODEL_NODES) -> Any:
