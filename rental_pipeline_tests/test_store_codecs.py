@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
+import json
 import os
 import subprocess
 import sys
@@ -175,6 +176,32 @@ def test_types_outside_the_allow_list_are_refused() -> None:
     assert isinstance(
         decode_model(encode_model(FunctionTransformer(np.log1p))), FunctionTransformer
     )
+
+
+def test_encoding_in_one_pass_gives_the_bytes_of_normalising_what_skops_dumps() -> None:
+    """encode_model builds the canonical archive from skops' state in memory; the bytes must be
+    exactly those of writing skops' own archive and normalising it. Sets (sorted), tuples (lists
+    in JSON), shared arrays and byte strings are all in this pipeline."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    from rental_pipeline.store.model_codec import _archive, _as_json, _canonical, _skops_state
+
+    texts = ["sunny loft near the park", "quiet studio", "the loft and the view", "park view studio"]
+    model = make_pipeline(TfidfVectorizer(stop_words=["the", "and", "near"]), FunctionTransformer(np.log1p))
+    model.fit(texts)
+    # a set, a tuple and bytes in the state, as skops meets them in other estimators
+    model.steps[1][1].kw_args = {"names": {"park", "loft", "view"}, "where": (True, False), "tag": b"\x00bytes"}
+    expected = normalise_skops(skops.io.dumps(model))
+    assert _archive(*_canonical(*_skops_state(model))) == expected
+    fit = load_fit_module()
+    pipeline = fit.fitted_pipeline()
+    assert encode_model(pipeline) == normalise_skops(skops.io.dumps(pipeline))
+    # What the state looks like once JSON has read it back, and a key JSON would refuse is refused.
+    state = {1: (1, 2), None: [{"a": (3,)}], True: 1.5, 2.5: "x", "k": {False: None}}
+    assert _as_json(state) == json.loads(json.dumps(state))
+    with pytest.raises(CodecError, match="tuple key"):
+        _as_json({(1, 2): "x"})
 
 
 def test_save_and_load_pick_the_codec_from_the_object(tmp_path: Path) -> None:

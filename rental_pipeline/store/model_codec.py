@@ -17,6 +17,9 @@ retraining would make a new artifact version. :func:`normalise_skops` rewrites t
 * the zip is rebuilt with ``schema.json`` first, files in that order, a fixed 1980-01-01
   timestamp, fixed permissions and no compression (zlib output can differ between builds).
 
+:func:`encode_model` gives the same bytes without the first zip: it takes skops' state tree and
+array files in memory, normalises and audits them there, and writes the archive once.
+
 Loading. A skops file is a tree of nodes, each naming a loader and a type (``module.name``);
 loading imports that type and, depending on the loader, calls it: a ``FunctionNode`` hands back
 any function, a ``ConstructorFromReduceNode`` calls one with arguments read from the file, an
@@ -36,9 +39,9 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import IO, Any
 
 from .errors import CodecError, UntrustedTypesError
 
@@ -115,16 +118,74 @@ _NULL_STATE = {
 
 
 def encode_model(model: Any, *, trusted: Mapping[str, frozenset[str]] = TRUSTED_MODEL_NODES) -> bytes:
-    """skops bytes, identical for identical models; refused now if they could not be loaded."""
-    import skops.io
+    """skops bytes, identical for identical models; refused now if they could not be loaded.
 
+    In one pass: skops builds the model's state tree and array files as it would for
+    ``skops.io.dumps``, but into memory instead of a zip; they are normalised and audited there
+    and written once, as the canonical archive. The bytes are exactly
+    ``normalise_skops(skops.io.dumps(model))``, without zipping, unzipping and zipping again, and
+    without reading back the archive just written to audit it.
+    """
+    schema, members = _skops_state(model)
+    schema, files = _canonical(schema, members)
+    _audit(schema, lambda name: io.BytesIO(files[name]), trusted)  # fail now, not when the model is needed
+    return _archive(schema, files)
+
+
+class _Members:
+    """Stands in for the zip file skops writes array files into (it only calls these two), so
+    they stay in memory, named as skops names them, in the order written."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def writestr(self, name: str, data: Any) -> None:
+        self.files[name] = bytes(data)
+
+    def namelist(self) -> list[str]:
+        return list(self.files)
+
+
+def _skops_state(model: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """What ``skops.io.dumps`` would write: the schema (as JSON would read it back) and the files.
+
+    skops has no public call for this; ``SaveContext`` and ``get_state`` are what its own
+    ``dumps`` uses (skops is pinned to one minor version, and a test compares the result with
+    ``dumps`` itself).
+    """
+    import skops
+    import skops.io  # registers skops' state functions for every type it knows
+    from skops.io._utils import SaveContext, get_state
+
+    members = _Members()
+    context = SaveContext(zip_file=members)  # type: ignore[arg-type]
     try:
-        raw = skops.io.dumps(model)
+        state = get_state(model, context)
     except Exception as exc:  # skops raises TypeError and others for unsupported objects
         raise CodecError(f"cannot store {type(model).__name__} with skops: {exc}") from exc
-    data = normalise_skops(raw)
-    audit_model(data, trusted)  # fail at save time, not when the model is needed
-    return data
+    finally:
+        context.clear_memo()
+    state["protocol"] = context.protocol
+    state["_skops_version"] = skops.__version__
+    return _as_json(state), members.files
+
+
+def _as_json(value: Any) -> Any:
+    """The value as ``json.loads(json.dumps(value))`` gives it back: tuples become lists and keys
+    text, so the normalisation below sees what it sees in a file."""
+    if isinstance(value, dict):
+        return {_json_key(key): _as_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json(item) for item in value]
+    return value
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool | int | float):
+        return json.dumps(key)
+    raise CodecError(f"cannot store a model whose state has a {type(key).__name__} key ({key!r}) with skops")
 
 
 def decode_model(data: bytes, *, trusted: Mapping[str, frozenset[str]] = TRUSTED_MODEL_NODES) -> Any:
@@ -160,6 +221,13 @@ def audit_model(data: bytes, trusted: Mapping[str, frozenset[str]] = TRUSTED_MOD
     files whose dtype holds Python objects (numpy would need pickle to read them).
     """
     schema, archive = _read_archive(data)
+    _audit(schema, archive.open, trusted)
+
+
+def _audit(
+    schema: dict[str, Any], open_member: Callable[[str], IO[bytes]], trusted: Mapping[str, frozenset[str]]
+) -> None:
+    """:func:`audit_model` on a schema already read; array files are opened with ``open_member``."""
     if schema.get("protocol") != SKOPS_PROTOCOL:
         raise CodecError(
             f"stored skops model uses protocol {schema.get('protocol')!r}; only protocol {SKOPS_PROTOCOL} is read"
@@ -179,7 +247,7 @@ def audit_model(data: bytes, trusted: Mapping[str, frozenset[str]] = TRUSTED_MOD
             if generator not in TRUSTED_BIT_GENERATORS:
                 refused.setdefault(_shown(f"numpy.random.{generator}"), "as the bit generator of a Generator")
         if loader == "NdArrayNode" and node.get("type") == "numpy":
-            problem = _array_problem(archive, node.get("file"))
+            problem = _array_problem(open_member, node.get("file"))
             if problem:
                 refused.setdefault(_shown(name), problem)
     if refused:
@@ -236,14 +304,14 @@ def _bit_generator(node: dict[str, Any]) -> str:
     return name if isinstance(name, str) else repr(name)
 
 
-def _array_problem(archive: zipfile.ZipFile, name: Any) -> str | None:
+def _array_problem(open_member: Callable[[str], IO[bytes]], name: Any) -> str | None:
     """Why an array file is not plain numbers, or None when it is."""
     import numpy.lib.format as npy
 
     if not isinstance(name, str):
         return "array without a file"
     try:
-        with archive.open(name) as handle:
+        with open_member(name) as handle:
             version = npy.read_magic(handle)
             if version == (1, 0):
                 _, _, dtype = npy.read_array_header_1_0(handle)
@@ -266,18 +334,26 @@ def normalise_skops(raw: bytes) -> bytes:
             members = {name: archive.read(name) for name in archive.namelist() if name != SCHEMA}
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise CodecError(f"not a skops archive: {exc}") from exc
+    return _archive(*_canonical(schema, members))
 
+
+def _canonical(schema: dict[str, Any], members: Mapping[str, bytes]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The schema normalised in place, and its files under their canonical names, in order."""
     _sort_sets(schema)
     _forget_process_local(schema)
     ids: dict[Any, int] = {}
-    files: dict[str, str] = {}
-    _renumber(schema, ids, files, members)
+    names: dict[str, str] = {}
+    _renumber(schema, ids, names, members)
+    return schema, {new: members[old] for old, new in names.items()}
 
+
+def _archive(schema: dict[str, Any], files: Mapping[str, bytes]) -> bytes:
+    """The zip: ``schema.json`` first, then the files in order, fixed times, no compression."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
         _add(archive, SCHEMA, json.dumps(schema, indent=2).encode("utf-8"))
-        for old, new in files.items():
-            _add(archive, new, members[old])
+        for name, data in files.items():
+            _add(archive, name, data)
     return out.getvalue()
 
 
