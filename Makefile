@@ -2,9 +2,15 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-# Extras installed into the venv; CI adds k8s to load the Kubernetes code location.
+# Extras installed into the venv. `dev` is what every test run needs; `make test` adds the extras of
+# the tests that need a browser, PostgreSQL or an S3 server (they skip, saying why, without them);
+# CI adds k8s to load the Kubernetes code location. One stamp per set of extras.
 EXTRAS ?= dev
+TEST_EXTRAS ?= dev,browser,postgres,s3
 BIN := $(VENV)/bin
+# Test workers: one per core (pytest-xdist). PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Local state (artifacts, Dagster instance, W&B offline runs) stays in one folder of the checkout.
 export RENTAL_PIPELINE_HOME ?= $(CURDIR)/.rental_pipeline
@@ -13,17 +19,17 @@ export WANDB_MODE ?= offline
 
 DEFS := -m rental_pipeline.definitions
 
-.PHONY: setup run test dev validate materialize-clean clean bench
+.PHONY: setup run test test-fast lint dev validate materialize-clean clean bench
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --quiet -e ".[$*]"
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed-$(EXTRAS)
 
 $(DAGSTER_HOME):
 	mkdir -p $@
@@ -37,9 +43,17 @@ run: setup | $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster job execute $(DEFS) -j training_job
 	$(BIN)/rental-pipeline summary
 
-## Run the test suite.
-test: setup | $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+## Run the whole test suite, slow tests included, as CI does.
+test: $(VENV)/.installed-$(TEST_EXTRAS) | $(DAGSTER_HOME)/dagster.yaml
+	$(PYTEST) $(PYTEST_ARGS)
+
+## Run the fast tier: everything not marked slow.
+test-fast: setup | $(DAGSTER_HOME)/dagster.yaml
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+
+## Lint (ruff: pycodestyle, pyflakes, import order; configured in pyproject.toml).
+lint: setup
+	$(BIN)/ruff check .
 
 ## Open the web UI on http://127.0.0.1:3000
 dev: setup | $(DAGSTER_HOME)/dagster.yaml
