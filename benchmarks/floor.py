@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     from rental_pipeline.cleaning import clean_listings
     from rental_pipeline.evaluation import evaluate_pipeline
     from rental_pipeline.listings import read_listings
-    from rental_pipeline.split import split_listings
     from rental_pipeline.model_params import ForestParams
+    from rental_pipeline.split import split_listings
     from rental_pipeline.synthetic import generate_listings
     from rental_pipeline.training import train_inference_pipeline
 

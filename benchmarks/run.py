@@ -483,7 +483,8 @@ class Bench:
             note=f"median of {n}; {_median([p['profile']['events'] for p in pairs]):.0f} events, "
             f"{len(pairs[0]['profile']['steps'])} steps")
         add("8 fixed cost", f"{label}: plain floor script", _fmt_s(_median(floor)), note=f"median of {n}")
-        add("8 fixed cost", f"{label}: dagster / floor", f"{ratio:.2f}x", f"<= {OVERHEAD_GOAL}x", ratio <= OVERHEAD_GOAL,
+        add("8 fixed cost", f"{label}: dagster / floor", f"{ratio:.2f}x", f"<= {OVERHEAD_GOAL}x",
+            ratio <= OVERHEAD_GOAL,
             note=f"median of {n} interleaved pairs; same test MAE: {'yes' if same_mae else 'NO'}")
         parts = {key: _median([p["profile"]["parts"][key] for p in pairs]) for key in pairs[0]["profile"]["parts"]}
         floors = {key: _median([p["floor_parts"][key] for p in pairs]) for key in pairs[0]["floor_parts"]}
@@ -650,8 +651,8 @@ class Bench:
         dagster_only = _median([i["dagster"] for i in imports])
         self.report.add("6 start-up", "`import rental_pipeline.definitions` (fresh interpreter, whole process)",
                         _fmt_s(seconds), f"<= {IMPORT_GOAL_SECONDS} s", seconds <= IMPORT_GOAL_SECONDS,
-                        note=f"median of {len(imports)} interleaved; the floor, `import dagster`: {dagster_only:.2f} s; "
-                        f"bare interpreter {interpreter:.2f} s")
+                        note=f"median of {len(imports)} interleaved; the floor, `import dagster`: "
+                        f"{dagster_only:.2f} s; bare interpreter {interpreter:.2f} s")
         self.report.add("6 start-up", "`rental-pipeline --help`", _fmt_s(_median([i["cli_help"] for i in imports])),
                         note=f"median of {len(imports)}")
         devs = []

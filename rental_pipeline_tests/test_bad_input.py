@@ -19,13 +19,13 @@ from rental_pipeline.cleaning import clean_listings
 from rental_pipeline.drift import DRIFT_RULES
 from rental_pipeline.listings import COLUMNS
 from rental_pipeline.synthetic import generate_listings
-from rental_pipeline_tests.conftest import executed_steps
-from rental_pipeline_tests.test_checks import (
+from rental_pipeline_tests.conftest import (
     DATA_ASSETS,
     artifact_store,
     assert_nothing_lost,
     current_versions,
     data_config,
+    executed_steps,
     failed_checks,
     failure_records,
     good_run,
@@ -37,10 +37,8 @@ RAW_STEPS = {"raw_data", "raw_data_checks"}
 CLEAN_STEPS = RAW_STEPS | {"clean_sample", "clean_sample_checks"}
 
 
-@pytest.fixture(autouse=True)
-def no_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Mirroring to W&B is the store's concern and is tested there; here it would only add seconds."""
-    monkeypatch.setenv("WANDB_MODE", "disabled")
+# Mirroring to W&B is the store's concern and is tested there; here it would only add seconds.
+pytestmark = pytest.mark.usefixtures("no_mirror")
 
 
 @pytest.fixture
@@ -344,9 +342,11 @@ REFUSED_SOURCES: dict[str, tuple[Any, dict, str, tuple[str, ...]]] = {
                       "drop.xls: holds NUL bytes: it is a binary file", ("not UTF-8",)),
     "a gzip file that is cut off": (lambda d: str(write(d / "drop.csv.gz", gzip.compress(b"id,name\n" * 999)[:-40])),
                                     {}, "drop.csv.gz: is gzip-compressed but cut off", ("not UTF-8",)),
-    "a field over the parser's limit": (lambda d: str(write(d / "drop.csv", with_row(listings(), 4, "name", "y" * 300_000))),
+    "a field over the parser's limit": (lambda d: str(write(d / "drop.csv",
+                                                           with_row(listings(), 4, "name", "y" * 300_000))),
                                         {}, "drop.csv, column 'name', rows 5: field of 300,000 characters", ("yyyy",)),
-    "an id beyond 64 bits": (lambda d: str(write(d / "drop.csv", with_row(listings(), 9, "id", "99999999999999999999"))),
+    "an id beyond 64 bits": (lambda d: str(write(d / "drop.csv",
+                                                 with_row(listings(), 9, "id", "99999999999999999999"))),
                              {}, "drop.csv, column 'id', rows 10: whole number does not fit in 64 bits", ()),
     "credentials in a URL": (lambda d: "http://reader:pa55word@127.0.0.1:9/drop.csv?token=t0k3n", {},
                              "http://127.0.0.1:9/drop.csv?<redacted>: credentials in a URL are not accepted",
@@ -377,7 +377,10 @@ def test_a_redirect_to_a_host_outside_the_allow_list_is_not_followed(instance, e
         error = assert_refused_by_reader(instance, earlier, run_week(instance, server.url("/drop.csv")))
     finally:
         server.close()
-    assert "a redirect to host 'localhost' is not followed (allowed by RENTAL_PIPELINE_SOURCE_HOSTS or allowed_hosts: 127.0.0.1)" in error
+    assert (
+        "a redirect to host 'localhost' is not followed "
+        "(allowed by RENTAL_PIPELINE_SOURCE_HOSTS or allowed_hosts: 127.0.0.1)"
+    ) in error
     assert [host.split(":")[0] for host, _, _ in server.requests] == ["127.0.0.1"]
 
 

@@ -1,6 +1,5 @@
 """The data checks: plain rules on small frames, then the Dagster asset checks on a real instance."""
 
-from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -28,10 +27,22 @@ from rental_pipeline.validation import (
     judge_borough_drift,
     kl_divergence_bits,
 )
-from rental_pipeline_tests.conftest import executed_steps, materialize, run_config
+from rental_pipeline_tests.conftest import (
+    DATA_ASSETS,
+    SMALL_BOUNDS,
+    artifact_store,
+    assert_nothing_lost,
+    current_versions,
+    data_config,
+    evaluations,
+    executed_steps,
+    failed_checks,
+    failure_records,
+    graph_config,
+    materialize_checked,
+    stored_versions,
+)
 
-DATA_ASSETS = ("raw_data", "clean_sample", "trainval_data", "test_data")
-SMALL_BOUNDS = {"min_rows": 100}
 ALL_CHECKS = {
     ("raw_data", "columns"), ("raw_data", "schema"),
     *(("clean_sample", name) for name in (
@@ -41,79 +52,8 @@ ALL_CHECKS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Mirroring to W&B is the store's concern and is tested there; here it would only add seconds."""
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-
-
-# -- helpers shared with test_bad_input ---------------------------------------------------
-
-
-def materialize_checked(
-    instance: dg.DagsterInstance, config: dict, selection: Any = None
-) -> dg.ExecuteInProcessResult:
-    """Materialize with the asset checks and the resources of the code location; failures are results."""
-    return materialize(instance, config, selection, raise_on_error=False)
-
-
-def artifact_store() -> ArtifactStore:
-    return ArtifactStoreResource().store()
-
-
-def data_config(raw: dict | None = None, **check_config: Any) -> dict:
-    """Config for runs that stop at the split (a run rejects config for ops it does not run)."""
-    return {
-        "ops": {
-            "raw_data": {"config": {"rows": 1_500, "seed": 7, **(raw or {})}},
-            "clean_sample_checks": {"config": {**SMALL_BOUNDS, **check_config}},
-        }
-    }
-
-
-def graph_config(raw: dict | None = None, **check_config: Any) -> dict:
-    return run_config(raw=raw, clean_sample_checks={**SMALL_BOUNDS, **check_config})
-
-
-def evaluations(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], Any]:
-    return {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
-
-
-def failed_checks(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], Any]:
-    return {key: e for key, e in evaluations(result).items() if not e.passed}
-
-
-def stored_versions(result: dg.ExecuteInProcessResult) -> dict[str, tuple[str, Any]]:
-    """Asset name -> (artifact version, its value) of everything a run stored."""
-    store = artifact_store()
-    refs = {
-        event.asset_key.to_user_string(): str(event.materialization.metadata["artifact"].value)
-        for event in result.get_asset_materialization_events()
-    }
-    return {name: (ref, store.load(ref)) for name, ref in refs.items()}
-
-
-def good_run(instance: dg.DagsterInstance) -> dict[str, tuple[str, Any]]:
-    """An earlier week that passed every check, up to clean_sample (the rest only adds seconds)."""
-    result = materialize_checked(instance, data_config(), selection=["raw_data", "clean_sample"])
-    assert result.success
-    return stored_versions(result)
-
-
-def assert_nothing_lost(earlier: dict[str, tuple[str, Any]]) -> None:
-    """Every version stored earlier still loads from the store with the same content."""
-    store = artifact_store()
-    for ref, value in earlier.values():
-        pd.testing.assert_frame_equal(store.load(ref), value)
-
-
-def current_versions(instance: dg.DagsterInstance, names: tuple[str, ...] = ("raw_data", "clean_sample")) -> dict:
-    """The version the IO manager loads for each asset: the one its latest materialization recorded."""
-    versions = {}
-    for name in names:
-        event = instance.get_latest_materialization_event(dg.AssetKey(name))
-        versions[name] = str(event.asset_materialization.metadata["artifact"].value)
-    return versions
+# Mirroring to W&B is the store's concern and is tested there; here it would only add seconds.
+pytestmark = pytest.mark.usefixtures("no_mirror")
 
 
 def checks_job_result(instance: dg.DagsterInstance, config: dict | None = None) -> dg.ExecuteInProcessResult:
@@ -123,10 +63,6 @@ def checks_job_result(instance: dg.DagsterInstance, config: dict | None = None) 
     return defs.resolve_job_def("checks_job").execute_in_process(
         instance=instance, run_config=config, raise_on_error=False
     )
-
-
-def failure_records(evaluation: Any) -> list[dict[str, Any]]:
-    return [record.data for record in evaluation.metadata["failure_cases"].records]
 
 
 # -- plain rules ----------------------------------------------------------------------------

@@ -42,8 +42,11 @@ def test_summary_without_dagster_home_lists_every_asset_with_version_checks_and_
         assert key.to_user_string() + ":v0" in line_of(output, key.to_user_string())
     assert "11/11 passed" in line_of(output, "clean_sample") and "2/2 passed" in line_of(output, "raw_data")
     assert "random_forest, prod" in line_of(output, "inference_pipeline")
-    assert re.search(r"Test MAE \d+\.\d\d, R² 0\.\d+ on [\d,]+ listings: inference_pipeline:v0 \(random_forest\), prod$",
-                     output, re.MULTILINE), output
+    assert re.search(
+        r"Test MAE \d+\.\d\d, R² 0\.\d+ on [\d,]+ listings: inference_pipeline:v0 \(random_forest\), prod$",
+        output,
+        re.MULTILINE,
+    ), output
 
     # a better-looking model evaluated without promotion: the summary says it is not prod
     materialize(project_instance, run_config(training={"max_tfidf_features": 3}, model_evaluation={"promote": False}),

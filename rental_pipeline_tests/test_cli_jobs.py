@@ -3,11 +3,11 @@
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import tomllib
 import yaml
 
 from rental_pipeline_tests.conftest import PROJECT_ROOT, only, run_config

@@ -10,8 +10,7 @@ from rental_pipeline.drift import DRIFT_RULES, bin_edges, binned_table, category
 from rental_pipeline.store import FAILED_CHECKS_FLAG, ArtifactStore, default_root
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline.validation import ReferenceListings
-from rental_pipeline_tests.conftest import executed_steps, materialize, run_config
-from rental_pipeline_tests.test_metadata import picture
+from rental_pipeline_tests.conftest import executed_steps, materialize, picture, run_config
 
 DRIFT_CHECKS = {"borough_drift", *DRIFT_RULES}
 

@@ -12,15 +12,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import dagster as dg
 import pytest
 import yaml
 
 from rental_pipeline_tests.conftest import PROJECT_ROOT, materialize, materialized, only, run_config
-
-POSTGRES_URL_VARIABLE = "RENTAL_PIPELINE_TEST_POSTGRES_URL"
 
 
 def install(config: Path) -> Path:
@@ -45,28 +42,6 @@ def test_local_instance_is_sqlite_under_dagster_home_with_a_one_run_queue():
         assert result.success
     assert (home / "history" / "runs.db").is_file()
     assert (home / "history" / "runs" / "index.db").is_file()
-
-
-@pytest.fixture
-def postgres_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    url = os.environ.get(POSTGRES_URL_VARIABLE)
-    if not url:
-        pytest.skip(
-            f"no PostgreSQL server: set {POSTGRES_URL_VARIABLE}=postgresql://user:password@127.0.0.1:PORT/DB "
-            "(.ci/run starts one when Debian's postgresql package is installed)"
-        )
-    pytest.importorskip("dagster_postgres", reason="dagster-postgres is not installed (pip install -e '.[dev]')")
-    parsed = urlparse(url)
-    env = {
-        "DAGSTER_PG_HOST": parsed.hostname or "127.0.0.1",
-        "DAGSTER_PG_PORT": str(parsed.port or 5432),
-        "DAGSTER_PG_DB": parsed.path.lstrip("/"),
-        "DAGSTER_PG_USERNAME": unquote(parsed.username or ""),
-        "DAGSTER_PG_PASSWORD": unquote(parsed.password or ""),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
 
 
 def test_postgres_instance_stores_runs_and_materializations_in_postgres(postgres_env):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from rental_pipeline.definitions import all_assets, default_resources
-from rental_pipeline.io_manager import ARTIFACT_KEY, ArtifactIOManager, ArtifactStoreResource
+from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
 from rental_pipeline.store import ArtifactStore, default_root
 from rental_pipeline_tests.conftest import materialize, materialized, only, run_config
 
@@ -100,7 +100,8 @@ def test_a_stored_model_equals_what_decoding_its_file_gives(store, model):
     assert codec.round_trips
     version = store.save("inference_pipeline", fitted, type="model_export").version
     decoded = store.load(version.ref)
-    assert type(decoded) is type(fitted) and decoded.get_params(deep=False).keys() == fitted.get_params(deep=False).keys()
+    assert type(decoded) is type(fitted)
+    assert decoded.get_params(deep=False).keys() == fitted.get_params(deep=False).keys()
     assert (decoded.predict(test[FEATURE_COLUMNS]) == fitted.predict(test[FEATURE_COLUMNS])).all()
 
 

@@ -3,7 +3,6 @@
 import json
 
 import dagster as dg
-
 from click.testing import CliRunner
 
 from rental_pipeline.cli import main

@@ -121,7 +121,8 @@ def test_whole_numbers_beyond_64_bits_are_refused_with_their_rows(tmp_path, valu
                                             rf"found \['{value}'\]"):
         read_listings(str(write_csv(tmp_path / "big.csv", rows)))
     largest = str(2**63 - 1)
-    fits = read_listings(str(write_csv(tmp_path / "fits.csv", [GOOD_ROWS[0], GOOD_ROWS[1].replace("2,", f"{largest},", 1)])))
+    rows = [GOOD_ROWS[0], GOOD_ROWS[1].replace("2,", f"{largest},", 1)]
+    fits = read_listings(str(write_csv(tmp_path / "fits.csv", rows)))
     assert fits.listings["id"].tolist() == [1, 2**63 - 1]
 
 

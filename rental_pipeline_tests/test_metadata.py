@@ -1,10 +1,8 @@
 """What the asset pages show: plots that are real pictures, numbers rounded for reading while the
 store keeps every digit, and only the config and facts that apply."""
 
-import base64
 import io
 import math
-import re
 import subprocess
 import sys
 
@@ -17,9 +15,7 @@ from rental_pipeline.assets.metadata import round_for_display
 from rental_pipeline.predict import PREDICTION
 from rental_pipeline.store import ArtifactStore, default_root
 from rental_pipeline.synthetic import generate_listings
-from rental_pipeline_tests.conftest import PROJECT_ROOT, materialize, materialized, run_config
-
-IMAGE = re.compile(r"^!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)$")
+from rental_pipeline_tests.conftest import PROJECT_ROOT, materialize, materialized, picture, run_config
 
 # The pictures each asset page carries (by metadata key).
 PLOTS = {
@@ -30,14 +26,6 @@ PLOTS = {
     "batch_predictions": {"predicted_price_distribution"},
     "sweep_leaderboard": {"leaderboard_plot"},
 }
-
-
-def picture(markdown: str) -> Image.Image:
-    found = IMAGE.match(markdown)
-    assert found, f"not an inline PNG: {markdown[:80]}"
-    image = Image.open(io.BytesIO(base64.b64decode(found.group(1))))
-    image.load()
-    return image
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,6 @@ from rental_pipeline.store import ArtifactStore, CodecError, UntrustedTypesError
 from rental_pipeline.store.model_codec import (
     TRUSTED_MODEL_NODES,
     decode_model,
-    encode_model,
     model_inventory,
     normalise_skops,
 )

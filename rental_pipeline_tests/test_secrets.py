@@ -19,9 +19,8 @@ import pytest
 
 from rental_pipeline.store import ArtifactStore, default_root
 from rental_pipeline.synthetic import generate_listings
-from rental_pipeline_tests.conftest import PROJECT_ROOT, materialize, materialized
+from rental_pipeline_tests.conftest import PROJECT_ROOT, data_config, materialize, materialized
 from rental_pipeline_tests.http_source import LoopbackHTTP, Route
-from rental_pipeline_tests.test_checks import data_config
 
 QUERY_SECRET = "qs7Tk3nFromTheUrl"
 HEADER_SECRET = "hdr9Bearer4Env"
@@ -94,7 +93,9 @@ def test_no_secret_from_the_url_or_the_environment_is_stored(real_instance, serv
     assert {path for _, path, _ in server.requests} == {"/week.csv", "/missing.csv"}  # it did read with them
 
 
-def test_a_token_given_literally_is_kept_only_by_dagster_s_run_record(real_instance, server, isolated_state, monkeypatch):
+def test_a_token_given_literally_is_kept_only_by_dagster_s_run_record(
+    real_instance, server, isolated_state, monkeypatch
+):
     """Run config is stored by Dagster as launched; nothing of this project copies it further, and
     the run warns that the URL belongs in an environment variable."""
     monkeypatch.setenv(AUTH, f"Bearer {HEADER_SECRET}")

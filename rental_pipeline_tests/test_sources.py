@@ -154,7 +154,8 @@ def test_folder_allow_list_follows_links_and_config_only_narrows(tmp_path, listi
 
     assert read_source(str(allowed / "sub" / "week.csv"), policy).data == listings_bytes
     for outside in (other / "secret.csv", allowed / "link.csv", allowed / ".." / "elsewhere" / "secret.csv"):
-        with pytest.raises(SourceError, match=f"outside the folders sources may be read from \\(allowed by {FOLDERS_VARIABLE}"):
+        outside_message = f"outside the folders sources may be read from \\(allowed by {FOLDERS_VARIABLE}"
+        with pytest.raises(SourceError, match=outside_message):
             read_source(str(outside), policy)
     with pytest.raises(SourceError, match="host '127.0.0.1' is not allowed here"):
         read_source("http://127.0.0.1:9/x.csv", policy)
@@ -278,7 +279,7 @@ def test_netrc_gives_basic_auth_for_its_host(http, tmp_path, listings_bytes):
     import base64
 
     netrc = tmp_path / "netrc"
-    netrc.write_text(f"machine 127.0.0.1 login reader password n3trc-pass\n", encoding="utf-8")
+    netrc.write_text("machine 127.0.0.1 login reader password n3trc-pass\n", encoding="utf-8")
     netrc.chmod(0o600)
     expected = "Basic " + base64.b64encode(b"reader:n3trc-pass").decode()
     http.routes["/private.csv"] = Route(body=listings_bytes, require={"Authorization": expected})

@@ -198,7 +198,7 @@ def test_encoding_in_one_pass_gives_the_bytes_of_normalising_what_skops_dumps() 
     pipeline = fit.fitted_pipeline()
     assert encode_model(pipeline) == normalise_skops(skops.io.dumps(pipeline))
     # What the state looks like once JSON has read it back, and a key JSON would refuse is refused.
-    state = {1: (1, 2), None: [{"a": (3,)}], True: 1.5, 2.5: "x", "k": {False: None}}
+    state = {1: 1.5, None: [{"a": (3,)}], 2.5: "x", "k": {False: None}}
     assert _as_json(state) == json.loads(json.dumps(state))
     with pytest.raises(CodecError, match="tuple key"):
         _as_json({(1, 2): "x"})

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from rental_pipeline.store import ArtifactStore, ArtifactNotFoundError, InvalidNameError, WandbMirror
+from rental_pipeline.store import ArtifactNotFoundError, ArtifactStore, InvalidNameError, WandbMirror
 from rental_pipeline.store.cli import artifacts
 from rental_pipeline.store.pending import PendingRuns
 

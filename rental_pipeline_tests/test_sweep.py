@@ -6,9 +6,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from rental_pipeline.boosting import BoostingParams
 from rental_pipeline.cleaning import clean_listings
 from rental_pipeline.cli import main
-from rental_pipeline.boosting import BoostingParams
 from rental_pipeline.features import ForestParams
 from rental_pipeline.split import split_listings
 from rental_pipeline.store import ArtifactStore, default_root

@@ -23,7 +23,6 @@ import yaml
 from rental_pipeline.store import ArtifactStore
 from rental_pipeline_tests.conftest import PROJECT_ROOT, only, run_config, selected_ops
 from rental_pipeline_tests.store_backends import s3_root
-from rental_pipeline_tests.test_instance import postgres_env  # noqa: F401 - the shared PostgreSQL
 
 pytestmark = pytest.mark.slow
 DAGSTER = Path(sys.executable).parent / "dagster"
