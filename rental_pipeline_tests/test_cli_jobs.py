@@ -15,7 +15,6 @@ from rental_pipeline_tests.conftest import PROJECT_ROOT, only, run_config
 BIN = Path(sys.executable).parent
 DEFS = ["-m", "rental_pipeline.definitions"]
 
-pytestmark = pytest.mark.slow
 
 
 def run(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
@@ -47,6 +46,7 @@ def test_workspace_and_pyproject_name_the_same_code_location():
     assert dg_project["code_location_name"] == location["location_name"]
 
 
+@pytest.mark.slow
 def test_validate_job_execute_then_partial_materialize(tmp_path):
     config = tmp_path / "small.yaml"
     # The CLI runs training_job: its config must name only that job's ops.
@@ -69,6 +69,7 @@ def test_validate_job_execute_then_partial_materialize(tmp_path):
     assert "never materialized" not in summary
 
 
+@pytest.mark.slow
 def test_a_failing_run_exits_non_zero(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"ops": {"raw_data": {"config": {"source": str(tmp_path / "missing.csv")}}}}))

@@ -16,8 +16,6 @@ from rental_pipeline.io_manager import ArtifactStoreResource
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline_tests.concurrent_training import training_config
 
-pytestmark = pytest.mark.slow
-
 TRIALS = 20
 RUNNER = Path(__file__).with_name("concurrent_training.py")
 BIN = Path(sys.executable).parent
@@ -82,6 +80,7 @@ def assert_run_used_only_its_own_inputs(instance: dg.DagsterInstance, run_id: st
         assert [m.to_version for m in moves] == [store.get(model).version]
 
 
+@pytest.mark.slow
 def test_concurrent_training_runs_never_mix_their_inputs(tmp_path):
     folder = tmp_path / "trials"
     folder.mkdir()
@@ -111,6 +110,7 @@ def test_concurrent_training_runs_never_mix_their_inputs(tmp_path):
             assert_run_used_only_its_own_inputs(instance, run["run_id"], source)
 
 
+@pytest.mark.slow
 def test_two_dagster_job_execute_at_once_keep_their_own_inputs(tmp_path):
     write_sources(tmp_path, 1)
     create_instance()

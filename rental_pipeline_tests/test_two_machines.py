@@ -24,7 +24,6 @@ from rental_pipeline.store import ArtifactStore
 from rental_pipeline_tests.conftest import PROJECT_ROOT, only, run_config, selected_ops
 from rental_pipeline_tests.store_backends import s3_root
 
-pytestmark = pytest.mark.slow
 DAGSTER = Path(sys.executable).parent / "dagster"
 TRAINING = dg.AssetSelection.all() - dg.AssetSelection.assets("batch_predictions", "sweep_leaderboard")
 LOADING = re.compile(r"Loading (\S+):v(\d+) \((.*)\)")
@@ -114,6 +113,7 @@ def team(
     return Machine("machine-a", tmp_path, store), Machine("machine-b", tmp_path, store), store
 
 
+@pytest.mark.slow
 def test_a_downstream_run_on_another_machine_loads_the_versions_the_first_recorded(team) -> None:
     a, b, root = team
     config = only(run_config(raw={"seed": 21}), *selected_ops(TRAINING))
@@ -158,6 +158,7 @@ def test_a_downstream_run_on_another_machine_loads_the_versions_the_first_record
     assert store.verify().ok
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_on_two_machines_keep_their_own_inputs(team) -> None:
     a, b, root = team
     runs = {}

@@ -32,8 +32,6 @@ import yaml
 
 from rental_pipeline_tests.conftest import PROJECT_ROOT
 
-pytestmark = pytest.mark.slow
-
 CHROMIUM = Path(os.environ.get("RENTAL_PIPELINE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
@@ -137,7 +135,7 @@ def browser() -> Iterator[object]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("Playwright's Python package is not installed (pip install playwright)")
+        pytest.skip("Playwright's Python package is not installed (pip install -e '.[browser]')")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
@@ -287,6 +285,7 @@ def materialize_all(page, config: str | None, screenshot: Path) -> None:
     dialog.locator("button").filter(has_text=re.compile(r"^\s*Materialize\s*$")).last.click()
 
 
+@pytest.mark.slow
 def test_materialize_all_then_clean_sample_and_downstream_from_the_ui(browser, dagster_dev):
     from rental_pipeline.definitions import defs
 
