@@ -219,6 +219,7 @@ def test_a_broken_cursor_is_an_error_not_a_silent_restart(dagster_instance, land
         tick(dagster_instance, "{not json")
 
 
+@pytest.mark.slow
 def test_the_requested_run_config_reads_the_dropped_file(dagster_instance, landing, instance):
     drop = write_drop(landing / "drop.csv", rows=60, seed=3)
     [request] = tick(dagster_instance, tick(dagster_instance, None).cursor).run_requests
@@ -228,6 +229,7 @@ def test_the_requested_run_config_reads_the_dropped_file(dagster_instance, landi
     assert metadata["dagster/row_count"] == 60
 
 
+@pytest.mark.slow
 def test_schedule_and_sensor_are_registered_and_follow_the_automation_switch():
     script = (
         "from rental_pipeline.definitions import defs\n"

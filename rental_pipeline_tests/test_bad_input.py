@@ -93,6 +93,7 @@ def test_empty_file(instance, earlier, tmp_path):
     assert "drop.csv: file is empty: expected a header with the 16 listing columns" in error
 
 
+@pytest.mark.slow
 def test_header_only(instance, earlier, tmp_path):
     path = write(tmp_path / "drop.csv", ",".join(COLUMNS) + "\n")
     error = assert_refused_by_reader(instance, earlier, run_week(instance, str(path)))
@@ -125,6 +126,7 @@ def test_price_as_text(instance, earlier, tmp_path):
     assert "drop.csv, column 'price', rows 3, 17: expected a whole number, found ['$120', '$95']" in error
 
 
+@pytest.mark.slow
 def test_every_price_out_of_range(instance, earlier, tmp_path):
     frame = listings()
     frame["price"] = [5, 5_000] * (len(frame) // 2)
@@ -140,6 +142,7 @@ def test_every_price_out_of_range(instance, earlier, tmp_path):
     assert artifact_store().get("clean_sample:reference").ref == earlier["clean_sample"][0]
 
 
+@pytest.mark.slow
 def test_coordinates_outside_nyc(instance, earlier, tmp_path):
     frame = listings()
     already_outside = clean_listings(frame)[1].outside_box  # the generator's own strays
@@ -173,6 +176,7 @@ def test_unknown_borough(instance, earlier, tmp_path):
     assert failure.metadata["failing_rows"].value == 3
 
 
+@pytest.mark.slow
 def test_duplicated_ids(instance, earlier, tmp_path):
     frame = listings()
     frame.loc[6, "id"] = frame.loc[5, "id"]
@@ -354,6 +358,7 @@ REFUSED_SOURCES: dict[str, tuple[Any, dict, str, tuple[str, ...]]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(REFUSED_SOURCES))
 def test_sources_that_must_not_be_read(instance, earlier, tmp_path, case):
     make, raw, says, never = REFUSED_SOURCES[case]

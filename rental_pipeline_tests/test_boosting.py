@@ -124,6 +124,7 @@ def test_text_price_on_training_rows_is_cross_fitted(listings: pd.DataFrame):
     np.testing.assert_array_equal(out_of_fold, CrossFittedTextPrice().fit_transform(names, prices))
 
 
+@pytest.mark.slow
 def test_beats_the_reference_forest_by_ten_percent_on_the_real_sample():
     if not SAMPLE1.exists():
         pytest.skip(f"reference sample not found at ../shared/data/sample1.csv (looked in {SAMPLE1.parent})")

@@ -216,6 +216,7 @@ def test_code_location_registers_every_check_blocking_and_the_checks_job():
     assert {spec.name for spec in clean_sample_checks.check_specs} >= {"row_count", "borough_drift"}
 
 
+@pytest.mark.slow
 def test_whole_graph_passes_every_check_and_the_first_version_becomes_the_reference(instance):
     first = materialize_checked(instance, graph_config())
     assert first.success
@@ -244,6 +245,7 @@ def test_checks_take_the_price_range_clean_sample_was_cleaned_with(instance):
     assert prices.metadata["bounds_from"].value == "clean_sample config recorded with clean_sample:v0"
 
 
+@pytest.mark.slow
 def test_a_failed_blocking_check_stops_everything_downstream_and_keeps_stored_values(instance):
     first = materialize_checked(instance, graph_config())
     assert first.success
@@ -269,6 +271,7 @@ def test_a_failed_blocking_check_stops_everything_downstream_and_keeps_stored_va
     assert store.get("clean_sample:reference").version == 0  # the failing version did not replace it
 
 
+@pytest.mark.slow
 def test_a_later_run_of_downstream_assets_refuses_a_version_that_failed_its_checks(instance):
     assert materialize_checked(instance, graph_config()).success
     assert not materialize_checked(instance, graph_config(raw={"seed": 9}, min_rows=5_000)).success
@@ -324,6 +327,7 @@ def test_every_check_keeps_its_failure_on_the_version_it_checked(instance, tmp_p
     assert FAILED_CHECKS_FLAG in artifact_store().flags("raw_data:v0")  # what failed stays marked
 
 
+@pytest.mark.slow
 def test_drift_fails_against_the_reference_until_a_person_accepts_the_new_mix(instance, tmp_path):
     assert materialize_checked(instance, data_config(), selection=list(DATA_ASSETS)).success
     drifted = generate_listings(rows=1_500, seed=7)
@@ -352,6 +356,7 @@ def test_drift_fails_against_the_reference_until_a_person_accepts_the_new_mix(in
     assert evaluations(again)[("clean_sample", "borough_drift")].metadata["kl_divergence_bits"].value == 0
 
 
+@pytest.mark.slow
 def test_checks_job_rechecks_stored_values_without_materializing(instance):
     assert materialize_checked(instance, graph_config()).success
     materializations = len(instance.fetch_materializations(dg.AssetKey("raw_data"), limit=10).records)
@@ -371,6 +376,7 @@ def test_checks_job_rechecks_stored_values_without_materializing(instance):
     assert not stricter.get_asset_materialization_events()
 
 
+@pytest.mark.slow
 def test_the_checks_of_an_asset_share_one_step_and_each_can_still_run_alone(instance):
     """One step per checked asset (a step costs events and a load whatever its rules cost), each
     rule still its own result, and a single check chosen in the UI runs only its own rule."""
@@ -425,6 +431,7 @@ def test_shared_ids_between_split_sides_block_evaluation(instance):
     assert [r["id"] for r in failure_records(failure)] == frame["id"].iloc[240:250].tolist()
 
 
+@pytest.mark.slow
 def test_checks_pass_on_the_reference_sample_with_reference_bounds(instance, sample1):
     config = {"ops": {"raw_data": {"config": {"source": str(sample1)}}}}
     result = materialize_checked(instance, config, selection=["raw_data", "clean_sample"])

@@ -35,6 +35,7 @@ def line_of(output: str, asset: str) -> str:
     return next(line for line in output.splitlines() if line.startswith(asset + " "))
 
 
+@pytest.mark.slow
 def test_summary_without_dagster_home_lists_every_asset_with_version_checks_and_model(project_instance):
     materialize(project_instance, run_config())
     output = summary()
@@ -64,6 +65,7 @@ def test_summary_says_when_there_is_no_instance_yet(monkeypatch):
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
 
 
+@pytest.mark.slow
 def test_summary_shows_a_failed_check(project_instance):
     config = run_config()
     config["ops"]["clean_sample_checks"]["config"]["min_rows"] = 100_000  # more than the 1,500 synthetic rows
@@ -71,6 +73,7 @@ def test_summary_shows_a_failed_check(project_instance):
     assert "failed: row_count" in line_of(summary(), "clean_sample")
 
 
+@pytest.mark.slow
 def test_lineage_and_show_print_config_as_yaml_blocks(instance):
     materialize(instance, run_config(), selection=["raw_data", "clean_sample", "trainval_data", "inference_pipeline"])
     store = ArtifactStore(default_root())

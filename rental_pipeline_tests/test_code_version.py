@@ -54,6 +54,7 @@ def changed_by(tree: Path, module: str, edit: str = "\n\ndef _added_by_test() ->
     return {asset for asset in before if before[asset] != after[asset]}
 
 
+@pytest.mark.slow
 def test_definitions_built_from_a_copied_tree_carry_the_same_code_versions(tree):
     result = subprocess.run(
         [sys.executable, "-c", BUILD_DEFINITIONS],

@@ -102,6 +102,7 @@ def drift_evaluations(result):
     }
 
 
+@pytest.mark.slow
 def test_drift_checks_warn_with_a_plot_and_block_only_when_told(instance, tmp_path):
     small = {"min_rows": 100}
     data = ["raw_data", "clean_sample", "trainval_data", "test_data"]

@@ -7,6 +7,7 @@ from rental_pipeline_tests.conftest import artifact_store, materialize, material
 TRAINING = ["raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation"]
 
 
+@pytest.mark.slow
 def test_reference_numbers_on_sample1(instance, sample1):
     config = {
         "ops": {
@@ -33,6 +34,7 @@ def test_reference_numbers_on_sample1(instance, sample1):
     assert evaluation["test_r2"] == pytest.approx(0.564, abs=5e-4)
 
 
+@pytest.mark.slow
 def test_default_boosted_model_beats_the_reference_by_ten_percent(instance, sample1):
     """Defaults everywhere: the boosted model, the reference split."""
     config = {"ops": {"raw_data": {"config": {"source": str(sample1)}}}}

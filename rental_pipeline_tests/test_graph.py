@@ -16,6 +16,7 @@ def test_definitions_load_with_the_training_job():
     assert {key.to_user_string() for key in training.asset_layer.executable_asset_keys} == TRAINING_ASSETS
 
 
+@pytest.mark.slow
 def test_whole_graph_materializes_with_what_a_person_needs_to_see(instance):
     result = materialize(instance)
     assert result.success
@@ -54,6 +55,7 @@ def test_whole_graph_materializes_with_what_a_person_needs_to_see(instance):
     assert order.index(("STEP_SUCCESS", "batch_predictions")) < sweep_starts
 
 
+@pytest.mark.slow
 def test_rematerializing_clean_sample_downstream_reuses_stored_raw_data(instance):
     first = materialize(instance)
     second = materialize(
@@ -76,6 +78,7 @@ def test_rematerializing_clean_sample_downstream_reuses_stored_raw_data(instance
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("selected", ["trainval_data", "test_data"])
 def test_one_side_of_the_split_can_be_materialized_alone(instance, selected):
     materialize(instance, run_config(), selection=["raw_data", "clean_sample"])
@@ -83,11 +86,13 @@ def test_one_side_of_the_split_can_be_materialized_alone(instance, selected):
     assert set(materialized(result)) == {selected}
 
 
+@pytest.mark.slow
 def test_stratify_none_runs_through_split_and_training(instance):
     config = run_config(training={"stratify_by": "none"}, split_listings={"stratify_by": "none"})
     assert materialize(instance, config).success
 
 
+@pytest.mark.slow
 def test_a_real_csv_source_is_read(instance, tmp_path):
     from rental_pipeline.synthetic import generate_listings
 

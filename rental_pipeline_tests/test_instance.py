@@ -27,6 +27,7 @@ def install(config: Path) -> Path:
     return home
 
 
+@pytest.mark.slow
 def test_local_instance_is_sqlite_under_dagster_home_with_a_one_run_queue():
     from dagster._core.run_coordinator import QueuedRunCoordinator
     from dagster._core.storage.runs import SqliteRunStorage

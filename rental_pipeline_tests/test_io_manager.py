@@ -38,6 +38,7 @@ def loaded_refs(result: dg.ExecuteInProcessResult, step: str) -> list[str]:
     return sorted(refs)
 
 
+@pytest.mark.slow
 def test_every_asset_becomes_version_zero_with_its_lineage(instance, store):
     metadata = materialized(materialize(instance))
     for name, inputs in LINEAGE.items():
@@ -52,6 +53,7 @@ def test_every_asset_becomes_version_zero_with_its_lineage(instance, store):
     assert store.get("raw_data:v0").type == "raw_data"
 
 
+@pytest.mark.slow
 def test_stored_values_round_trip_with_their_types(instance, store):
     materialize(instance)
     clean = store.load("clean_sample:v0")
@@ -66,6 +68,7 @@ def test_stored_values_round_trip_with_their_types(instance, store):
     assert evaluate_pipeline(model, test).mae == pytest.approx(evaluation["test_mae"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["random_forest", "boosted"])
 def test_running_again_unchanged_creates_no_new_version(instance, store, model):
     """Identical inputs and config give identical model bytes, so nothing new is stored."""
@@ -77,6 +80,7 @@ def test_running_again_unchanged_creates_no_new_version(instance, store, model):
     assert all(store.versions(name) == [0] for name in LINEAGE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["random_forest", "boosted"])
 def test_a_stored_model_equals_what_decoding_its_file_gives(store, model):
     """The IO manager hands the next step of the run the model it has just stored instead of
@@ -105,6 +109,7 @@ def test_a_stored_model_equals_what_decoding_its_file_gives(store, model):
     assert (decoded.predict(test[FEATURE_COLUMNS]) == fitted.predict(test[FEATURE_COLUMNS])).all()
 
 
+@pytest.mark.slow
 def test_an_evaluation_of_the_kept_model_equals_one_of_the_decoded_file(instance, store):
     """In one run the evaluation scores the model the run has just stored, kept in memory; a later
     run scores it decoded from the store. Both make the same bytes, so the same version."""
@@ -123,6 +128,7 @@ def test_an_evaluation_of_the_kept_model_equals_one_of_the_decoded_file(instance
     assert again["artifact_digest"] == first["model_evaluation"]["artifact_digest"]
 
 
+@pytest.mark.slow
 def test_a_config_change_versions_only_what_it_changes(instance, store):
     materialize(instance)
     changed = materialized(
@@ -139,6 +145,7 @@ def test_a_config_change_versions_only_what_it_changes(instance, store):
     assert store.get("model_evaluation:v1").inputs == ("inference_pipeline:v1", "test_data:v0")
 
 
+@pytest.mark.slow
 def test_inputs_load_the_recorded_version_not_whatever_latest_is(instance, store):
     materialize(instance)
     # Another process writes a newer clean_sample behind Dagster's back: latest moves to v1.
@@ -151,6 +158,7 @@ def test_inputs_load_the_recorded_version_not_whatever_latest_is(instance, store
     assert store.get("trainval_data:latest").inputs == ("clean_sample:v0",)
 
 
+@pytest.mark.slow
 def test_a_pin_evaluates_the_prod_model(instance, store):
     materialize(instance)
     store.set_alias("inference_pipeline:v0", "prod", reason="first model")
@@ -172,6 +180,7 @@ def test_a_pin_evaluates_the_prod_model(instance, store):
     assert store.get("model_evaluation:latest").inputs == ("inference_pipeline:v0", "test_data:v0")
 
 
+@pytest.mark.slow
 def test_new_versions_are_mirrored_to_offline_wandb_runs(instance, isolated_state):
     result = materialize(instance)
     metadata = materialized(result)
@@ -197,6 +206,7 @@ def test_new_versions_are_mirrored_to_offline_wandb_runs(instance, isolated_stat
     assert all(m["wandb_run"].startswith("unchanged") for m in again.values())
 
 
+@pytest.mark.slow
 def test_a_failing_mirror_is_logged_and_loses_no_version(instance, isolated_state):
     # W&B itself refuses the project name: the run still succeeds and the version stays stored.
     artifact_store = ArtifactStoreResource()
@@ -216,6 +226,7 @@ def test_a_failing_mirror_is_logged_and_loses_no_version(instance, isolated_stat
     assert len(warnings) == 1 and "raw_data:v0" in warnings[0] and "it stays stored" in warnings[0]
 
 
+@pytest.mark.slow
 def test_a_store_root_in_config_is_honoured(instance, tmp_path):
     artifact_store = ArtifactStoreResource(root=str(tmp_path / "elsewhere"))
     dg.materialize(
@@ -234,6 +245,7 @@ def test_default_resources_follow_the_environment(monkeypatch, tmp_path):
     assert default_resources()["artifact_store"].store().root == tmp_path / "home" / "artifacts"
 
 
+@pytest.mark.slow
 def test_stored_values_load_outside_a_run(instance):
     """Notebooks and scripts use Dagster's asset value loader; it goes through the same IO manager."""
     from rental_pipeline.definitions import defs

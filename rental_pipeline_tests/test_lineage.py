@@ -3,12 +3,14 @@
 import json
 
 import dagster as dg
+import pytest
 from click.testing import CliRunner
 
 from rental_pipeline.cli import main
 from rental_pipeline_tests.conftest import materialize, run_config
 
 
+@pytest.mark.slow
 def test_lineage_of_prod_reaches_the_raw_file(instance, tmp_path):
     from rental_pipeline.synthetic import generate_listings
 

@@ -53,6 +53,7 @@ def graph(tmp_path_factory):
                 os.environ[key] = value
 
 
+@pytest.mark.slow
 def test_every_asset_page_carries_its_plots_as_small_pngs(graph):
     metadata, _ = graph
     for asset, keys in PLOTS.items():
@@ -64,6 +65,7 @@ def test_every_asset_page_carries_its_plots_as_small_pngs(graph):
             assert len(image.convert("RGB").getcolors(maxcolors=4096) or []) > 5, (asset, key)
 
 
+@pytest.mark.slow
 def test_plots_stay_out_of_the_store_and_numbers_keep_their_digits(graph):
     metadata, store = graph
     for asset in PLOTS:
@@ -81,6 +83,7 @@ def test_plots_stay_out_of_the_store_and_numbers_keep_their_digits(graph):
                 assert value == round_for_display(value), (asset, key, value)
 
 
+@pytest.mark.slow
 def test_importances_say_what_they_measure(graph):
     metadata, _ = graph
     model = metadata["inference_pipeline"]
@@ -90,6 +93,7 @@ def test_importances_say_what_they_measure(graph):
     assert columns == ["feature", "importance", "spread"]
 
 
+@pytest.mark.slow
 def test_batch_prediction_quantiles_are_of_the_predictions(graph):
     metadata, store = graph
     scored = store.load("batch_predictions:latest")
@@ -98,6 +102,7 @@ def test_batch_prediction_quantiles_are_of_the_predictions(graph):
     assert "price_quantiles" not in metadata["batch_predictions"]  # the input's prices say nothing of the model
 
 
+@pytest.mark.slow
 def test_the_config_recorded_is_the_config_that_applied(graph, instance, tmp_path):
     _, store = graph
     synthetic = store.get("raw_data:latest").metadata["config"]
@@ -130,6 +135,7 @@ def test_prices_are_drawn_on_a_log_axis_so_outliers_do_not_flatten_them():
     Image.open(io.BytesIO(plots.price_distribution({"none": pd.Series([], dtype=float)}, title="empty"))).load()
 
 
+@pytest.mark.slow
 def test_loading_the_code_location_does_not_import_matplotlib():
     code = "import sys, rental_pipeline.definitions; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)

@@ -277,6 +277,7 @@ def test_both_real_models_load_and_predict_identically(fitted_models, tmp_path):
 # --- every path that loads a model ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_crafted_models_are_refused_by_every_loader(instance, tmp_path, evil_module):
     """The store, the IO manager, model_evaluation's prod comparison, `predict` and
     batch_predictions all refuse a tampered model version, and nothing in it runs."""

@@ -81,6 +81,7 @@ def test_a_missing_column_fails_the_batch_clearly(model, tmp_path):
     assert not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.slow
 def test_cli_predict_with_the_prod_model(instance, listings_csv, tmp_path):
     materialize(instance)
     output = tmp_path / "priced.csv"
@@ -94,6 +95,7 @@ def test_cli_predict_with_the_prod_model(instance, listings_csv, tmp_path):
     assert missing.exit_code == 1 and "v7" in missing.output
 
 
+@pytest.mark.slow
 def test_batch_predictions_asset_uses_prod_and_stores_an_artifact(instance, listings_csv):
     config = run_config()
     config["ops"]["batch_predictions"] = {"config": {"source": str(listings_csv), "chunk_rows": 100}}
@@ -197,6 +199,7 @@ def awkward_listings(rows: int = 300) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["model", "boosted"])
 def test_typing_errors_and_prices_are_as_before(which, request, tmp_path):
     fitted = request.getfixturevalue(which)
@@ -237,6 +240,7 @@ def csv_variants() -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", list(csv_variants()))
 def test_awkward_files_score_as_before(boosted, variant, tmp_path):
     source = tmp_path / "listings.csv"
@@ -309,6 +313,7 @@ def test_category_domains_are_what_training_saw(model, boosted):
     assert set(category_domains(boosted)) == {"room_type", "neighbourhood_group"}
 
 
+@pytest.mark.slow
 def test_predict_refuses_what_it_cannot_do_in_one_line_and_leaves_nothing(instance, listings_csv, tmp_path):
     materialize(instance)
     before = listings_csv.read_bytes()

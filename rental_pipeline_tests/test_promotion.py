@@ -38,6 +38,7 @@ def train(instance, training):
     )["model_evaluation"]
 
 
+@pytest.mark.slow
 def test_gate_through_the_graph_first_worse_then_better(instance):
     store = ArtifactStore(default_root())
     materialize(instance, run_config(), selection=["raw_data", "clean_sample", "trainval_data", "test_data"])
@@ -65,6 +66,7 @@ def test_gate_through_the_graph_first_worse_then_better(instance):
     assert store.flags("inference_pipeline:v2")["promotion"]["champion"] == "inference_pipeline:v0"
 
 
+@pytest.mark.slow
 def test_promotion_can_be_switched_off(instance):
     store = ArtifactStore(default_root())
     config = run_config()

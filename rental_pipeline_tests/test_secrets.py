@@ -68,6 +68,7 @@ def stored_everywhere(isolated_state: Path) -> list[str]:
     return folders
 
 
+@pytest.mark.slow
 def test_no_secret_from_the_url_or_the_environment_is_stored(real_instance, server, isolated_state, monkeypatch):
     monkeypatch.setenv("LISTINGS_URL", server.url(f"/week.csv?token={QUERY_SECRET}"))
     monkeypatch.setenv(AUTH, f"Bearer {HEADER_SECRET}")
@@ -93,6 +94,7 @@ def test_no_secret_from_the_url_or_the_environment_is_stored(real_instance, serv
     assert {path for _, path, _ in server.requests} == {"/week.csv", "/missing.csv"}  # it did read with them
 
 
+@pytest.mark.slow
 def test_a_token_given_literally_is_kept_only_by_dagster_s_run_record(
     real_instance, server, isolated_state, monkeypatch
 ):

@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from rental_pipeline_tests.conftest import PROJECT_ROOT
 
 HEAVY = ("sklearn", "pandera", "skops", "wandb", "pyarrow", "pandas", "numpy", "scipy", "matplotlib", "PIL")
@@ -46,6 +48,7 @@ def imported_by(module: str, heavy: tuple[str, ...] = HEAVY) -> dict[str, list[s
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_loading_the_code_location_imports_no_heavy_library():
     assert imported_by("rental_pipeline.definitions") == {}
 
@@ -67,6 +70,7 @@ def test_the_cli_imports_neither_dagster_nor_a_heavy_library_before_a_command_ru
     assert imported_by("rental_pipeline.cli", (*HEAVY, "dagster")) == {}
 
 
+@pytest.mark.slow
 def test_the_probe_does_see_a_heavy_import():
     """The probe itself works: a module that needs pandas at import is reported, with its frames."""
     found = imported_by("rental_pipeline.split")

@@ -126,6 +126,7 @@ def test_identical_pipelines_give_identical_skops_bytes() -> None:
         assert all(i.filename.split(".")[0].isdigit() for i in infos[1:])
 
 
+@pytest.mark.slow
 def test_skops_bytes_do_not_depend_on_the_process() -> None:
     fit = load_fit_module()
     here = hashlib.sha256(encode_model(fit.fitted_pipeline())).hexdigest()

@@ -56,9 +56,7 @@ def temp_files(store: ArtifactStore) -> list[Path]:
     return [p for p in store.root.rglob(f"{TMP_PREFIX}*") if p.is_file()]
 
 
-@pytest.mark.parametrize(
-    "store_root", ["local", pytest.param("s3", marks=pytest.mark.slow)], indirect=True
-)
+@pytest.mark.slow
 def test_sigkilled_writers_never_leave_a_half_version(store_root: str) -> None:
     rng = random.Random(20261127)
     store = ArtifactStore(store_root)

@@ -58,6 +58,7 @@ def test_refusals_from_python_leave_no_trace_either(tmp_path):
     assert files_under(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_gc_frees_blobs_of_offline_runs_only_when_asked(tmp_path, monkeypatch):
     wandb_dir = tmp_path / "wandb"
     for variable in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):

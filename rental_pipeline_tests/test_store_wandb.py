@@ -306,6 +306,7 @@ def test_online_runs_declare_their_exact_inputs_with_use_artifact(
     assert mirror.run_url("nyc_airbnb", "abc") == "https://wandb.stand-in/team/nyc_airbnb/runs/abc"
 
 
+@pytest.mark.slow
 def test_queued_mirrors_run_in_order_under_the_ids_they_were_given(any_store: ArtifactStore) -> None:
     store = any_store
     versions = [

@@ -117,6 +117,7 @@ def test_leaderboard_ranks_trials_by_validation_mae():
     }
 
 
+@pytest.mark.slow
 def test_sweep_job_records_trials_and_its_best_config_trains_next(instance, isolated_state, tmp_path):
     materialize(instance, run_config(), selection=["raw_data", "clean_sample", "trainval_data", "test_data"])
     sweep = {
@@ -162,6 +163,7 @@ def test_best_config_trains_in_one_command(instance, tmp_path):
     assert trained.metadata["config"]["random_forest"]["max_features"] == board["random_forest.max_features"].iloc[0]
 
 
+@pytest.mark.slow
 def test_the_default_sweep_searches_the_default_model(instance):
     """With no run config at all the sweep trains the boosted default over its own grid, so trials
     differ: a grid of parameters the model ignores would score every trial the same."""
@@ -176,6 +178,7 @@ def test_the_default_sweep_searches_the_default_model(instance):
     assert set(metadata["best_config"]) == {"model", "val_size", "random_seed", "stratify_by", "boosting"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("grid", "said"),
     [

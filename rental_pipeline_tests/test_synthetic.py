@@ -252,6 +252,7 @@ def test_price_follows_room_type_borough_and_title(listings: pd.DataFrame) -> No
     assert rooms.loc[cozy, "price"].median() < rooms.loc[~cozy, "price"].median()
 
 
+@pytest.mark.slow
 def test_a_small_forest_learns_price_from_held_out_rows(listings: pd.DataFrame) -> None:
     cleaned = clean(listings)
     features = pd.DataFrame({

@@ -52,6 +52,7 @@ def reused_from(result: dg.ExecuteInProcessResult) -> dict[str, str | None]:
 # -- data and code versions ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_output_reports_its_store_digest_as_data_version_and_its_code_version(instance):
     result = materialize(instance)
     for event in result.get_asset_materialization_events():
@@ -67,6 +68,7 @@ def test_every_output_reports_its_store_digest_as_data_version_and_its_code_vers
     assert all(status == StaleStatus.FRESH for status in staleness(instance).values())
 
 
+@pytest.mark.slow
 def test_a_new_upstream_version_marks_exactly_its_downstream_unsynced(instance):
     materialize(instance)
     changed = run_config(clean_sample={"max_price": 300})
@@ -81,6 +83,7 @@ def test_a_new_upstream_version_marks_exactly_its_downstream_unsynced(instance):
     assert stale(instance) == set()
 
 
+@pytest.mark.slow
 def test_a_code_version_change_marks_that_asset_code_changed(instance):
     materialize(instance)
     changed = [
@@ -98,6 +101,7 @@ def test_a_code_version_change_marks_that_asset_code_changed(instance):
 # -- the run cache ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_nothing_changed_reuses_every_version_without_computing_or_mirroring(instance, isolated_state):
     first = materialize(instance)
     before, mirrored = versions(), wandb_runs(isolated_state)
@@ -113,6 +117,7 @@ def test_nothing_changed_reuses_every_version_without_computing_or_mirroring(ins
     assert stale(instance) == set()
 
 
+@pytest.mark.slow
 def test_a_model_config_change_recomputes_only_the_model_and_its_evaluation(instance):
     first = materialize(instance)
     before = versions()
@@ -126,6 +131,7 @@ def test_a_model_config_change_recomputes_only_the_model_and_its_evaluation(inst
     assert stale(instance) == set()
 
 
+@pytest.mark.slow
 def test_a_hit_decodes_no_input_and_a_rolled_back_prod_is_scored_again(instance):
     first = materialize(instance)
     other = materialize(instance, run_config(training={"max_tfidf_features": 3}))
@@ -143,6 +149,7 @@ def test_a_hit_decodes_no_input_and_a_rolled_back_prod_is_scored_again(instance)
     assert "previous_prod_test_mae" in evaluation and "inference_pipeline:v1" in evaluation["promotion"]
 
 
+@pytest.mark.slow
 def test_a_new_source_recomputes_everything(instance):
     materialize(instance)
     again = materialize(instance, run_config(raw={"seed": 8}))
@@ -167,6 +174,7 @@ def test_different_config_or_seed_never_share_a_cache_entry():
     }) == 7
 
 
+@pytest.mark.slow
 def test_seed_change_of_the_split_recomputes_the_split_and_below(instance):
     first = materialize(instance)
     again = materialize(instance, run_config(split_listings={"random_seed": 1}))
@@ -175,6 +183,7 @@ def test_seed_change_of_the_split_recomputes_the_split_and_below(instance):
     assert reused["trainval_data"] is None and reused["test_data"] is None and reused["inference_pipeline"] is None
 
 
+@pytest.mark.slow
 def test_force_recomputes_and_finds_the_same_versions(instance):
     materialize(instance)
     before = versions()
@@ -190,6 +199,7 @@ def test_force_recomputes_and_finds_the_same_versions(instance):
     assert versions() == before
 
 
+@pytest.mark.slow
 def test_a_reused_version_whose_checks_failed_still_blocks_downstream(instance):
     small = {"ops": {"raw_data": {"config": {"rows": 1_500, "seed": 7}},
                      "clean_sample_checks": {"config": {"min_rows": 100}}}}
@@ -206,6 +216,7 @@ def test_a_reused_version_whose_checks_failed_still_blocks_downstream(instance):
 # -- one resolver ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_pinned_check_judges_and_flags_only_the_pinned_version(instance):
     small = {"ops": {"raw_data": {"config": {"rows": 600, "seed": 7}},
                      "clean_sample_checks": {"config": {"min_rows": 100}}}}
@@ -239,6 +250,7 @@ def test_a_pinned_check_judges_and_flags_only_the_pinned_version(instance):
     assert store().get("trainval_data:latest").inputs == ("clean_sample:v1",)
 
 
+@pytest.mark.slow
 def test_a_run_reads_its_own_upstream_even_when_another_run_moved_it(instance):
     """A run stores raw_data:v0; before its clean_sample step, another writer stores v1 and a
     later materialization records it. The run still cleans its own v0."""
@@ -270,6 +282,7 @@ def test_a_run_reads_its_own_upstream_even_when_another_run_moved_it(instance):
     assert store().get("clean_sample:v0").inputs == ("raw_data:v0",)
 
 
+@pytest.mark.slow
 def test_the_cache_key_is_recorded_on_the_version_it_made(instance):
     result = materialize(instance, selection=["raw_data"], config=run_config())
     (event,) = result.get_asset_materialization_events()

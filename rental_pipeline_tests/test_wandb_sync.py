@@ -58,6 +58,7 @@ def sync(store: ArtifactStore, server: StandInWandb, **options: object):
     return report
 
 
+@pytest.mark.slow
 def test_a_training_run_as_a_wandb_user_will_see_it(instance, isolated_state):
     result = materialize(instance)
     metadata = materialized(result)
@@ -141,6 +142,7 @@ def two_weeks(instance) -> ArtifactStore:
     return ArtifactStore(default_root())
 
 
+@pytest.mark.slow
 def test_sync_gives_wandb_the_lineage_edge_for_edge(instance, isolated_state):
     store = two_weeks(instance)
     server = StandInWandb()
@@ -179,6 +181,7 @@ def test_sync_gives_wandb_the_lineage_edge_for_edge(instance, isolated_state):
     assert again.ok and again.nothing_to_do and server.calls == calls  # idempotent: nothing asked twice
 
 
+@pytest.mark.slow
 def test_alias_moves_rollbacks_and_failed_checks_reach_wandb(instance, isolated_state):
     store = two_weeks(instance)
     server = StandInWandb()
@@ -219,6 +222,7 @@ def test_alias_moves_rollbacks_and_failed_checks_reach_wandb(instance, isolated_
     assert not any(server.registry[REGISTRY.target].values())
 
 
+@pytest.mark.slow
 def test_a_version_that_failed_its_checks_is_marked_in_wandb(instance, isolated_state):
     config = run_config(clean_sample_checks={"min_rows": 100_000})  # 1,500 synthetic rows: row_count fails
     result = materialize(instance, config, selection=["raw_data", "clean_sample"], raise_on_error=False)
@@ -231,6 +235,7 @@ def test_a_version_that_failed_its_checks_is_marked_in_wandb(instance, isolated_
     assert "failed-checks" in marked.tags and "row_count" in marked.metadata["failed_checks"]
 
 
+@pytest.mark.slow
 def test_a_failed_step_is_reported_and_the_next_sync_finishes_it(instance, isolated_state):
     materialize(instance, selection=["raw_data", "clean_sample"])
     store = ArtifactStore(default_root())
@@ -250,6 +255,7 @@ def test_a_failed_step_is_reported_and_the_next_sync_finishes_it(instance, isola
     assert server.used[run.run_path] == {COLLECTION.format("raw_data") + ":v0"}
 
 
+@pytest.mark.slow
 def test_an_alias_on_a_version_wandb_does_not_have_yet_waits(instance, isolated_state):
     materialize(instance, selection=["raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline"])
     store = ArtifactStore(default_root())
@@ -265,6 +271,7 @@ def test_an_alias_on_a_version_wandb_does_not_have_yet_waits(instance, isolated_
     assert server.holder(COLLECTION.format("inference_pipeline"), "prod") is None
 
 
+@pytest.mark.slow
 def test_sync_without_credentials_touches_nothing_and_says_what_waits(instance, isolated_state):
     materialize(instance, selection=["raw_data"])
     result = CliRunner().invoke(main, ["artifacts", "sync"])
@@ -288,6 +295,7 @@ def silent_wandb(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     listener.close()
 
 
+@pytest.mark.slow
 def test_sync_gives_up_at_its_timeout_and_says_what_it_waited_for(instance, isolated_state, silent_wandb):
     materialize(instance, selection=["raw_data"])
     started = time.monotonic()
@@ -320,6 +328,7 @@ def test_a_hanging_wandb_sync_is_stopped_with_everything_it_started(tmp_path, si
     assert not list(result.run_dir.glob("*.wandb.synced"))
 
 
+@pytest.mark.slow
 def test_online_the_worker_syncs_at_the_end_of_the_run(instance, isolated_state, silent_wandb):
     """Online with W&B unreachable: the run still succeeds, says what the upload could not do,
     and the W&B run waits for `artifacts sync`. The asset page links the run once the entity is
@@ -388,6 +397,7 @@ def test_runs_recorded_before_the_ledger_kept_lineage_still_connect(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_online_an_alias_set_by_hand_is_applied_at_once_or_stays_queued(tmp_path, silent_wandb, monkeypatch):
     from rental_pipeline.store import cli as store_cli
 
@@ -417,6 +427,7 @@ def test_an_input_wandb_will_never_have_is_a_warning_not_a_failure_forever(tmp_p
     assert sync(store, server).nothing_to_do
 
 
+@pytest.mark.slow
 def test_wandb_api_calls_go_through_one_helper_process_and_come_back_as_errors(monkeypatch):
     """The real adapter against a port where nothing listens: the SDK's own error comes back from
     the helper process, which serves the next call too and is gone after close()."""
