@@ -210,6 +210,7 @@ def test_truncated_last_line(instance, earlier, tmp_path):
     assert "the file looks cut off" in error
 
 
+@pytest.mark.slow
 def test_zero_rows_left_after_cleaning(instance, earlier, tmp_path):
     frame = listings()
     half = len(frame) // 2
@@ -281,6 +282,7 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/listings.csv"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("server", "reason"),
     [("silent", "timed out"), ("trickle", "did not finish within the timeout of 0.5 s"), ("closed", "refused")],

@@ -305,6 +305,7 @@ def test_a_later_run_of_downstream_assets_refuses_a_version_that_failed_its_chec
     assert materialize_checked(instance, graph_config(), selection=split).success
 
 
+@pytest.mark.slow
 def test_every_check_keeps_its_failure_on_the_version_it_checked(instance, tmp_path):
     listings = generate_listings(rows=1_500, seed=7)
     listings.loc[listings.index[:3], "latitude"] = 99.0  # not on this planet's New York

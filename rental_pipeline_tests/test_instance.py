@@ -45,6 +45,7 @@ def test_local_instance_is_sqlite_under_dagster_home_with_a_one_run_queue():
     assert (home / "history" / "runs" / "index.db").is_file()
 
 
+@pytest.mark.slow
 def test_postgres_instance_stores_runs_and_materializations_in_postgres(postgres_env):
     import psycopg2
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage

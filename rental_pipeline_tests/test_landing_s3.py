@@ -33,6 +33,7 @@ def tick(instance: dg.DagsterInstance, cursor: str | None):
     return landing_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
 
 
+@pytest.mark.slow
 def test_a_drop_in_the_landing_prefix_starts_one_run_that_reads_it_from_object_storage(landing, instance):
     bucket, url = landing
     assert "no new CSV" in tick(instance, None).skip_message

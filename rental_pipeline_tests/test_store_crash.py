@@ -103,6 +103,7 @@ def test_sigkilled_writers_never_leave_a_half_version(store_root: str) -> None:
     )
 
 
+@pytest.mark.slow
 def test_four_processes_writing_one_artifact_get_distinct_consecutive_versions(
     store_root: str, tmp_path: Path
 ) -> None:
