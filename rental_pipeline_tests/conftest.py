@@ -316,6 +316,9 @@ def postgres_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         try:
             if database != parsed.path.lstrip("/"):
                 with admin.cursor() as cursor:
-                    cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                    try:  # FORCE (PostgreSQL 13+) also ends connections a test left open
+                        cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                    except psycopg2.errors.SyntaxError:
+                        cursor.execute(f'DROP DATABASE IF EXISTS "{database}"')
         finally:
             admin.close()
