@@ -19,8 +19,9 @@ from rental_pipeline.store import (
     IntegrityError,
     MirrorError,
     MirrorQueue,
-    WandbMirror,
+    collect_garbage,
     resolve_mode,
+    verify_store,
 )
 from rental_pipeline_tests.wandb_standin import StandInWandb, offline_run, whole_records
 
@@ -173,10 +174,10 @@ def test_gc_keeps_blobs_of_runs_until_they_are_uploaded(store: ArtifactStore, mo
     store.write("model", {"model.skops": b"new weights"}, type="model_export")
     old_blob = store.blobs.path(old.files[0].sha256)
 
-    report = store.gc(keep=1)
+    report = collect_garbage(store, keep=1)
     assert report.removed_versions == ["model:v0"] and report.kept_pending_blobs == 1
     assert old_blob.exists()  # an unsynced offline run still points at it
-    assert store.verify().ok
+    assert verify_store(store).ok
 
     without_key = mirror.sync()
     assert without_key.skipped_reason and "WANDB_API_KEY" in without_key.skipped_reason
@@ -188,7 +189,7 @@ def test_gc_keeps_blobs_of_runs_until_they_are_uploaded(store: ArtifactStore, mo
     assert [r.artifact for r in synced.synced] == ["model:v0"]
     assert server.holder("team/nyc_airbnb/model", "latest") == "team/nyc_airbnb/model:v0"
     assert mirror.pending.all() == []
-    assert store.gc().removed_blobs == 1 and not old_blob.exists()
+    assert collect_garbage(store).removed_blobs == 1 and not old_blob.exists()
 
 
 def test_disabled_mode_does_nothing(store: ArtifactStore, offline_wandb: Path) -> None:

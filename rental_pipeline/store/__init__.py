@@ -29,7 +29,7 @@ from .errors import (
     StoreError,
     UntrustedTypesError,
 )
-from .maintenance import GcReport, Problem, VerifyReport
+from .maintenance import GcReport, Problem, VerifyReport, collect_garbage, verify_store
 from .manifest import FileEntry, VersionManifest
 from .names import LATEST, Ref, parse_ref
 from .store import ArtifactStore, ArtifactSummary, WriteResult, default_root
@@ -78,6 +78,7 @@ __all__ = [
     "WriteResult",
     "artifact_digest",
     "codec_for",
+    "collect_garbage",
     "codec_named",
     "default_root",
     "entry_digest",
@@ -88,4 +89,5 @@ __all__ = [
     "register",
     "registry_link",
     "resolve_mode",
+    "verify_store",
 ]
