@@ -146,9 +146,6 @@ class PendingRuns:
         runs.sort(key=lambda r: (r.created_at, r.run_id))
         return runs, problems
 
-    def blobs(self) -> set[str]:
-        return {sha for run in self.all() for sha in run.blobs}
-
     def mark_synced(self, run: PendingRun | str) -> None:
         """Move a record to ``synced/`` (with its final state when a record is given)."""
         run_id = run if isinstance(run, str) else run.run_id
@@ -168,12 +165,3 @@ class PendingRuns:
         except FileNotFoundError:
             return
         fsync_dir(self.pending_dir)
-
-    def temp_leftovers(self) -> list[Path]:
-        return [
-            p
-            for d in (self.pending_dir, self.synced_dir)
-            if d.is_dir()
-            for p in d.iterdir()
-            if is_temp_leftover(p)
-        ]
