@@ -17,6 +17,7 @@ from rental_pipeline.store import (
     ArtifactStore,
     MirrorError,
     MirrorQueue,
+    WandbMirror,
     collect_garbage,
     resolve_mode,
     verify_store,
