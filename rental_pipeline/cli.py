@@ -8,11 +8,14 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from rental_pipeline.store.cli import artifacts
+
+if TYPE_CHECKING:
+    from rental_pipeline.store import ArtifactStore, VersionManifest
 
 MODEL_ASSET = "inference_pipeline"
 PROD_ALIAS = "prod"
@@ -216,10 +219,9 @@ def lineage(ref: str, as_json: bool) -> None:
     import json
 
     from rental_pipeline.store import ArtifactStore, StoreError, default_root
-    from rental_pipeline.store.lineage import lineage as walk
 
     try:
-        chain = list(walk(ArtifactStore(default_root()), ref))
+        chain = _lineage(ArtifactStore(default_root()), ref)
     except StoreError as error:
         raise click.ClickException(str(error)) from error
     if as_json:
@@ -250,6 +252,24 @@ def lineage(ref: str, as_json: bool) -> None:
         source = {k: facts[k] for k in ("source", "source_sha256") if k in facts}
         if source:
             click.echo(f"{pad}    {'  '.join(f'{k} {v}' for k, v in source.items())}")
+
+
+def _lineage(store: ArtifactStore, ref: str) -> list[tuple[int, VersionManifest]]:
+    """(depth, version) pairs, depth first through the recorded inputs, each version once even where
+    branches meet again."""
+    seen: set[str] = set()
+    chain: list[tuple[int, VersionManifest]] = []
+
+    def walk(current: str, depth: int) -> None:
+        version = store.get(current)
+        chain.append((depth, version))
+        if version.ref not in seen:
+            seen.add(version.ref)
+            for parent in version.inputs:
+                walk(parent, depth + 1)
+
+    walk(ref, 0)
+    return chain
 
 
 @main.command()

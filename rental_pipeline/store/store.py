@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import json
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -40,7 +41,7 @@ from .aliases import (
     refuse_failed_checks,
     utc_now,
 )
-from .backend import Backend, LocalBackend, ObjectInfo, PreconditionFailed, is_s3, open_backend
+from .backend import Backend, LocalBackend, ObjectInfo, PreconditionFailed, Stored, is_s3, open_backend
 from .blobs import BlobStore
 from .digest import artifact_digest, hash_bytes, sha256_hex
 from .errors import (
@@ -50,9 +51,8 @@ from .errors import (
     IntegrityError,
     InvalidNameError,
 )
-from .flags import FlagSidecar
 from .layout import StoreLayout
-from .manifest import FileEntry, VersionManifest, check_json_able, parse_manifest
+from .manifest import FileEntry, VersionManifest, check_json_able, dumps_json, parse_manifest
 from .names import (
     LATEST,
     Ref,
@@ -629,6 +629,53 @@ class ArtifactStore:
         if actual != entry.sha256:
             raise _tampered_blob(version, entry, actual)
         return blob
+
+
+class FlagSidecar:
+    """The flags of one version: small mutable facts learnt after it was written (its checks
+    failed, it was evaluated), kept next to (not inside) its immutable manifest. An update replaces
+    the file only if it is still what was read (compare-and-swap), so two steps flagging one version
+    at once, on one machine or two, never lose each other's flags."""
+
+    def __init__(self, backend: Backend, key: str) -> None:
+        self.backend = backend
+        self.key = key
+        self._read: Stored | None = None
+        self._loaded = False
+
+    def read(self) -> dict[str, Any]:
+        self._loaded = True
+        try:
+            self._read = self.backend.read(self.key)
+        except FileNotFoundError:
+            self._read = None
+            return {}
+        try:
+            flags = json.loads(self._read.data)
+            if not isinstance(flags, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            name = self.key.rsplit("/", 1)[-1]
+            raise IntegrityError(f"flags file {name} is unreadable: {exc}") from exc
+        return flags
+
+    def update(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Set (or, with ``None``, remove) keys of the flags last :meth:`read` (read now if not
+        yet); raises :class:`~.backend.PreconditionFailed` if they changed since."""
+        check_json_able(dict(changes), "a flag value")
+        flags = self.read() if not self._loaded else json.loads(self._read.data) if self._read else {}
+        for key, value in changes.items():
+            if value is None:
+                flags.pop(key, None)
+            else:
+                flags[key] = value
+        data = dumps_json(flags)
+        if self._read is None:
+            self.backend.write(self.key, data, if_absent=True)
+        else:
+            self.backend.write(self.key, data, if_match=self._read.etag)
+        self._loaded = False
+        return flags
 
 
 def _parse(ref: RefLike) -> Ref:
