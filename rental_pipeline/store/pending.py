@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .fsutil import atomic_write, fsync_dir, is_temp_leftover
+from .layout import PENDING_RUNS, SYNCED_RUNS, mirror_path
 from .manifest import dumps_json
 
 _RUN_ID = re.compile(r"[a-z0-9]{1,64}")
@@ -103,8 +104,8 @@ class PendingRuns:
     """``<root>/mirror/pending/<run_id>.json``, moved to ``mirror/synced/`` once complete."""
 
     def __init__(self, root: Path) -> None:
-        self.pending_dir = root / "mirror" / "pending"
-        self.synced_dir = root / "mirror" / "synced"
+        self.pending_dir = mirror_path(root, PENDING_RUNS)
+        self.synced_dir = mirror_path(root, SYNCED_RUNS)
 
     def add(self, run: PendingRun) -> None:
         atomic_write(self.pending_dir / f"{run.run_id}.json", dumps_json(run.to_json()))
