@@ -38,7 +38,6 @@ from rental_pipeline.store import (
     FAILED_CHECKS_FLAG,
     ArtifactStore,
     MirrorQueue,
-    ValueCache,
     VersionManifest,
     WandbMirror,
     codec_for,
@@ -46,6 +45,7 @@ from rental_pipeline.store import (
     project_name,
     resolve_mode,
 )
+from rental_pipeline.value_cache import ValueCache
 from rental_pipeline.versions import PINNED, VersionResolver
 
 

@@ -34,7 +34,6 @@ from .manifest import FileEntry, VersionManifest
 from .names import LATEST, Ref, parse_ref
 from .store import ArtifactStore, ArtifactSummary, WriteResult, default_root
 from .mirror_queue import MirrorOutcome, MirrorQueue, new_run_id
-from .value_cache import ValueCache
 from .wandb_mirror import MirrorResult, Trial, WandbMirror, project_name, resolve_mode
 from .wandb_server import ServerInfo, WandbApi, WandbServer
 from .wandb_sync import RegistryLink, SyncReport, WandbSync, registry_link
@@ -68,7 +67,6 @@ __all__ = [
     "SyncReport",
     "Trial",
     "UntrustedTypesError",
-    "ValueCache",
     "VerifyReport",
     "VersionManifest",
     "WandbApi",
