@@ -12,7 +12,6 @@ It knows nothing of Dagster: the IO manager is a thin layer on top.
 from .aliases import (
     FAILED_CHECKS_FLAG,
     PROTECTED_ALIASES,
-    AliasGuard,
     AliasMove,
     refuse_failed_checks,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "FAILED_CHECKS_FLAG",
     "LATEST",
     "PROTECTED_ALIASES",
-    "AliasGuard",
     "AliasMove",
     "AliasRefusedError",
     "ArtifactNotFoundError",

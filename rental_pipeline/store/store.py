@@ -27,13 +27,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from rental_pipeline.home import project_home
 
 from . import codecs
 from .aliases import (
-    AliasGuard,
     AliasLog,
     AliasMove,
     aliases_of,
@@ -123,7 +122,6 @@ class ArtifactStore:
         self,
         root: Path | str,
         *,
-        alias_guard: AliasGuard | None = None,
         local_dir: Path | str | None = None,
     ) -> None:
         self.backend: Backend = open_backend(root, local_dir=local_dir)
@@ -131,7 +129,6 @@ class ArtifactStore:
         self.location = self.backend.location
         self.layout = StoreLayout(self.backend)
         self.blobs = BlobStore(self.backend)
-        self.alias_guard: AliasGuard = alias_guard or refuse_failed_checks()
         # Parsed manifests by ETag: a write reads every manifest of its artifact to find one
         # with the same digest, and manifests never change once published.
         self._manifests: dict[tuple[str, int], tuple[str, VersionManifest]] = {}
@@ -311,11 +308,6 @@ class ArtifactStore:
         version = self.get(ref)
         return {entry.path: self._checked_blob(version, entry) for entry in version.files}
 
-    def open(self, ref: RefLike, path: str) -> IO[bytes]:
-        """A binary file object for one file, after checking its sha256."""
-        version = self.get(ref)
-        return open(self._checked_blob(version, _entry(version, path)), "rb")
-
     def load(self, ref: RefLike) -> Any:
         """The stored object, decoded by the codec named in the version's ``format`` metadata."""
         version = self.get(ref)
@@ -487,8 +479,8 @@ class ArtifactStore:
     ) -> AliasMove | None:
         """Point ``alias`` at ``ref``; returns the logged move, or None if it was already there.
 
-        The store's alias guard may refuse (e.g. ``prod`` on a version that failed checks);
-        ``force=True`` overrides it and the move is logged as forced.
+        ``reference`` and ``prod`` are refused on a version that failed checks
+        (:func:`.refuse_failed_checks`); ``force=True`` overrides that and the move is logged as forced.
         """
         validate_alias(alias)
         if alias == LATEST:
@@ -502,7 +494,7 @@ class ArtifactStore:
                 self.read_manifest(parsed.name, self._resolve(parsed, aliases)), aliases
             )
             if not force:
-                self.alias_guard(target, alias)
+                refuse_failed_checks(target, alias)
             if aliases.get(alias) == target.version:
                 return None
             return self._move(
