@@ -152,7 +152,7 @@ def raw_data_checks(
 
 # -- clean_sample ---------------------------------------------------------------------------
 
-ASSET = "clean_sample"
+CLEAN_SAMPLE = "clean_sample"
 CLEAN_ADVICE = "re-materialize clean_sample from a raw_data that passes its checks."
 _FROM_CLEANING = "Override; empty: the value clean_sample was cleaned with."
 
@@ -251,9 +251,9 @@ def cleaning_rules_in_force(checked: Any, config: CleanSampleChecksConfig) -> tu
 
 
 @dg.multi_asset_check(
-    specs=blocking_specs(ASSET, CLEAN_SAMPLE_CHECKS),
+    specs=blocking_specs(CLEAN_SAMPLE, CLEAN_SAMPLE_CHECKS),
     name="clean_sample_checks",
-    ins={"clean_sample": dg.AssetIn(ASSET)},
+    ins={"clean_sample": dg.AssetIn(CLEAN_SAMPLE)},
     can_subset=True,
 )
 def clean_sample_checks(
@@ -277,7 +277,7 @@ def clean_sample_checks(
     )
 
     store = artifact_store.store()
-    checked = _checked(context, artifact_store, ASSET)
+    checked = _checked(context, artifact_store, CLEAN_SAMPLE)
     subject = _clean_subject(store, checked)
     rules, rules_origin = cleaning_rules_in_force(checked, config)
     outcomes: dict[str, CheckOutcome] = {
@@ -303,7 +303,7 @@ def clean_sample_checks(
     selected = _selected(context)
     reference = None
     if selected & {"borough_drift", *DRIFT_RULES}:
-        reference = references.load_reference(ASSET, run_resolver(context).alias(ASSET, REFERENCE_ALIAS))
+        reference = references.load_reference(CLEAN_SAMPLE, run_resolver(context).alias(CLEAN_SAMPLE, REFERENCE_ALIAS))
     # The drift result is the one that knows every rule's verdict, so only a run that evaluates it
     # records the verdict on the version and may move the reference.
     if "borough_drift" in selected:
@@ -346,7 +346,7 @@ def clean_sample_checks(
     if drift_entries:
         store.mark_entries(version, FAILED_CHECKS_FLAG, drift_entries)
     if failures:
-        context.log.error(f"{ASSET} ({version}) failed {', '.join(sorted(failures))}; downstream assets will not run")
+        context.log.error(f"{CLEAN_SAMPLE} ({version}) failed {', '.join(sorted(failures))}; downstream assets will not run")
 
     for name, outcome in outcomes.items():
         if name in selected:
@@ -354,7 +354,7 @@ def clean_sample_checks(
             if name in ("inside_nyc_box", "price_range"):
                 facts["bounds_from"] = rules_origin
             yield check_result(
-                replace(outcome, facts=facts), plots=_drift_plots(name, outcome), asset_key=ASSET, check_name=name
+                replace(outcome, facts=facts), plots=_drift_plots(name, outcome), asset_key=CLEAN_SAMPLE, check_name=name
             )
 
 
