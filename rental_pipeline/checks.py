@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import dagster as dg
 from pydantic import Field
 
-from rental_pipeline.assets.cleaning import CleaningConfig
+from rental_pipeline.assets.params import with_overrides
 from rental_pipeline.cleaning import CleaningRules
 from rental_pipeline.io_manager import ArtifactStoreResource, loaded_artifacts, run_resolver, stored_value
 from rental_pipeline.store import FAILED_CHECKS_FLAG
@@ -157,7 +157,7 @@ CLEAN_ADVICE = "re-materialize clean_sample from a raw_data that passes its chec
 _FROM_CLEANING = "Override; empty: the value clean_sample was cleaned with."
 
 
-class CleanSampleChecksConfig(dg.Config):
+class _CleanSampleBounds(dg.Config):
     """Bounds of the clean_sample checks; the defaults are the reference project's."""
 
     min_rows: int = Field(default=15_000, ge=0, description="The clean sample must have more listings than this.")
@@ -188,12 +188,12 @@ class CleanSampleChecksConfig(dg.Config):
         description="What a room-type, price, minimum_nights or reviews_per_month drift is: 'warn' (shown, "
         "downstream still runs) or 'error' (blocks downstream like borough_drift).",
     )
-    min_price: float | None = Field(default=None, description=_FROM_CLEANING)
-    max_price: float | None = Field(default=None, description=_FROM_CLEANING)
-    min_longitude: float | None = Field(default=None, description=_FROM_CLEANING)
-    max_longitude: float | None = Field(default=None, description=_FROM_CLEANING)
-    min_latitude: float | None = Field(default=None, description=_FROM_CLEANING)
-    max_latitude: float | None = Field(default=None, description=_FROM_CLEANING)
+
+
+# The cleaning rules once more, each empty by default: set, it overrides the recorded value.
+CleanSampleChecksConfig = with_overrides(
+    _CleanSampleBounds, CleaningRules, description=_FROM_CLEANING, name="CleanSampleChecksConfig"
+)
 
 
 CLEAN_SAMPLE_CHECKS: Mapping[str, str] = {
@@ -236,8 +236,7 @@ def cleaning_rules_in_force(checked: Any, config: CleanSampleChecksConfig) -> tu
     rules, origin = CleaningRules(), "cleaning defaults"
     recorded = checked.metadata.get("config")
     if recorded:
-        known = {k: v for k, v in recorded.items() if k in CleaningConfig.model_fields}
-        rules = CleaningConfig(**known).rules()
+        rules = CleaningRules(**{k: v for k, v in recorded.items() if k in CleaningRules.__dataclass_fields__})
         origin = f"clean_sample config recorded with {checked.ref}"
     overrides = {
         name: value
@@ -346,7 +345,8 @@ def clean_sample_checks(
     if drift_entries:
         store.mark_entries(version, FAILED_CHECKS_FLAG, drift_entries)
     if failures:
-        context.log.error(f"{CLEAN_SAMPLE} ({version}) failed {', '.join(sorted(failures))}; downstream assets will not run")
+        failed = ", ".join(sorted(failures))
+        context.log.error(f"{CLEAN_SAMPLE} ({version}) failed {failed}; downstream assets will not run")
 
     for name, outcome in outcomes.items():
         if name in selected:
@@ -354,7 +354,10 @@ def clean_sample_checks(
             if name in ("inside_nyc_box", "price_range"):
                 facts["bounds_from"] = rules_origin
             yield check_result(
-                replace(outcome, facts=facts), plots=_drift_plots(name, outcome), asset_key=CLEAN_SAMPLE, check_name=name
+                replace(outcome, facts=facts),
+                plots=_drift_plots(name, outcome),
+                asset_key=CLEAN_SAMPLE,
+                check_name=name,
             )
 
 
