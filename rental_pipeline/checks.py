@@ -231,7 +231,8 @@ def _clean_subject(store: Any, checked: Any) -> str:
 def cleaning_rules_in_force(checked: Any, config: CleanSampleChecksConfig) -> tuple[CleaningRules, str]:
     """The rules the checked clean_sample was made with, so a run with other bounds is judged by them.
 
-    They come from the step config recorded with that version; fields set in this check's config win.
+    The clean_sample asset records the rules it applied as that version's config (its manifest
+    keeps them, whichever run made it or reuses it); fields set in this check's config win.
     """
     rules, origin = CleaningRules(), "cleaning defaults"
     recorded = checked.metadata.get("config")
@@ -294,11 +295,6 @@ def clean_sample_checks(
     failures = {name: o.message for name, o in outcomes.items() if not o.passed and not o.warning}
     references = StoreReferences(store)
     version = checked.ref
-
-    def make_reference(reason: str) -> str:
-        references.set_reference(version, reason=f"{reason}; Dagster run {context.run.run_id}")
-        return version
-
     selected = _selected(context)
     reference = None
     if selected & {"borough_drift", *DRIFT_RULES}:
@@ -308,16 +304,19 @@ def clean_sample_checks(
     if "borough_drift" in selected:
         if not failures:
             references.record_check_failures(version, {})  # a stale flag would keep the reference off it
-        outcomes["borough_drift"] = judge_borough_drift(
+        drift, new_reference = judge_borough_drift(
             clean_sample,
             reference,
             config.kl_threshold,
             subject,
+            checked=version,
             other_failures=sorted(failures),
-            make_reference=make_reference,
             accept_as_reference=config.accept_as_reference,
         )
-        drift = outcomes["borough_drift"]
+        if new_reference is not None:
+            run = f"Dagster run {context.run.run_id}"
+            references.set_reference(new_reference.version, reason=f"{new_reference.reason}; {run}")
+        outcomes["borough_drift"] = drift
         if not drift.passed and not drift.warning:
             failures["borough_drift"] = drift.message
         if failures:

@@ -1,5 +1,6 @@
 """`clean_sample`: listings with plausible prices inside New York."""
 
+from dataclasses import asdict
 from typing import Any
 
 import dagster as dg
@@ -7,7 +8,7 @@ import dagster as dg
 from rental_pipeline.assets.params import config_of
 from rental_pipeline.cleaning import CleaningRules, clean_listings
 from rental_pipeline.code_version import code_version
-from rental_pipeline.io_manager import reused_output, reused_outputs
+from rental_pipeline.io_manager import CONFIG_USED_KEY, reused_output, reused_outputs
 
 
 class CleaningConfig(config_of(CleaningRules, name="CleaningConfig")):
@@ -44,6 +45,8 @@ def clean_sample(
             "rows_in": report.rows_in,
             "dropped_price_outliers": report.price_outliers,
             "dropped_outside_box": report.outside_box,
+            # the rules this version was cleaned with, kept as its config: its checks judge it by them
+            CONFIG_USED_KEY: dg.MetadataValue.json(asdict(rules)),
             **frame_metadata(
                 clean,
                 price_plot="clean_sample",
