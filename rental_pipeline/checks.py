@@ -120,18 +120,19 @@ RAW_DATA_CHECKS: Mapping[str, str] = {
 }
 
 
-def blocking_specs(asset: str, checks: Mapping[str, str]) -> list[dg.AssetCheckSpec]:
-    """One blocking check per rule of an asset, run together in one step: bad listings never
-    reach a model, and the version is loaded once for all of them."""
-    return [dg.AssetCheckSpec(name, asset=asset, blocking=True, description=text) for name, text in checks.items()]
+def blocking_checks(asset: str, checks: Mapping[str, str]) -> Any:
+    """One blocking check per rule of an asset, run together in one step `<asset>_checks` that
+    loads the asset as its input: bad listings never reach a model, and the version is loaded once
+    for all of them. Any of the checks can run alone."""
+    return dg.multi_asset_check(
+        specs=[dg.AssetCheckSpec(name, asset=asset, blocking=True, description=text) for name, text in checks.items()],
+        name=f"{asset}_checks",
+        ins={asset: dg.AssetIn(asset)},
+        can_subset=True,
+    )
 
 
-@dg.multi_asset_check(
-    specs=blocking_specs("raw_data", RAW_DATA_CHECKS),
-    name="raw_data_checks",
-    ins={"raw_data": dg.AssetIn("raw_data")},
-    can_subset=True,
-)
+@blocking_checks("raw_data", RAW_DATA_CHECKS)
 def raw_data_checks(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, raw_data: Any
 ) -> Iterator[dg.AssetCheckResult]:
@@ -250,12 +251,7 @@ def cleaning_rules_in_force(checked: Any, config: CleanSampleChecksConfig) -> tu
     return rules, origin
 
 
-@dg.multi_asset_check(
-    specs=blocking_specs(CLEAN_SAMPLE, CLEAN_SAMPLE_CHECKS),
-    name="clean_sample_checks",
-    ins={"clean_sample": dg.AssetIn(CLEAN_SAMPLE)},
-    can_subset=True,
-)
+@blocking_checks(CLEAN_SAMPLE, CLEAN_SAMPLE_CHECKS)
 def clean_sample_checks(
     context: dg.AssetCheckExecutionContext,
     config: CleanSampleChecksConfig,
@@ -403,12 +399,7 @@ TEST_DATA_CHECKS: Mapping[str, str] = {
 }
 
 
-@dg.multi_asset_check(
-    specs=blocking_specs("test_data", TEST_DATA_CHECKS),
-    name="test_data_checks",
-    ins={"test_data": dg.AssetIn("test_data")},
-    can_subset=True,
-)
+@blocking_checks("test_data", TEST_DATA_CHECKS)
 def held_out_checks(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, test_data: Any
 ) -> Iterator[dg.AssetCheckResult]:
