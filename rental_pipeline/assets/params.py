@@ -20,7 +20,10 @@ from pydantic import Field, create_model
 
 def _fields(params: type) -> list[tuple[dataclasses.Field, Any]]:
     hints = typing.get_type_hints(params)
-    return [(field, hints[field.name]) for field in dataclasses.fields(params)]
+    fields = dataclasses.fields(params)
+    if missing := [field.name for field in fields if field.default is dataclasses.MISSING]:
+        raise TypeError(f"{params.__name__} fields {missing} need a plain default to be shown as config")
+    return [(field, hints[field.name]) for field in fields]
 
 
 def config_of(params: type, *, name: str) -> type[dg.Config]:
