@@ -159,7 +159,7 @@ _FROM_CLEANING = "Override; empty: the value clean_sample was cleaned with."
 
 
 class _CleanSampleBounds(dg.Config):
-    """Bounds of the clean_sample checks; the defaults are the reference project's."""
+    """The clean_sample checks' own bounds (see CleanSampleChecksConfig)."""
 
     min_rows: int = Field(default=15_000, ge=0, description="The clean sample must have more listings than this.")
     max_rows: int = Field(default=1_000_000, ge=1, description="The clean sample must have fewer listings than this.")
@@ -191,10 +191,8 @@ class _CleanSampleBounds(dg.Config):
     )
 
 
-# The cleaning rules once more, each empty by default: set, it overrides the recorded value.
-CleanSampleChecksConfig = with_overrides(
-    _CleanSampleBounds, CleaningRules, description=_FROM_CLEANING, name="CleanSampleChecksConfig"
-)
+class CleanSampleChecksConfig(with_overrides(_CleanSampleBounds, CleaningRules, description=_FROM_CLEANING)):
+    """Bounds of the clean_sample checks; the defaults are the reference project's."""
 
 
 CLEAN_SAMPLE_CHECKS: Mapping[str, str] = {

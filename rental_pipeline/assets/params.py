@@ -35,11 +35,11 @@ def config_of(params: type, *, name: str) -> type[dg.Config]:
     return create_model(name, __base__=dg.Config, __module__=params.__module__, **fields)
 
 
-def with_overrides(base: type[dg.Config], params: type, *, description: str, name: str) -> type[dg.Config]:
+def with_overrides(base: type[dg.Config], params: type, *, description: str) -> type[dg.Config]:
     """``base`` plus one optional field per dataclass field, empty by default: a value set there
     replaces the one recorded elsewhere (see `checks.cleaning_rules_in_force`)."""
     fields: dict[str, Any] = {
         field.name: (annotation | None, Field(default=None, description=description))
         for field, annotation in _fields(params)
     }
-    return create_model(name, __base__=base, __module__=base.__module__, __doc__=base.__doc__, **fields)
+    return create_model(f"{base.__name__}WithOverrides", __base__=base, __module__=base.__module__, **fields)
