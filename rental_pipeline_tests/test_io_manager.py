@@ -181,7 +181,7 @@ def test_new_versions_are_mirrored_to_offline_wandb_runs(instance, isolated_stat
         for m in metadata.values()
     )
     assert len(set(run_ids.values())) == len(run_ids)  # one W&B run per asset
-    # The runs were made on a background thread; the run is over, so each has its folder by now.
+    # The runs were made by the W&B worker process; the run is over, so each has its folder by now.
     wandb_root = Path(isolated_state / "wandb")
     for name, run_id in run_ids.items():
         (run_dir,) = wandb_root.rglob(f"offline-run-*-{run_id}")

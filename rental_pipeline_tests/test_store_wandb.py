@@ -255,7 +255,7 @@ def test_queued_mirrors_run_in_order_under_the_ids_they_were_given(any_store: Ar
         assert offline_run(outcome.result.run_dir).output.digest == version.digest
     # The runs were made one after the other, in the order the versions were stored.
     assert [p.run_id for p in queue.mirror.pending.all()] == run_ids
-    assert queue.wait() == []  # nothing left; the worker thread is gone
+    assert queue.wait() == []  # nothing left; the worker process is gone
 
 
 def test_a_failed_queued_mirror_is_an_outcome_not_an_exception(store: ArtifactStore) -> None:

@@ -46,7 +46,7 @@ from typing import IO, Any
 from .errors import CodecError, UntrustedTypesError
 
 # Every (loader, type) pair a stored model may contain, and nothing else. Derived from the fitted
-# pipelines of both models (`model_inventory` on `features.build_inference_pipeline` and
+# pipelines of both models (`model_inventory` on `features.build_forest_pipeline` and
 # `boosting.build_boosted_pipeline`; test_model_security re-derives it and compares) and reviewed:
 # containers and plain values; estimators rebuilt from their attributes (``ObjectNode``: the
 # class's ``__new__`` and ``__setstate__``, no constructor call); the only constructors called
