@@ -49,7 +49,6 @@ from rental_pipeline.store import (
 from rental_pipeline.value_cache import ValueCache
 from rental_pipeline.versions import PINNED, VersionResolver
 
-
 ARTIFACT_KEY = "artifact"
 ARTIFACT_TYPE_KEY = "artifact_type"
 # Output metadata naming versions an asset read from the store itself (not as Dagster inputs),

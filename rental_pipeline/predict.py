@@ -241,7 +241,9 @@ def _unseen(column: str, values: pd.Series, domain: CategoryDomain) -> tuple[np.
     present = values.notna().to_numpy()
     unseen = np.flatnonzero(present & ~values.isin(domain.known).to_numpy())
     known = ", ".join(sorted(domain.known)[:8])
-    messages = [f"{column}: {_short(value)} was not seen in training (known: {known}); " for value in values.iloc[unseen]]
+    messages = [
+        f"{column}: {_short(value)} was not seen in training (known: {known}); " for value in values.iloc[unseen]
+    ]
     if not domain.missing_ok:
         missing = np.flatnonzero(~present)
         unseen = np.concatenate([unseen, missing])

@@ -30,9 +30,9 @@ from .errors import (
 )
 from .maintenance import GcReport, Problem, VerifyReport, collect_garbage, verify_store
 from .manifest import FileEntry, VersionManifest
+from .mirror_queue import MirrorOutcome, MirrorQueue, new_run_id
 from .names import LATEST, Ref, parse_ref
 from .store import ArtifactStore, ArtifactSummary, WriteResult, default_root
-from .mirror_queue import MirrorOutcome, MirrorQueue, new_run_id
 from .wandb_mirror import MirrorResult, Trial, WandbMirror, project_name, resolve_mode
 from .wandb_server import ServerInfo, WandbApi, WandbServer
 from .wandb_sync import RegistryLink, SyncReport, WandbSync, registry_link

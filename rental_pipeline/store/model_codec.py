@@ -318,7 +318,10 @@ def _array_problem(open_member: Callable[[str], IO[bytes]], name: Any) -> str | 
             elif version == (2, 0):
                 _, _, dtype = npy.read_array_header_2_0(handle)
             else:
-                return f"array file {_shown(name, 40)!r} uses numpy format {version}, which numpy.save never writes for numbers"
+                return (
+                    f"array file {_shown(name, 40)!r} uses numpy format {version}, "
+                    "which numpy.save never writes for numbers"
+                )
     except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
         return f"array file {_shown(name, 40)!r} is not a numpy array: {_shown(str(exc), 80)}"
     if dtype.hasobject:
