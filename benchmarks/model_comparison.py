@@ -33,7 +33,7 @@ from sklearn.pipeline import Pipeline
 
 from rental_pipeline.boosting import INPUT_COLUMNS, BoostingParams, build_boosted_pipeline
 from rental_pipeline.cleaning import clean_listings
-from rental_pipeline.features import FEATURE_COLUMNS, TARGET, ForestParams, build_inference_pipeline
+from rental_pipeline.features import FEATURE_COLUMNS, TARGET, ForestParams, build_forest_pipeline
 from rental_pipeline.listings import read_listings
 from rental_pipeline.split import split_listings
 
@@ -92,7 +92,7 @@ def compare(splits: Splits, repeats: int) -> list[ModelFigures]:
     Both pipelines are deterministic (fixed seeds), so any fit gives the same scores.
     """
     builds: dict[str, tuple[Callable[[], Pipeline], list[str]]] = {
-        REFERENCE: (lambda: build_inference_pipeline(5, ForestParams()), list(FEATURE_COLUMNS)),
+        REFERENCE: (lambda: build_forest_pipeline(5, ForestParams()), list(FEATURE_COLUMNS)),
         BOOSTED: (lambda: build_boosted_pipeline(BoostingParams()), list(INPUT_COLUMNS)),
     }
     figures = {name: ModelFigures(name=name, columns=columns) for name, (_, columns) in builds.items()}

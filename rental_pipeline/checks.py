@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import dagster as dg
 from pydantic import Field
 
-from rental_pipeline.assets.cleaning import CleaningConfig
+from rental_pipeline.assets.params import with_overrides
 from rental_pipeline.cleaning import CleaningRules
 from rental_pipeline.io_manager import ArtifactStoreResource, loaded_artifacts, run_resolver, stored_value
 from rental_pipeline.store import FAILED_CHECKS_FLAG
@@ -120,18 +120,19 @@ RAW_DATA_CHECKS: Mapping[str, str] = {
 }
 
 
-def blocking_specs(asset: str, checks: Mapping[str, str]) -> list[dg.AssetCheckSpec]:
-    """One blocking check per rule of an asset, run together in one step: bad listings never
-    reach a model, and the version is loaded once for all of them."""
-    return [dg.AssetCheckSpec(name, asset=asset, blocking=True, description=text) for name, text in checks.items()]
+def blocking_checks(asset: str, checks: Mapping[str, str]) -> Any:
+    """One blocking check per rule of an asset, run together in one step `<asset>_checks` that
+    loads the asset as its input: bad listings never reach a model, and the version is loaded once
+    for all of them. Any of the checks can run alone."""
+    return dg.multi_asset_check(
+        specs=[dg.AssetCheckSpec(name, asset=asset, blocking=True, description=text) for name, text in checks.items()],
+        name=f"{asset}_checks",
+        ins={asset: dg.AssetIn(asset)},
+        can_subset=True,
+    )
 
 
-@dg.multi_asset_check(
-    specs=blocking_specs("raw_data", RAW_DATA_CHECKS),
-    name="raw_data_checks",
-    ins={"raw_data": dg.AssetIn("raw_data")},
-    can_subset=True,
-)
+@blocking_checks("raw_data", RAW_DATA_CHECKS)
 def raw_data_checks(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, raw_data: Any
 ) -> Iterator[dg.AssetCheckResult]:
@@ -152,13 +153,13 @@ def raw_data_checks(
 
 # -- clean_sample ---------------------------------------------------------------------------
 
-ASSET = "clean_sample"
+CLEAN_SAMPLE = "clean_sample"
 CLEAN_ADVICE = "re-materialize clean_sample from a raw_data that passes its checks."
 _FROM_CLEANING = "Override; empty: the value clean_sample was cleaned with."
 
 
-class CleanSampleChecksConfig(dg.Config):
-    """Bounds of the clean_sample checks; the defaults are the reference project's."""
+class _CleanSampleBounds(dg.Config):
+    """The clean_sample checks' own bounds (see CleanSampleChecksConfig)."""
 
     min_rows: int = Field(default=15_000, ge=0, description="The clean sample must have more listings than this.")
     max_rows: int = Field(default=1_000_000, ge=1, description="The clean sample must have fewer listings than this.")
@@ -188,12 +189,10 @@ class CleanSampleChecksConfig(dg.Config):
         description="What a room-type, price, minimum_nights or reviews_per_month drift is: 'warn' (shown, "
         "downstream still runs) or 'error' (blocks downstream like borough_drift).",
     )
-    min_price: float | None = Field(default=None, description=_FROM_CLEANING)
-    max_price: float | None = Field(default=None, description=_FROM_CLEANING)
-    min_longitude: float | None = Field(default=None, description=_FROM_CLEANING)
-    max_longitude: float | None = Field(default=None, description=_FROM_CLEANING)
-    min_latitude: float | None = Field(default=None, description=_FROM_CLEANING)
-    max_latitude: float | None = Field(default=None, description=_FROM_CLEANING)
+
+
+class CleanSampleChecksConfig(with_overrides(_CleanSampleBounds, CleaningRules, description=_FROM_CLEANING)):
+    """Bounds of the clean_sample checks; the defaults are the reference project's."""
 
 
 CLEAN_SAMPLE_CHECKS: Mapping[str, str] = {
@@ -231,13 +230,13 @@ def _clean_subject(store: Any, checked: Any) -> str:
 def cleaning_rules_in_force(checked: Any, config: CleanSampleChecksConfig) -> tuple[CleaningRules, str]:
     """The rules the checked clean_sample was made with, so a run with other bounds is judged by them.
 
-    They come from the step config recorded with that version; fields set in this check's config win.
+    The clean_sample asset records the rules it applied as that version's config (its manifest
+    keeps them, whichever run made it or reuses it); fields set in this check's config win.
     """
     rules, origin = CleaningRules(), "cleaning defaults"
     recorded = checked.metadata.get("config")
     if recorded:
-        known = {k: v for k, v in recorded.items() if k in CleaningConfig.model_fields}
-        rules = CleaningConfig(**known).rules()
+        rules = CleaningRules(**{k: v for k, v in recorded.items() if k in CleaningRules.__dataclass_fields__})
         origin = f"clean_sample config recorded with {checked.ref}"
     overrides = {
         name: value
@@ -250,12 +249,7 @@ def cleaning_rules_in_force(checked: Any, config: CleanSampleChecksConfig) -> tu
     return rules, origin
 
 
-@dg.multi_asset_check(
-    specs=blocking_specs(ASSET, CLEAN_SAMPLE_CHECKS),
-    name="clean_sample_checks",
-    ins={"clean_sample": dg.AssetIn(ASSET)},
-    can_subset=True,
-)
+@blocking_checks(CLEAN_SAMPLE, CLEAN_SAMPLE_CHECKS)
 def clean_sample_checks(
     context: dg.AssetCheckExecutionContext,
     config: CleanSampleChecksConfig,
@@ -277,7 +271,7 @@ def clean_sample_checks(
     )
 
     store = artifact_store.store()
-    checked = _checked(context, artifact_store, ASSET)
+    checked = _checked(context, artifact_store, CLEAN_SAMPLE)
     subject = _clean_subject(store, checked)
     rules, rules_origin = cleaning_rules_in_force(checked, config)
     outcomes: dict[str, CheckOutcome] = {
@@ -295,30 +289,28 @@ def clean_sample_checks(
     failures = {name: o.message for name, o in outcomes.items() if not o.passed and not o.warning}
     references = StoreReferences(store)
     version = checked.ref
-
-    def make_reference(reason: str) -> str:
-        references.set_reference(version, reason=f"{reason}; Dagster run {context.run.run_id}")
-        return version
-
     selected = _selected(context)
     reference = None
     if selected & {"borough_drift", *DRIFT_RULES}:
-        reference = references.load_reference(ASSET, run_resolver(context).alias(ASSET, REFERENCE_ALIAS))
+        reference = references.load_reference(CLEAN_SAMPLE, run_resolver(context).alias(CLEAN_SAMPLE, REFERENCE_ALIAS))
     # The drift result is the one that knows every rule's verdict, so only a run that evaluates it
     # records the verdict on the version and may move the reference.
     if "borough_drift" in selected:
         if not failures:
             references.record_check_failures(version, {})  # a stale flag would keep the reference off it
-        outcomes["borough_drift"] = judge_borough_drift(
+        drift, new_reference = judge_borough_drift(
             clean_sample,
             reference,
             config.kl_threshold,
             subject,
+            checked=version,
             other_failures=sorted(failures),
-            make_reference=make_reference,
             accept_as_reference=config.accept_as_reference,
         )
-        drift = outcomes["borough_drift"]
+        if new_reference is not None:
+            run = f"Dagster run {context.run.run_id}"
+            references.set_reference(new_reference.version, reason=f"{new_reference.reason}; {run}")
+        outcomes["borough_drift"] = drift
         if not drift.passed and not drift.warning:
             failures["borough_drift"] = drift.message
         if failures:
@@ -346,7 +338,8 @@ def clean_sample_checks(
     if drift_entries:
         store.mark_entries(version, FAILED_CHECKS_FLAG, drift_entries)
     if failures:
-        context.log.error(f"{ASSET} ({version}) failed {', '.join(sorted(failures))}; downstream assets will not run")
+        failed = ", ".join(sorted(failures))
+        context.log.error(f"{CLEAN_SAMPLE} ({version}) failed {failed}; downstream assets will not run")
 
     for name, outcome in outcomes.items():
         if name in selected:
@@ -354,7 +347,10 @@ def clean_sample_checks(
             if name in ("inside_nyc_box", "price_range"):
                 facts["bounds_from"] = rules_origin
             yield check_result(
-                replace(outcome, facts=facts), plots=_drift_plots(name, outcome), asset_key=ASSET, check_name=name
+                replace(outcome, facts=facts),
+                plots=_drift_plots(name, outcome),
+                asset_key=CLEAN_SAMPLE,
+                check_name=name,
             )
 
 
@@ -401,12 +397,7 @@ TEST_DATA_CHECKS: Mapping[str, str] = {
 }
 
 
-@dg.multi_asset_check(
-    specs=blocking_specs("test_data", TEST_DATA_CHECKS),
-    name="test_data_checks",
-    ins={"test_data": dg.AssetIn("test_data")},
-    can_subset=True,
-)
+@blocking_checks("test_data", TEST_DATA_CHECKS)
 def held_out_checks(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, test_data: Any
 ) -> Iterator[dg.AssetCheckResult]:

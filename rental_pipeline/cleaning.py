@@ -7,7 +7,7 @@ cope with such rows at prediction time, is the one place that decides how to fil
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the rules are read when the code location loads; pandas only when rows are cleaned
@@ -16,10 +16,13 @@ if TYPE_CHECKING:  # the rules are read when the code location loads; pandas onl
 
 @dataclass(frozen=True)
 class CleaningRules:
-    """Which listings are plausible enough to learn from (the reference configuration)."""
+    """Which listings are plausible enough to learn from (the reference configuration).
 
-    min_price: float = 10.0
-    max_price: float = 350.0
+    The clean_sample config (and the bounds its checks may override) are built from these fields.
+    """
+
+    min_price: float = field(default=10.0, metadata={"description": "Lowest nightly price kept."})
+    max_price: float = field(default=350.0, metadata={"description": "Highest nightly price kept."})
     min_longitude: float = -74.25
     max_longitude: float = -73.50
     min_latitude: float = 40.5

@@ -8,11 +8,14 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from rental_pipeline.store.cli import artifacts
+
+if TYPE_CHECKING:
+    from rental_pipeline.store import ArtifactStore, VersionManifest
 
 MODEL_ASSET = "inference_pipeline"
 PROD_ALIAS = "prod"
@@ -128,7 +131,9 @@ def _numbers_text(status: AssetStatus, prod: str | None) -> str:
     if "predicted" in m:
         parts.append(f"{m['predicted']:,} priced, {m.get('failed', 0):,} failed, by {m.get('model', '?')}")
     if "best_val_mae" in m:
-        parts.append(f"{m.get('trials', '?')} trials of {m.get('model', '?')}, best validation MAE {m['best_val_mae']:.2f}")
+        parts.append(
+            f"{m.get('trials', '?')} trials of {m.get('model', '?')}, best validation MAE {m['best_val_mae']:.2f}"
+        )
     return "; ".join(parts)
 
 
@@ -165,12 +170,15 @@ def summary() -> None:
     click.echo("")
     for row, status in zip(rows, [None, *statuses]):
         numbers = "" if status is None else _numbers_text(status, prod)
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + ("  " + numbers if numbers else ""))
+        cells = "  ".join(cell.ljust(width) for cell, width in zip(row, widths))
+        click.echo(cells + ("  " + numbers if numbers else ""))
     evaluation = next((s for s in statuses if s.name == "model_evaluation" and s.version), None)
     if evaluation is not None:
         m = evaluation.metadata
         evaluated = str(m.get("evaluated_model", "?"))
-        kind = next((s.metadata.get("model") for s in statuses if s.name == MODEL_ASSET and s.version == evaluated), None)
+        kind = next(
+            (s.metadata.get("model") for s in statuses if s.name == MODEL_ASSET and s.version == evaluated), None
+        )
         if kind is None:
             kind = _stored_model_kind(store, evaluated)
         standing = "prod" if evaluated == prod else f"not prod (prod is {prod or 'unset'})"
@@ -216,10 +224,9 @@ def lineage(ref: str, as_json: bool) -> None:
     import json
 
     from rental_pipeline.store import ArtifactStore, StoreError, default_root
-    from rental_pipeline.store.lineage import lineage as walk
 
     try:
-        chain = list(walk(ArtifactStore(default_root()), ref))
+        chain = _lineage(ArtifactStore(default_root()), ref)
     except StoreError as error:
         raise click.ClickException(str(error)) from error
     if as_json:
@@ -252,6 +259,24 @@ def lineage(ref: str, as_json: bool) -> None:
             click.echo(f"{pad}    {'  '.join(f'{k} {v}' for k, v in source.items())}")
 
 
+def _lineage(store: ArtifactStore, ref: str) -> list[tuple[int, VersionManifest]]:
+    """(depth, version) pairs, depth first through the recorded inputs, each version once even where
+    branches meet again."""
+    seen: set[str] = set()
+    chain: list[tuple[int, VersionManifest]] = []
+
+    def walk(current: str, depth: int) -> None:
+        version = store.get(current)
+        chain.append((depth, version))
+        if version.ref not in seen:
+            seen.add(version.ref)
+            for parent in version.inputs:
+                walk(parent, depth + 1)
+
+    walk(ref, 0)
+    return chain
+
+
 @main.command()
 @click.option("--model", "model_ref", default="inference_pipeline:prod", show_default=True,
               help="Stored inference pipeline: NAME:vN or NAME:ALIAS.")
@@ -270,7 +295,10 @@ def predict(model_ref: str, chunk_rows: int, input_csv: Path, output_csv: Path) 
     except PredictionError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Scoring {input_csv} with {version.ref}", err=True)
-    with click.progressbar(length=input_csv.stat().st_size, label="listings", file=click.get_text_stream("stderr")) as bar:
+    progress = click.progressbar(
+        length=input_csv.stat().st_size, label="listings", file=click.get_text_stream("stderr")
+    )
+    with progress as bar:
         done = 0
 
         def advance(bytes_read: int, rows: int) -> None:
@@ -283,7 +311,8 @@ def predict(model_ref: str, chunk_rows: int, input_csv: Path, output_csv: Path) 
         except PredictionError as error:
             raise click.ClickException(str(error)) from None
         except (ValueError, OSError) as error:  # a malformed file, as pandas or Arrow words it
-            raise click.ClickException(f"{input_csv}: {str(error).splitlines()[0] if str(error) else error!r}") from None
+            first_line = str(error).splitlines()[0] if str(error) else repr(error)
+            raise click.ClickException(f"{input_csv}: {first_line}") from None
     click.echo(
         f"{summary.rows:,} rows: {summary.predicted:,} predicted, {summary.failed:,} with an error "
         f"(see the prediction_error column) in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) "

@@ -60,7 +60,9 @@ def category_table(reference: pd.Series, current: pd.Series) -> pd.DataFrame:
     then = reference.astype(object).where(reference.notna(), MISSING).value_counts()
     now = current.astype(object).where(current.notna(), MISSING).value_counts()
     categories = sorted(set(then.index) | set(now.index), key=str)
-    return _table([str(c) for c in categories], then.reindex(categories, fill_value=0), now.reindex(categories, fill_value=0))
+    return _table(
+        [str(c) for c in categories], then.reindex(categories, fill_value=0), now.reindex(categories, fill_value=0)
+    )
 
 
 def bin_edges(reference: pd.Series) -> np.ndarray:

@@ -43,7 +43,9 @@ def evaluate_pipeline(pipeline: Pipeline, test: pd.DataFrame, worst: int = 10) -
         rows=len(test),
         worst_errors=worst_errors,
         by_borough=errors_by_borough(test[TARGET], predicted, test["neighbourhood_group"]),
-        scored=test[[c for c in SCORED_COLUMNS if c in test.columns]].assign(predicted=predicted).reset_index(drop=True),
+        scored=(
+            test[[c for c in SCORED_COLUMNS if c in test.columns]].assign(predicted=predicted).reset_index(drop=True)
+        ),
     )
 
 

@@ -105,7 +105,7 @@ def build_preprocessor(max_tfidf_features: int = 5) -> ColumnTransformer:
     )
 
 
-def build_inference_pipeline(
+def build_forest_pipeline(
     max_tfidf_features: int = 5, forest: ForestParams = ForestParams()
 ) -> Pipeline:
     """Preprocessing plus the reference random forest, unfitted."""

@@ -22,6 +22,7 @@ model), so the next step does not read back and decode the file it was just writ
 
 import atexit
 import gc
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +39,6 @@ from rental_pipeline.store import (
     FAILED_CHECKS_FLAG,
     ArtifactStore,
     MirrorQueue,
-    ValueCache,
     VersionManifest,
     WandbMirror,
     codec_for,
@@ -46,8 +46,8 @@ from rental_pipeline.store import (
     project_name,
     resolve_mode,
 )
+from rental_pipeline.value_cache import ValueCache
 from rental_pipeline.versions import PINNED, VersionResolver
-
 
 ARTIFACT_KEY = "artifact"
 ARTIFACT_TYPE_KEY = "artifact_type"
@@ -74,14 +74,19 @@ class ArtifactStoreResource(dg.ConfigurableResource):
         "?endpoint_url=...&region=...). Empty: $RENTAL_PIPELINE_STORE, else $RENTAL_PIPELINE_HOME/artifacts "
         "(default .rental_pipeline).",
     )
+    # Dagster builds a fresh copy of the resource for each run in each process (private attributes
+    # are not copied), so the store below lasts one run of one process: long enough for its
+    # manifest cache to pay, never shared by two runs. The key also holds the process id, so a
+    # forked child never uses its parent's open clients, and the root, so a changed
+    # $RENTAL_PIPELINE_STORE gets a store of its own.
     _store: ArtifactStore | None = PrivateAttr(default=None)
-    _store_root: str | None = PrivateAttr(default=None)
+    _store_key: tuple[int, str] | None = PrivateAttr(default=None)
 
     def store(self) -> ArtifactStore:
-        """One store object per resource (and per root), so its manifest cache lasts the run."""
-        root = str(self.root or default_root())
-        if self._store is None or self._store_root != root:
-            self._store, self._store_root = ArtifactStore(root), root
+        """This resource's store object, built on first use."""
+        key = (os.getpid(), str(self.root or default_root()))
+        if self._store is None or self._store_key != key:
+            self._store, self._store_key = ArtifactStore(key[1]), key
         return self._store
 
 

@@ -181,7 +181,9 @@ def _refuse_binary(data: bytes, source: str) -> None:
     head = data[:4096]
     kind = compression_of(head)
     if kind == "zip":
-        raise ListingsError(source, "is a ZIP archive, not a CSV file: extract the CSV and use that (.csv.gz is read as it is)")
+        raise ListingsError(
+            source, "is a ZIP archive, not a CSV file: extract the CSV and use that (.csv.gz is read as it is)"
+        )
     if kind is not None:
         raise ListingsError(source, f"is {kind}-compressed (inside the file as read): only .csv and .csv.gz are read")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):

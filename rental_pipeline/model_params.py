@@ -1,13 +1,15 @@
 """The two models' names and hyperparameters, as plain values.
 
-The training config shown in the launchpad is built from these defaults when the code location
-loads, long before anything is fitted, so they live apart from the estimators: importing this
-module imports no scikit-learn, and loading the code location stays quick.
+These are the only definition of each parameter: the training config shown in the launchpad is
+built from these fields (default, and in the metadata the limits a config value must respect)
+when the code location loads, long before anything is fitted, so they live apart from the
+estimators: importing this module imports no scikit-learn, and loading the code location stays
+quick.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 BOOSTED = "boosted"
 RANDOM_FOREST = "random_forest"
@@ -18,12 +20,12 @@ MODELS = (BOOSTED, RANDOM_FOREST)
 class ForestParams:
     """The reference random forest, parameter for parameter."""
 
-    n_estimators: int = 100
+    n_estimators: int = field(default=100, metadata={"ge": 1})
     max_depth: int | None = 15
-    min_samples_split: int = 4
-    min_samples_leaf: int = 3
+    min_samples_split: int = field(default=4, metadata={"ge": 2})
+    min_samples_leaf: int = field(default=3, metadata={"ge": 1})
     criterion: str = "squared_error"
-    max_features: float = 0.5
+    max_features: float = field(default=0.5, metadata={"gt": 0, "le": 1})
     oob_score: bool = True
     n_jobs: int = -1
     random_state: int = 42
@@ -34,16 +36,16 @@ class BoostingParams:
     """The boosted default model (`rental_pipeline.boosting`); every value was picked on the
     validation split only."""
 
-    learning_rate: float = 0.15
-    max_iter: int = 120
-    max_leaf_nodes: int = 31
+    learning_rate: float = field(default=0.15, metadata={"gt": 0})
+    max_iter: int = field(default=120, metadata={"ge": 1})
+    max_leaf_nodes: int = field(default=31, metadata={"ge": 2})
     max_depth: int | None = 10
-    min_samples_leaf: int = 10
-    l2_regularization: float = 5.0
-    max_features: float = 0.5
-    max_bins: int = 127
-    text_alpha: float = 1.0
-    text_min_df: int = 2
-    text_folds: int = 5
-    n_jobs: int = 2
+    min_samples_leaf: int = field(default=10, metadata={"ge": 1})
+    l2_regularization: float = field(default=5.0, metadata={"ge": 0})
+    max_features: float = field(default=0.5, metadata={"gt": 0, "le": 1})
+    max_bins: int = field(default=127, metadata={"ge": 2, "le": 255})
+    text_alpha: float = field(default=1.0, metadata={"gt": 0})
+    text_min_df: int = field(default=2, metadata={"ge": 1})
+    text_folds: int = field(default=5, metadata={"ge": 2})
+    n_jobs: int = field(default=2, metadata={"ge": 1})
     random_state: int = 42

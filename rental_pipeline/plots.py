@@ -121,8 +121,10 @@ def price_distribution(
             if number == 0:  # the first series filled, the others as outlines on top of it
                 axes.hist(shown, bins=edges, color="#c6dbef", edgecolor=CURRENT, linewidth=0.6, label=_text(described))
             else:
-                axes.hist(shown, bins=edges, histtype="step", linewidth=1.8, color=(REFERENCE, HIGHLIGHT)[number % 2 - 1],
-                          label=_text(described))
+                colour = (REFERENCE, HIGHLIGHT)[number % 2 - 1]
+                axes.hist(
+                    shown, bins=edges, histtype="step", linewidth=1.8, color=colour, label=_text(described)
+                )
         axes.set_xscale("log")
         _dollars(axes)
     if bounds is not None:

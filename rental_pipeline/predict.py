@@ -33,23 +33,16 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
 from rental_pipeline.csv_chunks import ArrowRefused, arrow_chunks, pandas_chunks
+from rental_pipeline.features import DATE_COLUMN, ZERO_IMPUTED
 from rental_pipeline.sources import SourceError, compression_of, open_regular_file
 
 PREDICTION = "predicted_price"
 ERROR = "prediction_error"
 DEFAULT_CHUNK_ROWS = 100_000
-NUMERIC_FEATURES = frozenset(
-    {
-        "latitude",
-        "longitude",
-        "minimum_nights",
-        "number_of_reviews",
-        "reviews_per_month",
-        "calculated_host_listings_count",
-        "availability_365",
-    }
-)
-DATE_FEATURES = frozenset({"last_review"})
+# Typed as the inference pipelines read them: numbers (zero-imputed by the reference preprocessing)
+# and the review date; every other feature column is text.
+NUMERIC_FEATURES = frozenset(ZERO_IMPUTED)
+DATE_FEATURES = frozenset({DATE_COLUMN})
 # Decimals Arrow and pandas are known to parse to the same double: at most 15 characters (so at
 # most 15 digits, exact in binary before one correctly rounded division) and no exponent.
 _MAX_PLAIN_NUMBER_BYTES = 15
@@ -248,7 +241,9 @@ def _unseen(column: str, values: pd.Series, domain: CategoryDomain) -> tuple[np.
     present = values.notna().to_numpy()
     unseen = np.flatnonzero(present & ~values.isin(domain.known).to_numpy())
     known = ", ".join(sorted(domain.known)[:8])
-    messages = [f"{column}: {_short(value)} was not seen in training (known: {known}); " for value in values.iloc[unseen]]
+    messages = [
+        f"{column}: {_short(value)} was not seen in training (known: {known}); " for value in values.iloc[unseen]
+    ]
     if not domain.missing_ok:
         missing = np.flatnonzero(~present)
         unseen = np.concatenate([unseen, missing])

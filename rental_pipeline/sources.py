@@ -534,7 +534,9 @@ def _download_error(error: BaseException, shown: str, timeout: float, policy: So
         return error
     if isinstance(error, HTTPError):
         if 300 <= error.code < 400 and "Redirection to url" in str(error.msg):  # urllib's own scheme check
-            return SourceError(describe(error.filename or ""), "a redirect to a scheme other than http(s) is not followed")
+            return SourceError(
+                describe(error.filename or ""), "a redirect to a scheme other than http(s) is not followed"
+            )
         if 300 <= error.code < 400:
             return SourceError(shown, f"too many redirects (more than {policy.max_redirects}) or a redirect loop")
         return SourceError(shown, f"cannot download listings (HTTP {error.code} {snippet(str(error.reason), 60)})")
@@ -562,7 +564,8 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
             raise SourceError(describe(newurl), f"a redirect to {target.scheme or 'no'}:// is not followed")
         if not self.policy.allows_host(target.hostname or ""):
             raise SourceError(
-                describe(newurl), f"a redirect to host {target.hostname!r} is not followed ({_allowed_hosts(self.policy)})"
+                describe(newurl),
+                f"a redirect to host {target.hostname!r} is not followed ({_allowed_hosts(self.policy)})",
             )
         if target.username is not None or target.password is not None:
             raise SourceError(describe(newurl), "a redirect to a URL with credentials is not followed")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from rental_pipeline.cleaning import CleaningRules
 from rental_pipeline.listings import BOROUGHS, COLUMNS, FLOAT_COLUMNS, INTEGER_COLUMNS, ROOM_TYPES
 
 # --- where listings are ----------------------------------------------------------------------
@@ -37,7 +38,9 @@ BOROUGH_BOUNDS: dict[str, tuple[float, float, float, float]] = {
     "Queens": (40.569, 40.792, -73.958, -73.717),
     "Staten Island": (40.508, 40.648, -74.240, -74.060),
 }
-NYC_BOX = (40.5, 41.2, -74.25, -73.50)  # lat_min, lat_max, lon_min, lon_max kept by cleaning
+# lat_min, lat_max, lon_min, lon_max kept by cleaning: the outliers are placed just outside it.
+_BOX = CleaningRules()
+NYC_BOX = (_BOX.min_latitude, _BOX.max_latitude, _BOX.min_longitude, _BOX.max_longitude)
 # The most common neighbourhoods: (name, share in borough, lat, lon, lat spread, lon spread).
 Neighbourhood = tuple[str, float, float, float, float, float]
 NEIGHBOURHOODS: dict[str, tuple[Neighbourhood, ...]] = {

@@ -10,7 +10,7 @@ from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.pipeline import Pipeline
 
 from rental_pipeline.boosting import boosted_feature_importances, build_boosted_pipeline
-from rental_pipeline.features import FEATURE_COLUMNS, TARGET, build_inference_pipeline, feature_importances
+from rental_pipeline.features import FEATURE_COLUMNS, TARGET, build_forest_pipeline, feature_importances
 from rental_pipeline.model_params import BOOSTED, MODELS, RANDOM_FOREST, BoostingParams, ForestParams
 from rental_pipeline.split import split_listings
 
@@ -38,7 +38,7 @@ def build_pipeline(
 ) -> Pipeline:
     """The unfitted inference pipeline of the chosen model: the reference forest or the boosted default."""
     if model == RANDOM_FOREST:
-        return build_inference_pipeline(max_tfidf_features, forest)
+        return build_forest_pipeline(max_tfidf_features, forest)
     if model == BOOSTED:
         return build_boosted_pipeline(boosting)
     raise ValueError(f"unknown model {model!r}: use one of {MODELS}")

@@ -8,9 +8,9 @@ failure cases as a table, and one sentence saying what to do about it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -306,23 +306,55 @@ class ReferenceListings:
     label: str
 
 
+@dataclass(frozen=True)
+class ReferenceMove:
+    """A decision to make `version` the reference, with the reason the alias log keeps."""
+
+    version: str
+    reason: str
+
+
+class BoroughDrift(NamedTuple):
+    """The borough-drift verdict, and the reference move it decided (None: the reference stays)."""
+
+    outcome: CheckOutcome
+    new_reference: ReferenceMove | None = None
+
+
 def judge_borough_drift(
     frame: pd.DataFrame,
     reference: ReferenceListings | None,
     threshold: float,
     subject: str,
     *,
+    checked: str,
     other_failures: Sequence[str],
-    make_reference: Callable[[str], str],
     accept_as_reference: bool = False,
-) -> CheckOutcome:
+) -> BoroughDrift:
     """Drift of the borough mix against the reference, and the policy for moving the reference.
 
     With no reference yet, the first version that passes every other check becomes it (a
     version that fails them would make a broken week the yardstick). `accept_as_reference`
     lets a person declare an expected change of mix: the version becomes the reference if it
-    passes every other check, and the divergence it had is kept in the result.
+    passes every other check, and the divergence it had is kept in the result. `checked` names
+    the judged version; the caller moves the alias when the verdict says so (`new_reference`).
     """
+    outcome = _borough_drift(frame, reference, threshold, subject, checked, other_failures, accept_as_reference)
+    if not outcome.facts.get("reference_set"):
+        return BoroughDrift(outcome)
+    why = "first version to pass every check" if reference is None else "accepted as the new reference on request"
+    return BoroughDrift(outcome, ReferenceMove(checked, f"{why} ({len(frame):,} listings)"))
+
+
+def _borough_drift(
+    frame: pd.DataFrame,
+    reference: ReferenceListings | None,
+    threshold: float,
+    subject: str,
+    label: str,
+    other_failures: Sequence[str],
+    accept_as_reference: bool,
+) -> CheckOutcome:
     rule = f"KL divergence of the borough mix from the reference < {threshold:g} bits"
     if cannot := _cannot_check(frame, ["neighbourhood_group"], rule, subject):
         return cannot
@@ -349,8 +381,6 @@ def judge_borough_drift(
                 facts=facts,
                 tables=tables,
             )
-        why = "first version to pass every check" if reference is None else "accepted as the new reference on request"
-        label = make_reference(f"{why} ({len(frame):,} listings)")
         facts.update(reference=label, reference_set=True)
         if reference is None:
             message = f"No reference existed: {subject} passed every other check and is now the reference ({label})."
@@ -420,27 +450,11 @@ def check_no_shared_ids(trainval: pd.DataFrame, test: pd.DataFrame) -> CheckOutc
 # -- where the reference version lives ------------------------------------------------------
 
 
-class ReferenceVersions(Protocol):
-    """What the drift check needs from wherever versions are kept.
-
-    A version is named by a label such as `clean_sample:v3`; `version_of` finds the label of
-    the value being checked.
-    """
-
-    def version_of(self, asset: str, listings: pd.DataFrame, recorded: str | None) -> str: ...
-
-    def load_reference(self, asset: str) -> ReferenceListings | None: ...
-
-    def set_reference(self, version: str, *, reason: str) -> None: ...
-
-    def record_check_failures(self, version: str, failures: Mapping[str, str]) -> None: ...
-
-
 REFERENCE_ALIAS = "reference"
 
 
 class StoreReferences:
-    """`ReferenceVersions` on the versioned artifact store: the reference is an alias there.
+    """The reference version on the versioned artifact store, where it is an alias.
 
     Failed checks are recorded as the version's `failed_checks` flag, which the store's alias
     guard reads to keep `reference` and `prod` off failing versions; every alias move is logged
@@ -449,13 +463,6 @@ class StoreReferences:
 
     def __init__(self, store: Any) -> None:
         self.store = store
-
-    def version_of(self, asset: str, listings: pd.DataFrame, recorded: str | None) -> str:
-        """The version the IO manager recorded for this value; without one (another IO manager),
-        the frame is saved, which finds the existing version when the same bytes are stored."""
-        if recorded:
-            return self.store.get(recorded).ref
-        return self.store.save(asset, listings, type=asset).version.ref
 
     def load_reference(self, asset: str, ref: str | None = None) -> ReferenceListings | None:
         """The reference version: ``ref`` when the caller resolved it already (once per run),

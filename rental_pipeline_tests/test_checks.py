@@ -138,34 +138,34 @@ def test_row_count_bounds_are_exclusive_and_the_failure_explains_the_cleaning(cl
 def test_drift_policy_first_passing_version_becomes_the_reference(clean):
     made = []
 
-    def make_reference(reason: str) -> str:
-        made.append(reason)
-        return "clean_sample.csv:v0"
+    def judge(frame, reference, subject, failures=(), **options):
+        """The verdict, and the reference moves it decided (the caller applies them)."""
+        outcome, move = judge_borough_drift(
+            frame, reference, 0.2, subject, checked="clean_sample.csv:v0", other_failures=list(failures), **options
+        )
+        if move is not None:
+            assert move.version == "clean_sample.csv:v0"
+            made.append(move.reason)
+        return outcome
 
-    first = judge_borough_drift(clean, None, 0.2, "clean_sample", other_failures=[], make_reference=make_reference)
+    first = judge(clean, None, "clean_sample")
     assert first.passed and first.facts["reference_set"] and len(made) == 1
     assert "No reference existed" in first.message and "clean_sample.csv:v0" in first.message
 
-    failing = judge_borough_drift(
-        clean, None, 0.2, "clean_sample", other_failures=["row_count"], make_reference=make_reference
-    )
+    failing = judge(clean, None, "clean_sample", ["row_count"])
     assert (failing.passed, failing.warning, len(made)) == (False, True, 1)
     assert "not made the reference because it failed row_count" in failing.message
 
     reference = ReferenceListings(clean, "clean_sample.csv:v0")
     drifted = clean.copy()
     drifted.loc[drifted.index[: len(clean) // 3], "neighbourhood_group"] = "Staten Island"
-    outcome = judge_borough_drift(
-        drifted, reference, 0.2, "clean_sample", other_failures=[], make_reference=make_reference
-    )
+    outcome = judge(drifted, reference, "clean_sample")
     assert not outcome.passed and not outcome.warning
     assert outcome.facts["kl_divergence_bits"] > 0.2
     assert "Staten Island" in outcome.message and "accept_as_reference" in outcome.message
-    assert judge_borough_drift(clean, reference, 0.2, "c", other_failures=[], make_reference=make_reference).passed
+    assert judge(clean, reference, "c").passed
 
-    accepted = judge_borough_drift(
-        drifted, reference, 0.2, "c", other_failures=[], make_reference=make_reference, accept_as_reference=True
-    )
+    accepted = judge(drifted, reference, "c", accept_as_reference=True)
     assert accepted.passed and len(made) == 2 and "on request" in made[-1]
     assert accepted.facts["kl_divergence_bits"] > 0.2
 
@@ -182,9 +182,9 @@ def test_references_live_in_the_artifact_store_and_failed_versions_cannot_become
     store = ArtifactStore(tmp_path / "artifacts")
     references = StoreReferences(store)
     assert references.load_reference("clean_sample") is None
-    good = references.version_of("clean_sample", clean, None)
+    good = store.save("clean_sample", clean, type="clean_sample").version.ref
     assert good == "clean_sample:v0"
-    assert references.version_of("clean_sample", clean.copy(), None) == good  # same bytes, same version
+    assert store.save("clean_sample", clean.copy(), type="clean_sample").version.ref == good  # same bytes, same version
     references.record_check_failures(good, {})
     references.set_reference(good, reason="first vetted week")
     loaded = references.load_reference("clean_sample")
@@ -192,7 +192,7 @@ def test_references_live_in_the_artifact_store_and_failed_versions_cannot_become
     pd.testing.assert_frame_equal(loaded.listings, clean)
     assert store.alias_log("clean_sample")[-1].reason == "first vetted week"
 
-    bad = references.version_of("clean_sample", clean.iloc[:10], None)
+    bad = store.save("clean_sample", clean.iloc[:10], type="clean_sample").version.ref
     references.record_check_failures(bad, {"row_count": "10 listings"})
     assert store.flags(bad)[FAILED_CHECKS_FLAG] == {"row_count": "10 listings"}
     with pytest.raises(AliasRefusedError, match="row_count"):

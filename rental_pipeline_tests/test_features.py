@@ -7,7 +7,7 @@ from rental_pipeline.features import (
     TARGET,
     DaysBeforeReference,
     ForestParams,
-    build_inference_pipeline,
+    build_forest_pipeline,
     feature_importances,
 )
 
@@ -38,7 +38,7 @@ def fitted(request):
     from rental_pipeline.synthetic import generate_listings
 
     clean, _ = clean_listings(generate_listings(rows=800, seed=3))
-    pipeline = build_inference_pipeline(5, ForestParams(n_estimators=10, n_jobs=1, oob_score=False))
+    pipeline = build_forest_pipeline(5, ForestParams(n_estimators=10, n_jobs=1, oob_score=False))
     pipeline.fit(clean[FEATURE_COLUMNS], clean[TARGET])
     return pipeline, clean
 

@@ -1,5 +1,6 @@
 """Every asset stored as a versioned artifact: versions, reuse, lineage, pins and the W&B mirror."""
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -190,7 +191,7 @@ def test_new_versions_are_mirrored_to_offline_wandb_runs(instance, isolated_stat
         for m in metadata.values()
     )
     assert len(set(run_ids.values())) == len(run_ids)  # one W&B run per asset
-    # The runs were made on a background thread; the run is over, so each has its folder by now.
+    # The runs were made by the W&B worker process; the run is over, so each has its folder by now.
     wandb_root = Path(isolated_state / "wandb")
     for name, run_id in run_ids.items():
         (run_dir,) = wandb_root.rglob(f"offline-run-*-{run_id}")
@@ -243,6 +244,52 @@ def test_a_store_root_in_config_is_honoured(instance, tmp_path):
 def test_default_resources_follow_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("RENTAL_PIPELINE_HOME", str(tmp_path / "home"))
     assert default_resources()["artifact_store"].store().root == tmp_path / "home" / "artifacts"
+
+
+def test_a_resource_keeps_one_store_while_its_root_stays(monkeypatch, tmp_path):
+    configured = ArtifactStoreResource(root=str(tmp_path / "a"))
+    assert configured.store() is configured.store()
+    assert ArtifactStoreResource(root=str(tmp_path / "a")).store() is not configured.store()
+    from_environment = ArtifactStoreResource()
+    monkeypatch.setenv("RENTAL_PIPELINE_STORE", str(tmp_path / "b"))
+    first = from_environment.store()
+    assert first.root == tmp_path / "b" and from_environment.store() is first
+    monkeypatch.setenv("RENTAL_PIPELINE_STORE", str(tmp_path / "c"))
+    assert from_environment.store().root == tmp_path / "c"
+
+
+def test_each_run_gets_a_store_that_lasts_it_and_no_other_run(instance, tmp_path):
+    """Dagster hands each run a fresh copy of the resource: within a run every call returns the one
+    store (its manifest cache lasts the run), the next run builds its own."""
+    seen: list[tuple[ArtifactStore, ArtifactStore]] = []
+
+    @dg.asset(io_manager_key="mem")
+    def two_looks(artifact_store: ArtifactStoreResource) -> None:
+        seen.append((artifact_store.store(), artifact_store.store()))
+
+    resources = {"artifact_store": ArtifactStoreResource(root=str(tmp_path)), "mem": dg.mem_io_manager}
+    for _ in range(2):
+        assert dg.materialize([two_looks], instance=instance, resources=resources).success
+    (first, again), (second, _) = seen
+    assert first is again and second is not first and first.root == second.root == tmp_path
+
+
+def test_a_forked_process_builds_its_own_store(tmp_path):
+    """A child must not use the parent's store object (on object storage it holds an open client)."""
+    resource = ArtifactStoreResource(root=str(tmp_path))
+    parent = resource.store()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child reports, then leaves without running pytest's exit handlers
+        try:
+            own = resource.store()
+            os.write(write, b"own" if own is not parent and resource.store() is own else b"shared")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 16)
+    os.waitpid(child, 0)
+    assert answer == b"own" and resource.store() is parent
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from rental_pipeline.boosting import BoostingParams, build_boosted_pipeline
 from rental_pipeline.cleaning import clean_listings
 from rental_pipeline.cli import main
-from rental_pipeline.features import FEATURE_COLUMNS, ForestParams, build_inference_pipeline
+from rental_pipeline.features import FEATURE_COLUMNS, ForestParams, build_forest_pipeline
 from rental_pipeline.store import ArtifactStore, CodecError, UntrustedTypesError, default_root
 from rental_pipeline.store.model_codec import (
     TRUSTED_MODEL_NODES,
@@ -244,7 +244,7 @@ def test_refusal_names_are_escaped_and_short(tmp_path):
 @pytest.fixture(scope="module")
 def fitted_models():
     clean, _ = clean_listings(generate_listings(rows=2_000, seed=5))
-    forest = build_inference_pipeline(5, ForestParams(**{**FAST_FOREST, "oob_score": True}))
+    forest = build_forest_pipeline(5, ForestParams(**{**FAST_FOREST, "oob_score": True}))
     boosted = build_boosted_pipeline(BoostingParams(max_iter=15, n_jobs=1))
     return clean, {
         "random_forest": forest.fit(clean[FEATURE_COLUMNS], clean["price"]),

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from rental_pipeline.cleaning import clean_listings
 from rental_pipeline.cli import main
-from rental_pipeline.features import FEATURE_COLUMNS, ForestParams, build_inference_pipeline
+from rental_pipeline.features import FEATURE_COLUMNS, ForestParams, build_forest_pipeline
 from rental_pipeline.predict import (
     DATE_FEATURES,
     ERROR,
@@ -27,7 +27,7 @@ from rental_pipeline_tests.conftest import materialize, materialized, run_config
 @pytest.fixture(scope="module")
 def model():
     clean, _ = clean_listings(generate_listings(rows=1_500, seed=21))
-    pipeline = build_inference_pipeline(5, ForestParams(n_estimators=10, n_jobs=1, oob_score=False))
+    pipeline = build_forest_pipeline(5, ForestParams(n_estimators=10, n_jobs=1, oob_score=False))
     return pipeline.fit(clean[FEATURE_COLUMNS], clean["price"])
 
 

@@ -2,8 +2,12 @@
 
 import pytest
 
-from rental_pipeline.promotion import decide_promotion
-from rental_pipeline.store import ArtifactStore, default_root
+from rental_pipeline.cleaning import clean_listings
+from rental_pipeline.features import FEATURE_COLUMNS, TARGET, ForestParams, build_forest_pipeline
+from rental_pipeline.promotion import PROD, decide_promotion, promote
+from rental_pipeline.store import FAILED_CHECKS_FLAG, ArtifactStore, default_root
+from rental_pipeline.synthetic import generate_listings
+from rental_pipeline.versions import VersionResolver
 from rental_pipeline_tests.conftest import materialize, materialized, run_config
 
 
@@ -24,6 +28,57 @@ def test_challenger_must_beat_champion_by_the_margin(challenger_mae, min_improve
 
 def test_the_champion_is_not_promoted_over_itself():
     assert not decide_promotion("m:v0", 30.0, "m:v0", 30.0).promote
+
+
+def test_promote_is_a_plain_function_over_the_store(tmp_path):
+    """Finding the champion, re-scoring it, moving `prod` and flagging the challenger need no Dagster."""
+    store = ArtifactStore(tmp_path / "artifacts")
+    listings, _ = clean_listings(generate_listings(rows=600, seed=3))
+    train, test = listings.iloc[:450], listings.iloc[450:].reset_index(drop=True)
+    reads = []
+
+    def test_split():
+        reads.append(1)
+        return test
+
+    def stored_model(depth):
+        model = build_forest_pipeline(5, ForestParams(n_estimators=5, max_depth=depth, n_jobs=1, oob_score=False))
+        model.fit(train[FEATURE_COLUMNS], train[TARGET])
+        ref = store.save("inference_pipeline", model, type="model_export").version.ref
+        return ref, float((test[TARGET] - model.predict(test[FEATURE_COLUMNS])).abs().mean())
+
+    def run():
+        """A resolver as a new run has it: no records, aliases read once."""
+        return VersionResolver(store, {}, lambda name: None, lambda name: None)
+
+    first, first_mae = stored_model(1)
+    promotion = promote(store, run(), first, first_mae, test_split, actor="test")
+    assert promotion.promoted and "no prod model yet" in promotion.outcome and reads == []
+    assert store.get(f"inference_pipeline:{PROD}").ref == first
+    assert promotion.metadata() == {
+        "evaluated_model": first, "prod_model": first, "promoted": True, "promotion": promotion.outcome
+    }
+
+    better, better_mae = stored_model(8)
+    assert better_mae < first_mae
+    held_back = promote(store, run(), better, better_mae, test_split, min_improvement=1e6)
+    assert not held_back.promoted and reads == [1]  # the champion was scored on the same split
+    assert held_back.metadata()["previous_prod_test_mae"] == pytest.approx(first_mae)
+    assert store.get(f"inference_pipeline:{PROD}").ref == first
+    assert store.flags(better)["promotion"]["promoted"] is False
+
+    switched_off = promote(store, run(), better, better_mae, test_split, apply=False)
+    assert not switched_off.promoted and switched_off.outcome.endswith("(not applied: promote is off)")
+
+    store.mark(better, FAILED_CHECKS_FLAG, {"schema": "broken"})
+    refused = promote(store, run(), better, better_mae, test_split)
+    assert not refused.promoted and "refused by the store" in refused.outcome
+    store.mark(better, FAILED_CHECKS_FLAG, None)
+    resolver = run()
+    promoted = promote(store, resolver, better, better_mae, test_split)
+    assert promoted.promoted and promoted.metadata()["prod_model"] == better
+    assert store.get(f"inference_pipeline:{PROD}").ref == resolver.alias("inference_pipeline", PROD) == better
+    assert promote(store, resolver, better, better_mae, test_split).outcome == f"{better} is already {PROD}"
 
 
 WEAK = {"random_forest": {"n_estimators": 2, "max_depth": 2, "n_jobs": 1, "oob_score": False}}

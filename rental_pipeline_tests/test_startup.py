@@ -70,6 +70,12 @@ def test_the_cli_imports_neither_dagster_nor_a_heavy_library_before_a_command_ru
     assert imported_by("rental_pipeline.cli", (*HEAVY, "dagster")) == {}
 
 
+def test_the_store_imports_neither_dagster_nor_a_heavy_library():
+    """The store's codecs import pandas, skops and wandb only when a frame, a model or a mirror
+    needs them; the per-run value cache, which knows frames, lives beside the IO manager."""
+    assert imported_by("rental_pipeline.store", (*HEAVY, "dagster", "boto3")) == {}
+
+
 @pytest.mark.slow
 def test_the_probe_does_see_a_heavy_import():
     """The probe itself works: a module that needs pandas at import is reported, with its frames."""

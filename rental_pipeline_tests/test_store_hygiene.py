@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from rental_pipeline.store import ArtifactNotFoundError, ArtifactStore, InvalidNameError, WandbMirror
+from rental_pipeline.store import ArtifactNotFoundError, ArtifactStore, InvalidNameError, WandbMirror, verify_store
 from rental_pipeline.store.cli import artifacts
 from rental_pipeline.store.pending import PendingRuns
 
@@ -86,5 +86,5 @@ def test_gc_frees_blobs_of_offline_runs_only_when_asked(tmp_path, monkeypatch):
     assert code == 0 and f"dropped 1 unsynced W&B offline run(s) and their folders: {result.run_id}" in out
     assert "removed 0 version(s), 1 orphan blob(s) (10000 bytes)" in out
     assert not blob.exists() and not result.run_dir.exists() and not PendingRuns(root).all()
-    assert store.verify().ok
+    assert verify_store(store).ok
     assert store.read_bytes("raw_data:latest", "data.csv") == b"new bytes\n" * 10

@@ -10,17 +10,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from rental_pipeline.store import (
     ArtifactStore,
-    IntegrityError,
     MirrorError,
     MirrorQueue,
     WandbMirror,
+    collect_garbage,
     resolve_mode,
+    verify_store,
 )
 from rental_pipeline_tests.wandb_standin import StandInWandb, offline_run, whole_records
 
@@ -173,10 +173,10 @@ def test_gc_keeps_blobs_of_runs_until_they_are_uploaded(store: ArtifactStore, mo
     store.write("model", {"model.skops": b"new weights"}, type="model_export")
     old_blob = store.blobs.path(old.files[0].sha256)
 
-    report = store.gc(keep=1)
+    report = collect_garbage(store, keep=1)
     assert report.removed_versions == ["model:v0"] and report.kept_pending_blobs == 1
     assert old_blob.exists()  # an unsynced offline run still points at it
-    assert store.verify().ok
+    assert verify_store(store).ok
 
     without_key = mirror.sync()
     assert without_key.skipped_reason and "WANDB_API_KEY" in without_key.skipped_reason
@@ -188,7 +188,7 @@ def test_gc_keeps_blobs_of_runs_until_they_are_uploaded(store: ArtifactStore, mo
     assert [r.artifact for r in synced.synced] == ["model:v0"]
     assert server.holder("team/nyc_airbnb/model", "latest") == "team/nyc_airbnb/model:v0"
     assert mirror.pending.all() == []
-    assert store.gc().removed_blobs == 1 and not old_blob.exists()
+    assert collect_garbage(store).removed_blobs == 1 and not old_blob.exists()
 
 
 def test_disabled_mode_does_nothing(store: ArtifactStore, offline_wandb: Path) -> None:
@@ -206,76 +206,6 @@ def test_mode_resolution() -> None:
     assert resolve_mode(None, {"WANDB_MODE": "dryrun"}) == "offline"
     with pytest.raises(MirrorError):
         resolve_mode("sometimes", {})
-
-
-class FakeRemoteArtifact:
-    """Stub of ``wandb.Api().artifact(...)``'s result: what a W&B server would hand back."""
-
-    def __init__(self, files: dict[str, bytes], *, corrupt: str | None = None) -> None:
-        from rental_pipeline.store import artifact_digest, entry_digest
-
-        self.files = files
-        self.corrupt = corrupt
-        self.type = "clean_sample"
-        self.description = "from the team project"
-        self.metadata = {
-            "rows": 3,
-            "artifact_store": {"ref": "clean_sample.csv:v7", "inputs": ["sample.csv:v2"]},
-        }
-        self.qualified_name = "team/nyc_airbnb/clean_sample.csv:v7"
-        entries = {p: SimpleNamespace(digest=entry_digest(b)) for p, b in files.items()}
-        self.manifest = SimpleNamespace(entries=entries)
-        self.digest = artifact_digest((p, e.digest) for p, e in entries.items())
-
-    def download(self, root: str) -> str:
-        for path, data in self.files.items():
-            target = Path(root) / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(b"flipped" if path == self.corrupt else data)
-        return root
-
-
-class FakeApi:
-    """Stub of ``wandb.Api`` (online only; there is no server to reach)."""
-
-    def __init__(self, artifact: FakeRemoteArtifact) -> None:
-        self.remote = artifact
-        self.requested: list[str] = []
-
-    def artifact(self, name: str, type: str | None = None) -> FakeRemoteArtifact:  # noqa: A002
-        self.requested.append(name)
-        return self.remote
-
-
-def test_online_fetch_verifies_and_imports_a_missing_version(store: ArtifactStore) -> None:
-    """Online only: ``wandb.Api().artifact`` is stubbed at the API boundary (no network here)."""
-    api = FakeApi(FakeRemoteArtifact(FILES))
-    mirror = WandbMirror(store, mode="online", entity="team", api_factory=lambda: api)
-    version = mirror.ensure_local("clean_sample.csv:v7")
-    assert api.requested == ["team/nyc_airbnb/clean_sample.csv:v7"]
-    assert version.ref == "clean_sample.csv:v0"  # local numbering; the source is recorded
-    assert version.digest == api.remote.digest
-    assert version.metadata["imported_from"]["wandb"] == "team/nyc_airbnb/clean_sample.csv:v7"
-    assert version.metadata["imported_from"]["lineage"]["inputs"] == ["sample.csv:v2"]
-    assert store.read_bytes(version.ref, "plots/price.png") == FILES["plots/price.png"]
-    assert (
-        mirror.ensure_local("clean_sample.csv:v0").ref == "clean_sample.csv:v0"
-    )  # local: no fetch
-    assert len(api.requested) == 1
-
-
-def test_online_fetch_refuses_bytes_that_do_not_match(store: ArtifactStore) -> None:
-    """Online only: stubbed ``wandb.Api``; a corrupted download must not enter the store."""
-    api = FakeApi(FakeRemoteArtifact(FILES, corrupt="README.md"))
-    mirror = WandbMirror(store, mode="online", api_factory=lambda: api)
-    with pytest.raises(IntegrityError, match=r"README\.md"):
-        mirror.fetch("clean_sample.csv:latest")
-    assert store.names() == []
-
-
-def test_fetch_is_refused_offline(store: ArtifactStore) -> None:
-    with pytest.raises(MirrorError, match="offline mode cannot read artifacts back"):
-        WandbMirror(store).fetch("clean_sample.csv:v1")
 
 
 def test_online_runs_declare_their_exact_inputs_with_use_artifact(
@@ -326,7 +256,7 @@ def test_queued_mirrors_run_in_order_under_the_ids_they_were_given(any_store: Ar
         assert offline_run(outcome.result.run_dir).output.digest == version.digest
     # The runs were made one after the other, in the order the versions were stored.
     assert [p.run_id for p in queue.mirror.pending.all()] == run_ids
-    assert queue.wait() == []  # nothing left; the worker thread is gone
+    assert queue.wait() == []  # nothing left; the worker process is gone
 
 
 def test_a_failed_queued_mirror_is_an_outcome_not_an_exception(store: ArtifactStore) -> None:

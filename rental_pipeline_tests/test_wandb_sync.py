@@ -32,6 +32,7 @@ from rental_pipeline.store import (
     WandbApi,
     WandbMirror,
     WandbSync,
+    collect_garbage,
     default_root,
 )
 from rental_pipeline.store.mirror_state import MirrorState
@@ -149,7 +150,7 @@ def test_sync_gives_wandb_the_lineage_edge_for_edge(instance, isolated_state):
     report = sync(store, server)
     assert report.ok, report.lines()
     assert len(report.uploaded) == len(offline_runs(isolated_state / "wandb"))
-    assert PendingRuns(store.root).all() == [] and store.gc().kept_pending_blobs == 0
+    assert PendingRuns(store.root).all() == [] and collect_garbage(store).kept_pending_blobs == 0
 
     on_wandb = {r.artifact: r.wandb_artifact for r in PendingRuns(store.root).synced() if r.kind == "version"}
     assert set(on_wandb) == {v.ref for name in store.names() for v in store.history(name)}

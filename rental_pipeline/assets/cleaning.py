@@ -1,24 +1,18 @@
 """`clean_sample`: listings with plausible prices inside New York."""
 
+from dataclasses import asdict
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
 
+from rental_pipeline.assets.params import config_of
 from rental_pipeline.cleaning import CleaningRules, clean_listings
 from rental_pipeline.code_version import code_version
-from rental_pipeline.io_manager import reused_output, reused_outputs
+from rental_pipeline.io_manager import CONFIG_USED_KEY, reused_output, reused_outputs
 
 
-class CleaningConfig(dg.Config):
+class CleaningConfig(config_of(CleaningRules, name="CleaningConfig")):
     """The reference cleaning rules; both ends of every range are kept."""
-
-    min_price: float = Field(default=CleaningRules.min_price, description="Lowest nightly price kept.")
-    max_price: float = Field(default=CleaningRules.max_price, description="Highest nightly price kept.")
-    min_longitude: float = CleaningRules.min_longitude
-    max_longitude: float = CleaningRules.max_longitude
-    min_latitude: float = CleaningRules.min_latitude
-    max_latitude: float = CleaningRules.max_latitude
 
     def rules(self) -> CleaningRules:
         return CleaningRules(**self.model_dump())
@@ -29,7 +23,8 @@ class CleaningConfig(dg.Config):
     kinds={"pandas"},
     metadata={"artifact_type": "clean_sample"},
     code_version=code_version(__name__),
-    description="Listings with 10 <= price <= 350 inside the NYC box, review date parsed; nothing imputed.",
+    description=f"Listings with {CleaningRules.min_price:g} <= price <= {CleaningRules.max_price:g} inside the NYC "
+    "box, review date parsed; nothing imputed.",
 )
 def clean_sample(
     context: dg.AssetExecutionContext, config: CleaningConfig, raw_data: Any
@@ -50,6 +45,8 @@ def clean_sample(
             "rows_in": report.rows_in,
             "dropped_price_outliers": report.price_outliers,
             "dropped_outside_box": report.outside_box,
+            # the rules this version was cleaned with, kept as its config: its checks judge it by them
+            CONFIG_USED_KEY: dg.MetadataValue.json(asdict(rules)),
             **frame_metadata(
                 clean,
                 price_plot="clean_sample",

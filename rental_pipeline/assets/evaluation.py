@@ -14,8 +14,7 @@ from rental_pipeline.io_manager import (
     reused_outputs,
     run_resolver,
 )
-from rental_pipeline.promotion import PROD, decide_promotion
-from rental_pipeline.store import AliasRefusedError
+from rental_pipeline.promotion import promote
 
 
 class EvaluationConfig(dg.Config):
@@ -57,39 +56,20 @@ def model_evaluation(
         test_mae = evaluation.mae
         context.log.info(f"Test MAE {evaluation.mae:.2f}, R² {evaluation.r2:.3f} on {evaluation.rows:,} listings")
 
-    resolver = run_resolver(context)
-    champion = resolver.alias("inference_pipeline", PROD)
-    champion_mae = None
-    if champion is not None and champion != challenger:
-        champion_mae = evaluate_pipeline(store.load(champion), loaded_value(context, test_data)).mae
-    elif champion == challenger:
-        champion_mae = test_mae
-    decision = decide_promotion(challenger, test_mae, champion, champion_mae, min_improvement=config.min_improvement)
-    promoted = False
-    outcome = decision.reason
-    if decision.promote and config.promote:
-        try:
-            store.set_alias(challenger, PROD, reason=decision.reason, actor=f"dagster run {context.run.run_id}")
-            resolver.alias_moved("inference_pipeline", PROD, challenger)
-            promoted = True
-        except AliasRefusedError as refused:
-            outcome = f"{decision.reason}; refused by the store: {refused}"
-    elif decision.promote:
-        outcome = f"{decision.reason} (not applied: promote is off)"
-    context.log.info(f"Promotion: {outcome}")
-
-    # The decision is a fact about this run, not about the scores: it goes to the model version's
-    # flags and the alias log, so an unchanged re-run still reuses the stored evaluation.
-    store.mark(challenger, "promotion", {**decision.as_dict(), "promoted": promoted, "outcome": outcome})
-    promotion = {
-        "evaluated_model": challenger,
-        "prod_model": challenger if promoted else (champion or "none"),
-        **({"previous_prod_test_mae": champion_mae} if champion_mae is not None else {}),
-        "promoted": promoted,
-        "promotion": outcome,
-    }
+    promotion = promote(
+        store,
+        run_resolver(context),
+        challenger,
+        test_mae,
+        lambda: loaded_value(context, test_data),
+        min_improvement=config.min_improvement,
+        apply=config.promote,
+        actor=f"dagster run {context.run.run_id}",
+    )
+    context.log.info(f"Promotion: {promotion.outcome}")
+    facts = promotion.metadata()
     if reused is not None:
-        return dg.Output(reused.value, metadata={**reused.metadata, **promotion})
+        return dg.Output(reused.value, metadata={**reused.metadata, **facts})
     from rental_pipeline.assets.metadata import model_quality_metadata, table
 
     worst = evaluation.worst_errors
@@ -102,7 +82,7 @@ def model_evaluation(
             "test_mae": evaluation.mae,
             "test_r2": evaluation.r2,
             "test_rows": evaluation.rows,
-            **promotion,
+            **facts,
             **(model_quality_metadata(evaluation.scored, "test") if evaluation.scored is not None else {}),
             "worst_errors": table(worst),
             "errors_by_borough": table(evaluation.by_borough),

@@ -192,7 +192,11 @@ def share_plot(shares: pd.DataFrame, label_column: str, *, title: str, xlabel: s
     from rental_pipeline.plots import share_comparison
 
     png = share_comparison(
-        shares[label_column].astype(str).tolist(), shares["reference_share"], shares["share"], title=title, xlabel=xlabel
+        shares[label_column].astype(str).tolist(),
+        shares["reference_share"],
+        shares["share"],
+        title=title,
+        xlabel=xlabel,
     )
     return image(png, title)
 

@@ -79,7 +79,8 @@ def batch_predictions(
             scored = pd.read_csv(scored_path, dtype={ERROR: "str"}, keep_default_na=False, na_values=[""])
     except (SourceError, PredictionError) as error:
         shown = describe(config.source) if config.source else "synthetic listings"
-        raise dg.Failure(description=f"{shown}: {error}" if isinstance(error, PredictionError) else str(error)) from None
+        described = f"{shown}: {error}" if isinstance(error, PredictionError) else str(error)
+        raise dg.Failure(description=described) from None
     context.log.info(f"Priced {summary.predicted:,} of {summary.rows:,} listings with {model_ref}")
     predicted = scored[PREDICTION].dropna()
     described = {k: v for k, v in frame_metadata(scored).items() if k not in ("price_quantiles", "dagster/row_count")}
@@ -91,14 +92,18 @@ def batch_predictions(
             "failed": summary.failed,
             "model": model_ref,
             USES_ARTIFACTS_KEY: model_ref,
-            "source": describe(config.source) if config.source else f"synthetic (rows={config.rows}, seed={config.seed})",
+            "source": (
+                describe(config.source) if config.source else f"synthetic (rows={config.rows}, seed={config.seed})"
+            ),
             "rows_per_second": round(summary.rows_per_second),
             "median_predicted_price": float(predicted.median()) if len(predicted) else float("nan"),
             # of the predictions: the input's own price column (if any) says nothing about the model
             "predicted_price_quantiles": dg.MetadataValue.json(price_quantiles(predicted) if len(predicted) else {}),
             **(
                 {"predicted_price_distribution": image(
-                    price_distribution({"predicted_price": predicted}, title=f"Nightly prices predicted by {model_ref}"),
+                    price_distribution(
+                        {"predicted_price": predicted}, title=f"Nightly prices predicted by {model_ref}"
+                    ),
                     "predicted price distribution",
                 )}
                 if len(predicted) else {}

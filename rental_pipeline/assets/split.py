@@ -38,7 +38,7 @@ class SplitConfig(dg.Config):
     can_subset=True,
     code_version=code_version(__name__),
 )
-def split_data(
+def split_listings(
     context: dg.AssetExecutionContext, config: SplitConfig, clean_sample: Any
 ) -> Iterator[dg.Output]:
     """Both sides come from the same split; asking for one only skips storing the other."""
@@ -47,9 +47,9 @@ def split_data(
             yield reused_output(context, hit, output_name=name)
         return
     from rental_pipeline.assets.metadata import frame_metadata
-    from rental_pipeline.split import split_listings
+    from rental_pipeline.split import split_listings as seeded_split
 
-    trainval, test = split_listings(
+    trainval, test = seeded_split(
         clean_sample, test_size=config.test_size, random_seed=config.random_seed, stratify_by=config.stratify_by
     )
     for name, frame in (("trainval_data", trainval), ("test_data", test)):

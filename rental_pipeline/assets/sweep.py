@@ -91,7 +91,11 @@ def sweep_leaderboard(
         metrics = {k: result.metrics[k] for k in ("val_mae", "val_r2", "fit_seconds", "train_rows", "val_rows")}
         fit_seconds[str(number)] = round(metrics["fit_seconds"], 3)
         trials.append(
-            {"name": f"trial-{number}", "config": {"trial": number, "model": base["model"], **trial}, "summary": metrics}
+            {
+                "name": f"trial-{number}",
+                "config": {"trial": number, "model": base["model"], **trial},
+                "summary": metrics,
+            }
         )
         context.log.info(f"Trial {number} {trial}: validation MAE {metrics['val_mae']:.2f}")
 
@@ -107,8 +111,12 @@ def sweep_leaderboard(
             "model": config.training.model,
             "grid": dg.MetadataValue.json(grid),
             "best_config": dg.MetadataValue.json(best),
-            "leaderboard_plot": image(leaderboard_plot(leaderboard, swept_parameters(leaderboard)), "sweep leaderboard"),
-            "leaderboard": table(leaderboard.assign(fit_seconds=leaderboard["trial"].astype(str).map(fit_seconds)).round(4)),
+            "leaderboard_plot": image(
+                leaderboard_plot(leaderboard, swept_parameters(leaderboard)), "sweep leaderboard"
+            ),
+            "leaderboard": table(
+                leaderboard.assign(fit_seconds=leaderboard["trial"].astype(str).map(fit_seconds)).round(4)
+            ),
             "fit_seconds_by_trial": dg.MetadataValue.json(fit_seconds),
             TRIALS_KEY: dg.MetadataValue.json(trials),
             "next_step": "rental-pipeline sweep best -o best.yaml, then "

@@ -5,47 +5,21 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, field_validator
 
+from rental_pipeline.assets.params import config_of
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import CONFIG_USED_KEY, reused_output, reused_outputs
 from rental_pipeline.model_params import BOOSTED, MODELS, RANDOM_FOREST, BoostingParams, ForestParams
 
-_FOREST = ForestParams()
-_BOOSTING = BoostingParams()
 
-
-class RandomForestConfig(dg.Config):
+class RandomForestConfig(config_of(ForestParams, name="RandomForestConfig")):
     """scikit-learn's RandomForestRegressor parameters, defaulting to the reference's."""
-
-    n_estimators: int = Field(default=_FOREST.n_estimators, ge=1)
-    max_depth: int | None = _FOREST.max_depth
-    min_samples_split: int = Field(default=_FOREST.min_samples_split, ge=2)
-    min_samples_leaf: int = Field(default=_FOREST.min_samples_leaf, ge=1)
-    criterion: str = _FOREST.criterion
-    max_features: float = Field(default=_FOREST.max_features, gt=0, le=1)
-    oob_score: bool = _FOREST.oob_score
-    n_jobs: int = _FOREST.n_jobs
-    random_state: int = _FOREST.random_state
 
     def params(self) -> ForestParams:
         return ForestParams(**self.model_dump())
 
 
-class BoostingConfig(dg.Config):
+class BoostingConfig(config_of(BoostingParams, name="BoostingConfig")):
     """The boosted default model (see rental_pipeline/boosting.py); values chosen on validation only."""
-
-    learning_rate: float = Field(default=_BOOSTING.learning_rate, gt=0)
-    max_iter: int = Field(default=_BOOSTING.max_iter, ge=1)
-    max_leaf_nodes: int = Field(default=_BOOSTING.max_leaf_nodes, ge=2)
-    max_depth: int | None = _BOOSTING.max_depth
-    min_samples_leaf: int = Field(default=_BOOSTING.min_samples_leaf, ge=1)
-    l2_regularization: float = Field(default=_BOOSTING.l2_regularization, ge=0)
-    max_features: float = Field(default=_BOOSTING.max_features, gt=0, le=1)
-    max_bins: int = Field(default=_BOOSTING.max_bins, ge=2, le=255)
-    text_alpha: float = Field(default=_BOOSTING.text_alpha, gt=0)
-    text_min_df: int = Field(default=_BOOSTING.text_min_df, ge=1)
-    text_folds: int = Field(default=_BOOSTING.text_folds, ge=2)
-    n_jobs: int = Field(default=_BOOSTING.n_jobs, ge=1)
-    random_state: int = _BOOSTING.random_state
 
     def params(self) -> BoostingParams:
         return BoostingParams(**self.model_dump())

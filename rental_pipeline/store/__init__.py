@@ -12,7 +12,6 @@ It knows nothing of Dagster: the IO manager is a thin layer on top.
 from .aliases import (
     FAILED_CHECKS_FLAG,
     PROTECTED_ALIASES,
-    AliasGuard,
     AliasMove,
     refuse_failed_checks,
 )
@@ -29,12 +28,11 @@ from .errors import (
     StoreError,
     UntrustedTypesError,
 )
-from .maintenance import GcReport, Problem, VerifyReport
+from .maintenance import GcReport, Problem, VerifyReport, collect_garbage, verify_store
 from .manifest import FileEntry, VersionManifest
+from .mirror_queue import MirrorOutcome, MirrorQueue, new_run_id
 from .names import LATEST, Ref, parse_ref
 from .store import ArtifactStore, ArtifactSummary, WriteResult, default_root
-from .mirror_queue import MirrorOutcome, MirrorQueue, new_run_id
-from .value_cache import ValueCache
 from .wandb_mirror import MirrorResult, Trial, WandbMirror, project_name, resolve_mode
 from .wandb_server import ServerInfo, WandbApi, WandbServer
 from .wandb_sync import RegistryLink, SyncReport, WandbSync, registry_link
@@ -43,7 +41,6 @@ __all__ = [
     "FAILED_CHECKS_FLAG",
     "LATEST",
     "PROTECTED_ALIASES",
-    "AliasGuard",
     "AliasMove",
     "AliasRefusedError",
     "ArtifactNotFoundError",
@@ -68,7 +65,6 @@ __all__ = [
     "SyncReport",
     "Trial",
     "UntrustedTypesError",
-    "ValueCache",
     "VerifyReport",
     "VersionManifest",
     "WandbApi",
@@ -78,6 +74,7 @@ __all__ = [
     "WriteResult",
     "artifact_digest",
     "codec_for",
+    "collect_garbage",
     "codec_named",
     "default_root",
     "entry_digest",
@@ -88,4 +85,5 @@ __all__ = [
     "register",
     "registry_link",
     "resolve_mode",
+    "verify_store",
 ]

@@ -7,9 +7,8 @@ durable append, so the log and the alias state can never disagree, even after a 
 is conditional on the log being what the mover read (a compare-and-swap on object storage), so
 two machines moving aliases at once never lose a move: the slower one reads again and retries.
 
-Aliases can also be refused: a guard sees the target version (with its flags) and may raise
-:class:`AliasRefusedError`. The default guard keeps ``reference`` and ``prod`` off versions that
-the validation code flagged as having failed checks.
+Aliases can also be refused (:class:`AliasRefusedError`): ``reference`` and ``prod`` stay off
+versions that the validation code flagged as having failed checks.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from __future__ import annotations
 import getpass
 import json
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,9 +27,6 @@ from .manifest import VersionManifest
 
 FAILED_CHECKS_FLAG = "failed_checks"
 PROTECTED_ALIASES: tuple[str, ...] = ("reference", "prod")
-
-AliasGuard = Callable[[VersionManifest, str], None]
-"""Called with the target version (flags attached) and the alias; raises to refuse the move."""
 
 
 def utc_now() -> str:
@@ -177,25 +173,17 @@ def describe_failures(failed: Any) -> str:
     return str(failed)
 
 
-def refuse_failed_checks(
-    protected: Iterable[str] = PROTECTED_ALIASES, flag: str = FAILED_CHECKS_FLAG
-) -> AliasGuard:
-    """A guard that keeps ``protected`` aliases off versions whose ``flag`` lists failed checks.
+def refuse_failed_checks(version: VersionManifest, alias: str) -> None:
+    """Keep the protected aliases off a version whose ``failed_checks`` flag names failed checks.
 
-    The validation code records failures with ``store.mark(ref, "failed_checks", [...names])``
-    (or a ``{check: message}`` dict); promoting such a version to ``prod`` is then refused with
-    the failed checks named, unless the caller passes ``force=True``.
+    The validation code records failures with ``store.mark_entries(ref, "failed_checks", {...})``;
+    promoting such a version to ``prod`` is then refused with the failed checks named, unless the
+    caller passes ``force=True``.
     """
-    protected_set = frozenset(protected)
-
-    def guard(version: VersionManifest, alias: str) -> None:
-        if alias not in protected_set:
-            return
-        failed = version.flags.get(flag)
-        if failed:
-            raise AliasRefusedError(
-                f"refusing to set alias {alias!r} on {version.ref}: it failed checks: "
-                f"{describe_failures(failed)}"
-            )
-
-    return guard
+    if alias not in PROTECTED_ALIASES:
+        return
+    failed = version.flags.get(FAILED_CHECKS_FLAG)
+    if failed:
+        raise AliasRefusedError(
+            f"refusing to set alias {alias!r} on {version.ref}: it failed checks: {describe_failures(failed)}"
+        )

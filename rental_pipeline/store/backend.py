@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsutil import append_line, atomic_write, create_exclusive, ensure_dir, file_lock, fsync_dir, is_temp_leftover
+from .fsutil import append_line, atomic_write, create_exclusive, file_lock, fsync_dir, is_temp_leftover
 
 S3_SCHEME = "s3://"
 
@@ -260,9 +260,6 @@ class LocalBackend(Backend):
     def artifact_lock(self, name: str) -> Iterator[None]:
         with file_lock(self.root / "collections" / name / ".lock"):
             yield
-
-    def ensure(self) -> None:
-        ensure_dir(self.root)
 
 
 def _immutable(key: str) -> bool:

@@ -131,10 +131,6 @@ class BlobStore:
             if _SHA256_RE.fullmatch(name) and name.startswith(fan):
                 yield info
 
-    def all(self) -> Iterator[str]:
-        for info in self.stored():
-            yield info.key.rsplit("/", 1)[-1]
-
     def remove(self, sha256: str) -> int:
         """Delete one blob; returns the bytes freed."""
         return self.backend.delete(self.key(sha256))

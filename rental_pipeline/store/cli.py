@@ -16,6 +16,7 @@ import click
 import yaml
 
 from .errors import StoreError
+from .maintenance import collect_garbage, verify_store
 from .manifest import VersionManifest
 from .store import ArtifactStore, default_root
 from .wandb_sync import DEFAULT_REGISTRY, DEFAULT_TIMEOUT
@@ -212,7 +213,7 @@ def log_command(name: str, as_json: bool) -> None:
 @_reporting_errors
 def verify_command() -> None:
     """Check every version, blob and alias; exit code 1 if anything is wrong."""
-    report = _store().verify()
+    report = verify_store(_store())
     click.echo(str(report))
     if not report.ok:
         raise SystemExit(1)
@@ -242,8 +243,8 @@ def verify_command() -> None:
 @_reporting_errors
 def gc_command(keep: int | None, dry_run: bool, grace_seconds: float | None, drop_unsynced_runs: bool) -> None:
     """Remove leftovers of interrupted writes and blobs nothing refers to."""
-    report = _store().gc(
-        keep=keep, dry_run=dry_run, grace_seconds=grace_seconds, drop_unsynced_runs=drop_unsynced_runs
+    report = collect_garbage(
+        _store(), keep, dry_run=dry_run, grace_seconds=grace_seconds, drop_unsynced_runs=drop_unsynced_runs
     )
     click.echo(str(report))
 

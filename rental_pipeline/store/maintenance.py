@@ -17,18 +17,14 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .backend import LocalBackend
 from .digest import FileHashes, hash_bytes, hash_file
-from .errors import ArtifactNotFoundError, IntegrityError
+from .errors import ArtifactNotFoundError, IntegrityError, InvalidNameError
 from .manifest import VersionManifest
-from .errors import InvalidNameError
 from .names import parse_ref, version_ref
 from .pending import PendingRuns
-
-if TYPE_CHECKING:
-    from .store import ArtifactStore
+from .store import ArtifactStore
 
 
 @dataclass(frozen=True)
@@ -114,6 +110,7 @@ class GcReport:
 
 
 def verify_store(store: ArtifactStore) -> VerifyReport:
+    """Check every version, blob, alias and pending run: damage found, nothing changed."""
     report = VerifyReport()
     hashed: dict[str, FileHashes | None] = {}  # each blob is read once; None when missing
 
@@ -146,7 +143,7 @@ def verify_store(store: ArtifactStore) -> VerifyReport:
             ref = version_ref(name, version)
             report.versions_checked += 1
             try:
-                manifest = store._read_manifest(name, version)
+                manifest = store.read_manifest(name, version)
             except (IntegrityError, ArtifactNotFoundError) as exc:
                 report.problems.append(Problem(str(exc), ref))
                 continue
@@ -156,13 +153,12 @@ def verify_store(store: ArtifactStore) -> VerifyReport:
                 if problem:
                     report.problems.append(Problem(problem, ref, entry.path))
             try:
-                store._flag_sidecar(name, version).read()
+                store.read_flags(name, version)
             except IntegrityError as exc:
                 report.problems.append(Problem(str(exc), ref))
-        log = store._alias_log(name)
-        report.problems += [Problem(p, name) for p in log.problems()]
+        report.problems += [Problem(p, name) for p in store.alias_problems(name)]
         try:
-            aliases = log.current()
+            aliases = store.aliases(name)
         except IntegrityError:
             continue  # already reported line by line
         for alias, target in sorted(aliases.items()):
@@ -196,12 +192,18 @@ def verify_store(store: ArtifactStore) -> VerifyReport:
 
 def collect_garbage(
     store: ArtifactStore,
+    keep: int | None = None,
     *,
-    keep: int | None,
-    dry_run: bool,
+    dry_run: bool = False,
     grace_seconds: float | None = None,
     drop_unsynced_runs: bool = False,
 ) -> GcReport:
+    """Remove leftovers and orphan blobs; with ``keep``, also old unaliased versions; with
+    ``drop_unsynced_runs``, also W&B offline runs that will never be synced.
+
+    On object storage only blobs unreferenced *and* unchanged for ``grace_seconds`` (default
+    an hour) go, so a writer on another machine that is about to reference one keeps it;
+    a shorter grace period is safe only while nothing else writes to the store."""
     if keep is not None and keep < 1:
         raise ValueError(
             "keep must be at least 1: the newest version of each artifact always stays"
@@ -213,13 +215,13 @@ def collect_garbage(
     report = GcReport(dry_run=dry_run, grace_seconds=grace)
     if isinstance(backend, LocalBackend) and not store.root.is_dir():
         return report
-    with store._exclusive():
+    with store.exclusive():
         # Manifests are read before blobs are listed: a version committed after this point uses
         # blobs that were written or refreshed recently, which the grace period keeps.
         manifests: dict[tuple[str, int], VersionManifest | None] = {}
         for name in store.names():
             for version, info in store.layout.committed(name).items():
-                manifests[(name, version)] = store._try_read_manifest(name, version, info)
+                manifests[(name, version)] = store.try_read_manifest(name, version, info)
 
         if keep is not None:
             doomed = _unneeded_versions(store, manifests, keep)

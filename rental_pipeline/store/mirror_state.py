@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import IntegrityError
 from .fsutil import atomic_write
+from .layout import MIRROR_STATE, WANDB_SERVER, mirror_path
 from .manifest import dumps_json
 from .names import validate_name
 
@@ -27,8 +28,8 @@ class MirrorState:
     """``<root>/mirror/state/<artifact>.json`` and ``<root>/mirror/server.json``."""
 
     def __init__(self, root: Path) -> None:
-        self.directory = root / "mirror" / "state"
-        self.server_file = root / "mirror" / "server.json"
+        self.directory = mirror_path(root, MIRROR_STATE)
+        self.server_file = mirror_path(root, WANDB_SERVER)
 
     def _path(self, name: str) -> Path:
         return self.directory / f"{validate_name(name)}.json"

@@ -46,7 +46,7 @@ from typing import IO, Any
 from .errors import CodecError, UntrustedTypesError
 
 # Every (loader, type) pair a stored model may contain, and nothing else. Derived from the fitted
-# pipelines of both models (`model_inventory` on `features.build_inference_pipeline` and
+# pipelines of both models (`model_inventory` on `features.build_forest_pipeline` and
 # `boosting.build_boosted_pipeline`; test_model_security re-derives it and compares) and reviewed:
 # containers and plain values; estimators rebuilt from their attributes (``ObjectNode``: the
 # class's ``__new__`` and ``__setstate__``, no constructor call); the only constructors called
@@ -318,7 +318,10 @@ def _array_problem(open_member: Callable[[str], IO[bytes]], name: Any) -> str | 
             elif version == (2, 0):
                 _, _, dtype = npy.read_array_header_2_0(handle)
             else:
-                return f"array file {_shown(name, 40)!r} uses numpy format {version}, which numpy.save never writes for numbers"
+                return (
+                    f"array file {_shown(name, 40)!r} uses numpy format {version}, "
+                    "which numpy.save never writes for numbers"
+                )
     except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
         return f"array file {_shown(name, 40)!r} is not a numpy array: {_shown(str(exc), 80)}"
     if dtype.hasobject:

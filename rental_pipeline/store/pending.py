@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .fsutil import atomic_write, fsync_dir, is_temp_leftover
+from .layout import PENDING_RUNS, SYNCED_RUNS, mirror_path
 from .manifest import dumps_json
 
 _RUN_ID = re.compile(r"[a-z0-9]{1,64}")
@@ -103,8 +104,8 @@ class PendingRuns:
     """``<root>/mirror/pending/<run_id>.json``, moved to ``mirror/synced/`` once complete."""
 
     def __init__(self, root: Path) -> None:
-        self.pending_dir = root / "mirror" / "pending"
-        self.synced_dir = root / "mirror" / "synced"
+        self.pending_dir = mirror_path(root, PENDING_RUNS)
+        self.synced_dir = mirror_path(root, SYNCED_RUNS)
 
     def add(self, run: PendingRun) -> None:
         atomic_write(self.pending_dir / f"{run.run_id}.json", dumps_json(run.to_json()))
@@ -146,9 +147,6 @@ class PendingRuns:
         runs.sort(key=lambda r: (r.created_at, r.run_id))
         return runs, problems
 
-    def blobs(self) -> set[str]:
-        return {sha for run in self.all() for sha in run.blobs}
-
     def mark_synced(self, run: PendingRun | str) -> None:
         """Move a record to ``synced/`` (with its final state when a record is given)."""
         run_id = run if isinstance(run, str) else run.run_id
@@ -168,12 +166,3 @@ class PendingRuns:
         except FileNotFoundError:
             return
         fsync_dir(self.pending_dir)
-
-    def temp_leftovers(self) -> list[Path]:
-        return [
-            p
-            for d in (self.pending_dir, self.synced_dir)
-            if d.is_dir()
-            for p in d.iterdir()
-            if is_temp_leftover(p)
-        ]

@@ -361,14 +361,6 @@ class S3Backend(Backend):
                 raise
 
 
-def read_object(url: str) -> bytes:
-    """The bytes of one object, ``s3://bucket/key[?endpoint_url=...]`` (e.g. a listings drop)."""
-    bucket, key, options = parse_s3_url(url)
-    if not key:
-        raise S3ConfigError(f"{url!r} names a bucket, not an object")
-    return S3Backend(bucket, "", **options).read(key).data
-
-
 def list_objects(url: str) -> list[ObjectInfo]:
     """Objects directly under the prefix ``s3://bucket/prefix/`` (not in sub-folders), keys
     relative to it."""

@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import json
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from rental_pipeline.home import project_home
 
 from . import codecs
 from .aliases import (
-    AliasGuard,
     AliasLog,
     AliasMove,
     aliases_of,
@@ -40,7 +40,7 @@ from .aliases import (
     refuse_failed_checks,
     utc_now,
 )
-from .backend import Backend, LocalBackend, ObjectInfo, PreconditionFailed, is_s3, open_backend
+from .backend import Backend, LocalBackend, ObjectInfo, PreconditionFailed, Stored, is_s3, open_backend
 from .blobs import BlobStore
 from .digest import artifact_digest, hash_bytes, sha256_hex
 from .errors import (
@@ -50,9 +50,8 @@ from .errors import (
     IntegrityError,
     InvalidNameError,
 )
-from .flags import FlagSidecar
 from .layout import StoreLayout
-from .manifest import FileEntry, VersionManifest, check_json_able, parse_manifest
+from .manifest import FileEntry, VersionManifest, check_json_able, dumps_json, parse_manifest
 from .names import (
     LATEST,
     Ref,
@@ -63,9 +62,6 @@ from .names import (
     validate_type,
     version_ref,
 )
-
-if TYPE_CHECKING:
-    from .maintenance import GcReport, VerifyReport
 
 RefLike = str | VersionManifest
 T = TypeVar("T")
@@ -126,7 +122,6 @@ class ArtifactStore:
         self,
         root: Path | str,
         *,
-        alias_guard: AliasGuard | None = None,
         local_dir: Path | str | None = None,
     ) -> None:
         self.backend: Backend = open_backend(root, local_dir=local_dir)
@@ -134,7 +129,6 @@ class ArtifactStore:
         self.location = self.backend.location
         self.layout = StoreLayout(self.backend)
         self.blobs = BlobStore(self.backend)
-        self.alias_guard: AliasGuard = alias_guard or refuse_failed_checks()
         # Parsed manifests by ETag: a write reads every manifest of its artifact to find one
         # with the same digest, and manifests never change once published.
         self._manifests: dict[tuple[str, int], tuple[str, VersionManifest]] = {}
@@ -152,7 +146,9 @@ class ArtifactStore:
             yield
 
     @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def exclusive(self) -> Iterator[None]:
+        """Keep every writer, alias move and flag change out while held (what ``gc`` needs before
+        it deletes anything); on object storage there is no lock and this holds nothing."""
         with self.backend.exclusive_lock():
             yield
 
@@ -195,12 +191,52 @@ class ArtifactStore:
         """Every alias move of ``name``, oldest first: who moved which alias, when and why."""
         return self._alias_log(validate_name(name)).moves()
 
+    def read_manifest(self, name: str, version: int, listed: ObjectInfo | None = None) -> VersionManifest:
+        """Version ``version``'s committed record, without its aliases and flags; an unreadable one
+        is an :class:`IntegrityError`. Re-read only when its ETag changed (``listed``, the object as
+        :meth:`.StoreLayout.committed` listed it, saves the request)."""
+        ref = version_ref(name, version)
+        cached = self._manifests.get((name, version))
+        if cached is not None and listed is not None and listed.etag == cached[0]:
+            return cached[1]
+        try:
+            stored = self.backend.read_if_changed(
+                self.layout.manifest(name, version), cached[0] if cached else None
+            )
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(f"{ref} does not exist in {self.location}") from None
+        if stored is None:
+            assert cached is not None
+            return cached[1]
+        manifest = parse_manifest(stored.data, source=ref)
+        if (manifest.name, manifest.version) != (name, version):
+            raise IntegrityError(f"manifest {ref} describes {manifest.ref} instead")
+        self._manifests[(name, version)] = (stored.etag, manifest)
+        return manifest
+
+    def try_read_manifest(
+        self, name: str, version: int, listed: ObjectInfo | None = None
+    ) -> VersionManifest | None:
+        """:meth:`read_manifest`, or None where it is unreadable or gone."""
+        try:
+            return self.read_manifest(name, version, listed)
+        except (IntegrityError, ArtifactNotFoundError):
+            return None
+
+    def read_flags(self, name: str, version: int) -> dict[str, Any]:
+        """Version ``version``'s flags as stored; an unreadable flags file is an :class:`IntegrityError`."""
+        return self._flag_sidecar(name, version).read()
+
+    def alias_problems(self, name: str) -> builtins.list[str]:
+        """The lines of ``name``'s alias log that cannot be read (any one makes :meth:`aliases` fail)."""
+        return self._alias_log(validate_name(name)).problems()
+
     def list(self) -> list[ArtifactSummary]:
         summaries = []
         for name in self.names():
             versions = self.versions(name)
             try:
-                artifact_type = self._read_manifest(name, versions[-1]).type
+                artifact_type = self.read_manifest(name, versions[-1]).type
             except IntegrityError:
                 artifact_type = "?"
             summaries.append(
@@ -212,7 +248,7 @@ class ArtifactStore:
         """All readable versions of ``name``, oldest first, with aliases and flags attached."""
         aliases = self.aliases(name)
         return [
-            self._with_state(self._read_manifest(name, v), aliases) for v in self.versions(name)
+            self._with_state(self.read_manifest(name, v), aliases) for v in self.versions(name)
         ]
 
     def get(self, ref: RefLike) -> VersionManifest:
@@ -220,7 +256,7 @@ class ArtifactStore:
         parsed = _parse(ref)
         aliases = self.aliases(parsed.name)
         version = self._resolve(parsed, aliases)
-        return self._with_state(self._read_manifest(parsed.name, version), aliases)
+        return self._with_state(self.read_manifest(parsed.name, version), aliases)
 
     def exists(self, ref: RefLike) -> bool:
         try:
@@ -239,7 +275,7 @@ class ArtifactStore:
         for name in self.names():
             for version in self.versions(name):
                 with contextlib.suppress(IntegrityError):
-                    if target in self._read_manifest(name, version).inputs:
+                    if target in self.read_manifest(name, version).inputs:
                         found.append(version_ref(name, version))
         return found
 
@@ -271,11 +307,6 @@ class ArtifactStore:
         On object storage these are this machine's cached copies, fetched when missing."""
         version = self.get(ref)
         return {entry.path: self._checked_blob(version, entry) for entry in version.files}
-
-    def open(self, ref: RefLike, path: str) -> IO[bytes]:
-        """A binary file object for one file, after checking its sha256."""
-        version = self.get(ref)
-        return open(self._checked_blob(version, _entry(version, path)), "rb")
 
     def load(self, ref: RefLike) -> Any:
         """The stored object, decoded by the codec named in the version's ``format`` metadata."""
@@ -363,7 +394,7 @@ class ArtifactStore:
             """Reuse a version with this digest, or create the next one (create-only)."""
             listed = self.layout.committed(name)
             existing = [
-                m for m in (self._try_read_manifest(name, v, info) for v, info in listed.items()) if m is not None
+                m for m in (self.try_read_manifest(name, v, info) for v, info in listed.items()) if m is not None
             ]
             if existing and existing[0].type != artifact_type:
                 raise ArtifactTypeError(
@@ -448,8 +479,8 @@ class ArtifactStore:
     ) -> AliasMove | None:
         """Point ``alias`` at ``ref``; returns the logged move, or None if it was already there.
 
-        The store's alias guard may refuse (e.g. ``prod`` on a version that failed checks);
-        ``force=True`` overrides it and the move is logged as forced.
+        ``reference`` and ``prod`` are refused on a version that failed checks
+        (:func:`.refuse_failed_checks`); ``force=True`` overrides that and the move is logged as forced.
         """
         validate_alias(alias)
         if alias == LATEST:
@@ -460,10 +491,10 @@ class ArtifactStore:
             log = self._alias_log(parsed.name)
             aliases = self._current_aliases(parsed.name, log)
             target = self._with_state(
-                self._read_manifest(parsed.name, self._resolve(parsed, aliases)), aliases
+                self.read_manifest(parsed.name, self._resolve(parsed, aliases)), aliases
             )
             if not force:
-                self.alias_guard(target, alias)
+                refuse_failed_checks(target, alias)
             if aliases.get(alias) == target.version:
                 return None
             return self._move(
@@ -526,7 +557,7 @@ class ArtifactStore:
         parsed = _parse(ref)
         with self._artifact_locked(parsed.name):
             version = self._resolve(parsed, self.aliases(parsed.name))
-            self._read_manifest(parsed.name, version)
+            self.read_manifest(parsed.name, version)
             return _retrying(lambda: update(self._flag_sidecar(parsed.name, version)))
 
     def _move(
@@ -558,34 +589,6 @@ class ArtifactStore:
             aliases[alias] = to_version
         return move
 
-    # -- maintenance ---------------------------------------------------------------------
-
-    def verify(self) -> VerifyReport:
-        """Check every version, blob, alias and pending run (a :class:`.VerifyReport`)."""
-        from .maintenance import verify_store
-
-        return verify_store(self)
-
-    def gc(
-        self,
-        keep: int | None = None,
-        *,
-        dry_run: bool = False,
-        grace_seconds: float | None = None,
-        drop_unsynced_runs: bool = False,
-    ) -> GcReport:
-        """Remove leftovers and orphan blobs; with ``keep``, also old unaliased versions; with
-        ``drop_unsynced_runs``, also W&B offline runs that will never be synced.
-
-        On object storage only blobs unreferenced *and* unchanged for ``grace_seconds`` (default
-        an hour) go, so a writer on another machine that is about to reference one keeps it;
-        a shorter grace period is safe only while nothing else writes to the store."""
-        from .maintenance import collect_garbage
-
-        return collect_garbage(
-            self, keep=keep, dry_run=dry_run, grace_seconds=grace_seconds, drop_unsynced_runs=drop_unsynced_runs
-        )
-
     # -- internals -----------------------------------------------------------------------
 
     def _resolve(self, parsed: Ref, aliases: Mapping[str, int]) -> int:
@@ -597,35 +600,6 @@ class ArtifactStore:
         if parsed.alias not in aliases:
             raise ArtifactNotFoundError(_not_found(self, parsed))
         return aliases[parsed.alias]
-
-    def _read_manifest(self, name: str, version: int, listed: ObjectInfo | None = None) -> VersionManifest:
-        """A parsed manifest; re-read only when its ETag changed (``listed`` saves the request)."""
-        ref = version_ref(name, version)
-        cached = self._manifests.get((name, version))
-        if cached is not None and listed is not None and listed.etag == cached[0]:
-            return cached[1]
-        try:
-            stored = self.backend.read_if_changed(
-                self.layout.manifest(name, version), cached[0] if cached else None
-            )
-        except FileNotFoundError:
-            raise ArtifactNotFoundError(f"{ref} does not exist in {self.location}") from None
-        if stored is None:
-            assert cached is not None
-            return cached[1]
-        manifest = parse_manifest(stored.data, source=ref)
-        if (manifest.name, manifest.version) != (name, version):
-            raise IntegrityError(f"manifest {ref} describes {manifest.ref} instead")
-        self._manifests[(name, version)] = (stored.etag, manifest)
-        return manifest
-
-    def _try_read_manifest(
-        self, name: str, version: int, listed: ObjectInfo | None = None
-    ) -> VersionManifest | None:
-        try:
-            return self._read_manifest(name, version, listed)
-        except (IntegrityError, ArtifactNotFoundError):
-            return None
 
     def _alias_log(self, name: str) -> AliasLog:
         return AliasLog(self.backend, self.layout.alias_log(name))
@@ -647,6 +621,53 @@ class ArtifactStore:
         if actual != entry.sha256:
             raise _tampered_blob(version, entry, actual)
         return blob
+
+
+class FlagSidecar:
+    """The flags of one version: small mutable facts learnt after it was written (its checks
+    failed, it was evaluated), kept next to (not inside) its immutable manifest. An update replaces
+    the file only if it is still what was read (compare-and-swap), so two steps flagging one version
+    at once, on one machine or two, never lose each other's flags."""
+
+    def __init__(self, backend: Backend, key: str) -> None:
+        self.backend = backend
+        self.key = key
+        self._read: Stored | None = None
+        self._loaded = False
+
+    def read(self) -> dict[str, Any]:
+        self._loaded = True
+        try:
+            self._read = self.backend.read(self.key)
+        except FileNotFoundError:
+            self._read = None
+            return {}
+        try:
+            flags = json.loads(self._read.data)
+            if not isinstance(flags, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            name = self.key.rsplit("/", 1)[-1]
+            raise IntegrityError(f"flags file {name} is unreadable: {exc}") from exc
+        return flags
+
+    def update(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Set (or, with ``None``, remove) keys of the flags last :meth:`read` (read now if not
+        yet); raises :class:`~.backend.PreconditionFailed` if they changed since."""
+        check_json_able(dict(changes), "a flag value")
+        flags = self.read() if not self._loaded else json.loads(self._read.data) if self._read else {}
+        for key, value in changes.items():
+            if value is None:
+                flags.pop(key, None)
+            else:
+                flags[key] = value
+        data = dumps_json(flags)
+        if self._read is None:
+            self.backend.write(self.key, data, if_absent=True)
+        else:
+            self.backend.write(self.key, data, if_match=self._read.etag)
+        self._loaded = False
+        return flags
 
 
 def _parse(ref: RefLike) -> Ref:

@@ -13,16 +13,12 @@ run cannot say (its inputs, via ``use_artifact``; alias moves; failed-check mark
 sync``; ``online`` (an API key, or asked for) has the mirror's worker sync right after, so a run
 whose upload fails simply stays pending instead of being lost; ``disabled`` does nothing.
 ``WANDB_MODE`` is honoured when set.
-
-Only online, a version missing locally can be fetched from W&B, checked against the digests W&B
-reports, and imported into the store.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,13 +26,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .aliases import utc_now
-from .digest import artifact_digest, hash_file
-from .errors import ArtifactNotFoundError, IntegrityError, MirrorError
+from .errors import IntegrityError, MirrorError
 from .manifest import VersionManifest
 from .mirror_state import MirrorState
-from .names import parse_ref
 from .pending import TRIAL_RUN, VERSION_RUN, PendingRun, PendingRuns
-from .store import ArtifactStore, RefLike, WriteResult
+from .store import ArtifactStore, RefLike
 from .wandb_server import DEFAULT_BASE_URL
 from .wandb_sync import DEFAULT_TIMEOUT, RegistryLink, SyncReport, WandbSync, registry_link
 
@@ -119,8 +113,6 @@ class WandbMirror:
     ``wandb_dir`` is where ``wandb/offline-run-*`` folders go: ``WANDB_DIR`` if set, else the
     folder above the store (``$RENTAL_PIPELINE_HOME``). ``registry`` is the model registry
     collection the ``prod`` model is linked into (see :func:`.wandb_sync.registry_link`).
-    ``api_factory`` builds the public API client for online fetches; it exists so tests can
-    stand in for the unreachable server.
     """
 
     def __init__(
@@ -132,7 +124,6 @@ class WandbMirror:
         wandb_dir: Path | str | None = None,
         registry: RegistryLink | str | None = None,
         sync_timeout: float = DEFAULT_TIMEOUT,
-        api_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.store = store
         self.mode: Mode = resolve_mode(mode)
@@ -142,7 +133,6 @@ class WandbMirror:
         )
         self.registry = registry if isinstance(registry, RegistryLink) else registry_link(registry)
         self.sync_timeout = sync_timeout
-        self._api_factory = api_factory
         self.pending = PendingRuns(store.root)
         self._made_runs = False
 
@@ -352,74 +342,6 @@ class WandbMirror:
             )
         return artifact
 
-    # -- online only -----------------------------------------------------------------------
-
-    def ensure_local(self, ref: str, *, project: str | None = None) -> VersionManifest:
-        """The local version for ``ref``; online, fetch it from W&B first if the store lacks it."""
-        try:
-            return self.store.get(ref)
-        except ArtifactNotFoundError:
-            if self.mode != "online":
-                raise
-        return self.fetch(ref, project=project).version
-
-    def fetch(self, ref: str, *, project: str | None = None) -> WriteResult:
-        """Download a W&B artifact version, check every file and the digest, import it.
-
-        The imported version gets the next local version number (W&B's number may differ); its
-        metadata records the W&B name it came from and the lineage W&B had for it.
-        """
-        if self.mode != "online":
-            raise MirrorError(
-                f"cannot fetch {ref} from W&B in {self.mode} mode: W&B offline mode cannot read "
-                "artifacts back; set WANDB_API_KEY (online mode) or restore the store"
-            )
-        parsed = parse_ref(ref)
-        selector = f"v{parsed.version}" if parsed.version is not None else parsed.alias
-        project = project_name(project)
-        qualified = "/".join(p for p in (self.entity, project, f"{parsed.name}:{selector}") if p)
-        api = self._api_factory() if self._api_factory else _public_api()
-        try:
-            remote = api.artifact(qualified)
-        except Exception as exc:  # the client raises various errors for missing artifacts
-            raise ArtifactNotFoundError(f"W&B has no artifact {qualified}: {exc}") from exc
-
-        files: dict[str, bytes] = {}
-        with tempfile.TemporaryDirectory(prefix="rental-pipeline-fetch-") as tmp:
-            root = Path(remote.download(root=tmp))
-            for path, entry in remote.manifest.entries.items():
-                local = root / path
-                if not local.is_file():
-                    raise IntegrityError(
-                        f"W&B artifact {qualified}: file {path!r} was not downloaded"
-                    )
-                if hash_file(local).entry_digest != entry.digest:
-                    raise IntegrityError(
-                        f"W&B artifact {qualified}: file {path!r} does not match its digest"
-                    )
-                files[path] = local.read_bytes()
-        computed = artifact_digest(
-            (path, entry.digest) for path, entry in remote.manifest.entries.items()
-        )
-        if computed != remote.digest:
-            raise IntegrityError(
-                f"W&B artifact {qualified}: files give digest {computed}, W&B says {remote.digest}"
-            )
-
-        metadata = dict(remote.metadata or {})
-        lineage = metadata.pop(CONFIG_KEY, None)
-        metadata["imported_from"] = {
-            "wandb": getattr(remote, "qualified_name", qualified),
-            "lineage": lineage,
-        }
-        return self.store.write(
-            parsed.name,
-            files,
-            type=remote.type,
-            description=remote.description or "",
-            metadata=metadata,
-        )
-
 
 def _log_results(wandb: Any, run: Any, summary: Mapping[str, Any] | None, tables: Mapping[str, Table] | None) -> None:
     """Metrics into the run summary (the runs table charts them), tables as ``wandb.Table``."""
@@ -430,9 +352,3 @@ def _log_results(wandb: Any, run: Any, summary: Mapping[str, Any] | None, tables
             {key: wandb.Table(columns=list(table["columns"]), data=[list(row) for row in table["data"]],
                               allow_mixed_types=True)}
         )
-
-
-def _public_api() -> Any:
-    import wandb
-
-    return wandb.Api()

@@ -32,6 +32,7 @@ from typing import Any
 from .aliases import FAILED_CHECKS_FLAG, AliasMove
 from .errors import StoreError
 from .fsutil import ensure_dir
+from .layout import SYNC_LOCK, mirror_path
 from .mirror_state import MirrorState
 from .names import LATEST, version_ref
 from .pending import VERSION_RUN, PendingRun, PendingRuns
@@ -517,7 +518,7 @@ class WandbSync:
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
         """One sync at a time per store (a pipeline's W&B worker may be syncing too)."""
-        path = self.store.root / "mirror" / "sync.lock"
+        path = mirror_path(self.store.root, SYNC_LOCK)
         ensure_dir(path.parent)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -1,4 +1,5 @@
-"""Decoded versions kept in memory for the rest of a process, handed out as independent copies.
+"""Decoded versions kept in memory by the IO manager for the rest of a process, handed out as
+independent copies.
 
 One pipeline run reads the same version several times: each asset check loads its asset, then
 the downstream asset loads it again. Every load re-reads the files, re-checks their sha256 and
@@ -19,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from .manifest import VersionManifest
+from rental_pipeline.store import VersionManifest
 
 DEFAULT_BUDGET_BYTES = 512 * 1024 * 1024
 

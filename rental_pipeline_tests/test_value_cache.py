@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rental_pipeline.store import ArtifactStore, ValueCache
+from rental_pipeline.store import ArtifactStore
+from rental_pipeline.value_cache import ValueCache
 
 
 @pytest.fixture
