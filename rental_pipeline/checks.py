@@ -357,9 +357,11 @@ def clean_sample_checks(
 def _drift_plots(name: str, outcome: "CheckOutcome") -> dict[str, dg.MarkdownMetadataValue]:
     """Reference against current shares, for each drift check that measured something. Named to sort
     right after the number they explain (the UI lists check metadata alphabetically)."""
-    from rental_pipeline.assets.metadata import share_plot
+    from rental_pipeline.assets.metadata import plots_wanted, share_plot
     from rental_pipeline.drift import DRIFT_RULES
 
+    if not plots_wanted():
+        return {}
     mix = outcome.tables.get("borough_mix")
     if name == "borough_drift" and mix is not None and mix["reference_share"].sum() > 0:
         return {"kl_divergence_plot": share_plot(mix, "neighbourhood_group", title="Borough mix", xlabel="borough")}

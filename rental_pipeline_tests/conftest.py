@@ -74,7 +74,16 @@ def isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
         monkeypatch.setenv(variable, str(root / folder))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    # Charts are about 2 s of every small run and change no artifact: drawn only in the tests that
+    # look at them (the `plots_on` fixture, the browser test, test_metadata's whole-graph run).
+    monkeypatch.setenv("RENTAL_PIPELINE_PLOTS", "off")
     return root
+
+
+@pytest.fixture
+def plots_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps draw their charts, as they do by default outside the tests."""
+    monkeypatch.setenv("RENTAL_PIPELINE_PLOTS", "on")
 
 
 @pytest.fixture

@@ -103,7 +103,7 @@ def drift_evaluations(result):
 
 
 @pytest.mark.slow
-def test_drift_checks_warn_with_a_plot_and_block_only_when_told(instance, tmp_path):
+def test_drift_checks_warn_with_a_plot_and_block_only_when_told(instance, tmp_path, plots_on):
     small = {"min_rows": 100}
     data = ["raw_data", "clean_sample", "trainval_data", "test_data"]
     assert materialize(instance, run_config(clean_sample_checks=small), selection=data).success

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from rental_pipeline import plots
-from rental_pipeline.assets.metadata import round_for_display
+from rental_pipeline.assets.metadata import PLOTS_ENV, round_for_display
 from rental_pipeline.predict import PREDICTION
 from rental_pipeline.store import ArtifactStore, default_root
 from rental_pipeline.synthetic import generate_listings
@@ -36,10 +36,11 @@ def graph(tmp_path_factory):
     import dagster as dg
 
     root = tmp_path_factory.mktemp("metadata-state")
-    saved = {k: os.environ.get(k) for k in ("RENTAL_PIPELINE_HOME", "DAGSTER_HOME", "WANDB_DIR", "WANDB_MODE")}
+    names = ("RENTAL_PIPELINE_HOME", "DAGSTER_HOME", "WANDB_DIR", "WANDB_MODE", PLOTS_ENV)
+    saved = {k: os.environ.get(k) for k in names}
     os.environ.update(
         RENTAL_PIPELINE_HOME=str(root / "home"), DAGSTER_HOME=str(root / "dagster"), WANDB_DIR=str(root / "wandb"),
-        WANDB_MODE="offline",
+        WANDB_MODE="offline", **{PLOTS_ENV: "on"},
     )
     try:
         with dg.DagsterInstance.ephemeral() as instance:
@@ -63,6 +64,24 @@ def test_every_asset_page_carries_its_plots_as_small_pngs(graph):
             assert 200 <= image.width <= 900 and 200 <= image.height <= 900, (asset, key, image.size)
             # a chart, not a blank canvas: more than a handful of colours are used
             assert len(image.convert("RGB").getcolors(maxcolors=4096) or []) > 5, (asset, key)
+
+
+@pytest.mark.slow
+def test_plots_off_draws_nothing_and_changes_no_artifact_or_number(graph, monkeypatch):
+    metadata, store = graph
+    monkeypatch.setenv(PLOTS_ENV, "off")
+    import dagster as dg
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        headless = materialized(materialize(instance))
+    fresh = ArtifactStore(default_root())
+    assert fresh.root != store.root
+    for asset, keys in PLOTS.items():
+        assert set(headless[asset]) == set(metadata[asset]) - keys, asset
+    for asset in ("raw_data", "clean_sample", "trainval_data", "test_data", "batch_predictions"):
+        assert fresh.get(f"{asset}:latest").digest == store.get(f"{asset}:latest").digest, asset
+    for asset, key in (("inference_pipeline", "val_mae"), ("model_evaluation", "test_mae")):
+        assert headless[asset][key] == metadata[asset][key]
 
 
 @pytest.mark.slow

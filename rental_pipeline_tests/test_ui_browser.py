@@ -99,7 +99,7 @@ def dagster_dev(tmp_path: Path) -> Iterator[str]:
         process = subprocess.Popen(
             [str(DAGSTER), "dev", "-m", "rental_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
             cwd=PROJECT_ROOT,
-            env=os.environ.copy(),
+            env={**os.environ, "RENTAL_PIPELINE_PLOTS": "on"},  # the test opens every chart
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

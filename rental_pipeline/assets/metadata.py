@@ -9,6 +9,7 @@ loading the code location does not import matplotlib).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,14 @@ if TYPE_CHECKING:
 # manager reads `displayed` when the code location loads, which must not import them.
 
 PRICE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+PLOTS_ENV = "RENTAL_PIPELINE_PLOTS"
+
+
+def plots_wanted() -> bool:
+    """Whether steps draw their charts. Drawing costs about 2 s of a small run (matplotlib's import
+    and a dozen figures) and changes no stored artifact, so a run nobody will look at in the UI (a
+    CI job, a test of something else) can set `RENTAL_PIPELINE_PLOTS=off`; numbers and tables stay."""
+    return os.environ.get(PLOTS_ENV, "on").strip().lower() not in {"off", "0", "false", "no"}
 
 
 def _column_type(dtype: Any) -> str:
@@ -127,7 +136,7 @@ def frame_metadata(
     }
     if "price" in frame.columns and len(frame):
         metadata["price_quantiles"] = dg.MetadataValue.json(price_quantiles(frame["price"]))
-        if price_plot:
+        if price_plot and plots_wanted():
             from rental_pipeline.plots import price_distribution
 
             series = {**(compare_prices or {}), price_plot: frame["price"]}
@@ -153,6 +162,8 @@ def model_quality_metadata(scored: pd.DataFrame, split: str) -> dict[str, Any]:
 
     `scored` has the listings' price, `predicted`, and their neighbourhood_group and room_type.
     """
+    if not plots_wanted():
+        return {}
     from rental_pipeline.plots import errors_by_group, predicted_vs_actual
 
     groups = {
@@ -176,15 +187,15 @@ def importance_metadata(importances: pd.DataFrame, unit: str) -> dict[str, Any]:
     """What an importance means, the top features as labelled bars, then the whole table."""
     if importances.empty:
         return {}
-    from rental_pipeline.plots import feature_importances
+    metadata: dict[str, Any] = {"importance_unit": unit}
+    if plots_wanted():
+        from rental_pipeline.plots import feature_importances
 
-    return {
-        "importance_unit": unit,
-        "feature_importance_plot": image(
+        metadata["feature_importance_plot"] = image(
             feature_importances(importances, unit=unit, title="Feature importance"), "feature importance"
-        ),
-        "feature_importances": table(importances.round({"importance": 4, "spread": 4})),
-    }
+        )
+    metadata["feature_importances"] = table(importances.round({"importance": 4, "spread": 4}))
+    return metadata
 
 
 def share_plot(shares: pd.DataFrame, label_column: str, *, title: str, xlabel: str) -> dg.MarkdownMetadataValue:

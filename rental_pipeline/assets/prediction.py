@@ -2,6 +2,7 @@
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -53,8 +54,7 @@ def batch_predictions(
         return reused_output(context, hits["batch_predictions"])
     import pandas as pd
 
-    from rental_pipeline.assets.metadata import frame_metadata, image, price_quantiles, table
-    from rental_pipeline.plots import price_distribution
+    from rental_pipeline.assets.metadata import frame_metadata, plots_wanted, price_quantiles, table
     from rental_pipeline.predict import ERROR, PREDICTION, PredictionError, check_model, predict_csv
     from rental_pipeline.synthetic import generate_listings
 
@@ -99,16 +99,16 @@ def batch_predictions(
             "median_predicted_price": float(predicted.median()) if len(predicted) else float("nan"),
             # of the predictions: the input's own price column (if any) says nothing about the model
             "predicted_price_quantiles": dg.MetadataValue.json(price_quantiles(predicted) if len(predicted) else {}),
-            **(
-                {"predicted_price_distribution": image(
-                    price_distribution(
-                        {"predicted_price": predicted}, title=f"Nightly prices predicted by {model_ref}"
-                    ),
-                    "predicted price distribution",
-                )}
-                if len(predicted) else {}
-            ),
+            **(_price_plot(predicted, model_ref) if len(predicted) and plots_wanted() else {}),
             "failed_rows": table(scored.loc[scored[ERROR].notna(), ["id", ERROR]].head(20).reset_index(drop=True)),
             **described,
         },
     )
+
+
+def _price_plot(predicted: Any, model_ref: str) -> dict[str, Any]:
+    from rental_pipeline.assets.metadata import image
+    from rental_pipeline.plots import price_distribution
+
+    png = price_distribution({"predicted_price": predicted}, title=f"Nightly prices predicted by {model_ref}")
+    return {"predicted_price_distribution": image(png, "predicted price distribution")}

@@ -78,9 +78,8 @@ def sweep_leaderboard(
 ) -> dg.Output:
     if hits := reused_outputs(context):
         return reused_output(context, hits["sweep_leaderboard"])
-    from rental_pipeline.assets.metadata import image, table
-    from rental_pipeline.plots import leaderboard as leaderboard_plot
-    from rental_pipeline.sweep import best_training_config, run_sweep, swept_parameters
+    from rental_pipeline.assets.metadata import plots_wanted, table
+    from rental_pipeline.sweep import best_training_config, run_sweep
 
     base = config.training.arguments()
 
@@ -111,9 +110,7 @@ def sweep_leaderboard(
             "model": config.training.model,
             "grid": dg.MetadataValue.json(grid),
             "best_config": dg.MetadataValue.json(best),
-            "leaderboard_plot": image(
-                leaderboard_plot(leaderboard, swept_parameters(leaderboard)), "sweep leaderboard"
-            ),
+            **({"leaderboard_plot": _leaderboard_plot(leaderboard)} if plots_wanted() else {}),
             "leaderboard": table(
                 leaderboard.assign(fit_seconds=leaderboard["trial"].astype(str).map(fit_seconds)).round(4)
             ),
@@ -123,3 +120,11 @@ def sweep_leaderboard(
             "dagster job execute -m rental_pipeline.definitions -j training_job -c best.yaml",
         },
     )
+
+
+def _leaderboard_plot(leaderboard: Any) -> Any:
+    from rental_pipeline.assets.metadata import image
+    from rental_pipeline.plots import leaderboard as leaderboard_plot
+    from rental_pipeline.sweep import swept_parameters
+
+    return image(leaderboard_plot(leaderboard, swept_parameters(leaderboard)), "sweep leaderboard")
