@@ -456,6 +456,8 @@ class Bench:
         """The reference forest through `dagster job execute` against the floor script doing the same
         work, in interleaved pairs on synthetic NYC-size listings, and where the Dagster run's extra
         time goes."""
+        from rental_pipeline.assets.metadata import PLOTS_ENV
+
         sizes = self.sizes
         label = f"reference forest, synthetic {sizes.nyc_rows:,} rows"
         ops = training_ops(sizes, rows=sizes.nyc_rows)
@@ -470,9 +472,14 @@ class Bench:
             _log(f"  {run.seconds:.1f} s; floor {rep + 1}/{sizes.repeats}")
             with self.workspace("floor") as ws:
                 floor = floor_run(ws, sizes, rows=sizes.nyc_rows, model=FIXED_COST_MODEL)
-            _log(f"  {floor.seconds:.1f} s")
+            _log(f"  {floor.seconds:.1f} s; dagster without charts {rep + 1}/{sizes.repeats}")
+            # The same run with RENTAL_PIPELINE_PLOTS=off: what drawing the asset pages' charts costs.
+            with self.workspace("fixed-headless") as ws:
+                ws.env[PLOTS_ENV] = "off"
+                headless = dagster_job(ws, ops)
+            _log(f"  {headless.seconds:.1f} s")
             pairs.append({"dagster": _summary(run), "floor": _summary(floor), "profile": profile.as_dict(),
-                          "floor_parts": floor_parts(floor)})
+                          "floor_parts": floor_parts(floor), "headless_seconds": headless.seconds})
         self.report.results["fixed"] = self._fixed_rows(label, pairs)
 
     def _fixed_rows(self, label: str, pairs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -486,6 +493,11 @@ class Bench:
         add("8 fixed cost", f"{label}: dagster / floor", f"{ratio:.2f}x", f"<= {OVERHEAD_GOAL}x",
             ratio <= OVERHEAD_GOAL,
             note=f"median of {n} interleaved pairs; same test MAE: {'yes' if same_mae else 'NO'}")
+        from rental_pipeline.assets.metadata import PLOTS_ENV
+
+        headless = [p["headless_seconds"] / p["floor"]["seconds"] for p in pairs]
+        add("8 fixed cost", f"{label}: dagster with `{PLOTS_ENV}=off` / floor", f"{_median(headless):.2f}x",
+            note=f"median of {n}; {_fmt_s(_median([p['headless_seconds'] for p in pairs]))}, no charts drawn")
         parts = {key: _median([p["profile"]["parts"][key] for p in pairs]) for key in pairs[0]["profile"]["parts"]}
         floors = {key: _median([p["floor_parts"][key] for p in pairs]) for key in pairs[0]["floor_parts"]}
         model_store = _median([p["profile"]["steps"].get("inference_pipeline", {}).get("storing", 0.0) for p in pairs])

@@ -67,6 +67,8 @@ def test_smoke_fixed_cost_compares_the_reference_forest_and_accounts_for_the_run
     assert set(steps["split_listings"]["outputs_stored"]) == {"trainval_data", "test_data"}
     assert 0 < steps["inference_pipeline"]["storing"] < steps["inference_pipeline"]["seconds"]
     assert pair["floor_parts"]["fit"] > 0 and fixed["ratio"] > 0
+    # the same run without charts is measured beside it
+    assert "`RENTAL_PIPELINE_PLOTS=off` / floor" in table and pair["headless_seconds"] > 0
 
 
 @pytest.mark.slow
