@@ -200,6 +200,24 @@ def test_force_recomputes_and_finds_the_same_versions(instance):
 
 
 @pytest.mark.slow
+def test_a_run_drawing_charts_never_reuses_a_version_made_without_them(instance, monkeypatch):
+    """A reused version shows the metadata of the run that made it: one made with charts off
+    would leave the asset page without charts for every later run."""
+    selection = ["raw_data", "clean_sample"]
+    config = run_config()
+    headless = materialize(instance, config, selection)  # the tests run with RENTAL_PIPELINE_PLOTS=off
+    assert "price_distribution" not in materialized(headless)["clean_sample"]
+    monkeypatch.setenv("RENTAL_PIPELINE_PLOTS", "on")
+    drawn = materialize(instance, config, selection)
+    assert reused_from(drawn) == {"raw_data": None, "clean_sample": None}
+    assert "price_distribution" in materialized(drawn)["clean_sample"]
+    assert materialized(drawn)["clean_sample"]["artifact"] == materialized(headless)["clean_sample"]["artifact"]
+    again = materialize(instance, config, selection)
+    assert reused_from(again)["clean_sample"] == drawn.run_id
+    assert "price_distribution" in materialized(again)["clean_sample"]
+
+
+@pytest.mark.slow
 def test_a_reused_version_whose_checks_failed_still_blocks_downstream(instance):
     small = {"ops": {"raw_data": {"config": {"rows": 1_500, "seed": 7}},
                      "clean_sample_checks": {"config": {"min_rows": 100}}}}
