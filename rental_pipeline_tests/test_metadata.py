@@ -17,6 +17,9 @@ from rental_pipeline.store import ArtifactStore, default_root
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline_tests.conftest import PROJECT_ROOT, materialize, materialized, picture, run_config
 
+# One worker runs this module, so the whole-graph run below is built once, not once per worker.
+pytestmark = pytest.mark.xdist_group("metadata_graph")
+
 # The pictures each asset page carries (by metadata key).
 PLOTS = {
     "raw_data": {"price_distribution"},
