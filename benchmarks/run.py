@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from benchmarks.measure import CommandFailed, Measurement, gib, mib, run_measured, tree_rss
 from benchmarks.run_profile import RunProfile, events_from_json, profile_events
@@ -775,20 +776,13 @@ def _s3_store_facts(root: str, local_dir: Path) -> dict[str, Any]:
     """The run's test MAE and the bytes its store holds, read with the server's throwaway keys."""
     from rental_pipeline.store import ArtifactStore
 
-    saved = {name: os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ.update({"AWS_ACCESS_KEY_ID": "bench-key", "AWS_SECRET_ACCESS_KEY": "bench-secret"})
-    try:
+    keys = {"AWS_ACCESS_KEY_ID": "bench-key", "AWS_SECRET_ACCESS_KEY": "bench-secret"}
+    with mock.patch.dict(os.environ, keys):
         store = ArtifactStore(root, local_dir=local_dir)
         return {
             "test_mae": store.get("model_evaluation:latest").metadata["facts"].get("test_mae"),
             "stored_bytes": sum(info.size for info in store.backend.list("")),
         }
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _traffic(stats: Path) -> dict[str, int]:

@@ -31,7 +31,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from rental_pipeline import wandb_view
-from rental_pipeline.assets.metadata import PLOTS_ENV, displayed, plots_wanted
+from rental_pipeline.assets.metadata import displayed, plots_wanted
 from rental_pipeline.code_version import git_revision
 from rental_pipeline.run_cache import CacheHit, cache_key, find_cached, remember
 from rental_pipeline.sources import redact
@@ -255,7 +255,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             for key in step.get_output_asset_keys():
                 name = key.to_user_string()
                 code_version = assets_def.code_versions_by_key.get(key) or ""
-                hit = find_cached(store, name, _run_cache_key(name, code_version, config, inputs))
+                hit = find_cached(store, name, cache_key(name, code_version, config, inputs, charts=plots_wanted()))
                 if hit is None:
                     hits = None
                     break
@@ -303,7 +303,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
                 # Equal to what decoding the file gives: the next step gets this, not a second decode.
                 self._values.keep(version, obj)
             if step is not None:
-                key = _run_cache_key(name, spec.code_version or "", config, inputs)
+                key = cache_key(name, spec.code_version or "", config, inputs, charts=plots_wanted())
                 remember(store, version.ref, key, context.run_id)
         state.resolver.stored(name, version.ref)
         if step is not None:
@@ -514,15 +514,6 @@ def _config_used(context: dg.OutputContext, config: dict[str, Any]) -> dict[str,
     if isinstance(used, dg.JsonMetadataValue) and isinstance(used.data, dict):
         return dict(used.data)
     return config
-
-
-def _run_cache_key(name: str, code_version: str, config: dict[str, Any], inputs: Mapping[str, str]) -> str:
-    """The run-cache key of a step's output. A reused version shows the metadata of the run that
-    made it, so a version made without charts (`RENTAL_PIPELINE_PLOTS=off`) is only reused by runs
-    that draw none either; runs that draw charts keep the keys they always had."""
-    if not plots_wanted():
-        config = {**config, PLOTS_ENV: "off"}
-    return cache_key(name, code_version, config, inputs)
 
 
 def _config_of(step: Any) -> dict[str, Any]:

@@ -30,14 +30,21 @@ class CacheHit:
     run_id: str | None  # the run that first recorded this key (None: unknown)
 
 
-def cache_key(asset: str, code_version: str, config: Mapping[str, Any], inputs: Mapping[str, str]) -> str:
+def cache_key(
+    asset: str, code_version: str, config: Mapping[str, Any], inputs: Mapping[str, str], *, charts: bool = True
+) -> str:
     """What a step's result depends on: asset, code version, full step config (defaults included,
-    so changing a default changes the key) and the exact version of every input, by input name."""
+    so changing a default changes the key) and the exact version of every input, by input name.
+
+    A reused version shows the metadata of the run that made it, so one made without charts is
+    keyed apart (`charts=False`) and never hands a chart-less page to a run that draws them; keys
+    of runs with charts are what they always were."""
     payload = {
         "asset": asset,
         "code_version": code_version,
         "config": config,
         "inputs": dict(sorted(inputs.items())),
+        **({} if charts else {"charts": False}),
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

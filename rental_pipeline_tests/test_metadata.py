@@ -34,27 +34,21 @@ PLOTS = {
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
     """One whole-graph run shared by the tests below (its own state folders, W&B offline)."""
-    import os
-
     import dagster as dg
 
     root = tmp_path_factory.mktemp("metadata-state")
-    names = ("RENTAL_PIPELINE_HOME", "DAGSTER_HOME", "WANDB_DIR", "WANDB_MODE", PLOTS_ENV)
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ.update(
-        RENTAL_PIPELINE_HOME=str(root / "home"), DAGSTER_HOME=str(root / "dagster"), WANDB_DIR=str(root / "wandb"),
-        WANDB_MODE="offline", **{PLOTS_ENV: "on"},
-    )
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "RENTAL_PIPELINE_HOME": root / "home",
+            "DAGSTER_HOME": root / "dagster",
+            "WANDB_DIR": root / "wandb",
+            "WANDB_MODE": "offline",
+            PLOTS_ENV: "on",
+        }.items():
+            env.setenv(name, str(value))
         with dg.DagsterInstance.ephemeral() as instance:
             result = materialize(instance)
             yield materialized(result), ArtifactStore(default_root())
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.mark.slow

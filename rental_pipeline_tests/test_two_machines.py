@@ -62,13 +62,9 @@ class Machine:
         )
 
     def instance(self) -> dg.DagsterInstance:
-        previous = os.environ.get("DAGSTER_HOME")
-        os.environ["DAGSTER_HOME"] = str(self.dagster_home)
-        try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("DAGSTER_HOME", str(self.dagster_home))
             return dg.DagsterInstance.get()
-        finally:
-            if previous is not None:
-                os.environ["DAGSTER_HOME"] = previous
 
 
 def finish(process: subprocess.Popen[str]) -> str:

@@ -172,6 +172,9 @@ def test_different_config_or_seed_never_share_a_cache_entry():
         cache_key("raw_data", "c1", {"rows": 10, "seed": 1}, {}),
         cache_key("raw_data", "c1", {"rows": 10, "seed": 2}, {}),
     }) == 7
+    # a version made without charts is keyed apart; with charts the key is the one it always was
+    assert cache_key("clean_sample", "c1", {"max_price": 350}, {"raw_data": "raw_data:v0"}, charts=True) == base
+    assert cache_key("clean_sample", "c1", {"max_price": 350}, {"raw_data": "raw_data:v0"}, charts=False) != base
 
 
 @pytest.mark.slow
