@@ -17,7 +17,6 @@ import pandas as pd
 
 from rental_pipeline.sources import (
     DEFAULT_TIMEOUT,
-    SourceBytes,
     SourceError,
     SourcePolicy,
     compression_of,
@@ -104,27 +103,6 @@ class ListingsDrop:
     size_bytes: int
 
 
-def fetch_source(
-    source: str,
-    *,
-    timeout: float = DEFAULT_TIMEOUT,
-    policy: SourcePolicy | None = None,
-    auth_variable: str | None = None,
-) -> bytes:
-    """Bytes of a local path, a `file://` URL or an `http(s)://` URL, read under the source
-    policy (`rental_pipeline.sources`); gzip is decompressed."""
-    return _read(source, timeout=timeout, policy=policy, auth_variable=auth_variable).data
-
-
-def _read(
-    source: str, *, timeout: float, policy: SourcePolicy | None, auth_variable: str | None
-) -> SourceBytes:
-    try:
-        return read_source(source, policy, timeout=timeout, auth_variable=auth_variable)
-    except SourceError as error:
-        raise ListingsError(error.source, error.problem) from None
-
-
 def parse_listings(data: bytes, source: str) -> pd.DataFrame:
     """Parse CSV bytes into the typed listings table, or say exactly what is wrong with them.
 
@@ -167,7 +145,10 @@ def read_listings(
     auth_variable: str | None = None,
 ) -> ListingsDrop:
     """Read and parse a drop; `source` in the result (and in every error) is safe to record."""
-    read = _read(source, timeout=timeout, policy=policy, auth_variable=auth_variable)
+    try:
+        read = read_source(source, policy, timeout=timeout, auth_variable=auth_variable)
+    except SourceError as error:
+        raise ListingsError(error.source, error.problem) from None
     return ListingsDrop(
         listings=parse_listings(read.data, read.source),
         source=read.source,

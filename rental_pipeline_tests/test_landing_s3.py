@@ -10,7 +10,7 @@ import pytest
 
 from rental_pipeline.automation import landing_sensor, training_run_config
 from rental_pipeline.landing import LANDING_VARIABLE
-from rental_pipeline.listings import ListingsError, fetch_source
+from rental_pipeline.listings import ListingsError, read_listings
 from rental_pipeline.store.s3_backend import S3Backend
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline_tests.conftest import materialize, materialized
@@ -61,4 +61,4 @@ def test_a_missing_drop_is_named(landing) -> None:
     bucket, url = landing
     missing = f"s3://{TEST_BUCKET}/{bucket.prefix}/gone.csv?{url.partition('?')[2]}"
     with pytest.raises(ListingsError, match="gone.csv.*object does not exist"):
-        fetch_source(missing)
+        read_listings(missing)
