@@ -9,6 +9,14 @@ module of this package it imports, directly or not, found by reading the import 
 and source text with line endings normalised, so it is the same on every machine and
 interpreter and changes exactly when that code does.
 
+An asset that loads a stored model (``code_version(__name__, loads_models=True)``) runs code it
+does not import: a skops archive holds only the state of this package's classes, and the loaded
+model predicts with their source as it is now. So its version also covers every package module
+the model codec lets an archive name (``TRUSTED_MODEL_NODES``), with what they import; editing
+``boosting.py`` re-scores a stored model instead of reusing its old scores. The code that fits
+models (the split, the training loop) is not included: a change there makes a new model, which
+is a new input.
+
 Modules that move or display values but do not compute them (the artifact store, the IO
 manager, the metadata shown in the UI) are left out: a change there must not mark every asset
 stale. Third-party library versions are left out too, as DVC leaves them out of its stage hashes.
@@ -111,6 +119,37 @@ def module_closure(module: str, root: Path = PACKAGE_ROOT) -> list[str]:
     return sorted(seen)
 
 
+def _defining_module(name: str, root: Path) -> str | None:
+    """The package module that defines ``name`` (``rental_pipeline.boosting.AveragedRegressor``)."""
+    parts = name.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:end])
+        if _module_file(module, root) is not None:
+            return module
+    return None
+
+
+def model_modules(root: Path = PACKAGE_ROOT) -> list[str]:
+    """The package modules a loaded model runs: those defining the classes and functions the model
+    codec lets a stored model hold, and the package modules they import."""
+    from rental_pipeline.store.model_codec import TRUSTED_MODEL_NODES
+
+    named = {name for names in TRUSTED_MODEL_NODES.values() for name in names if name.startswith(f"{PACKAGE}.")}
+    found: set[str] = set()
+    for module in {_defining_module(name, root) for name in named}:
+        if module is not None:
+            found.update(module_closure(module, root))
+    return sorted(found)
+
+
+def code_modules(module: str, root: Path = PACKAGE_ROOT, *, loads_models: bool = False) -> list[str]:
+    """What the code version of the assets in ``module`` covers."""
+    modules = set(module_closure(module, root))
+    if loads_models:
+        modules.update(model_modules(root))
+    return sorted(modules)
+
+
 def source_hash(modules: Iterable[str], root: Path = PACKAGE_ROOT) -> str:
     digest = hashlib.sha256()
     for name in sorted(modules):
@@ -124,9 +163,10 @@ def source_hash(modules: Iterable[str], root: Path = PACKAGE_ROOT) -> str:
 
 
 @functools.cache
-def code_version(module: str) -> str:
-    """The code version of the assets defined in ``module`` (pass ``__name__``)."""
-    return source_hash(module_closure(module))
+def code_version(module: str, *, loads_models: bool = False) -> str:
+    """The code version of the assets defined in ``module`` (pass ``__name__``); ``loads_models``
+    for assets that load a stored model."""
+    return source_hash(code_modules(module, loads_models=loads_models))
 
 
 @functools.cache

@@ -30,7 +30,7 @@ class EvaluationConfig(dg.Config):
     group_name="model",
     kinds={"scikitlearn"},
     metadata={"artifact_type": "evaluation"},
-    code_version=code_version(__name__),
+    code_version=code_version(__name__, loads_models=True),
     description="Test MAE and R² of the inference pipeline, the listings it got most wrong, and whether it "
     "became prod (champion/challenger on the same test split).",
 )

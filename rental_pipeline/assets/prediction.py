@@ -33,7 +33,7 @@ class BatchPredictionsConfig(SourceConfig):
     kinds={"pandas", "scikitlearn"},
     deps=["model_evaluation"],  # after the promotion gate has decided which model is prod
     metadata={"artifact_type": "predictions"},
-    code_version=code_version(__name__),
+    code_version=code_version(__name__, loads_models=True),
     description="Listings priced by the prod inference pipeline; rows it cannot use carry an error instead.",
 )
 def batch_predictions(
