@@ -51,12 +51,21 @@ def cache_key(
 
 
 def find_cached(store: ArtifactStore, asset: str, key: str) -> CacheHit | None:
-    """The newest stored version of ``asset`` made by exactly this key, if any."""
+    """The newest stored version of ``asset`` made by exactly this key, if any, and if its bytes
+    are all still stored.
+
+    A version whose blob is gone (deleted, or cut short) is not a hit: reusing it would succeed
+    here and fail wherever it is read. The step runs again instead, and writing what it makes
+    stores the missing blob again (the same bytes reuse the same version). An older version made
+    by the same key is not offered in its place: the damaged one would stay damaged.
+    """
     if asset not in store.names():
         return None
     for version in reversed(store.history(asset)):
         entry = (version.flags.get(RUN_CACHE_FLAG) or {}).get(key)
         if entry is not None:
+            if not store.intact(version):
+                return None
             return CacheHit(version=version, run_id=(entry or {}).get("run_id"))
     return None
 

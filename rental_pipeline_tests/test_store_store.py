@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from rental_pipeline.store import (
+    AliasConflictError,
     AliasRefusedError,
     ArtifactNotFoundError,
     ArtifactStore,
@@ -25,6 +27,7 @@ from rental_pipeline.store import (
     entry_digest,
     verify_store,
 )
+from rental_pipeline.store.aliases import AliasLog, AliasMove
 from rental_pipeline.store.blobs import BlobStore
 from rental_pipeline_tests.store_backends import is_s3_store, overwrite, remove
 
@@ -140,6 +143,100 @@ def test_aliases_move_and_every_move_is_logged(store: ArtifactStore) -> None:
     assert all(m.at.endswith("+00:00") for m in prod_moves)
     log_lines = store.backend.read(store.layout.alias_log("model")).data.decode().splitlines()
     assert len(log_lines) == 6 and all(json.loads(line) for line in log_lines)
+
+
+def test_an_alias_moves_only_from_the_version_the_mover_decided_against(store: ArtifactStore) -> None:
+    """A promotion compares a candidate with the current prod; if prod moved since, that
+    comparison says nothing, so the move is refused and nothing is logged."""
+    for content in (b"0", b"1", b"2"):
+        store.write("model", {"m": content}, type="model_export")
+    assert store.set_alias("model:v0", "prod", expected=None).to_version == 0  # none yet, as expected
+    move = store.set_alias("model:v1", "prod", expected=0, reason="beats v0")
+    assert (move.from_version, move.to_version) == (0, 1)
+    log_key = store.layout.alias_log("model")
+    before = store.backend.read(log_key).data
+
+    with pytest.raises(AliasConflictError, match=r"prod of model is now v1, not v0 as expected") as stale:
+        store.set_alias("model:v2", "prod", expected=0)
+    assert (stale.value.current, stale.value.expected) == (1, 0)
+    with pytest.raises(AliasConflictError, match=r"prod of model is now v1, not unset as expected") as fresh:
+        store.set_alias("model:v2", "prod", expected=None)
+    assert (fresh.value.current, fresh.value.expected) == (1, None)
+    with pytest.raises(AliasConflictError):  # already where the caller wants it, but decided on v0
+        store.set_alias("model:v1", "prod", expected=0)
+    with pytest.raises(AliasConflictError, match=r"reference of model is now unset, not v1 as expected"):
+        store.set_alias("model:v2", "reference", expected=1)
+    with pytest.raises(TypeError, match="version number"):
+        store.set_alias("model:v2", "prod", expected="v1")  # type: ignore[arg-type]
+    assert store.backend.read(log_key).data == before
+    assert store.get("model:prod").ref == "model:v1"
+
+    assert store.set_alias("model:v1", "prod", expected=1) is None  # already there: nothing logged
+    store.remove_alias("model", "prod")
+    assert store.set_alias("model:v2", "prod", expected=None).from_version is None
+
+
+def test_a_move_that_loses_the_append_to_another_mover_is_not_retried_blindly(
+    store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mover read prod=v0, then another mover's append landed before its own: the retry reads
+    the log again and must refuse, not move prod from v1 it never compared with."""
+    for content in (b"0", b"1", b"2"):
+        store.write("model", {"m": content}, type="model_export")
+    store.set_alias("model:v0", "prod")
+    other = ArtifactStore(store.location)
+    real_append = store.backend.append_line
+    raced = []
+
+    def append_after_the_other_mover(key: str, line: bytes, *, after: object) -> None:
+        if not raced:  # between this mover's read and its append (no lock: on a folder the
+            raced.append(True)  # artifact lock would keep the other mover out until then)
+            log = AliasLog(other.backend, key).read()
+            log.append(AliasMove("prod", 0, 1, at="2024-01-01T00:00:00+00:00", actor="other"))
+        real_append(key, line, after=after)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store.backend, "append_line", append_after_the_other_mover)
+    with pytest.raises(AliasConflictError, match="now v1, not v0") as conflict:
+        store.set_alias("model:v2", "prod", expected=0)
+    assert raced and conflict.value.current == 1
+    prod_moves = [(m.from_version, m.to_version) for m in store.alias_log("model") if m.alias == "prod"]
+    assert prod_moves == [(None, 0), (0, 1)]
+
+
+def test_racing_moves_decided_against_the_same_prod_let_exactly_one_through(store_root: str) -> None:
+    """Several evaluations, each with its own store object, all saw prod on v0 and all beat it: one
+    move lands, the others are told where prod is now, and the log has one move away from v0."""
+    setup = ArtifactStore(store_root)
+    racers = 5
+    for k in range(racers + 1):
+        setup.write("model", {"m": str(k).encode()}, type="model_export")
+    setup.set_alias("model:v0", "prod")
+    start = threading.Barrier(racers)
+    outcomes: dict[int, object] = {}
+
+    def evaluate(k: int) -> None:
+        store = ArtifactStore(store_root)
+        seen = store.aliases("model")["prod"]
+        start.wait(timeout=60)
+        try:
+            outcomes[k] = store.set_alias(f"model:v{k}", "prod", expected=seen, reason=f"racer {k}")
+        except AliasConflictError as conflict:
+            outcomes[k] = conflict
+        except Exception as error:  # noqa: BLE001 - reported by the assertions below
+            outcomes[k] = repr(error)
+
+    threads = [threading.Thread(target=evaluate, args=(k,)) for k in range(1, racers + 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    winners = [k for k, outcome in outcomes.items() if isinstance(outcome, AliasMove)]
+    losers = [outcome for outcome in outcomes.values() if isinstance(outcome, AliasConflictError)]
+    assert len(winners) == 1 and len(losers) == racers - 1, outcomes
+    assert all((loser.expected, loser.current) == (0, winners[0]) for loser in losers)
+    prod_moves = [(m.from_version, m.to_version) for m in setup.alias_log("model") if m.alias == "prod"]
+    assert prod_moves == [(None, 0), (0, winners[0])]
+    assert setup.get("model:prod").version == winners[0]
 
 
 def test_flagged_versions_cannot_become_reference_or_prod(store: ArtifactStore) -> None:

@@ -10,14 +10,17 @@ It knows nothing of Dagster: the IO manager is a thin layer on top.
 """
 
 from .aliases import (
+    ANY_TARGET,
     FAILED_CHECKS_FLAG,
     PROTECTED_ALIASES,
     AliasMove,
+    AnyTarget,
     refuse_failed_checks,
 )
 from .codecs import Codec, codec_for, codec_named, register
 from .digest import artifact_digest, entry_digest
 from .errors import (
+    AliasConflictError,
     AliasRefusedError,
     ArtifactNotFoundError,
     ArtifactTypeError,
@@ -38,11 +41,14 @@ from .wandb_server import ServerInfo, WandbApi, WandbServer
 from .wandb_sync import RegistryLink, SyncReport, WandbSync, registry_link
 
 __all__ = [
+    "ANY_TARGET",
     "FAILED_CHECKS_FLAG",
     "LATEST",
     "PROTECTED_ALIASES",
+    "AliasConflictError",
     "AliasMove",
     "AliasRefusedError",
+    "AnyTarget",
     "ArtifactNotFoundError",
     "ArtifactStore",
     "ArtifactSummary",

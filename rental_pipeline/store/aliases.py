@@ -7,12 +7,18 @@ durable append, so the log and the alias state can never disagree, even after a 
 is conditional on the log being what the mover read (a compare-and-swap on object storage), so
 two machines moving aliases at once never lose a move: the slower one reads again and retries.
 
+A retry is right for a move that does not care where the alias was. A move decided *against*
+its current target ("the candidate beats prod v1") is not: it names that target (``expected``),
+and if another mover got there first it fails with :class:`AliasConflictError` instead of
+overwriting a move it never saw; the caller compares again.
+
 Aliases can also be refused (:class:`AliasRefusedError`): ``reference`` and ``prod`` stay off
 versions that the validation code flagged as having failed checks.
 """
 
 from __future__ import annotations
 
+import enum
 import getpass
 import json
 import socket
@@ -22,11 +28,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .backend import Backend, Stored
-from .errors import AliasRefusedError, IntegrityError
+from .errors import AliasConflictError, AliasRefusedError, IntegrityError
 from .manifest import VersionManifest
 
 FAILED_CHECKS_FLAG = "failed_checks"
 PROTECTED_ALIASES: tuple[str, ...] = ("reference", "prod")
+
+
+class AnyTarget(enum.Enum):
+    """The type of :data:`ANY_TARGET`: an enum member, so type checkers tell it from a version."""
+
+    ANY = "any"
+
+
+#: ``expected`` of a move that does not care where the alias is now (None already means "nowhere").
+ANY_TARGET = AnyTarget.ANY
 
 
 def utc_now() -> str:
@@ -157,6 +173,22 @@ class AliasLog:
         line = json.dumps(move.to_json(), sort_keys=True, allow_nan=False).encode("utf-8")
         self.backend.append_line(self.key, line, after=self._read)
         self._loaded = False  # the next reader reads what is there now
+
+
+def describe_target(version: int | None) -> str:
+    return "unset" if version is None else f"v{version}"
+
+
+def check_expected(name: str, alias: str, current: int | None, expected: int | None | AnyTarget) -> None:
+    """Refuse a move decided against another target than the alias has now (see the module)."""
+    if expected is ANY_TARGET or current == expected:
+        return
+    raise AliasConflictError(
+        f"{alias} of {name} is now {describe_target(current)}, not {describe_target(expected)} as expected: "
+        f"another move got there first; compare against {describe_target(current)} and decide again",
+        expected=expected,
+        current=current,
+    )
 
 
 def aliases_of(version: int, aliases: Mapping[str, int]) -> tuple[str, ...]:

@@ -35,6 +35,20 @@ class AliasRefusedError(StoreError):
     """An alias move was refused, e.g. ``prod`` on a version that failed its checks."""
 
 
+class AliasConflictError(StoreError):
+    """An alias move decided against one target found another: someone moved the alias since.
+
+    Not retried by the store: a decision such as "the new model beats ``prod``" holds only against
+    the ``prod`` it was compared with, so the caller must look again (``.current``) and decide anew.
+    ``.expected`` and ``.current`` are version numbers, None for "no such alias".
+    """
+
+    def __init__(self, message: str, *, expected: int | None, current: int | None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.current = current
+
+
 class CodecError(StoreError):
     """An object could not be encoded to bytes, or bytes could not be decoded."""
 

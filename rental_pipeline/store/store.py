@@ -21,6 +21,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
+import numbers
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -33,9 +34,12 @@ from rental_pipeline.home import project_home
 
 from . import codecs
 from .aliases import (
+    ANY_TARGET,
     AliasLog,
     AliasMove,
+    AnyTarget,
     aliases_of,
+    check_expected,
     default_actor,
     refuse_failed_checks,
     utc_now,
@@ -320,6 +324,32 @@ class ArtifactStore:
         codec = codecs.codec_named(str(fmt))
         return codec.decode(self._verified_bytes(version, codec.filename))
 
+    def blob_problems(self, ref: RefLike) -> builtins.list[str]:
+        """What is wrong with the stored bytes of a version's files, found without reading them:
+        each blob must exist with the size its manifest gives (a stat on a folder, a HEAD request
+        on object storage). Empty when nothing is found.
+
+        For reusing a version instead of making it again (the run cache): a version whose bytes
+        are gone would be handed out only to fail where it is read, whereas making it again writes
+        them back. Bytes altered at the same size pass here; every read still refuses them.
+        """
+        version = ref if isinstance(ref, VersionManifest) else self.get(ref)
+        problems = []
+        for entry in version.files:
+            found = self.backend.info(self.blobs.key(entry.sha256))
+            if found is None:
+                problems.append(f"{version.ref} file {entry.path!r}: its stored bytes are missing")
+            elif found.size != entry.size:
+                problems.append(
+                    f"{version.ref} file {entry.path!r}: its stored bytes are {found.size} bytes long, "
+                    f"the manifest says {entry.size}"
+                )
+        return problems
+
+    def intact(self, ref: RefLike) -> bool:
+        """Whether every file of a version is stored at its size (see :meth:`blob_problems`)."""
+        return not self.blob_problems(ref)
+
     # -- writing -------------------------------------------------------------------------
 
     def write(
@@ -476,20 +506,35 @@ class ArtifactStore:
         reason: str = "",
         actor: str | None = None,
         force: bool = False,
+        expected: int | None | AnyTarget = ANY_TARGET,
     ) -> AliasMove | None:
         """Point ``alias`` at ``ref``; returns the logged move, or None if it was already there.
 
         ``reference`` and ``prod`` are refused on a version that failed checks
         (:func:`.refuse_failed_checks`); ``force=True`` overrides that and the move is logged as forced.
+
+        ``expected`` is the version the caller saw the alias on when it decided to move it (None:
+        it saw no such alias). Two evaluations that both beat the old ``prod`` must not both move
+        it, the later one unaware of the earlier, so if the alias is elsewhere by the time the move
+        is committed (checked on every retry, on the log the append is conditional on) this raises
+        :class:`AliasConflictError` and moves nothing, even if the alias already is on ``ref``:
+        the caller's comparison was against another version. Left out, the move is unconditional.
         """
         validate_alias(alias)
         if alias == LATEST:
             raise InvalidNameError("alias 'latest' is moved by writes only")
+        if isinstance(expected, bool) or not (
+            expected is ANY_TARGET or expected is None or isinstance(expected, numbers.Integral)
+        ):
+            raise TypeError(f"expected must be a version number or None, got {expected!r}")
+        if isinstance(expected, numbers.Integral):
+            expected = int(expected)  # a numpy integer read from a frame, say
         parsed = _parse(ref)
 
         def attempt() -> AliasMove | None:
             log = self._alias_log(parsed.name)
             aliases = self._current_aliases(parsed.name, log)
+            check_expected(parsed.name, alias, aliases.get(alias), expected)
             target = self._with_state(
                 self.read_manifest(parsed.name, self._resolve(parsed, aliases)), aliases
             )
