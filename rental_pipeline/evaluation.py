@@ -49,6 +49,11 @@ def evaluate_pipeline(pipeline: Pipeline, test: pd.DataFrame, worst: int = 10) -
     )
 
 
+def mean_absolute_error_on(pipeline: Pipeline, listings: pd.DataFrame) -> float:
+    """One model's MAE on some listings: champion and challenger on the rows neither trained on."""
+    return float(mean_absolute_error(listings[TARGET], pipeline.predict(listings[FEATURE_COLUMNS])))
+
+
 def errors_by_borough(price: pd.Series, predicted: Any, borough: pd.Series) -> pd.DataFrame:
     """Test MAE per borough: one overall figure can hide a borough the model prices badly."""
     errors = pd.DataFrame(

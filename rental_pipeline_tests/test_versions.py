@@ -146,7 +146,8 @@ def test_a_hit_decodes_no_input_and_a_rolled_back_prod_is_scored_again(instance)
     evaluation = materialized(again)["model_evaluation"]
     # Promotion is decided again: prod is now v1, so v0 is compared with it on the real test split.
     assert evaluation["evaluated_model"] == "inference_pipeline:v0"
-    assert "previous_prod_test_mae" in evaluation and "inference_pipeline:v1" in evaluation["promotion"]
+    assert evaluation["compared_with"] == "inference_pipeline:v1" and "inference_pipeline:v1" in evaluation["promotion"]
+    assert evaluation["compared_rows"] == evaluation["test_rows"]
 
 
 @pytest.mark.slow

@@ -13,8 +13,9 @@ from rental_pipeline.io_manager import (
     reused_output,
     reused_outputs,
     run_resolver,
+    stored_value,
 )
-from rental_pipeline.promotion import promote
+from rental_pipeline.promotion import MIN_UNSEEN_ROWS, Promotion, promote
 
 
 class EvaluationConfig(dg.Config):
@@ -24,6 +25,12 @@ class EvaluationConfig(dg.Config):
         description="How many dollars lower the new model's test MAE must be than prod's to replace it "
         "(0: any improvement; negative: accept a slightly worse model).",
     )
+    min_unseen_rows: int = Field(
+        default=MIN_UNSEEN_ROWS,
+        ge=1,
+        description="Fewest test listings neither model trained on that a comparison with prod needs; "
+        "with fewer, prod stays and the decision says so.",
+    )
 
 
 @dg.asset(
@@ -32,7 +39,7 @@ class EvaluationConfig(dg.Config):
     metadata={"artifact_type": "evaluation"},
     code_version=code_version(__name__, loads_models=True),
     description="Test MAE and R² of the inference pipeline, the listings it got most wrong, and whether it "
-    "became prod (champion/challenger on the same test split).",
+    "became prod (champion/challenger on the test listings neither model trained on).",
 )
 def model_evaluation(
     context: dg.AssetExecutionContext,
@@ -62,12 +69,14 @@ def model_evaluation(
         challenger,
         test_mae,
         lambda: loaded_value(context, test_data),
+        load=lambda ref: stored_value(context, ref),
         min_improvement=config.min_improvement,
+        min_unseen_rows=config.min_unseen_rows,
         apply=config.promote,
         actor=f"dagster run {context.run.run_id}",
     )
     context.log.info(f"Promotion: {promotion.outcome}")
-    facts = promotion.metadata()
+    facts = {**promotion.metadata(), **_head_to_head_table(promotion)}
     if reused is not None:
         return dg.Output(reused.value, metadata={**reused.metadata, **facts})
     from rental_pipeline.assets.metadata import model_quality_metadata, table
@@ -88,3 +97,20 @@ def model_evaluation(
             "errors_by_borough": table(evaluation.by_borough),
         },
     )
+
+
+def _head_to_head_table(promotion: Promotion) -> dict[str, Any]:
+    """Champion against challenger on the listings both were judged on, as a small table."""
+    decision, h = promotion.decision, promotion.decision.head_to_head
+    if h is None or decision.champion == decision.challenger:
+        return {}
+    import pandas as pd
+
+    from rental_pipeline.assets.metadata import table
+
+    rows = [
+        (f"{decision.challenger} (evaluated)", h.challenger_trained_on, h.challenger_mae),
+        (f"{decision.champion} (prod before this run)", h.champion_trained_on, h.champion_mae),
+    ]
+    frame = pd.DataFrame(rows, columns=["model", "test listings it trained on", f"MAE on the {h.rows:,} unseen"])
+    return {"champion_vs_challenger": table(frame.round(3))}
