@@ -403,8 +403,11 @@ TEST_DATA_CHECKS: Mapping[str, str] = {
 def held_out_checks(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, test_data: Any
 ) -> Iterator[dg.AssetCheckResult]:
-    """`no_shared_ids` compares with the trainval_data split from the same clean_sample version,
-    read from the store: test_data may be materialized alone, before any trainval_data exists."""
+    """`no_shared_ids` compares with the trainval_data from the same split as the checked test_data:
+    the version this run resolves (the one its training reads), when it is that split's other side,
+    else the stored one made from the same clean_sample with the same split config. Never simply
+    the newest trainval_data: a one-off split with another seed is newer, and comparing with it
+    would fail a sound test_data (and, flagged, every later run)."""
     from rental_pipeline.schemas import SplitListings
     from rental_pipeline.validation import CheckOutcome, check_no_shared_ids, check_schema
 
@@ -414,26 +417,47 @@ def held_out_checks(
         outcomes["schema"] = check_schema(test_data, SplitListings, "test_data", SPLIT_ADVICE)
     unrecorded: dict[str, CheckOutcome] = {}
     if "no_shared_ids" in selected:
-        store = artifact_store.store()
         held_out = _checked(context, artifact_store, "test_data")
-        siblings = [v for v in store.history("trainval_data") if v.inputs == held_out.inputs] if (
-            "trainval_data" in store.names()
-        ) else []
-        if siblings:
-            outcomes["no_shared_ids"] = check_no_shared_ids(stored_value(context, siblings[-1].ref), test_data)
+        sibling = _split_sibling(context, artifact_store.store(), held_out)
+        if sibling is not None:
+            outcome = check_no_shared_ids(stored_value(context, sibling.ref), test_data)
+            outcomes["no_shared_ids"] = replace(
+                outcome, facts={**outcome.facts, "checked_version": held_out.ref, "compared_with": sibling.ref}
+            )
         else:
             unrecorded["no_shared_ids"] = CheckOutcome(
                 rule="no_shared_ids",
                 passed=True,
                 warning=True,
-                message=f"No trainval_data split from {', '.join(held_out.inputs) or 'the same input'} is stored "
-                "yet, so there is nothing to compare test_data with: materialize trainval_data too.",
+                message=f"No trainval_data split from {', '.join(held_out.inputs) or 'the same input'} with the "
+                "same split config is stored yet, so there is nothing to compare test_data with: materialize "
+                "trainval_data too.",
             )
     record_outcomes(context, artifact_store, "test_data", outcomes)
     for name in TEST_DATA_CHECKS:
         outcome = outcomes.get(name) or unrecorded.get(name)
         if outcome is not None:
             yield check_result(outcome, asset_key="test_data", check_name=name)
+
+
+def _split_sibling(context: dg.AssetCheckExecutionContext, store: Any, held_out: Any) -> Any:
+    """The trainval_data made by the same split as ``held_out``: same inputs, same split config."""
+    from rental_pipeline.store import StoreError
+
+    def same_split(version: Any) -> bool:
+        return version.inputs == held_out.inputs and version.metadata.get("config") == held_out.metadata.get(
+            "config"
+        )
+
+    try:
+        resolved = store.get(run_resolver(context).input("trainval_data").ref)
+    except StoreError:
+        resolved = None
+    if resolved is not None and same_split(resolved):
+        return resolved
+    if "trainval_data" not in store.names():
+        return None
+    return next((v for v in reversed(store.history("trainval_data")) if same_split(v)), None)
 
 
 all_checks = [

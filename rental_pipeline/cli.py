@@ -66,7 +66,7 @@ def pipeline_status(dagster_home: Path) -> list[AssetStatus]:
             materialization = event.asset_materialization if event is not None else None
             checks, older = {}, False
             for check_key in sorted(graph.get(key).check_keys, key=lambda k: k.name):
-                record = instance.get_latest_asset_check_evaluation_record(check_key)
+                record = _latest_result(instance, check_key)
                 checks[check_key.name] = _check_state(record)
                 older = older or (bool(latest) and not _checked(record, latest[0]))
             statuses.append(
@@ -80,6 +80,23 @@ def pipeline_status(dagster_home: Path) -> list[AssetStatus]:
                 )
             )
     return statuses
+
+
+def _latest_result(instance: Any, check_key: Any) -> Any:
+    """The check's latest record with a result. A run that planned the check and then skipped it
+    (its asset reused or not produced, an upstream failure) says nothing of the version, so the
+    result before it stands, shown as older than the latest materialization."""
+    from dagster._core.storage.asset_check_execution_record import (
+        COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+    )
+
+    record = instance.get_latest_asset_check_evaluation_record(check_key)
+    if record is None or _check_state(record) != "not run":
+        return record
+    completed = instance.event_log_storage.get_asset_check_execution_history(
+        check_key, limit=1, status=set(COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES)
+    )
+    return completed[0] if completed else record
 
 
 def _checked(record: Any, materialization: Any) -> bool:

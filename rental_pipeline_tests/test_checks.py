@@ -39,7 +39,10 @@ from rental_pipeline_tests.conftest import (
     failed_checks,
     failure_records,
     graph_config,
+    materialize,
     materialize_checked,
+    materialized,
+    run_config,
     stored_versions,
 )
 
@@ -441,3 +444,24 @@ def test_checks_pass_on_the_reference_sample_with_reference_bounds(instance, sam
     assert all(e.passed for e in results.values()), {k: e.description for k, e in results.items() if not e.passed}
     assert results[("clean_sample", "row_count")].metadata["rows"].value == 19_001
     assert results[("clean_sample", "row_count")].metadata["rule"].value == "15,000 < listings < 1,000,000"
+
+
+@pytest.mark.slow
+def test_no_shared_ids_compares_with_the_split_this_run_used(instance):
+    """A one-off split with another seed is the newest trainval_data from the same clean_sample;
+    the next default run's test_data must still be compared with its own split's other side, or a
+    sound test_data is flagged and every later run refuses it."""
+    store = artifact_store()
+    first = materialized(materialize(instance, run_config()))
+    resplit = run_config()
+    resplit["ops"]["split_listings"] = {"config": {"random_seed": 7}}
+    materialize(instance, resplit)
+    for _ in range(2):  # the default run, and the one after it
+        again = materialize(instance, run_config(), raise_on_error=False)
+        assert again.success
+        results = evaluations(again)
+        assert results[("test_data", "no_shared_ids")].passed
+        checked = results[("test_data", "no_shared_ids")].metadata
+        assert checked["compared_with"].value == first["trainval_data"]["artifact"]
+        assert checked["checked_version"].value == first["test_data"]["artifact"]
+    assert not store.flags(first["test_data"]["artifact"]).get("failed_checks")

@@ -107,3 +107,19 @@ def test_every_help_text_renders_without_markup():
         result = CliRunner().invoke(main, [*path, "--help"])
         assert result.exit_code == 0, path
         assert "`" not in result.output and "\\" not in result.output, (path, result.output)
+
+
+@pytest.mark.slow
+def test_summary_keeps_check_results_a_later_run_planned_but_skipped(project_instance):
+    """A run whose clean_sample failed its checks planned the test_data checks and skipped them:
+    that says nothing of the stored test_data, whose checks passed."""
+    materialize(project_instance, run_config())
+    config = run_config()
+    config["ops"]["clean_sample_checks"]["config"]["min_rows"] = 100_000
+    materialize(project_instance, config, raise_on_error=False)
+    latest = project_instance.get_latest_asset_check_evaluation_record(
+        dg.AssetCheckKey(dg.AssetKey("test_data"), "schema")
+    )
+    assert not hasattr(latest.event.dagster_event.event_specific_data, "passed")  # planned, never evaluated
+    line = line_of(summary(), "test_data")
+    assert "2/2 passed" in line and "not run" not in line

@@ -404,3 +404,40 @@ def fifo(path):
 
     os.mkfifo(path)
     return path
+
+
+def predict_pinned(instance, pin: str, **config):
+    from rental_pipeline.definitions import all_assets
+    from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
+
+    artifact_store = ArtifactStoreResource()
+    return dg.materialize(
+        all_assets,
+        instance=instance,
+        selection=["batch_predictions"],
+        run_config={"ops": {"batch_predictions": {"config": config}}} if config else None,
+        resources={
+            "artifact_store": artifact_store,
+            "io_manager": ArtifactIOManager(artifact_store=artifact_store, pins={"inference_pipeline": pin}),
+        },
+        raise_on_error=False,
+    )
+
+
+@pytest.mark.slow
+def test_an_io_manager_pin_chooses_the_model_batch_predictions_scores_with(instance):
+    """A pin is a version chosen on purpose: batch_predictions honours it like any reader, whether
+    it computes or the run cache holds its result, and refuses a config naming another model."""
+    store = ArtifactStore(default_root())
+    materialize(instance)
+    materialize(instance, run_config(training={"max_tfidf_features": 2}), selection=["inference_pipeline"])
+    store.set_alias("inference_pipeline:v1", "prod", reason="a later model", force=True)
+    for _ in range(2):  # computed, then reused from the run cache
+        result = predict_pinned(instance, "v0")
+        assert result.success
+        assert materialized(result)["batch_predictions"]["model"] == "inference_pipeline:v0"
+        assert "inference_pipeline:v0" in store.get("batch_predictions:latest").inputs
+    conflicting = predict_pinned(instance, "v0", model="inference_pipeline:v1")
+    assert not conflicting.success
+    failure = next(e for e in conflicting.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "remove one of them" in str(failure.event_specific_data.error)

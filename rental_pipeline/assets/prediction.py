@@ -40,10 +40,19 @@ def batch_predictions(
     context: dg.AssetExecutionContext, config: BatchPredictionsConfig, artifact_store: ArtifactStoreResource
 ) -> dg.Output:
     store = artifact_store.store()
+    resolver = run_resolver(context)
     name, _, tag = config.model.rpartition(":")
     name = name or "inference_pipeline"
     wanted = f"{name}:{tag}"
-    model_ref = run_resolver(context).alias(name, tag)
+    pin = resolver.pins.get(name)
+    explicit = "model" in config.model_fields_set
+    if pin and explicit and (not store.exists(wanted) or store.get(f"{name}:{pin}").ref != store.get(wanted).ref):
+        raise dg.Failure(
+            description=f"batch_predictions was told to score with {wanted} (its config) and with {name}:{pin} "
+            "(the io_manager's pins): remove one of them."
+        )
+    # A pin is a version chosen on purpose, for every reader of the model in the run (like an input).
+    model_ref = resolver.input(name).ref if pin else resolver.alias(name, tag)
     if model_ref is None:
         raise dg.Failure(
             description=f"No model {wanted} in the store at {store.root}: materialize the training assets first "
