@@ -22,7 +22,7 @@ import dagster as dg
 from dagster_k8s import k8s_job_executor
 
 from rental_pipeline import definitions as local
-from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
+from rental_pipeline.io_manager import ArtifactStoreResource
 
 STORE_VARIABLE = "RENTAL_PIPELINE_STORE"
 
@@ -33,6 +33,9 @@ if not os.environ.get(STORE_VARIABLE, "").startswith("s3://"):
         f"(found {os.environ.get(STORE_VARIABLE)!r})"
     )
 
+# Only the store changes: the local code location's IO manager (`artifact_io_manager`) takes the
+# run's `artifact_store` resource by key, so assets, checks and the IO manager all use this one,
+# or the root a run's config gives it.
 artifact_store = ArtifactStoreResource(root=dg.EnvVar(STORE_VARIABLE))
 
 # Only this module-level Definitions object: Dagster refuses a module that exposes two.
@@ -42,11 +45,7 @@ defs = dg.Definitions(
     jobs=local.defs.jobs,
     schedules=local.defs.schedules,
     sensors=local.defs.sensors,
-    resources={
-        **local.defs.resources,
-        "artifact_store": artifact_store,
-        "io_manager": ArtifactIOManager(artifact_store=artifact_store),
-    },
+    resources={**local.defs.resources, "artifact_store": artifact_store},
     loggers=local.defs.loggers,
     metadata=local.defs.metadata,
     executor=k8s_job_executor.configured({"max_concurrent": 2}, name="k8s_job_executor"),

@@ -9,7 +9,7 @@ import dagster as dg
 from rental_pipeline.assets import cleaning, evaluation, ingest, prediction, split, sweep, training
 from rental_pipeline.automation import all_schedules, all_sensors
 from rental_pipeline.checks import all_checks
-from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
+from rental_pipeline.io_manager import ArtifactStoreResource, artifact_io_manager
 
 all_assets = dg.load_assets_from_modules([ingest, cleaning, split, training, evaluation, prediction, sweep])
 
@@ -39,9 +39,14 @@ checks_job = dg.define_asset_job(
 
 
 def default_resources() -> dict[str, Any]:
-    """The local artifact store, mirrored to W&B (offline unless credentials say otherwise)."""
-    artifact_store = ArtifactStoreResource()
-    return {"artifact_store": artifact_store, "io_manager": ArtifactIOManager(artifact_store=artifact_store)}
+    """The artifact store, mirrored to W&B (offline unless credentials say otherwise).
+
+    The store's root is run config (`resources: {artifact_store: {config: {root: ...}}}`), else
+    `$RENTAL_PIPELINE_STORE`, else `$RENTAL_PIPELINE_HOME/artifacts`. The IO manager takes the run's
+    `artifact_store` resource by key (`artifact_io_manager`), so whichever way the root is given,
+    every write, flag and alias move of a run lands in the one store the assets and checks use.
+    """
+    return {"artifact_store": ArtifactStoreResource(), "io_manager": artifact_io_manager}
 
 
 defs = dg.Definitions(

@@ -2,8 +2,9 @@
 
 The store decides versions (a new one only when the bytes change); `rental_pipeline.versions`
 decides, once per run, which version each input is: a pin, else the version this run itself
-stored, else the one the upstream's latest materialization recorded. A concurrent run moving
-`latest` or materializing the same asset never changes what this run reads.
+stored, else the one the upstream's latest materialization recorded, used only if this run's
+store holds it with the digest recorded with it (the store may have been switched since). A
+concurrent run moving `latest` or materializing the same asset never changes what this run reads.
 
 Each output reports the store digest as its Dagster data version, and each asset's code version
 is derived from its source (`rental_pipeline.code_version`), so the UI's "unsynced" marks and
@@ -23,7 +24,7 @@ model), so the next step does not read back and decode the file it was just writ
 import atexit
 import gc
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +48,7 @@ from rental_pipeline.store import (
     resolve_mode,
 )
 from rental_pipeline.value_cache import ValueCache
-from rental_pipeline.versions import PINNED, VersionResolver
+from rental_pipeline.versions import PINNED, Recorded, RecordedVersionError, Resolution, VersionResolver
 
 ARTIFACT_KEY = "artifact"
 ARTIFACT_TYPE_KEY = "artifact_type"
@@ -59,6 +60,11 @@ USES_ARTIFACTS_KEY = "uses_artifacts"
 CONFIG_USED_KEY = "config_used"
 
 
+# Metadata of a materialization: the version's store digest (also its Dagster data version), and
+# where the store that made it keeps the artifact.
+DIGEST_KEY = "artifact_digest"
+PATH_KEY = "artifact_path"
+DATA_VERSION_TAG = "dagster/data_version"
 # Metadata of a materialization that reported a version found by the run cache.
 REUSED_FROM_KEY = "reused_from_run"
 # Run tag that makes every selected asset compute even when the run cache holds its version.
@@ -66,7 +72,8 @@ FORCE_TAG = "rental_pipeline/force"
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):
-    """Where the store lives; shared by the IO manager, the checks and the promotion logic."""
+    """Where the store lives; shared by the IO manager, the checks and the promotion logic (the
+    code location hands the IO manager this run's resource: see `artifact_io_manager`)."""
 
     root: str | None = Field(
         default=None,
@@ -195,6 +202,23 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             state = self._runs[key] = _RunState(resolver)
         return state
 
+    def _input(self, state: _RunState, name: str) -> Resolution:
+        """The run's version of input ``name``; a recorded version this store does not hold (the
+        store was switched since it was recorded) stops the step, saying what to do."""
+        try:
+            return state.resolver.input(name)
+        except RecordedVersionError as exc:
+            raise dg.Failure(
+                description=str(exc),
+                metadata={
+                    "asset": name,
+                    "recorded_version": exc.recorded.ref,
+                    "recorded_digest": exc.recorded.digest or "unknown",
+                    "store": exc.location,
+                    "digest_in_store": exc.found_digest or "none: no such version",
+                },
+            ) from None
+
     def resolver(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> VersionResolver:
         """This run's resolver, for assets and checks that read the store themselves."""
         return self._run(context.run.run_id, context.instance).resolver
@@ -244,7 +268,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         forced = self.force or str(step.run_tags.get(FORCE_TAG, "")).lower() in ("1", "true", "yes")
         if assets_def is not None and not forced:
             inputs = {
-                key.to_user_string(): state.resolver.input(key.to_user_string()).ref
+                key.to_user_string(): self._input(state, key.to_user_string()).ref
                 for name, key in assets_def.keys_by_input_name.items()
                 if not assets_def.node_def.input_def_named(name).dagster_type.is_nothing
             }
@@ -282,6 +306,15 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         # What is written down: the config that applied, with any secret a source URL held removed.
         recorded = redact(_config_used(context, config))
         if isinstance(obj, Reused):
+            # A re-run with nothing changed has the same result as the run that made this version:
+            # `latest` moves back to it, as a write of the same bytes would move it.
+            made_by = obj.run_id or "unknown"
+            store.move_latest(
+                obj.version.ref,
+                reason=f"reused by the run cache: same code, config and inputs as run {made_by}",
+                actor=f"dagster run {context.run_id}",
+                run_id=context.run_id,
+            )
             version, created = store.get(obj.version.ref), False
         else:
             result = store.save(
@@ -313,13 +346,13 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         metadata: dict[str, Any] = {
             **displayed(context.output_metadata),
             ARTIFACT_KEY: version.ref,
-            "artifact_digest": version.digest,
+            DIGEST_KEY: version.digest,
             # a snapshot: `prod` may move to this version later (see model_evaluation, `artifacts show`)
             "aliases_at_materialization": ", ".join(version.aliases),
             "artifact_version_new": created,
             "artifact_size_bytes": version.size,
             "artifact_inputs": ", ".join(version.inputs) or "none",
-            "artifact_path": dg.MetadataValue.path(str(store.layout.collection(name))),
+            PATH_KEY: dg.MetadataValue.path(str(store.layout.collection(name))),
             "code_version": version.code_version or "unknown",
         }
         if isinstance(obj, Reused):
@@ -352,7 +385,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         name = context.asset_key.to_user_string()
         step = _step_context(context)
         state = self._run(step.run_id if step is not None else None, _instance(context))
-        resolution = state.resolver.input(name)
+        resolution = self._input(state, name)
         version = store.get(resolution.ref)
         if step is not None:  # outside a run (e.g. an asset value loader) there is nothing to record
             materializes = _materializes_assets(step)
@@ -370,6 +403,36 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         if step.step.key not in state.decisions:
             self._decide(step, state, {})
         return state.decisions[step.step.key]
+
+
+@dg.io_manager(
+    config_schema=ArtifactIOManager.to_config_schema(),
+    required_resource_keys={"artifact_store"},
+    description=ArtifactIOManager.__doc__,
+)
+def artifact_io_manager(context: dg.InitResourceContext) -> Iterator[ArtifactIOManager]:
+    """An `ArtifactIOManager` on the run's own `artifact_store` resource: the code location's IO manager.
+
+    Every way of naming the store (`resources: {artifact_store: {config: {root: ...}}}` in run
+    config, `$RENTAL_PIPELINE_STORE`, the default under `$RENTAL_PIPELINE_HOME`) then reaches the IO
+    manager exactly as it reaches the assets and checks. An `ArtifactIOManager(artifact_store=...)`
+    bound to a resource instance would not: Dagster initializes a nested resource from the values
+    it was built with, so a root given as run config reached the assets and checks while the IO
+    manager went on writing to the default store. Declaring the store with `configure_at_launch()`
+    would fix runs too, but Dagster's asset value loader (`defs.get_asset_value_loader()`, for
+    notebooks and scripts) then cannot build the IO manager: it only builds the resources an IO
+    manager names in `required_resource_keys`, which this definition does.
+
+    The manager holds the very resource object the run's assets and checks receive (Dagster's own
+    nested-resource handling would build a copy of it), so a run has one store object and one
+    manifest cache; it is torn down here as Dagster tears down a `ConfigurableIOManager`.
+    """
+    manager = ArtifactIOManager(artifact_store=context.resources.artifact_store, **(context.resource_config or {}))
+    manager.setup_for_execution(context)
+    try:
+        yield manager
+    finally:
+        manager.teardown_after_execution(context)
 
 
 _EXIT_REGISTERED: list[bool] = []
@@ -415,7 +478,23 @@ def _materializations(instance: dg.DagsterInstance, run_id: str) -> dict[str, di
     return found
 
 
-def _recorded_in_run(instance: dg.DagsterInstance | None, run_id: str | None, name: str) -> str | None:
+def _recorded(materialization: dg.AssetMaterialization) -> Recorded | None:
+    """The version a materialization reported, with the digest Dagster recorded with it (our
+    metadata, else its data version), so the resolver can tell it from an equal number in
+    another store."""
+    metadata = materialization.metadata
+    if ARTIFACT_KEY not in metadata:
+        return None
+    digest = metadata.get(DIGEST_KEY)
+    where = metadata.get(PATH_KEY)
+    return Recorded(
+        str(metadata[ARTIFACT_KEY].value),
+        digest=str(digest.value) if digest is not None else (materialization.tags or {}).get(DATA_VERSION_TAG),
+        where=str(where.value) if where is not None else None,
+    )
+
+
+def _recorded_in_run(instance: dg.DagsterInstance | None, run_id: str | None, name: str) -> Recorded | None:
     """The version of ``name`` this run materialized, else one another step of it recorded as an
     input (a process per step does not share the resolver's memory); never another run's."""
     if instance is None or not run_id:
@@ -425,24 +504,27 @@ def _recorded_in_run(instance: dg.DagsterInstance | None, run_id: str | None, na
         event = entry.dagster_event
         if event is None:
             continue
-        metadata = event.step_materialization_data.materialization.metadata
-        if event.asset_key == dg.AssetKey(name) and ARTIFACT_KEY in metadata:
-            return str(metadata[ARTIFACT_KEY].value)
-        inputs = metadata.get("artifact_inputs")
+        materialization = event.step_materialization_data.materialization
+        if event.asset_key == dg.AssetKey(name):
+            own = _recorded(materialization)
+            if own is not None:
+                return own
+        inputs = materialization.metadata.get("artifact_inputs")
         for ref in str(inputs.value if inputs is not None else "").split(","):
             if ref.strip().split(":")[0] == name:
-                read = ref.strip()
+                read = Recorded(ref.strip())  # no digest recorded for inputs: checked to exist
     return read
 
 
-def _recorded_last(instance: dg.DagsterInstance | None, name: str) -> str | None:
+def _recorded_last(instance: dg.DagsterInstance | None, name: str) -> Recorded | None:
+    """The version of ``name`` the instance's latest materialization of it recorded, in whichever
+    store that run used."""
     if instance is None:
         return None
     event = instance.get_latest_materialization_event(dg.AssetKey(name))
     if event is None or event.asset_materialization is None:
         return None
-    recorded = event.asset_materialization.metadata.get(ARTIFACT_KEY)
-    return str(recorded.value) if recorded is not None else None
+    return _recorded(event.asset_materialization)
 
 
 def loaded_value(context: dg.AssetExecutionContext, value: Any) -> Any:

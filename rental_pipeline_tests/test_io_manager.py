@@ -9,7 +9,7 @@ import pytest
 
 from rental_pipeline.definitions import all_assets, default_resources
 from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
-from rental_pipeline.store import ArtifactStore, default_root
+from rental_pipeline.store import ArtifactNotFoundError, ArtifactStore, default_root
 from rental_pipeline_tests.conftest import materialize, materialized, only, run_config
 
 LINEAGE = {
@@ -244,6 +244,13 @@ def test_a_store_root_in_config_is_honoured(instance, tmp_path):
 def test_default_resources_follow_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("RENTAL_PIPELINE_HOME", str(tmp_path / "home"))
     assert default_resources()["artifact_store"].store().root == tmp_path / "home" / "artifacts"
+    with dg.build_resources(default_resources()) as resources:
+        assert resources.io_manager.artifact_store.store().root == tmp_path / "home" / "artifacts"
+    # the IO manager takes the store resource as configured for the run, like the assets do
+    config = {"artifact_store": {"config": {"root": str(tmp_path / "configured")}}}
+    with dg.build_resources(default_resources(), resource_config=config) as resources:
+        assert resources.artifact_store.store().root == tmp_path / "configured"
+        assert resources.io_manager.artifact_store is resources.artifact_store
 
 
 def test_a_resource_keeps_one_store_while_its_root_stays(monkeypatch, tmp_path):
@@ -290,6 +297,45 @@ def test_a_forked_process_builds_its_own_store(tmp_path):
     answer = os.read(read, 16)
     os.waitpid(child, 0)
     assert answer == b"own" and resource.store() is parent
+
+
+def test_move_latest_points_latest_at_a_stored_version_and_logs_the_move(tmp_path):
+    store = ArtifactStore(tmp_path / "store")
+    store.save("thing", {"n": 1}, type="thing")
+    store.save("thing", {"n": 2}, type="thing", run_id="run-1")
+    assert store.aliases("thing")["latest"] == 1
+    move = store.move_latest("thing:v0", reason="reused by the run cache", actor="dagster run r2", run_id="r2")
+    assert (move.alias, move.from_version, move.to_version) == ("latest", 1, 0)
+    assert (move.reason, move.actor, move.run_id) == ("reused by the run cache", "dagster run r2", "r2")
+    assert store.alias_log("thing")[-1] == move and store.get("thing:latest").ref == "thing:v0"
+    assert store.move_latest("thing:v0") is None  # already there: nothing logged
+    assert store.alias_log("thing")[-1] == move
+    with pytest.raises(ArtifactNotFoundError):
+        store.move_latest("thing:v7")
+    with pytest.raises(ArtifactNotFoundError):
+        store.move_latest("other:v0")
+    assert store.names() == ["thing"]
+
+
+def test_a_run_cache_hit_moves_latest_back_to_the_reused_version(instance, store, no_mirror):
+    """The README's promise: a re-run with nothing changed reuses every version and moves
+    `latest` to it, as a write of the same bytes would."""
+    split = ["raw_data", "clean_sample", "trainval_data", "test_data"]
+    materialize(instance, selection=split)
+    seven = materialized(materialize(instance, run_config(split_listings={"random_seed": 7}), selection=split))
+    assert seven["trainval_data"]["artifact"] == "trainval_data:v1"
+    assert store.get("trainval_data:latest").ref == "trainval_data:v1"
+    result = materialize(instance, selection=split)
+    again = materialized(result)
+    for name in ("trainval_data", "test_data"):
+        assert again[name]["artifact"] == f"{name}:v0" and again[name]["reused_from_run"] != "unknown"
+        assert store.get(f"{name}:latest").ref == f"{name}:v0"
+        assert "latest" in again[name]["aliases_at_materialization"]
+        [*_, move] = store.alias_log(name)
+        assert (move.alias, move.from_version, move.to_version, move.run_id) == ("latest", 1, 0, result.run_id)
+        assert again[name]["reused_from_run"] in move.reason
+    # raw_data and clean_sample were reused by every run, and latest stayed on them: nothing logged
+    assert [m.to_version for m in store.alias_log("clean_sample") if m.alias == "latest"] == [0]
 
 
 @pytest.mark.slow

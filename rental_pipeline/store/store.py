@@ -567,6 +567,30 @@ class ArtifactStore:
         with self._artifact_locked(name):
             return _retrying(attempt)
 
+    def move_latest(
+        self, ref: RefLike, *, reason: str = "", actor: str | None = None, run_id: str | None = None
+    ) -> AliasMove | None:
+        """Point ``latest`` at an existing version without writing it again; returns the logged
+        move, or None if ``latest`` was already there.
+
+        ``latest`` means "the newest result", and a writer of equal bytes moves it back to the
+        version they match. A caller that knows the result without writing it (the run cache:
+        same code, config and inputs as the run that made ``ref``) moves it here instead, and
+        the move is logged like a write's, with the run that made it.
+        """
+        parsed = _parse(ref)
+
+        def attempt() -> AliasMove | None:
+            log = self._alias_log(parsed.name)
+            aliases = self._current_aliases(parsed.name, log)
+            target = self.read_manifest(parsed.name, self._resolve(parsed, aliases)).version
+            if aliases.get(LATEST) == target:
+                return None
+            return self._move(log, aliases, LATEST, target, reason, actor, run_id)
+
+        with self._artifact_locked(parsed.name):
+            return _retrying(attempt)
+
     def mark(self, ref: RefLike, key: str, value: Any) -> dict[str, Any]:
         """Set a flag on a version (``None`` removes it); returns all its flags."""
         return self._update_flags(ref, key, lambda sidecar: sidecar.update({key: value}))
