@@ -19,7 +19,7 @@ export WANDB_MODE ?= offline
 
 DEFS := -m rental_pipeline.definitions
 
-.PHONY: setup run test test-fast lint dev validate materialize-clean clean bench
+.PHONY: setup run test test-fast lint docs dev validate materialize-clean clean bench
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,13 @@ test-fast: setup | $(DAGSTER_HOME)/dagster.yaml
 ## Lint (ruff: pycodestyle, pyflakes, import order; configured in pyproject.toml).
 lint: setup
 	$(BIN)/ruff check .
+
+## Build the documentation site from docs/ into site/ (git-ignored). --strict: a broken link or anchor, or a
+## page missing from mkdocs.yml's nav, fails. Needs the docs extra: EXTRAS plus docs unless it is there already.
+comma := ,
+DOCS_EXTRAS := $(if $(filter docs,$(subst $(comma), ,$(EXTRAS))),$(EXTRAS),$(EXTRAS)$(comma)docs)
+docs: $(VENV)/.installed-$(DOCS_EXTRAS)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 ## Open the web UI on http://127.0.0.1:3000
 dev: setup | $(DAGSTER_HOME)/dagster.yaml

@@ -1029,7 +1029,7 @@ def readme_section(report: Report) -> str:
     return "\n".join(lines)
 
 
-def update_readme(report: Report, readme: Path = PROJECT_ROOT / "README.md") -> None:
+def update_readme(report: Report, readme: Path = PROJECT_ROOT / "docs" / "benchmarks.md") -> None:
     """Replace the generated section in place, or add it before `## Layout` (the last section)."""
     text = readme.read_text(encoding="utf-8")
     section = readme_section(report)
@@ -1055,7 +1055,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
     parser.add_argument("--repeats", type=int, help="override the mode's repetitions")
-    parser.add_argument("--update-readme", action="store_true", help="rewrite the Benchmarks section of README.md")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="rewrite the Benchmarks section of docs/benchmarks.md")
     parser.add_argument("--from-json", type=Path, help="measure nothing: print (and --update-readme) from this JSON")
     parser.add_argument("--scratch", type=Path, help="parent of the temporary folders (default: the system's)")
     args = parser.parse_args(argv)
@@ -1078,7 +1079,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_table(report.rows))
     if args.update_readme:
         update_readme(report)
-        _log("updated the Benchmarks section of README.md")
+        _log("updated the Benchmarks section of docs/benchmarks.md")
     return 1 if report.meta.get("errors") else 0
 
 

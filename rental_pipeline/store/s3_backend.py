@@ -12,7 +12,7 @@ No locks: concurrent writers on different machines are kept apart by conditional
 A version number is claimed with a create-only ``PutObject`` (``If-None-Match: *``); the alias
 log and flags are replaced only if their ETag is still the one read (``If-Match``). The service
 must therefore offer strong read-after-write consistency for puts, overwrites, deletes and
-listings, and honour both conditional headers on ``PutObject`` (see the README for which do).
+listings, and honour both conditional headers on ``PutObject`` (see docs/artifacts.md for which do).
 
 A version's blobs are uploaded before its manifest is created, so a reader that sees the
 manifest finds every blob. Blobs shared with earlier versions are not uploaded again when the

@@ -6,7 +6,7 @@ shows afterwards: input links, aliases, failed-check marks, the model registry. 
 the methods of :class:`WandbServer`, implemented with the wandb SDK by :class:`WandbApi` and
 kept thin, with no decisions in them. The tests run the rest of the mirror against a stand-in
 with this interface, because no W&B server is reachable where they run; the SDK calls made here
-are therefore not exercised against a live server (the README lists them).
+are therefore not exercised against a live server (docs/testing.md lists them).
 
 The SDK has hung here in ways no timeout of its own catches (a process stuck at exit after a
 refused connection), so :class:`WandbApi` makes every call in a helper process of its own and
