@@ -403,11 +403,11 @@ TEST_DATA_CHECKS: Mapping[str, str] = {
 def held_out_checks(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, test_data: Any
 ) -> Iterator[dg.AssetCheckResult]:
-    """`no_shared_ids` compares with the trainval_data from the same split as the checked test_data:
-    the version this run resolves (the one its training reads), when it is that split's other side,
-    else the stored one made from the same clean_sample with the same split config. Never simply
-    the newest trainval_data: a one-off split with another seed is newer, and comparing with it
-    would fail a sound test_data (and, flagged, every later run)."""
+    """`no_shared_ids` compares with the trainval_data this run resolves, the version its training
+    reads (like every reader of the run), so a test_data that would be scored by a model trained
+    on its listings fails. Never simply the newest trainval_data: a one-off split with another
+    seed is newer, and comparing with it would fail a sound test_data (and, flagged, every later
+    run). Only with no trainval_data to resolve is the other side of the same split looked up."""
     from rental_pipeline.schemas import SplitListings
     from rental_pipeline.validation import CheckOutcome, check_no_shared_ids, check_schema
 
@@ -441,7 +441,8 @@ def held_out_checks(
 
 
 def _split_sibling(context: dg.AssetCheckExecutionContext, store: Any, held_out: Any) -> Any:
-    """The trainval_data made by the same split as ``held_out``: same inputs, same split config."""
+    """The trainval_data the run resolves, else the one made by the same split as ``held_out``
+    (same inputs, same split config)."""
     from rental_pipeline.store import StoreError
 
     def same_split(version: Any) -> bool:
@@ -450,11 +451,9 @@ def _split_sibling(context: dg.AssetCheckExecutionContext, store: Any, held_out:
         )
 
     try:
-        resolved = store.get(run_resolver(context).input("trainval_data").ref)
+        return store.get(run_resolver(context).input("trainval_data").ref)
     except StoreError:
-        resolved = None
-    if resolved is not None and same_split(resolved):
-        return resolved
+        pass
     if "trainval_data" not in store.names():
         return None
     return next((v for v in reversed(store.history("trainval_data")) if same_split(v)), None)

@@ -170,6 +170,17 @@ def head_to_head(
     )
 
 
+# The metadata keys of a comparison with prod: shown only by the run that made it.
+COMPARISON_KEYS = (
+    "compared_with",
+    "compared_rows",
+    "prod_trained_on_test_rows",
+    "evaluated_mae_on_compared",
+    "prod_mae_on_compared",
+    "champion_vs_challenger",
+)
+
+
 @dataclass(frozen=True)
 class Promotion:
     """What the gate decided for one evaluated model and what became of it."""

@@ -128,8 +128,8 @@ def run_config(raw: dict[str, Any] | None = None, training: dict[str, Any] | Non
 
 
 def only(config: dict, *ops: str) -> dict:
-    """The run config of just these ops."""
-    return {"ops": {op: value for op, value in config["ops"].items() if op in ops}}
+    """The run config of just these ops (and any resource config)."""
+    return {**config, "ops": {op: value for op, value in config["ops"].items() if op in ops}}
 
 
 def selected_ops(selection: Any) -> set[str]:

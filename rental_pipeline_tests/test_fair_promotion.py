@@ -111,3 +111,47 @@ def test_a_drop_of_mostly_last_weeks_listings_is_judged_on_the_new_ones(instance
     champion, challenger = store.load(first["inference_pipeline"]), store.load(second["inference_pipeline"])
     unseen = test[~test["id"].isin(prod_trained)]
     assert evaluation["promoted"] is (mae(challenger, unseen) < mae(champion, unseen))
+
+
+def test_a_model_is_never_scored_on_listings_it_trained_on(instance):
+    """test_data re-split alone with another seed shares most listings with the trainval_data the
+    model trained on: its check fails, and scoring the model on it anyway (pinned) is refused."""
+    import dagster as dg
+
+    from rental_pipeline.definitions import all_assets
+    from rental_pipeline.io_manager import ArtifactStoreResource, artifact_io_manager
+
+    store = ArtifactStore(default_root())
+    first = refs(materialize(instance, config(SOUND)))
+    resplit = materialize(
+        instance, config(SOUND, seed=7), selection=["test_data"], raise_on_error=False
+    )
+    check = next(e for e in resplit.get_asset_check_evaluations() if e.check_name == "no_shared_ids")
+    assert not check.passed and check.metadata["compared_with"].value == first["trainval_data"]
+    leaky = str(materialized(resplit)["test_data"]["artifact"])
+    assert "no_shared_ids" in store.flags(leaky)["failed_checks"]
+
+    pinned = dg.materialize(
+        all_assets,
+        instance=instance,
+        selection=["model_evaluation"],
+        resources={
+            "artifact_store": ArtifactStoreResource(),
+            "io_manager": artifact_io_manager.configured({"pins": {"test_data": leaky.split(":")[1]}}),
+        },
+        raise_on_error=False,
+    )
+    assert not pinned.success
+    failure = next(e for e in pinned.all_events if e.event_type_value == "STEP_FAILURE")
+    assert f"{first['inference_pipeline']} trained on" in str(failure.event_specific_data.error)
+    assert not store.exists("model_evaluation:v1")
+
+
+def test_a_reused_evaluation_shows_only_this_runs_comparison(instance):
+    selection = ["raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation"]
+    materialize(instance, config(MEMORISING), selection=selection)
+    compared = materialized(materialize(instance, config(SOUND, seed=7), selection=selection))["model_evaluation"]
+    assert compared["promoted"] is True and "compared_rows" in compared
+    again = materialized(materialize(instance, config(SOUND, seed=7), selection=selection))["model_evaluation"]
+    assert again["reused_from_run"] != "unknown" and again["promotion"].endswith("is already prod")
+    assert not {"compared_with", "compared_rows", "champion_vs_challenger"} & set(again)

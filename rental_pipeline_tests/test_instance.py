@@ -218,7 +218,9 @@ def test_kubernetes_code_location_swaps_only_the_executor_and_the_store(monkeypa
     assert {s.name for s in repo.sensor_defs} == {s.name for s in local_repo.sensor_defs}
     store = module.defs.resources["artifact_store"]
     assert store.root == dg.EnvVar("RENTAL_PIPELINE_STORE")  # read in each pod, not at import
-    assert module.defs.resources["io_manager"].artifact_store is store
+    # The IO manager takes the store from the `artifact_store` resource, whichever way it is set.
+    assert module.defs.resources["io_manager"] is local.resources["io_manager"]
+    assert module.defs.resources["io_manager"].required_resource_keys == {"artifact_store"}
 
 
 @pytest.mark.slow

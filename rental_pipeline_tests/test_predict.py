@@ -437,7 +437,9 @@ def test_an_io_manager_pin_chooses_the_model_batch_predictions_scores_with(insta
         assert result.success
         assert materialized(result)["batch_predictions"]["model"] == "inference_pipeline:v0"
         assert "inference_pipeline:v0" in store.get("batch_predictions:latest").inputs
-    conflicting = predict_pinned(instance, "v0", model="inference_pipeline:v1")
-    assert not conflicting.success
-    failure = next(e for e in conflicting.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "remove one of them" in str(failure.event_specific_data.error)
+    for named in ("inference_pipeline:v1", "prod", "v1"):  # "prod" too: it is the default's meaning, said
+        conflicting = predict_pinned(instance, "v0", model=named)
+        assert not conflicting.success
+        failure = next(e for e in conflicting.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "remove one of them" in str(failure.event_specific_data.error)
+    assert predict_pinned(instance, "v0", model="v0").success  # the same version twice is no conflict

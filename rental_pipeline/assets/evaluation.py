@@ -15,7 +15,7 @@ from rental_pipeline.io_manager import (
     run_resolver,
     stored_value,
 )
-from rental_pipeline.promotion import MIN_UNSEEN_ROWS, Promotion, promote
+from rental_pipeline.promotion import COMPARISON_KEYS, MIN_UNSEEN_ROWS, Promotion, promote, training_listings
 
 
 class EvaluationConfig(dg.Config):
@@ -59,6 +59,7 @@ def model_evaluation(
     if reused is not None:
         test_mae = float(store.load(reused.value.version.ref)["test_mae"])
     else:
+        _refuse_leaked_test(store, challenger, loaded_artifacts(context)["test_data"], test_data, context)
         evaluation = evaluate_pipeline(inference_pipeline, test_data)
         test_mae = evaluation.mae
         context.log.info(f"Test MAE {evaluation.mae:.2f}, R² {evaluation.r2:.3f} on {evaluation.rows:,} listings")
@@ -78,7 +79,9 @@ def model_evaluation(
     context.log.info(f"Promotion: {promotion.outcome}")
     facts = {**promotion.metadata(), **_head_to_head_table(promotion)}
     if reused is not None:
-        return dg.Output(reused.value, metadata={**reused.metadata, **facts})
+        # The comparison the earlier run made is not this run's: only this run's facts are shown.
+        earlier = {k: v for k, v in reused.metadata.items() if k not in COMPARISON_KEYS}
+        return dg.Output(reused.value, metadata={**earlier, **facts})
     from rental_pipeline.assets.metadata import model_quality_metadata, table
 
     worst = evaluation.worst_errors
@@ -114,3 +117,22 @@ def _head_to_head_table(promotion: Promotion) -> dict[str, Any]:
     ]
     frame = pd.DataFrame(rows, columns=["model", "test listings it trained on", f"MAE on the {h.rows:,} unseen"])
     return {"champion_vs_challenger": table(frame.round(3))}
+
+
+def _refuse_leaked_test(
+    store: Any, model: str, test_ref: str, test_data: Any, context: dg.AssetExecutionContext
+) -> None:
+    """A test score is honest only on listings the model did not train on. The split guarantees
+    it for its own two sides, but a model and a test_data from different splits (one side
+    re-materialized alone with another seed, a pin) can share listings: refuse to score those."""
+    trained = training_listings(store, model, lambda ref: stored_value(context, ref))
+    if not trained:
+        return
+    leaked = int(test_data["id"].isin(trained).sum())
+    if leaked:
+        raise dg.Failure(
+            description=f"{model} trained on {leaked:,} of the {len(test_data):,} listings of {test_ref}, so its "
+            "test score would be dishonest. Materialize split_listings with both sides and train on its "
+            "trainval_data, or pin a test_data from the same split as the model's training data.",
+            metadata={"model": model, "test_data": test_ref, "leaked_listings": leaked},
+        )

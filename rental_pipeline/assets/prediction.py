@@ -22,7 +22,11 @@ from rental_pipeline.sources import SourceError, copy_source, describe
 class BatchPredictionsConfig(SourceConfig):
     """The listings to price (no source: synthetic ones) and the model version to price them with."""
 
-    model: str = Field(default="prod", description="Version or alias of inference_pipeline to score with.")
+    model: str | None = Field(
+        default=None,
+        description="Version or alias of inference_pipeline to score with. Empty: prod, or the version the "
+        "io_manager's pins name.",
+    )
     rows: int = Field(default=1_000, ge=1, description="Synthetic listings to price when no source is given.")
     seed: int = Field(default=2026, description="Seed of those synthetic listings.")
     chunk_rows: int = Field(default=100_000, ge=1, description="Rows scored at a time.")
@@ -41,11 +45,11 @@ def batch_predictions(
 ) -> dg.Output:
     store = artifact_store.store()
     resolver = run_resolver(context)
-    name, _, tag = config.model.rpartition(":")
+    name, _, tag = (config.model or "prod").rpartition(":")
     name = name or "inference_pipeline"
     wanted = f"{name}:{tag}"
     pin = resolver.pins.get(name)
-    explicit = "model" in config.model_fields_set
+    explicit = config.model is not None
     if pin and explicit and (not store.exists(wanted) or store.get(f"{name}:{pin}").ref != store.get(wanted).ref):
         raise dg.Failure(
             description=f"batch_predictions was told to score with {wanted} (its config) and with {name}:{pin} "
