@@ -6,12 +6,14 @@ On both backends: a folder, and a real S3 server (skipped, saying why, when none
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rental_pipeline.run_cache import cache_key, find_cached, remember
-from rental_pipeline.store import ArtifactStore
+from rental_pipeline.store import ArtifactStore, IntegrityError
 from rental_pipeline.store.blobs import BlobStore
-from rental_pipeline_tests.store_backends import overwrite, remove
+from rental_pipeline_tests.store_backends import is_s3_store, overwrite, remove
 
 ASSET = "inference_pipeline"
 VALUE = {"weights": [0.25, 0.5, 0.75], "intercept": 3.0}
@@ -59,6 +61,50 @@ def test_a_version_whose_blob_was_cut_short_is_not_reused_and_recomputing_heals_
     assert "bytes long, the manifest says" in store.blob_problems(store.get(ref))[0]
     assert find_cached(store, ASSET, key) is None
     assert_healed_by_saving_again(store, ref, key, blob)
+
+
+def flip_one_byte(store: ArtifactStore, blob: str) -> bytes:
+    """Alter a stored blob behind the store's back, keeping its size; returns the original bytes."""
+    original = store.backend.read(blob).data
+    overwrite(store, blob, original[:7] + bytes([original[7] ^ 0x01]) + original[8:])
+    assert store.backend.info(blob).size == len(original)
+    return original
+
+
+def test_a_version_whose_blob_was_altered_at_the_same_size_is_not_reused_and_recomputing_heals_it(
+    store: ArtifactStore,
+) -> None:
+    """One byte flipped: reusing it would succeed here and fail wherever the value is loaded, on
+    every later run. On a folder the check hashes the blob; on object storage it sees the ETag
+    changed since this machine wrote the bytes."""
+    ref, key, blob = cached_version(store)
+    original = flip_one_byte(store, blob)
+    assert not store.intact(ref)
+    (problem,) = store.blob_problems(ref, deep=True)
+    assert problem.startswith(f"{ref} file 'value.json': its stored bytes ")
+    assert ("altered" if not is_s3_store(store) else "changed since this machine verified them") in problem
+    assert store.blob_problems(ref) == []  # without deep: existence and size only
+    assert find_cached(store, ASSET, key) is None
+    assert_healed_by_saving_again(store, ref, key, blob)
+    assert store.backend.read(blob).data == original
+
+
+def test_a_machine_that_never_verified_a_blob_checks_only_its_size(s3_credentials: str, tmp_path: Path) -> None:
+    """On object storage the ETag is compared with the one this machine verified the bytes under;
+    another machine has no such record, so there only the size is checked (a read still refuses
+    the bytes), until it has read them once."""
+    from rental_pipeline_tests.store_backends import s3_root
+
+    store = ArtifactStore(s3_root(s3_credentials, "intact"))
+    ref, _key, blob = cached_version(store)
+    elsewhere = ArtifactStore(store.location, local_dir=tmp_path / "another-machine")
+    elsewhere.load(ref)  # verified there: its ETag is recorded
+    flip_one_byte(store, blob)
+    assert not store.intact(ref) and not elsewhere.intact(ref)
+    never_read = ArtifactStore(store.location, local_dir=tmp_path / "a-third-machine")
+    assert never_read.intact(ref)
+    with pytest.raises(IntegrityError, match="altered"):
+        never_read.load(ref)
 
 
 def test_checking_a_version_downloads_nothing(s3_credentials: str) -> None:

@@ -188,12 +188,12 @@ def test_a_move_that_loses_the_append_to_another_mover_is_not_retried_blindly(
     real_append = store.backend.append_line
     raced = []
 
-    def append_after_the_other_mover(key: str, line: bytes, *, after: object) -> None:
+    def append_after_the_other_mover(key: str, line: bytes, *, after: object, keep_tail: bool = False) -> None:
         if not raced:  # between this mover's read and its append (no lock: on a folder the
             raced.append(True)  # artifact lock would keep the other mover out until then)
             log = AliasLog(other.backend, key).read()
             log.append(AliasMove("prod", 0, 1, at="2024-01-01T00:00:00+00:00", actor="other"))
-        real_append(key, line, after=after)  # type: ignore[arg-type]
+        real_append(key, line, after=after, keep_tail=keep_tail)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store.backend, "append_line", append_after_the_other_mover)
     with pytest.raises(AliasConflictError, match="now v1, not v0") as conflict:
@@ -405,18 +405,72 @@ def test_store_package_does_not_import_dagster() -> None:
             assert not any(m.split(".")[0].startswith("dagster") for m in modules), source.name
 
 
-def test_a_torn_alias_log_tail_is_ignored_and_repaired(local_store: ArtifactStore) -> None:
-    """A folder's log grows by appends a crash can tear; object storage replaces it whole."""
+def test_a_last_alias_move_that_lost_its_newline_still_counts(store: ArtifactStore) -> None:
+    """One byte cut off the log (``truncate -s -1``): the last move is whole, only its newline is
+    gone. A torn append never leaves a whole record without its newline (both go in one write),
+    so the move counts: prod stays where it was moved, a move decided against the older target is
+    refused, and the next move ends the line instead of cutting the record off."""
+    for content in (b"0", b"1", b"2"):
+        store.write("model", {"m": content}, type="model_export")
+    store.set_alias("model:v0", "prod")
+    store.set_alias("model:v2", "prod", expected=0, reason="beats v0")
+    key = store.layout.alias_log("model")
+    logged = store.backend.read(key).data
+    overwrite(store, key, logged[:-1])
+
+    assert store.aliases("model") == {"latest": 2, "prod": 2}
+    assert store.get("model:prod").ref == "model:v2"
+    assert [(m.alias, m.from_version, m.to_version) for m in store.alias_log("model")][-1] == ("prod", 0, 2)
+    report = verify_store(store)
+    assert "model: aliases.jsonl line 5 has no final newline" in str(report), report
+    with pytest.raises(AliasConflictError, match="prod of model is now v2, not v0"):
+        store.set_alias("model:v1", "prod", expected=0)
+
+    store.set_alias("model:v1", "prod", expected=2, reason="roll back")
+    after = store.backend.read(key).data
+    assert after.startswith(logged) and after.count(b"\n") == 6 and after.endswith(b"\n")
+    assert [(m.from_version, m.to_version) for m in store.alias_log("model") if m.alias == "prod"] == [
+        (None, 0),
+        (0, 2),
+        (2, 1),
+    ]
+    assert store.aliases("model") == {"latest": 2, "prod": 1}
+    assert verify_store(store).ok
+
+
+def test_a_torn_alias_log_tail_is_ignored_reported_and_replaced(store: ArtifactStore) -> None:
+    """A writer that died mid-append leaves part of a line: never committed, so not a move; verify
+    says so (it could also be a last move cut short), and the next move replaces it."""
+    store.write("a", {"f": b"1"}, type="t")
+    key = store.layout.alias_log("a")
+    logged = store.backend.read(key).data
+    torn = b'{"alias": "prod", "from": null, "to"'
+    overwrite(store, key, logged + torn)
+    assert store.aliases("a") == {"latest": 0}
+    assert [m.to_version for m in store.alias_log("a")] == [0]
+    assert "a: aliases.jsonl line 2: an incomplete last line (a crash during a move?) is ignored" in str(
+        verify_store(store)
+    )
+    store.write("a", {"f": b"2"}, type="t")
+    after = store.backend.read(key).data
+    assert after.startswith(logged) and torn not in after
+    assert after.count(b"\n") == 2 and after.endswith(b"\n")
+    assert store.aliases("a") == {"latest": 1}
+    assert verify_store(store).ok
+
+
+def test_a_torn_append_on_a_folder_is_cut_off_before_the_next(local_store: ArtifactStore) -> None:
+    """The same on a folder's own file, grown in place as a killed appender leaves it."""
     store = local_store
     store.write("a", {"f": b"1"}, type="t")
     log = store.root / "collections" / "a" / "aliases.jsonl"
     with open(log, "ab") as handle:
         handle.write(b'{"alias": "prod", "from": null, "to"')  # a writer died mid-append
     assert store.aliases("a") == {"latest": 0}
-    assert verify_store(store).ok
+    assert not verify_store(store).ok
     store.write("a", {"f": b"2"}, type="t")
     assert log.read_bytes().count(b"\n") == 2 and log.read_bytes().endswith(b"\n")
-    assert store.aliases("a") == {"latest": 1}
+    assert store.aliases("a") == {"latest": 1} and verify_store(store).ok
 
 
 def test_leftovers_of_a_first_write_killed_before_commit(local_store: ArtifactStore) -> None:

@@ -105,6 +105,11 @@ class AliasLog:
     :meth:`read` remembers what it read, and :meth:`append` adds a move only if the log is still
     that (:class:`~.backend.PreconditionFailed` otherwise), so a move is always decided on the
     latest state.
+
+    A move is committed once its whole line is written. What follows the last newline is a move if
+    it is a whole one (only its newline was lost: the next append adds it), else a torn record a
+    crash left, which is not a move (the next append replaces it); :meth:`tail_problems` reports
+    either, since cutting the log short by hand or by a bad disk leaves the same.
     """
 
     def __init__(self, backend: Backend, key: str) -> None:
@@ -122,15 +127,20 @@ class AliasLog:
         self._loaded = True
         return self
 
-    def _lines(self) -> list[bytes]:
+    def _split(self) -> tuple[list[bytes], bytes]:
+        """The log's newline-ended lines, and what follows the last newline (b"" if nothing)."""
         if not self._loaded:
             self.read()
         if self._read is None:
-            return []
-        lines = self._read.data.split(b"\n")
-        # The last element is b"" after a final newline, or a torn record a crash left behind
-        # (never committed: the writer had not finished its append). Either way it is not a move.
-        return lines[:-1]
+            return [], b""
+        *lines, tail = self._read.data.split(b"\n")
+        return lines, tail
+
+    def _lines(self) -> list[bytes]:
+        """The committed records: every newline-ended line, and a last line without its newline
+        if it is a whole move (see :meth:`_tail_is_move`)."""
+        lines, tail = self._split()
+        return [*lines, tail] if _tail_is_move(tail) else lines
 
     def moves(self) -> list[AliasMove]:
         """All moves, oldest first; an unreadable committed line is an :class:`IntegrityError`."""
@@ -147,6 +157,7 @@ class AliasLog:
         return moves
 
     def problems(self) -> list[str]:
+        """The committed lines that cannot be read (any one makes :meth:`moves` fail)."""
         found = []
         for number, line in enumerate(self._lines(), start=1):
             if not line.strip():
@@ -156,6 +167,28 @@ class AliasLog:
             except (ValueError, KeyError, TypeError) as exc:
                 found.append(f"{self.name} line {number} is unreadable: {exc}")
         return found
+
+    def tail_problems(self) -> list[str]:
+        """What is odd about the end of the log without making it unreadable: a last line that
+        lacks its newline (counted as a move if it is a whole one, ignored if not).
+
+        Either can be a crash (killed mid-append, or between the record and its newline on a
+        filesystem that split the write), but also the log cut short by hand or by a bad disk,
+        which would silently undo the last move; so ``verify`` reports both.
+        """
+        lines, tail = self._split()
+        if not tail:
+            return []
+        number = len(lines) + 1
+        if _tail_is_move(tail):
+            return [
+                f"{self.name} line {number} has no final newline (the log was cut short?); the move it "
+                "records counts, and the next move adds the newline"
+            ]
+        return [
+            f"{self.name} line {number}: an incomplete last line (a crash during a move?) is ignored; "
+            "if the log was cut short instead, its last move is lost, and the next move drops the line"
+        ]
 
     def current(self) -> dict[str, int]:
         aliases: dict[str, int] = {}
@@ -171,8 +204,29 @@ class AliasLog:
         if not self._loaded:
             self.read()
         line = json.dumps(move.to_json(), sort_keys=True, allow_nan=False).encode("utf-8")
-        self.backend.append_line(self.key, line, after=self._read)
+        _, tail = self._split()
+        self.backend.append_line(self.key, line, after=self._read, keep_tail=_tail_is_move(tail))
         self._loaded = False  # the next reader reads what is there now
+
+
+def _tail_is_move(tail: bytes) -> bool:
+    """Whether the bytes after the log's last newline are a whole move that only lost its newline.
+
+    A move is appended as one write of its JSON object *and* newline, so a crash mid-append leaves
+    a prefix of that object, which never parses: the outer ``}`` is the record's last byte. A whole
+    object with no newline after it was therefore written completely (and then cut by one byte, or
+    the newline alone was lost): it is committed. Anything else there is a torn record.
+    """
+    if not tail.strip():
+        return False
+    try:
+        raw = json.loads(tail)
+        if not isinstance(raw, dict):
+            return False
+        AliasMove.from_json(raw)
+    except (ValueError, KeyError, TypeError):
+        return False
+    return True
 
 
 def describe_target(version: int | None) -> str:

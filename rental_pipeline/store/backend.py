@@ -87,10 +87,14 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def append_line(self, key: str, line: bytes, *, after: Stored | None) -> None:
-        """Add one record to a line log that was ``after`` when read (None: no log yet).
+    def append_line(self, key: str, line: bytes, *, after: Stored | None, keep_tail: bool = False) -> None:
+        """Add one record (and its newline, in the same write) to a line log that was ``after``
+        when read (None: no log yet).
 
-        Raises :class:`PreconditionFailed` if another writer appended first.
+        Bytes after the log's last newline are a torn record and are cut off first, unless the
+        caller read them as a whole record that lost its newline (``keep_tail``): then the newline
+        is added before the new record. Raises :class:`PreconditionFailed` if another writer
+        appended first.
         """
 
     @abstractmethod
@@ -185,11 +189,17 @@ class LocalBackend(Backend):
             atomic_write(path, data, mode=mode)
         return _identity(path.stat())
 
-    def append_line(self, key: str, line: bytes, *, after: Stored | None) -> None:
+    def append_line(self, key: str, line: bytes, *, after: Stored | None, keep_tail: bool = False) -> None:
         current = self.info(key)
         if (None if current is None else current.etag) != (None if after is None else after.etag):
             raise PreconditionFailed(f"{key} changed since it was read")
-        append_line(self.path(key), line.decode("utf-8"))
+        path = self.path(key)
+        if keep_tail and _lacks_final_newline(path):
+            if b"\n" in line:
+                raise ValueError("a log record must be a single line")
+            _append_durably(path, b"\n" + line + b"\n")  # one write, as fsutil.append_line does
+        else:
+            append_line(path, line.decode("utf-8"))  # cuts a torn tail off first
 
     def delete(self, key: str) -> int:
         path = self.path(key)
@@ -260,6 +270,24 @@ class LocalBackend(Backend):
     def artifact_lock(self, name: str) -> Iterator[None]:
         with file_lock(self.root / "collections" / name / ".lock"):
             yield
+
+
+def _lacks_final_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return False
+        handle.seek(size - 1)
+        return handle.read(1) != b"\n"
+
+
+def _append_durably(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _immutable(key: str) -> bool:

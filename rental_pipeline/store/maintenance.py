@@ -2,7 +2,10 @@
 
 What a killed writer leaves behind (``.tmp-*`` files, blobs written before its manifest was
 published, a collection with no committed version) is invisible to readers, so ``verify`` does not
-count it as a problem; ``gc`` removes it. ``gc`` never removes an aliased version, a version another
+count it as a problem; ``gc`` removes it. The exception is the end of an alias log: part of a line
+there is what a crash mid-move leaves, but also what cutting the log short leaves, which would undo
+its last move unseen, so ``verify`` reports it (and a last line without its newline) for a human
+to judge; the next move repairs either. ``gc`` never removes an aliased version, a version another
 kept version was made from (lineage stays resolvable), or a blob an unsynced W&B offline run
 points at, unless told that those runs will never be synced (``drop_unsynced_runs``): then their
 records and ``offline-run-*`` folders go, and so do the blobs only they kept. On object storage,
@@ -18,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .aliases import AliasLog
 from .backend import LocalBackend
 from .digest import FileHashes, hash_bytes, hash_file
 from .errors import ArtifactNotFoundError, IntegrityError, InvalidNameError
@@ -156,7 +160,10 @@ def verify_store(store: ArtifactStore) -> VerifyReport:
                 store.read_flags(name, version)
             except IntegrityError as exc:
                 report.problems.append(Problem(str(exc), ref))
-        report.problems += [Problem(p, name) for p in store.alias_problems(name)]
+        log = AliasLog(store.backend, store.layout.alias_log(name)).read()
+        # Unreadable lines, and a last line without its newline: a torn record is ignored, but
+        # it may also be the last move cut short, which only a report here would reveal.
+        report.problems += [Problem(p, name) for p in (*log.problems(), *log.tail_problems())]
         try:
             aliases = store.aliases(name)
         except IntegrityError:

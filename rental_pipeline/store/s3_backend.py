@@ -288,13 +288,18 @@ class S3Backend(Backend):
         _totals["bytes_sent"] += len(data)
         return str(response["ETag"])
 
-    def append_line(self, key: str, line: bytes, *, after: Stored | None) -> None:
+    def append_line(self, key: str, line: bytes, *, after: Stored | None, keep_tail: bool = False) -> None:
         # Object storage cannot append: the whole log is replaced, only if it is still what was read.
+        if b"\n" in line:
+            raise ValueError("a log record must be a single line")
         if after is None:
             self.write(key, line + b"\n", if_absent=True)
+            return
+        if keep_tail and after.data and not after.data.endswith(b"\n"):
+            body = after.data + b"\n"  # a whole last record that lost its newline: ended, kept
         else:
             body = after.data[: after.data.rfind(b"\n") + 1]  # without a torn record, if any
-            self.write(key, body + line + b"\n", if_match=after.etag)
+        self.write(key, body + line + b"\n", if_match=after.etag)
 
     def delete(self, key: str) -> int:
         found = self.info(key)
