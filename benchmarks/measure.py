@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rental_pipeline.processes import OWN_GROUP, stop_process_group
+
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 PROC = Path("/proc")
 
@@ -156,30 +158,32 @@ def run_measured(
         started = time.perf_counter()
         process = subprocess.Popen(
             argv, env=dict(env) if env is not None else None, cwd=cwd, stdout=out, stderr=err,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, **OWN_GROUP,
         )
+        max_rss = 0
         while True:
             pid, status, rusage = os.wait4(process.pid, os.WNOHANG)
             if pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
+                max_rss = int(rusage.ru_maxrss) * 1024
                 break
             if use_proc:
                 peak = max(peak, tree_rss(process.pid, known, rescan=samples % rescan_every == 0))
                 samples += 1
                 seen |= known
             if timeout is not None and time.perf_counter() - started > timeout:
-                _stop_group(process.pid)
-                _, status, rusage = os.wait4(process.pid, 0)
+                # No grace: the command has had its time, and what it holds is not measured any more.
+                stop_process_group(process, grace_seconds=0.0)
                 break
             time.sleep(poll)
         seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
     _stop_leftovers(process.pid, seen)
     measurement = Measurement(
         argv=argv,
         returncode=process.returncode,
         seconds=seconds,
         peak_tree_rss=peak if use_proc and samples else None,
-        max_process_rss=int(rusage.ru_maxrss) * 1024,
+        max_process_rss=max_rss,
         processes=len(seen),
         samples=samples,
         stdout=_read(out_path),
@@ -198,13 +202,6 @@ def _read(path: Path) -> str:
     if path == Path(os.devnull):
         return ""
     return path.read_text(encoding="utf-8", errors="replace")
-
-
-def _stop_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _stop_leftovers(root: int, known: set[int], grace: float = 3.0) -> None:

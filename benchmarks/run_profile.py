@@ -134,6 +134,27 @@ def profile_events(events: Iterable[Event], *, started_at: float, seconds: float
     )
 
 
+def events_of(entries: Iterable[Any]) -> list[Event]:
+    """A run's event log entries (``instance.all_logs(run_id)``) as the events a profile reads."""
+    events = []
+    for entry in entries:
+        dagster_event = entry.dagster_event
+        output = None
+        if dagster_event is not None and dagster_event.event_type_value in ("STEP_OUTPUT", "HANDLED_OUTPUT"):
+            data = dagster_event.event_specific_data
+            handle = getattr(data, "step_output_handle", None)
+            output = getattr(handle, "output_name", None) or getattr(data, "output_name", None)
+        events.append(
+            Event(
+                timestamp=entry.timestamp,
+                kind=dagster_event.event_type_value if dagster_event is not None else "LOG",
+                step=entry.step_key,
+                output=output,
+            )
+        )
+    return events
+
+
 def read_run_events(run_id: str | None = None) -> tuple[str, list[Event]]:
     """The events of one run (default: the newest) of the instance at ``$DAGSTER_HOME``."""
     import dagster as dg
@@ -144,23 +165,7 @@ def read_run_events(run_id: str | None = None) -> tuple[str, list[Event]]:
             if not runs:
                 raise ValueError("no run recorded in $DAGSTER_HOME")
             run_id = runs[0].run_id
-        events = []
-        for entry in instance.all_logs(run_id):
-            dagster_event = entry.dagster_event
-            output = None
-            if dagster_event is not None and dagster_event.event_type_value in ("STEP_OUTPUT", "HANDLED_OUTPUT"):
-                data = dagster_event.event_specific_data
-                handle = getattr(data, "step_output_handle", None)
-                output = getattr(handle, "output_name", None) or getattr(data, "output_name", None)
-            events.append(
-                Event(
-                    timestamp=entry.timestamp,
-                    kind=dagster_event.event_type_value if dagster_event is not None else "LOG",
-                    step=entry.step_key,
-                    output=output,
-                )
-            )
-    return run_id, events
+        return run_id, events_of(instance.all_logs(run_id))
 
 
 def events_from_json(text: str) -> list[Event]:
