@@ -8,6 +8,7 @@ mirror's adapter (``StandInWandb``) or at ``wandb.Api``, and say so.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -269,8 +270,19 @@ def test_a_failed_queued_mirror_is_an_outcome_not_an_exception(store: ArtifactSt
     assert store.get(version.ref).digest == version.digest
 
 
-def test_a_worker_that_overruns_its_time_is_stopped(store: ArtifactStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pipeline never waits forever on W&B: here the limit is shorter than importing wandb."""
+def test_a_worker_that_overruns_its_time_is_stopped(
+    store: ArtifactStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The pipeline never waits forever on W&B. The worker's `import wandb` finds a stand-in that
+    opens a FIFO nobody ever writes to, so the worker cannot finish, whatever its limit and however
+    fast the machine: only being stopped ends it."""
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    stand_in = tmp_path / "held" / "wandb"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text(f"open({str(fifo)!r}).read()\n", encoding="utf-8")
+    search_path = filter(None, (str(stand_in.parent), os.environ.get("PYTHONPATH")))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(search_path))
     version = store.write("clean_sample.csv", FILES, type="clean_sample").version
     queue = MirrorQueue(WandbMirror(store))
     monkeypatch.setattr(queue, "time_limit", lambda: 0.2)
@@ -279,8 +291,8 @@ def test_a_worker_that_overruns_its_time_is_stopped(store: ArtifactStore, monkey
     assert worker is not None
     started = time.monotonic()
     (outcome,) = queue.wait()
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 15  # the limit, then at most the stop's grace period
     assert outcome.run_id == run_id and outcome.result is None
     assert "did not finish within 0 s and was stopped" in str(outcome.error)
-    assert worker.poll() is not None
+    assert worker.returncode is not None and worker.returncode < 0  # ended by a signal, not by itself
     assert store.get(version.ref).digest == version.digest
