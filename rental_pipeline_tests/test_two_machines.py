@@ -10,7 +10,6 @@ saying why, without either. W&B is disabled: it is not what is tested here.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -20,13 +19,13 @@ import dagster as dg
 import pytest
 import yaml
 
+from rental_pipeline.processes import OWN_GROUP, stop_process_group
 from rental_pipeline.store import ArtifactStore, verify_store
 from rental_pipeline_tests.conftest import PROJECT_ROOT, only, run_config, selected_ops
 from rental_pipeline_tests.store_backends import s3_root
 
 DAGSTER = Path(sys.executable).parent / "dagster"
 TRAINING = dg.AssetSelection.all() - dg.AssetSelection.assets("batch_predictions", "sweep_leaderboard")
-LOADING = re.compile(r"Loading (\S+):v(\d+) \((.*)\)")
 
 
 class Machine:
@@ -59,6 +58,7 @@ class Machine:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            **OWN_GROUP,
         )
 
     def instance(self) -> dg.DagsterInstance:
@@ -68,7 +68,12 @@ class Machine:
 
 
 def finish(process: subprocess.Popen[str]) -> str:
-    output, _ = process.communicate(timeout=600)
+    try:
+        # Only a hang should meet this: a run on a busy shared machine can take minutes.
+        output, _ = process.communicate(timeout=1800)
+    except subprocess.TimeoutExpired:
+        stop_process_group(process)  # with the code server and anything else the command started
+        raise
     assert process.returncode == 0, output[-4000:]
     return output
 
@@ -90,15 +95,22 @@ def materialized_in(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]
     return found
 
 
-def loaded_in(instance: dg.DagsterInstance, run_id: str) -> dict[str, set[tuple[str, str]]]:
-    """Asset name -> every (version, why) the run's steps loaded it as, from the IO manager's log."""
-    loaded: dict[str, set[tuple[str, str]]] = {}
-    for entry in instance.all_logs(run_id):
-        match = LOADING.match(entry.user_message or "")
-        if match:
-            name, number, how = match.groups()
-            loaded.setdefault(name, set()).add((f"{name}:v{number}", how))
-    return loaded
+def inputs_in(instance: dg.DagsterInstance, run_id: str) -> dict[str, set[str]]:
+    """Asset name -> every version of it the run's steps read, as their events record it: the
+    inputs the IO manager wrote on each materialization (``artifact_inputs``) and the versions the
+    checks name (``checked_version``, ``compared_with``)."""
+    refs: list[str] = []
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        metadata = entry.dagster_event.step_materialization_data.materialization.metadata
+        if "artifact_inputs" in metadata:
+            refs += [ref for ref in str(metadata["artifact_inputs"].value).split(", ") if ref != "none"]
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        metadata = entry.dagster_event.event_specific_data.metadata
+        refs += [str(metadata[key].value) for key in ("checked_version", "compared_with") if key in metadata]
+    found: dict[str, set[str]] = {}
+    for ref in refs:
+        found.setdefault(ref.split(":")[0], set()).add(ref)
+    return found
 
 
 @pytest.fixture
@@ -141,13 +153,12 @@ def test_a_downstream_run_on_another_machine_loads_the_versions_the_first_record
     with b.instance() as instance:
         run_b = run_id_of(output, instance, "__ASSET_JOB")
         assert instance.get_run_by_id(run_a) is not None  # one database: B sees A's run
-        loaded = loaded_in(instance, run_b)
+        read = inputs_in(instance, run_b)
         evaluation = materialized_in(instance, run_b)["model_evaluation"]
 
-    assert loaded["test_data"] == {(recorded["test_data"], "recorded by its latest materialization")}
-    assert loaded["inference_pipeline"] == {
-        (recorded["inference_pipeline"], "recorded by its latest materialization")
-    }
+    # The versions A's run recorded, not the newer test_data that `latest` names now.
+    assert read["test_data"] == {recorded["test_data"]}
+    assert read["inference_pipeline"] == {recorded["inference_pipeline"]}
     made = store.get(evaluation)
     assert set(made.inputs) >= {recorded["test_data"], recorded["inference_pipeline"]}
     assert not list(a.dagster_home.rglob("*.db")) and not list(b.dagster_home.rglob("*.db"))  # all in PostgreSQL
@@ -169,19 +180,19 @@ def test_two_runs_at_once_on_two_machines_keep_their_own_inputs(team) -> None:
         output = finish(process)
         with machine.instance() as instance:
             run_id = run_id_of(output, instance, "training_job")
-            runs[name] = (materialized_in(instance, run_id), loaded_in(instance, run_id))
+            runs[name] = (materialized_in(instance, run_id), inputs_in(instance, run_id))
 
     store = ArtifactStore(root, local_dir=a.home / "third-party")
-    (made_a, loaded_a), (made_b, loaded_b) = runs["machine-a"], runs["machine-b"]
+    (made_a, read_a), (made_b, read_b) = runs["machine-a"], runs["machine-b"]
     assert made_a["raw_data"] != made_b["raw_data"]  # different listings, different versions
-    for made, loaded in ((made_a, loaded_a), (made_b, loaded_b)):
+    for made, read in ((made_a, read_a), (made_b, read_b)):
         # Every input of every step is the version this same run made, never the other run's
         # (whichever of the two moved `latest` last).
-        for name, versions in loaded.items():
-            assert versions <= {(made[name], "materialized earlier in this run")}, (name, versions, made)
+        for name, versions in read.items():
+            assert versions <= {made[name]}, (name, versions, made)
         # ...and so is every input recorded in the store for what the run made.
         for name, ref in made.items():
             for parent in store.get(ref).inputs:
                 assert parent == made[parent.split(":")[0]], (ref, parent)
-        assert {"clean_sample", "test_data", "inference_pipeline"} <= set(loaded)
+        assert {"clean_sample", "test_data", "inference_pipeline"} <= set(read)
     assert verify_store(store).ok
