@@ -43,9 +43,10 @@ run: setup | $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster job execute $(DEFS) -j training_job
 	$(BIN)/rental-pipeline summary
 
-## Run the whole test suite, slow tests included, as CI does.
+## Run the whole test suite, slow tests included, as CI does. Unless RENTAL_PIPELINE_TEST_S3_ENDPOINT names
+## a server already, a throwaway S3 server (the s3 extra's `weed`) runs for the duration, so the S3 tests run too.
 test: $(VENV)/.installed-$(TEST_EXTRAS) | $(DAGSTER_HOME)/dagster.yaml
-	$(PYTEST) $(PYTEST_ARGS)
+	$(if $(wildcard $(BIN)/weed),WEED=$(abspath $(BIN)/weed)) .ci/with-s3-server $(PYTEST) $(PYTEST_ARGS)
 
 ## Run the fast tier: everything not marked slow.
 test-fast: setup | $(DAGSTER_HOME)/dagster.yaml
