@@ -12,7 +12,7 @@ On a local folder the kernel's ``flock`` also serialises writers (:meth:`Backend
 :meth:`Backend.shared_lock`, :meth:`Backend.exclusive_lock`); object storage has no locks, so
 there those are no-ops and the conditional writes alone keep concurrent writers on different
 machines from overwriting each other (see :mod:`.s3_backend`). ``gc`` is kept safe there by a
-grace period instead of the exclusive lock.
+grace period instead of the exclusive lock. Which backend a root names is decided in :mod:`.roots`.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ class Backend(ABC):
     @property
     @abstractmethod
     def local_dir(self) -> Path:
-        """A folder on this machine for this store's machine-local files (cache, W&B records)."""
+        """A folder on this machine for this store's machine-local files (a cache of blobs, and
+        whatever the store's users keep per machine)."""
 
     def url(self, key: str) -> str:
         return f"{self.location.rstrip('/')}/{key}"
@@ -123,6 +124,26 @@ class Backend(ABC):
         """Keys of what killed writers left behind (temporary files); nothing on object storage."""
         return iter(())
 
+    def local_path(self, key: str) -> Path | None:
+        """The file holding ``key`` when the objects are files on this machine; None when they are
+        elsewhere (then readers go through a checked copy under :attr:`local_dir`)."""
+        return None
+
+    def exists(self) -> bool:
+        """Whether the root is there at all (a folder not made yet is not; object storage is
+        assumed to be)."""
+        return True
+
+    def holds(self, found: ObjectInfo, data: bytes) -> bool:
+        """Whether ``found``'s ETag alone proves that the object holds exactly ``data``; False
+        when the ETag cannot tell (nothing is downloaded to find out)."""
+        return False
+
+    def remove_prefix(self, prefix: str) -> None:
+        """Delete every object below ``prefix`` (a folder ending in ``/``)."""
+        for info in list(self.list(prefix)):
+            self.delete(info.key)
+
     # -- locks -------------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -159,6 +180,12 @@ class LocalBackend(Backend):
 
     def path(self, key: str) -> Path:
         return self.root / key
+
+    def local_path(self, key: str) -> Path:
+        return self.path(key)
+
+    def exists(self) -> bool:
+        return self.root.is_dir()
 
     def url(self, key: str) -> str:
         return str(self.path(key))
@@ -248,10 +275,10 @@ class LocalBackend(Backend):
                 if is_temp_leftover(Path(name)):
                     yield (Path(directory) / name).relative_to(self.root).as_posix()
 
-    def remove_tree(self, key: str) -> None:
+    def remove_prefix(self, prefix: str) -> None:
         import shutil
 
-        path = self.path(key)
+        path = self.path(prefix)
         shutil.rmtree(path, ignore_errors=True)
         if path.parent.is_dir():
             fsync_dir(path.parent)
@@ -297,16 +324,3 @@ def _immutable(key: str) -> bool:
 
 def _identity(st: os.stat_result) -> str:
     return f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
-
-
-def is_s3(root: object) -> bool:
-    return isinstance(root, str) and root.startswith(S3_SCHEME)
-
-
-def open_backend(root: Path | str, *, local_dir: Path | str | None = None) -> Backend:
-    """The backend a store root names: ``s3://bucket/prefix[?endpoint_url=...&region=...]``, else a folder."""
-    if is_s3(root):
-        from .s3_backend import S3Backend
-
-        return S3Backend.from_url(str(root), local_dir=Path(local_dir) if local_dir else None)
-    return LocalBackend(Path(root))

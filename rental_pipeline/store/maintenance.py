@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .aliases import AliasLog
-from .backend import LocalBackend
-from .digest import FileHashes, hash_bytes, hash_file
+from .digest import FileHashes
 from .errors import ArtifactNotFoundError, IntegrityError, InvalidNameError
 from .manifest import VersionManifest
 from .names import parse_ref, version_ref
@@ -121,10 +120,7 @@ def verify_store(store: ArtifactStore) -> VerifyReport:
     def check_blob(sha256: str, expected_digest: str | None, size: int | None) -> str | None:
         if sha256 not in hashed:
             try:
-                if isinstance(store.backend, LocalBackend):
-                    hashed[sha256] = hash_file(store.blobs.path(sha256))
-                else:
-                    hashed[sha256] = hash_bytes(store.blobs.read(sha256))
+                hashed[sha256] = store.blobs.hashes(sha256)
                 report.blobs_checked += 1
             except FileNotFoundError:
                 hashed[sha256] = None
@@ -220,7 +216,7 @@ def collect_garbage(
     if grace < 0:
         raise ValueError("grace_seconds cannot be negative")
     report = GcReport(dry_run=dry_run, grace_seconds=grace)
-    if isinstance(backend, LocalBackend) and not store.root.is_dir():
+    if not backend.exists():
         return report
     with store.exclusive():
         # Manifests are read before blobs are listed: a version committed after this point uses
@@ -339,9 +335,4 @@ def _is_empty_collection(store: ArtifactStore, name: str) -> bool:
 
 
 def _remove_collection(store: ArtifactStore, name: str) -> None:
-    backend = store.backend
-    if isinstance(backend, LocalBackend):
-        backend.remove_tree(store.layout.collection_key(name))
-        return
-    for info in list(backend.list(store.layout.collection_key(name) + "/")):
-        backend.delete(info.key)
+    store.backend.remove_prefix(store.layout.collection_key(name) + "/")

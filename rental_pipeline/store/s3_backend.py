@@ -341,6 +341,10 @@ class S3Backend(Backend):
                 return sorted(found)
             token = response["NextContinuationToken"]
 
+    def holds(self, found: ObjectInfo, data: bytes) -> bool:
+        """A single-part upload's ETag is the MD5 of its bytes (multipart and SSE-KMS ETags are not)."""
+        return found.size == len(data) and etag_is_md5(found.etag, md5_hex(data))
+
     def touch(self, key: str) -> str | None:
         """A server-side copy of the object onto itself: new modification time, no bytes moved."""
         full = self._key(key)

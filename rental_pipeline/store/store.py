@@ -44,9 +44,9 @@ from .aliases import (
     refuse_failed_checks,
     utc_now,
 )
-from .backend import Backend, LocalBackend, ObjectInfo, PreconditionFailed, Stored, is_s3, open_backend
-from .blobs import BlobStore
-from .digest import artifact_digest, hash_bytes, sha256_hex
+from .backend import Backend, ObjectInfo, PreconditionFailed, Stored
+from .blobs import blob_store
+from .digest import artifact_digest, hash_bytes
 from .errors import (
     ArtifactNotFoundError,
     ArtifactTypeError,
@@ -66,6 +66,7 @@ from .names import (
     validate_type,
     version_ref,
 )
+from .roots import is_s3, open_backend
 
 RefLike = str | VersionManifest
 T = TypeVar("T")
@@ -129,10 +130,10 @@ class ArtifactStore:
         local_dir: Path | str | None = None,
     ) -> None:
         self.backend: Backend = open_backend(root, local_dir=local_dir)
-        self.root = self.backend.local_dir if is_s3(root) else Path(root)
+        self.root = self.backend.local_dir
         self.location = self.backend.location
         self.layout = StoreLayout(self.backend)
-        self.blobs = BlobStore(self.backend)
+        self.blobs = blob_store(self.backend)
         # Parsed manifests by ETag: a write reads every manifest of its artifact to find one
         # with the same digest, and manifests never change once published.
         self._manifests: dict[tuple[str, int], tuple[str, VersionManifest]] = {}
@@ -294,13 +295,10 @@ class ArtifactStore:
 
     def _verified_bytes(self, version: VersionManifest, path: str) -> bytes:
         entry = _entry(version, path)
-        if not isinstance(self.backend, LocalBackend):  # through this machine's checked cache
-            return self._checked_blob(version, entry).read_bytes()
         try:
-            data = self.blobs.read(entry.sha256)
+            data, actual = self.blobs.read_checked(entry.sha256)
         except FileNotFoundError:
             raise _missing_blob(version, entry) from None
-        actual = sha256_hex(data)
         if actual != entry.sha256:
             raise _tampered_blob(version, entry, actual)
         return data
