@@ -24,7 +24,8 @@ from pydantic import Field
 
 from rental_pipeline.assets.params import with_overrides
 from rental_pipeline.cleaning import CleaningRules
-from rental_pipeline.io_manager import ArtifactStoreResource, loaded_artifacts, run_resolver, stored_value
+from rental_pipeline.io_manager import ArtifactStoreResource
+from rental_pipeline.run_state import loaded_artifacts, run_resolver, stored_value
 from rental_pipeline.store import FAILED_CHECKS_FLAG
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ import dagster as dg
 from rental_pipeline.assets.params import config_of
 from rental_pipeline.cleaning import CleaningRules, clean_listings
 from rental_pipeline.code_version import code_version
-from rental_pipeline.io_manager import CONFIG_USED_KEY, reused_output, reused_outputs
+from rental_pipeline.records import CONFIG_USED_KEY
+from rental_pipeline.reuse import reusable
 
 
 class CleaningConfig(config_of(CleaningRules, name="CleaningConfig")):
@@ -26,11 +27,10 @@ class CleaningConfig(config_of(CleaningRules, name="CleaningConfig")):
     description=f"Listings with {CleaningRules.min_price:g} <= price <= {CleaningRules.max_price:g} inside the NYC "
     "box, review date parsed; nothing imputed.",
 )
+@reusable
 def clean_sample(
     context: dg.AssetExecutionContext, config: CleaningConfig, raw_data: Any
 ) -> dg.Output:
-    if hits := reused_outputs(context):
-        return reused_output(context, hits["clean_sample"])
     from rental_pipeline.assets.metadata import frame_metadata
 
     rules = config.rules()

@@ -1,21 +1,16 @@
 """`model_evaluation`: the inference pipeline scored on the test split, and the promotion gate."""
 
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from rental_pipeline.code_version import code_version
-from rental_pipeline.io_manager import (
-    ArtifactStoreResource,
-    loaded_artifacts,
-    loaded_value,
-    reused_output,
-    reused_outputs,
-    run_resolver,
-    stored_value,
-)
+from rental_pipeline.io_manager import ArtifactStoreResource
 from rental_pipeline.promotion import COMPARISON_KEYS, MIN_UNSEEN_ROWS, Promotion, promote, training_listings
+from rental_pipeline.reuse import reusable
+from rental_pipeline.run_state import loaded_artifacts, run_resolver, stored_value
 
 
 class EvaluationConfig(dg.Config):
@@ -33,6 +28,49 @@ class EvaluationConfig(dg.Config):
     )
 
 
+def _promote_reused(
+    context: dg.AssetExecutionContext,
+    config: EvaluationConfig,
+    artifact_store: ArtifactStoreResource,
+    reused: dg.Output,
+    test_data: Callable[[], Any],
+) -> dg.Output:
+    """The scores depend only on the model and the test split, so they may come from the run
+    cache; whether the model becomes prod is this run's decision, made again against today's prod
+    (reading the test split only if that needs it)."""
+    store = artifact_store.store()
+    test_mae = float(store.load(reused.value.version.ref)["test_mae"])
+    facts = _promotion(context, config, store, loaded_artifacts(context)["inference_pipeline"], test_mae, test_data)
+    # The comparison the earlier run made is not this run's: only this run's facts are shown.
+    earlier = {k: v for k, v in reused.metadata.items() if k not in COMPARISON_KEYS}
+    return dg.Output(reused.value, metadata={**earlier, **facts})
+
+
+def _promotion(
+    context: dg.AssetExecutionContext,
+    config: EvaluationConfig,
+    store: Any,
+    challenger: str,
+    test_mae: float,
+    test_data: Callable[[], Any],
+) -> dict[str, Any]:
+    """Champion against challenger, prod moved if the challenger wins; what the page shows of it."""
+    promotion = promote(
+        store,
+        run_resolver(context),
+        challenger,
+        test_mae,
+        test_data,
+        load=lambda ref: stored_value(context, ref),
+        min_improvement=config.min_improvement,
+        min_unseen_rows=config.min_unseen_rows,
+        apply=config.promote,
+        actor=f"dagster run {context.run.run_id}",
+    )
+    context.log.info(f"Promotion: {promotion.outcome}")
+    return {**promotion.metadata(), **_head_to_head_table(promotion)}
+
+
 @dg.asset(
     group_name="model",
     kinds={"scikitlearn"},
@@ -41,6 +79,7 @@ class EvaluationConfig(dg.Config):
     description="Test MAE and R² of the inference pipeline, the listings it got most wrong, and whether it "
     "became prod (champion/challenger on the test listings neither model trained on).",
 )
+@reusable(on_hit=_promote_reused)
 def model_evaluation(
     context: dg.AssetExecutionContext,
     config: EvaluationConfig,
@@ -52,36 +91,10 @@ def model_evaluation(
 
     store = artifact_store.store()
     challenger = loaded_artifacts(context)["inference_pipeline"]
-    # The scores depend only on the model and the test split, so they may come from the run
-    # cache; the promotion decision is this run's and is always made again.
-    hits = reused_outputs(context)
-    reused = reused_output(context, hits["model_evaluation"]) if hits else None
-    if reused is not None:
-        test_mae = float(store.load(reused.value.version.ref)["test_mae"])
-    else:
-        _refuse_leaked_test(store, challenger, loaded_artifacts(context)["test_data"], test_data, context)
-        evaluation = evaluate_pipeline(inference_pipeline, test_data)
-        test_mae = evaluation.mae
-        context.log.info(f"Test MAE {evaluation.mae:.2f}, R² {evaluation.r2:.3f} on {evaluation.rows:,} listings")
-
-    promotion = promote(
-        store,
-        run_resolver(context),
-        challenger,
-        test_mae,
-        lambda: loaded_value(context, test_data),
-        load=lambda ref: stored_value(context, ref),
-        min_improvement=config.min_improvement,
-        min_unseen_rows=config.min_unseen_rows,
-        apply=config.promote,
-        actor=f"dagster run {context.run.run_id}",
-    )
-    context.log.info(f"Promotion: {promotion.outcome}")
-    facts = {**promotion.metadata(), **_head_to_head_table(promotion)}
-    if reused is not None:
-        # The comparison the earlier run made is not this run's: only this run's facts are shown.
-        earlier = {k: v for k, v in reused.metadata.items() if k not in COMPARISON_KEYS}
-        return dg.Output(reused.value, metadata={**earlier, **facts})
+    _refuse_leaked_test(store, challenger, loaded_artifacts(context)["test_data"], test_data, context)
+    evaluation = evaluate_pipeline(inference_pipeline, test_data)
+    context.log.info(f"Test MAE {evaluation.mae:.2f}, R² {evaluation.r2:.3f} on {evaluation.rows:,} listings")
+    facts = _promotion(context, config, store, challenger, evaluation.mae, lambda: test_data)
     from rental_pipeline.assets.metadata import model_quality_metadata, table
 
     worst = evaluation.worst_errors

@@ -6,7 +6,8 @@ import dagster as dg
 from pydantic import Field
 
 from rental_pipeline.code_version import code_version
-from rental_pipeline.io_manager import CONFIG_USED_KEY, reused_output, reused_outputs
+from rental_pipeline.records import CONFIG_USED_KEY
+from rental_pipeline.reuse import reusable
 from rental_pipeline.sources import AUTH_VARIABLE_PREFIX, SourcePolicy, describe
 
 
@@ -68,6 +69,13 @@ def warn_if_kept_by_dagster(context: dg.AssetExecutionContext, source: str) -> N
         )
 
 
+def fixed_by_config(config: SourceConfig) -> bool:
+    """Whether the run cache may answer: a file or URL may change under the same name, so it is
+    always read (the store then finds the existing version when the bytes are the same), while
+    synthetic listings are fixed by config."""
+    return not config.source
+
+
 @dg.asset(
     group_name="listings",
     kinds={"pandas"},
@@ -75,11 +83,8 @@ def warn_if_kept_by_dagster(context: dg.AssetExecutionContext, source: str) -> N
     code_version=code_version(__name__),
     description="The raw listings drop, exactly as received (typed, nothing dropped).",
 )
+@reusable(cacheable=fixed_by_config)
 def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig) -> dg.Output:
-    # A file or URL may change under the same name, so it is always read; the store then finds
-    # the existing version when the bytes are the same. Synthetic listings are fixed by config.
-    if not config.source and (hits := reused_outputs(context)):
-        return reused_output(context, hits["raw_data"])
     from rental_pipeline.assets.metadata import frame_metadata
 
     if config.source:

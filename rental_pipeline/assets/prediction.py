@@ -7,15 +7,12 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from rental_pipeline.assets.ingest import SourceConfig, warn_if_kept_by_dagster
+from rental_pipeline.assets.ingest import SourceConfig, fixed_by_config, warn_if_kept_by_dagster
 from rental_pipeline.code_version import code_version
-from rental_pipeline.io_manager import (
-    USES_ARTIFACTS_KEY,
-    ArtifactStoreResource,
-    reused_output,
-    reused_outputs,
-    run_resolver,
-)
+from rental_pipeline.io_manager import ArtifactStoreResource
+from rental_pipeline.records import USES_ARTIFACTS_KEY
+from rental_pipeline.reuse import reusable
+from rental_pipeline.run_state import run_resolver
 from rental_pipeline.sources import SourceError, copy_source, describe
 
 
@@ -32,17 +29,12 @@ class BatchPredictionsConfig(SourceConfig):
     chunk_rows: int = Field(default=100_000, ge=1, description="Rows scored at a time.")
 
 
-@dg.asset(
-    group_name="model",
-    kinds={"pandas", "scikitlearn"},
-    deps=["model_evaluation"],  # after the promotion gate has decided which model is prod
-    metadata={"artifact_type": "predictions"},
-    code_version=code_version(__name__, loads_models=True),
-    description="Listings priced by the prod inference pipeline; rows it cannot use carry an error instead.",
-)
-def batch_predictions(
+def scored_model(
     context: dg.AssetExecutionContext, config: BatchPredictionsConfig, artifact_store: ArtifactStoreResource
-) -> dg.Output:
+) -> dict[str, str]:
+    """The model version the listings are scored with, as asset name -> `name:vN`: the one named
+    in config, else the pinned one, else prod, the same for the whole run. Read from the store by
+    the asset itself, so it is an input of the run-cache key like the ones Dagster loads."""
     store = artifact_store.store()
     resolver = run_resolver(context)
     name, _, tag = (config.model or "prod").rpartition(":")
@@ -62,9 +54,23 @@ def batch_predictions(
             description=f"No model {wanted} in the store at {store.root}: materialize the training assets first "
             "(training_job promotes its first model to prod) or set `model` to a version such as v0 or latest."
         )
-    # A file may change under the same name; synthetic listings are fixed by config.
-    if not config.source and (hits := reused_outputs(context, {name: model_ref})):
-        return reused_output(context, hits["batch_predictions"])
+    return {name: model_ref}
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"pandas", "scikitlearn"},
+    deps=["model_evaluation"],  # after the promotion gate has decided which model is prod
+    metadata={"artifact_type": "predictions"},
+    code_version=code_version(__name__, loads_models=True),
+    description="Listings priced by the prod inference pipeline; rows it cannot use carry an error instead.",
+)
+@reusable(cacheable=fixed_by_config, extra_inputs=scored_model)
+def batch_predictions(
+    context: dg.AssetExecutionContext, config: BatchPredictionsConfig, artifact_store: ArtifactStoreResource
+) -> dg.Output:
+    store = artifact_store.store()
+    [model_ref] = scored_model(context, config, artifact_store).values()
     import pandas as pd
 
     from rental_pipeline.assets.metadata import frame_metadata, plots_wanted, price_quantiles, table

@@ -7,7 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 from rental_pipeline.code_version import code_version
-from rental_pipeline.io_manager import reused_output, reused_outputs
+from rental_pipeline.reuse import reusable
 
 
 class SplitConfig(dg.Config):
@@ -38,14 +38,11 @@ class SplitConfig(dg.Config):
     can_subset=True,
     code_version=code_version(__name__),
 )
+@reusable
 def split_listings(
     context: dg.AssetExecutionContext, config: SplitConfig, clean_sample: Any
 ) -> Iterator[dg.Output]:
     """Both sides come from the same split; asking for one only skips storing the other."""
-    if hits := reused_outputs(context):
-        for name, hit in hits.items():
-            yield reused_output(context, hit, output_name=name)
-        return
     from rental_pipeline.assets.metadata import frame_metadata
     from rental_pipeline.split import split_listings as seeded_split
 

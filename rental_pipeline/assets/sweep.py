@@ -11,7 +11,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from rental_pipeline.assets.training import TrainingConfig
 from rental_pipeline.code_version import code_version
-from rental_pipeline.io_manager import reused_output, reused_outputs
+from rental_pipeline.reuse import reusable
 from rental_pipeline.sweep import BOOSTED_GRID, REFERENCE_GRID, GridError, resolve_grid
 from rental_pipeline.wandb_view import TRIALS_KEY
 
@@ -71,13 +71,12 @@ class SweepConfig(dg.Config):
     code_version=code_version(__name__),
     description="Validation MAE and R² of every configuration in the grid, best first.",
 )
+@reusable
 def sweep_leaderboard(
     context: dg.AssetExecutionContext,
     config: SweepConfig,
     trainval_data: Any,
 ) -> dg.Output:
-    if hits := reused_outputs(context):
-        return reused_output(context, hits["sweep_leaderboard"])
     from rental_pipeline.assets.metadata import plots_wanted, table
     from rental_pipeline.sweep import best_training_config, run_sweep
 

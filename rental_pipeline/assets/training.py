@@ -7,8 +7,9 @@ from pydantic import Field, field_validator
 
 from rental_pipeline.assets.params import config_of
 from rental_pipeline.code_version import code_version
-from rental_pipeline.io_manager import CONFIG_USED_KEY, reused_output, reused_outputs
 from rental_pipeline.model_params import BOOSTED, MODELS, RANDOM_FOREST, BoostingParams, ForestParams
+from rental_pipeline.records import CONFIG_USED_KEY
+from rental_pipeline.reuse import reusable
 
 
 class RandomForestConfig(config_of(ForestParams, name="RandomForestConfig")):
@@ -72,11 +73,10 @@ class TrainingConfig(dg.Config):
     description="Fitted scikit-learn Pipeline (preprocessing + regressor: boosted by default, or the reference "
     "random forest); validation MAE and R².",
 )
+@reusable
 def inference_pipeline(
     context: dg.AssetExecutionContext, config: TrainingConfig, trainval_data: Any
 ) -> dg.Output:
-    if hits := reused_outputs(context):
-        return reused_output(context, hits["inference_pipeline"])
     from rental_pipeline.assets.metadata import importance_metadata, model_quality_metadata
     from rental_pipeline.training import train_inference_pipeline
 
