@@ -26,10 +26,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import pandas as pd
 
+    from rental_pipeline.home import open_store
     from rental_pipeline.predict import required_columns
-    from rental_pipeline.store import ArtifactStore, default_root
 
-    model = ArtifactStore(default_root()).load(args.model)
+    model = open_store().load(args.model)
     started = time.perf_counter()
     listings = pd.read_csv(args.listings, engine="pyarrow")
     read_seconds = time.perf_counter() - started

@@ -162,7 +162,6 @@ def summary() -> None:
     $RENTAL_PIPELINE_HOME or .rental_pipeline, where make puts it) and the artifact store.
     """
     from rental_pipeline.home import dagster_home
-    from rental_pipeline.store import ArtifactStore, default_root
 
     home = dagster_home()
     if not home.is_dir():
@@ -172,7 +171,7 @@ def summary() -> None:
             "DAGSTER_HOME to the instance to read."
         )
     statuses = pipeline_status(home)
-    store = ArtifactStore(default_root())
+    store = _store()
     prod = _alias_ref(store, MODEL_ASSET, PROD_ALIAS)
     click.echo(f"Dagster instance {home}; artifact store {store.root}")
     header = ("asset", "version", "materialized (UTC)", "run", "checks")
@@ -205,6 +204,13 @@ def summary() -> None:
         )
         if m.get("promotion"):
             click.echo(f"Promotion: {m['promotion']}")
+
+
+def _store() -> ArtifactStore:
+    """The artifact store the pipeline uses (see `rental_pipeline.home.open_store`)."""
+    from rental_pipeline.home import open_store
+
+    return open_store()
 
 
 def _alias_ref(store: Any, name: str, alias: str) -> str | None:
@@ -240,10 +246,10 @@ def lineage(ref: str, as_json: bool) -> None:
     """The chain from REF (e.g. inference_pipeline:prod) back to the raw listings file."""
     import json
 
-    from rental_pipeline.store import ArtifactStore, StoreError, default_root
+    from rental_pipeline.store import StoreError
 
     try:
-        chain = _lineage(ArtifactStore(default_root()), ref)
+        chain = _lineage(_store(), ref)
     except StoreError as error:
         raise click.ClickException(str(error)) from error
     if as_json:
@@ -344,10 +350,10 @@ def sweep() -> None:
 
 def _load(ref: str) -> tuple[Any, Any]:
     """(version manifest, stored object) of a reference, or a one-line error naming it."""
-    from rental_pipeline.store import ArtifactStore, StoreError, default_root
+    from rental_pipeline.store import StoreError
 
     try:
-        store = ArtifactStore(default_root())
+        store = _store()
         version = store.get(ref)
         return version, store.load(version)
     except StoreError as error:

@@ -132,7 +132,7 @@ def _defining_module(name: str, root: Path) -> str | None:
 def model_modules(root: Path = PACKAGE_ROOT) -> list[str]:
     """The package modules a loaded model runs: those defining the classes and functions the model
     codec lets a stored model hold, and the package modules they import."""
-    from rental_pipeline.store.model_codec import TRUSTED_MODEL_NODES
+    from rental_pipeline.model_types import TRUSTED_MODEL_NODES
 
     named = {name for names in TRUSTED_MODEL_NODES.values() for name in names if name.startswith(f"{PACKAGE}.")}
     found: set[str] = set()

@@ -26,6 +26,7 @@ from pydantic import Field, PrivateAttr
 
 from rental_pipeline import wandb_view
 from rental_pipeline.code_version import git_revision
+from rental_pipeline.home import default_root, open_store
 from rental_pipeline.records import (
     ARTIFACT_KEY,
     ARTIFACT_TYPE_KEY,
@@ -45,7 +46,6 @@ from rental_pipeline.store import (
     VersionManifest,
     WandbMirror,
     codec_for,
-    default_root,
     project_name,
     resolve_mode,
 )
@@ -77,7 +77,7 @@ class ArtifactStoreResource(dg.ConfigurableResource):
         """This resource's store object, built on first use."""
         key = (os.getpid(), str(self.root or default_root()))
         if self._store is None or self._store_key != key:
-            self._store, self._store_key = ArtifactStore(key[1]), key
+            self._store, self._store_key = open_store(key[1]), key
         return self._store
 
 

@@ -19,6 +19,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder
 
+import rental_pipeline.model_types  # noqa: F401 - registers flatten_text, which the pipeline holds
 from rental_pipeline.features import flatten_text
 
 

@@ -18,13 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from rental_pipeline.store import ArtifactStore
+from rental_pipeline.home import open_store
 
 SIZES = (0, 10, 4_000, 60_000, 400_000)
 
 
 def until_killed(root: str, seed: int) -> None:
-    store = ArtifactStore(root)
+    store = open_store(root)
     store.names()  # connected (on S3: client built), so the parent's kill lands in writes
     rng = random.Random(seed)
     print("ready", flush=True)
@@ -43,7 +43,7 @@ def until_killed(root: str, seed: int) -> None:
 
 
 def count(root: str, writer: str, n: int, go_file: str) -> None:
-    store = ArtifactStore(root)
+    store = open_store(root)
     store.names()
     print("ready", flush=True)
     while not Path(go_file).exists():

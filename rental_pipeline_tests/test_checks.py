@@ -10,9 +10,10 @@ import scipy.stats
 from rental_pipeline.checks import all_checks, clean_sample_checks
 from rental_pipeline.cleaning import CleaningRules, clean_listings
 from rental_pipeline.definitions import all_assets
+from rental_pipeline.home import open_store
 from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
 from rental_pipeline.schemas import RawListings
-from rental_pipeline.store import FAILED_CHECKS_FLAG, AliasRefusedError, ArtifactStore
+from rental_pipeline.store import FAILED_CHECKS_FLAG, AliasRefusedError
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline.validation import (
     MAX_FAILURE_CASES,
@@ -182,7 +183,7 @@ def test_no_shared_ids_between_split_sides(clean):
 
 
 def test_references_live_in_the_artifact_store_and_failed_versions_cannot_become_one(clean, tmp_path):
-    store = ArtifactStore(tmp_path / "artifacts")
+    store = open_store(tmp_path / "artifacts")
     references = StoreReferences(store)
     assert references.load_reference("clean_sample") is None
     good = store.save("clean_sample", clean, type="clean_sample").version.ref

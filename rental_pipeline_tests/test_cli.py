@@ -10,8 +10,7 @@ from click.testing import CliRunner
 
 from rental_pipeline.cli import main
 from rental_pipeline.definitions import defs
-from rental_pipeline.home import project_home
-from rental_pipeline.store import ArtifactStore, default_root
+from rental_pipeline.home import open_store, project_home
 from rental_pipeline_tests.conftest import materialize, run_config
 
 
@@ -76,7 +75,7 @@ def test_summary_shows_a_failed_check(project_instance):
 @pytest.mark.slow
 def test_lineage_and_show_print_config_as_yaml_blocks(instance):
     materialize(instance, run_config(), selection=["raw_data", "clean_sample", "trainval_data", "inference_pipeline"])
-    store = ArtifactStore(default_root())
+    store = open_store()
     config = store.get("inference_pipeline:latest").metadata["config"]
     for command in (["lineage", "inference_pipeline:latest"], ["artifacts", "show", "inference_pipeline:latest"]):
         result = CliRunner().invoke(main, command)

@@ -20,7 +20,7 @@ from rental_pipeline.code_version import (
     source_hash,
 )
 from rental_pipeline.definitions import all_assets
-from rental_pipeline.store.model_codec import TRUSTED_MODEL_NODES
+from rental_pipeline.model_types import TRUSTED_MODEL_NODES
 
 ASSET_MODULES = {
     "raw_data": "rental_pipeline.assets.ingest",

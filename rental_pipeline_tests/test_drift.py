@@ -7,7 +7,8 @@ import pytest
 
 from rental_pipeline.cleaning import clean_listings
 from rental_pipeline.drift import DRIFT_RULES, bin_edges, binned_table, category_table, judge_column_drift, psi
-from rental_pipeline.store import FAILED_CHECKS_FLAG, ArtifactStore, default_root
+from rental_pipeline.home import open_store
+from rental_pipeline.store import FAILED_CHECKS_FLAG
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline.validation import ReferenceListings
 from rental_pipeline_tests.conftest import executed_steps, materialize, picture, run_config
@@ -123,7 +124,7 @@ def test_drift_checks_warn_with_a_plot_and_block_only_when_told(instance, tmp_pa
     assert picture(results["borough_drift"].metadata["kl_divergence_plot"].value).size[0] > 0
     assert results["borough_drift"].passed and results["room_type_drift"].passed
     assert {"inference_pipeline", "model_evaluation"} <= executed_steps(warned)
-    version = ArtifactStore(default_root()).get("clean_sample:latest")
+    version = open_store().get("clean_sample:latest")
     assert "price_drift" not in (version.flags.get(FAILED_CHECKS_FLAG) or {})
 
     # drift_severity: error: the same drift stops everything downstream and is flagged on the version
@@ -134,7 +135,7 @@ def test_drift_checks_warn_with_a_plot_and_block_only_when_told(instance, tmp_pa
     price = drift_evaluations(blocked)["price_drift"]
     assert not price.passed and price.severity.value == "ERROR"
     assert {"inference_pipeline", "model_evaluation"}.isdisjoint(executed_steps(blocked))
-    assert "price_drift" in ArtifactStore(default_root()).get("clean_sample:latest").flags[FAILED_CHECKS_FLAG]
+    assert "price_drift" in open_store().get("clean_sample:latest").flags[FAILED_CHECKS_FLAG]
 
     # a person accepts the new prices: the version becomes the reference and every drift check passes
     accepted = materialize(

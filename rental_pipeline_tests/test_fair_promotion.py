@@ -11,7 +11,7 @@ import pytest
 from sklearn.metrics import mean_absolute_error
 
 from rental_pipeline.features import FEATURE_COLUMNS, TARGET
-from rental_pipeline.store import ArtifactStore, default_root
+from rental_pipeline.home import open_store
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline_tests.conftest import materialize, materialized, run_config
 
@@ -43,7 +43,7 @@ def config(training: dict, *, rows: int = 4_000, seed: int = 42, min_unseen_rows
 
 
 def test_a_resplit_is_judged_on_listings_neither_model_trained_on(instance):
-    store = ArtifactStore(default_root())
+    store = open_store()
     selection = ["raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation"]
     first = refs(materialize(instance, config(MEMORISING), selection=selection))
     assert store.get("inference_pipeline:prod").ref == first["inference_pipeline"]
@@ -77,7 +77,7 @@ def test_a_resplit_is_judged_on_listings_neither_model_trained_on(instance):
 
 
 def test_too_few_unseen_listings_keep_prod_and_say_so(instance):
-    store = ArtifactStore(default_root())
+    store = open_store()
     first = refs(materialize(instance, config(MEMORISING)))
     again = materialize(instance, config(SOUND, seed=7, min_unseen_rows=1_000))
     evaluation = materialized(again)["model_evaluation"]
@@ -98,7 +98,7 @@ def test_a_drop_of_mostly_last_weeks_listings_is_judged_on_the_new_ones(instance
         paths.append(tmp_path / f"week-{number}.csv")
         frame.to_csv(paths[-1], index=False)
 
-    store = ArtifactStore(default_root())
+    store = open_store()
     first = refs(materialize(instance, config(MEMORISING, source=str(paths[0]))))
     second_run = materialize(instance, config(SOUND, source=str(paths[1]), min_unseen_rows=50))
     second, evaluation = refs(second_run), materialized(second_run)["model_evaluation"]
@@ -121,7 +121,7 @@ def test_a_model_is_never_scored_on_listings_it_trained_on(instance):
     from rental_pipeline.definitions import all_assets
     from rental_pipeline.io_manager import ArtifactStoreResource, artifact_io_manager
 
-    store = ArtifactStore(default_root())
+    store = open_store()
     first = refs(materialize(instance, config(SOUND)))
     resplit = materialize(
         instance, config(SOUND, seed=7), selection=["test_data"], raise_on_error=False

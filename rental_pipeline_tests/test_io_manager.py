@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from rental_pipeline.definitions import all_assets, default_resources
+from rental_pipeline.home import open_store
 from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
-from rental_pipeline.store import ArtifactNotFoundError, ArtifactStore, default_root
+from rental_pipeline.store import ArtifactNotFoundError, ArtifactStore
 from rental_pipeline_tests.conftest import materialize, materialized, only, run_config
 
 LINEAGE = {
@@ -26,7 +27,7 @@ LINEAGE = {
 
 @pytest.fixture
 def store() -> ArtifactStore:
-    return ArtifactStore(default_root())
+    return open_store()
 
 
 def loaded_refs(result: dg.ExecuteInProcessResult, step: str) -> list[str]:
@@ -222,7 +223,7 @@ def test_a_failing_mirror_is_logged_and_loses_no_version(instance, isolated_stat
         },
     )
     assert result.success
-    assert ArtifactStore(default_root()).get("raw_data:latest").ref == "raw_data:v0"
+    assert open_store().get("raw_data:latest").ref == "raw_data:v0"
     warnings = [e.user_message for e in instance.all_logs(result.run_id) if "could not mirror" in e.user_message]
     assert len(warnings) == 1 and "raw_data:v0" in warnings[0] and "it stays stored" in warnings[0]
 
@@ -238,7 +239,7 @@ def test_a_store_root_in_config_is_honoured(instance, tmp_path):
         resources={"artifact_store": artifact_store, "io_manager": ArtifactIOManager(artifact_store=artifact_store)},
     )
     assert ArtifactStore(tmp_path / "elsewhere").get("raw_data:latest").ref == "raw_data:v0"
-    assert "raw_data" not in ArtifactStore(default_root()).names()
+    assert "raw_data" not in open_store().names()
 
 
 def test_default_resources_follow_the_environment(monkeypatch, tmp_path):
@@ -346,4 +347,4 @@ def test_stored_values_load_outside_a_run(instance):
     materialize(instance)
     with defs.get_asset_value_loader(instance=instance) as loader:
         clean = loader.load_asset_value("clean_sample")
-    assert len(clean) == ArtifactStore(default_root()).get("clean_sample:v0").metadata["facts"]["dagster/row_count"]
+    assert len(clean) == open_store().get("clean_sample:v0").metadata["facts"]["dagster/row_count"]

@@ -12,8 +12,8 @@ from PIL import Image
 
 from rental_pipeline import plots
 from rental_pipeline.assets.metadata import PLOTS_ENV, round_for_display
+from rental_pipeline.home import open_store
 from rental_pipeline.predict import PREDICTION
-from rental_pipeline.store import ArtifactStore, default_root
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline_tests.conftest import PROJECT_ROOT, materialize, materialized, picture, run_config
 
@@ -48,7 +48,7 @@ def graph(tmp_path_factory):
             env.setenv(name, str(value))
         with dg.DagsterInstance.ephemeral() as instance:
             result = materialize(instance)
-            yield materialized(result), ArtifactStore(default_root())
+            yield materialized(result), open_store()
 
 
 @pytest.mark.slow
@@ -71,7 +71,7 @@ def test_plots_off_draws_nothing_and_changes_no_artifact_or_number(graph, monkey
 
     with dg.DagsterInstance.ephemeral() as instance:
         headless = materialized(materialize(instance))
-    fresh = ArtifactStore(default_root())
+    fresh = open_store()
     assert fresh.root != store.root
     for asset, keys in PLOTS.items():
         assert set(headless[asset]) == set(metadata[asset]) - keys, asset
@@ -129,7 +129,7 @@ def test_the_config_recorded_is_the_config_that_applied(graph, instance, tmp_pat
     path = tmp_path / "drop.csv"
     generate_listings(rows=300, seed=3).to_csv(path, index=False)
     materialize(instance, run_config(raw={"source": str(path)}), selection=["raw_data"])
-    from_file = ArtifactStore(default_root()).get("raw_data:latest")
+    from_file = open_store().get("raw_data:latest")
     assert from_file.metadata["config"] == {"source": str(path)}  # no synthetic rows or seed, no URL timeout
 
 

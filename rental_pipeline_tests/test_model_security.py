@@ -29,13 +29,10 @@ from rental_pipeline.boosting import BoostingParams, build_boosted_pipeline
 from rental_pipeline.cleaning import clean_listings
 from rental_pipeline.cli import main
 from rental_pipeline.features import FEATURE_COLUMNS, ForestParams, build_forest_pipeline
-from rental_pipeline.store import ArtifactStore, CodecError, UntrustedTypesError, default_root
-from rental_pipeline.store.model_codec import (
-    TRUSTED_MODEL_NODES,
-    decode_model,
-    model_inventory,
-    normalise_skops,
-)
+from rental_pipeline.home import open_store
+from rental_pipeline.model_types import TRUSTED_MODEL_NODES
+from rental_pipeline.store import ArtifactStore, CodecError, UntrustedTypesError
+from rental_pipeline.store.model_codec import decode_model, model_inventory, normalise_skops
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline_tests.conftest import FAST_FOREST, materialize, run_config
 
@@ -282,7 +279,7 @@ def test_crafted_models_are_refused_by_every_loader(instance, tmp_path, evil_mod
     """The store, the IO manager, model_evaluation's prod comparison, `predict` and
     batch_predictions all refuse a tampered model version, and nothing in it runs."""
     materialize(instance)  # a good graph: inference_pipeline:v0 is prod
-    store = ArtifactStore(default_root())
+    store = open_store()
     data, named = crafted(tmp_path / "marker", evil_module)["numpy runstring (exec)"]
     tampered = store.write(
         "inference_pipeline", {"model.skops": data}, type="model_export", metadata={"format": "skops"}

@@ -11,6 +11,7 @@ import pytest
 
 from rental_pipeline.checks import all_checks
 from rental_pipeline.definitions import all_assets, default_resources
+from rental_pipeline.home import open_store
 from rental_pipeline.io_manager import REUSED_FROM_KEY, ArtifactStoreResource
 from rental_pipeline.promotion import PROMOTION_FLAG
 from rental_pipeline.run_cache import RUN_CACHE_FLAG
@@ -60,7 +61,7 @@ def found_in(location: str | Path) -> list[str]:
     A folder nobody wrote to is not even created."""
     if isinstance(location, Path) and not location.exists():
         return []
-    store = ArtifactStore(location)
+    store = open_store(location)
     return store.names() + (["mirror/"] if (store.root / "mirror").exists() else [])
 
 
@@ -116,7 +117,7 @@ def test_a_root_in_run_config_holds_everything_the_run_makes(instance, isolated_
     decoy = isolated_state / "from-environment"
     monkeypatch.setenv("RENTAL_PIPELINE_STORE", str(decoy))
     chosen = isolated_state / "from-run-config"
-    assert_everything_in(ArtifactStore(chosen), *three_runs(instance, str(chosen)))
+    assert_everything_in(open_store(chosen), *three_runs(instance, str(chosen)))
     assert found_in(decoy) == found_in(isolated_state / "home" / "artifacts") == []
 
 
@@ -124,13 +125,13 @@ def test_a_root_in_run_config_holds_everything_the_run_makes(instance, isolated_
 def test_a_root_in_the_environment_holds_everything_the_run_makes(instance, isolated_state, monkeypatch):
     chosen = isolated_state / "from-environment"
     monkeypatch.setenv("RENTAL_PIPELINE_STORE", str(chosen))
-    assert_everything_in(ArtifactStore(chosen), *three_runs(instance, None))
+    assert_everything_in(open_store(chosen), *three_runs(instance, None))
     assert found_in(isolated_state / "home" / "artifacts") == []
 
 
 @pytest.mark.slow
 def test_the_default_store_holds_everything_the_run_makes(instance, isolated_state):
-    assert_everything_in(ArtifactStore(isolated_state / "home" / "artifacts"), *three_runs(instance, None))
+    assert_everything_in(open_store(isolated_state / "home" / "artifacts"), *three_runs(instance, None))
 
 
 @pytest.mark.slow
@@ -138,7 +139,7 @@ def test_an_s3_root_in_run_config_holds_everything_the_run_makes(instance, isola
     decoy = s3_root(s3_credentials, "decoy")
     monkeypatch.setenv("RENTAL_PIPELINE_STORE", decoy)
     chosen = s3_root(s3_credentials, "chosen")
-    assert_everything_in(ArtifactStore(chosen), *three_runs(instance, chosen))
+    assert_everything_in(open_store(chosen), *three_runs(instance, chosen))
     assert found_in(decoy) == found_in(isolated_state / "home" / "artifacts") == []
 
 
@@ -147,7 +148,7 @@ def test_an_s3_root_in_the_environment_holds_everything_the_run_makes(instance, 
                                                                      monkeypatch):
     chosen = s3_root(s3_credentials, "chosen")
     monkeypatch.setenv("RENTAL_PIPELINE_STORE", chosen)
-    assert_everything_in(ArtifactStore(chosen), *three_runs(instance, None))
+    assert_everything_in(open_store(chosen), *three_runs(instance, None))
     assert found_in(isolated_state / "home" / "artifacts") == []
 
 
@@ -169,8 +170,8 @@ def test_the_io_manager_and_the_assets_get_one_resource_from_run_config(instance
     (configured, its_io), (default, default_io) = roots
     assert configured is its_io and configured.root == tmp_path / "configured"
     assert default is default_io and default.root == isolated_state / "home" / "artifacts"
-    assert ArtifactStore(tmp_path / "configured").versions("probe") == [0]
-    assert ArtifactStore(default.root).versions("probe") == [0]
+    assert open_store(tmp_path / "configured").versions("probe") == [0]
+    assert open_store(default.root).versions("probe") == [0]
 
 
 # -- a recorded version, looked up in the store the run uses ---------------------------------
@@ -203,7 +204,7 @@ def test_a_version_recorded_in_another_store_is_refused_not_loaded_by_number(ins
     assert f"{recorded} (digest {digest_a})" in message
     assert f"this run's store at {store_b} has no trainval_data:v0" in message
     assert "Re-materialize trainval_data into this store" in message and "pins: {trainval_data: vN}" in message
-    assert "inference_pipeline" not in ArtifactStore(store_b).names()
+    assert "inference_pipeline" not in open_store(store_b).names()
 
     # Store B gets its own v0, from other listings: the instance now records B's v0.
     other = on(store_b, run_config(raw={"seed": 8}), SPLIT)
@@ -216,12 +217,12 @@ def test_a_version_recorded_in_another_store_is_refused_not_loaded_by_number(ins
     message = failure_of(mixed)
     assert f"trainval_data:v0 (digest {digest_b})" in message
     assert f"trainval_data:v0 in this run's store at {store_a} holds other bytes (digest {digest_a})" in message
-    assert "inference_pipeline" not in ArtifactStore(store_a).names()
+    assert "inference_pipeline" not in open_store(store_a).names()
 
     # The store that holds what was recorded reads it; a pin reads store A's own v0 on purpose.
     on_b = on(store_b, run_config(), ["inference_pipeline"])
     assert materialized(on_b)["inference_pipeline"]["artifact_inputs"] == "trainval_data:v0"
-    assert ArtifactStore(store_b).get("inference_pipeline:v0").inputs == ("trainval_data:v0",)
+    assert open_store(store_b).get("inference_pipeline:v0").inputs == ("trainval_data:v0",)
     pinned = {**run_config(), "resources": {"io_manager": {"config": {"pins": {"trainval_data": "v0"}}}}}
     on_a = on(store_a, pinned, ["inference_pipeline"])
-    assert on_a.success and ArtifactStore(store_a).get("inference_pipeline:v0").inputs == ("trainval_data:v0",)
+    assert on_a.success and open_store(store_a).get("inference_pipeline:v0").inputs == ("trainval_data:v0",)

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from rental_pipeline.cleaning import clean_listings
 from rental_pipeline.cli import main
 from rental_pipeline.features import FEATURE_COLUMNS, ForestParams, build_forest_pipeline
+from rental_pipeline.home import open_store
 from rental_pipeline.predict import (
     DATE_FEATURES,
     ERROR,
@@ -19,7 +20,6 @@ from rental_pipeline.predict import (
     predict_csv,
     predict_frame,
 )
-from rental_pipeline.store import ArtifactStore, default_root
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline_tests.conftest import materialize, materialized, run_config
 
@@ -102,7 +102,7 @@ def test_batch_predictions_asset_uses_prod_and_stores_an_artifact(instance, list
     metadata = materialized(materialize(instance, config, selection=dg.AssetSelection.all()))["batch_predictions"]
     assert metadata["model"] == "inference_pipeline:v0"
     assert (metadata["predicted"], metadata["failed"]) == (396, 4)
-    stored = ArtifactStore(default_root()).load(metadata["artifact"])
+    stored = open_store().load(metadata["artifact"])
     assert len(stored) == 400 and stored[PREDICTION].notna().sum() == 396
 
 
@@ -428,7 +428,7 @@ def predict_pinned(instance, pin: str, **config):
 def test_an_io_manager_pin_chooses_the_model_batch_predictions_scores_with(instance):
     """A pin is a version chosen on purpose: batch_predictions honours it like any reader, whether
     it computes or the run cache holds its result, and refuses a config naming another model."""
-    store = ArtifactStore(default_root())
+    store = open_store()
     materialize(instance)
     materialize(instance, run_config(training={"max_tfidf_features": 2}), selection=["inference_pipeline"])
     store.set_alias("inference_pipeline:v1", "prod", reason="a later model", force=True)

@@ -4,8 +4,9 @@ import pytest
 
 from rental_pipeline.cleaning import clean_listings
 from rental_pipeline.features import FEATURE_COLUMNS, TARGET, ForestParams, build_forest_pipeline
+from rental_pipeline.home import open_store
 from rental_pipeline.promotion import PROD, HeadToHead, decide_promotion, promote
-from rental_pipeline.store import FAILED_CHECKS_FLAG, ArtifactStore, default_root
+from rental_pipeline.store import FAILED_CHECKS_FLAG
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline.versions import VersionResolver
 from rental_pipeline_tests.conftest import materialize, materialized, run_config
@@ -56,7 +57,7 @@ def test_unknown_training_data_keeps_prod_and_says_so():
 def test_promote_is_a_plain_function_over_the_store(tmp_path):
     """Finding the champion, re-scoring both models, moving `prod` and flagging the challenger need
     no Dagster; a model's training listings are those of the data recorded as its input."""
-    store = ArtifactStore(tmp_path / "artifacts")
+    store = open_store(tmp_path / "artifacts")
     listings, _ = clean_listings(generate_listings(rows=600, seed=3))
     train, test = listings.iloc[:450], listings.iloc[450:].reset_index(drop=True)
     trained_on = store.save("trainval_data", train, type="segregated_data").version.ref
@@ -125,7 +126,7 @@ def test_a_decision_is_made_again_when_prod_moved_under_it(tmp_path):
     """Two evaluations at once: the second read prod before the first moved it. Its move is
     conditional on the prod it decided against, so it decides again against the new prod rather
     than replacing a better model it never compared with."""
-    store = ArtifactStore(tmp_path / "artifacts")
+    store = open_store(tmp_path / "artifacts")
     listings, _ = clean_listings(generate_listings(rows=900, seed=5))
     train, test = listings.iloc[:600], listings.iloc[600:].reset_index(drop=True)
     trained_on = store.save("trainval_data", train, type="segregated_data").version.ref
@@ -169,7 +170,7 @@ def train(instance, training):
 
 @pytest.mark.slow
 def test_gate_through_the_graph_first_worse_then_better(instance):
-    store = ArtifactStore(default_root())
+    store = open_store()
     materialize(instance, run_config(), selection=["raw_data", "clean_sample", "trainval_data", "test_data"])
 
     first = train(instance, WEAK)
@@ -198,7 +199,7 @@ def test_gate_through_the_graph_first_worse_then_better(instance):
 
 @pytest.mark.slow
 def test_promotion_can_be_switched_off(instance):
-    store = ArtifactStore(default_root())
+    store = open_store()
     config = run_config()
     config["ops"]["model_evaluation"] = {"config": {"promote": False}}
     result = materialize(instance, config, raise_on_error=False)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from rental_pipeline.home import open_store
 from rental_pipeline.run_cache import cache_key, find_cached, remember
 from rental_pipeline.store import ArtifactStore, IntegrityError
 from rental_pipeline.store.blobs import BlobStore
@@ -21,7 +22,7 @@ VALUE = {"weights": [0.25, 0.5, 0.75], "intercept": 3.0}
 
 @pytest.fixture
 def store(store_root: str) -> ArtifactStore:
-    return ArtifactStore(store_root)
+    return open_store(store_root)
 
 
 def cached_version(store: ArtifactStore) -> tuple[str, str, str]:
@@ -95,7 +96,7 @@ def test_a_machine_that_never_verified_a_blob_checks_only_its_size(s3_credential
     the bytes), until it has read them once."""
     from rental_pipeline_tests.store_backends import s3_root
 
-    store = ArtifactStore(s3_root(s3_credentials, "intact"))
+    store = open_store(s3_root(s3_credentials, "intact"))
     ref, _key, blob = cached_version(store)
     elsewhere = ArtifactStore(store.location, local_dir=tmp_path / "another-machine")
     elsewhere.load(ref)  # verified there: its ETag is recorded
@@ -111,7 +112,7 @@ def test_checking_a_version_downloads_nothing(s3_credentials: str) -> None:
     """The run cache checks every hit, so the check must cost a request per file, not the bytes."""
     from rental_pipeline_tests.store_backends import s3_root
 
-    store = ArtifactStore(s3_root(s3_credentials, "intact"))
+    store = open_store(s3_root(s3_credentials, "intact"))
     version = store.write(ASSET, {"model.skops": b"w" * 200_000}, type="model_export").version
     received = store.backend.bytes_received
     assert store.intact(version)

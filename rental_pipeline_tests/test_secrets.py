@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from rental_pipeline.store import ArtifactStore, default_root
+from rental_pipeline.home import open_store
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline_tests.conftest import PROJECT_ROOT, data_config, materialize, materialized
 from rental_pipeline_tests.http_source import LoopbackHTTP, Route
@@ -77,7 +77,7 @@ def test_no_secret_from_the_url_or_the_environment_is_stored(real_instance, serv
     assert result.success
     recorded = server.url("/week.csv") + "?<redacted>"
     assert materialized(result)["raw_data"]["source"] == recorded
-    manifest = ArtifactStore(default_root()).get("raw_data:latest")
+    manifest = open_store().get("raw_data:latest")
     assert manifest.metadata["facts"]["source"] == recorded and manifest.metadata["config"]["source"] == recorded
     assert "(offline, project nyc_airbnb)" in materialized(result)["raw_data"]["wandb_run"]
     assert list((isolated_state / "wandb").rglob("run-*.wandb"))  # the offline runs `sync` would upload

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from rental_pipeline.home import open_store
 from rental_pipeline.store import ArtifactStore
 from rental_pipeline.store.blobs import BlobStore
 from rental_pipeline.store.cli import artifacts
@@ -30,7 +31,7 @@ def no_wandb_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def store(store_root: str, tmp_path: Path) -> ArtifactStore:
     if not store_root.startswith("s3://"):
         store_root = str(tmp_path / "home" / "artifacts")
-    store = ArtifactStore(store_root)
+    store = open_store(store_root)
     store.write("sample.csv", {"sample.csv": b"id,price\n1,100\n"}, type="raw_data")
     store.write(
         "clean_sample.csv", {"data.parquet": b"v0"}, type="clean_sample", inputs=["sample.csv"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from rental_pipeline.home import open_store
 from rental_pipeline.store import ArtifactStore, collect_garbage, verify_store
 from rental_pipeline.store.fsutil import TMP_PREFIX
 from rental_pipeline_tests.store_backends import is_s3_store
@@ -59,7 +60,7 @@ def temp_files(store: ArtifactStore) -> list[Path]:
 @pytest.mark.slow
 def test_sigkilled_writers_never_leave_a_half_version(store_root: str) -> None:
     rng = random.Random(20261127)
-    store = ArtifactStore(store_root)
+    store = open_store(store_root)
     trials = TRIALS["s3" if is_s3_store(store) else "local"]
     kills_mid_write = 0
     seen: set[Path] = set()
@@ -107,7 +108,7 @@ def test_sigkilled_writers_never_leave_a_half_version(store_root: str) -> None:
 def test_four_processes_writing_one_artifact_get_distinct_consecutive_versions(
     store_root: str, tmp_path: Path
 ) -> None:
-    store = ArtifactStore(store_root)
+    store = open_store(store_root)
     go = tmp_path / "go"
     writes_each = 10
     children = [

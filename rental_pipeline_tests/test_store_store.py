@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from rental_pipeline.home import default_root, open_store
 from rental_pipeline.store import (
     AliasConflictError,
     AliasRefusedError,
@@ -23,7 +24,6 @@ from rental_pipeline.store import (
     IntegrityError,
     artifact_digest,
     collect_garbage,
-    default_root,
     entry_digest,
     verify_store,
 )
@@ -34,7 +34,7 @@ from rental_pipeline_tests.store_backends import is_s3_store, overwrite, remove
 
 @pytest.fixture
 def store(store_root: str) -> ArtifactStore:
-    return ArtifactStore(store_root)
+    return open_store(store_root)
 
 
 @pytest.fixture
@@ -184,7 +184,7 @@ def test_a_move_that_loses_the_append_to_another_mover_is_not_retried_blindly(
     for content in (b"0", b"1", b"2"):
         store.write("model", {"m": content}, type="model_export")
     store.set_alias("model:v0", "prod")
-    other = ArtifactStore(store.location)
+    other = open_store(store.location)
     real_append = store.backend.append_line
     raced = []
 
@@ -206,7 +206,7 @@ def test_a_move_that_loses_the_append_to_another_mover_is_not_retried_blindly(
 def test_racing_moves_decided_against_the_same_prod_let_exactly_one_through(store_root: str) -> None:
     """Several evaluations, each with its own store object, all saw prod on v0 and all beat it: one
     move lands, the others are told where prod is now, and the log has one move away from v0."""
-    setup = ArtifactStore(store_root)
+    setup = open_store(store_root)
     racers = 5
     for k in range(racers + 1):
         setup.write("model", {"m": str(k).encode()}, type="model_export")
@@ -215,7 +215,7 @@ def test_racing_moves_decided_against_the_same_prod_let_exactly_one_through(stor
     outcomes: dict[int, object] = {}
 
     def evaluate(k: int) -> None:
-        store = ArtifactStore(store_root)
+        store = open_store(store_root)
         seen = store.aliases("model")["prod"]
         start.wait(timeout=60)
         try:
@@ -535,7 +535,7 @@ def test_flag_entries_merge_so_separate_writers_keep_each_others(store: Artifact
 def s3_store(s3_credentials: str) -> ArtifactStore:
     from rental_pipeline_tests.store_backends import s3_root
 
-    return ArtifactStore(s3_root(s3_credentials, "only-s3"))
+    return open_store(s3_root(s3_credentials, "only-s3"))
 
 
 def test_gc_on_object_storage_keeps_young_orphans_for_concurrent_writers(s3_store: ArtifactStore) -> None:
@@ -603,19 +603,19 @@ def test_credentials_never_go_into_the_root() -> None:
         ArtifactStore("s3://bucket/prefix?endpoint_url=http://key:secret@127.0.0.1:9000")
     with pytest.raises(S3ConfigError, match="at least 3 characters"):
         ArtifactStore("s3://ab/prefix")
-    store = ArtifactStore("s3://team-bucket/rental/?endpoint_url=http://127.0.0.1:9&region=eu-west-1")
+    store = open_store("s3://team-bucket/rental/?endpoint_url=http://127.0.0.1:9&region=eu-west-1")
     assert store.location == "s3://team-bucket/rental?endpoint_url=http%3A%2F%2F127.0.0.1%3A9&region=eu-west-1"
-    assert ArtifactStore(store.location).location == store.location  # what a worker process reopens
+    assert open_store(store.location).location == store.location  # what a worker process reopens
 
 
 def test_a_missing_bucket_or_an_unreachable_server_is_named(s3_credentials: str) -> None:
     from rental_pipeline.store.s3_backend import ObjectStorageError
 
-    store = ArtifactStore(f"s3://no-such-bucket-here/x?endpoint_url={s3_credentials}&region=us-east-1")
+    store = open_store(f"s3://no-such-bucket-here/x?endpoint_url={s3_credentials}&region=us-east-1")
     with pytest.raises(ObjectStorageError, match="bucket 'no-such-bucket-here'"):
         store.write("a", {"f": b"1"}, type="t")
     with pytest.raises(ObjectStorageError, match="bucket 'no-such-bucket-here'"):
         store.names()  # not mistaken for an empty store
-    gone = ArtifactStore("s3://team-bucket/x?endpoint_url=http://127.0.0.1:9&region=us-east-1")
+    gone = open_store("s3://team-bucket/x?endpoint_url=http://127.0.0.1:9&region=us-east-1")
     with pytest.raises(ObjectStorageError, match="127.0.0.1:9"):
         gone.get("model:prod")

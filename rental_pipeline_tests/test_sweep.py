@@ -10,8 +10,8 @@ from rental_pipeline.boosting import BoostingParams
 from rental_pipeline.cleaning import clean_listings
 from rental_pipeline.cli import main
 from rental_pipeline.features import ForestParams
+from rental_pipeline.home import open_store
 from rental_pipeline.split import split_listings
-from rental_pipeline.store import ArtifactStore, default_root
 from rental_pipeline.sweep import (
     BOOSTED_GRID,
     REFERENCE_GRID,
@@ -131,7 +131,7 @@ def test_sweep_job_records_trials_and_its_best_config_trains_next(instance, isol
     runs = set((isolated_state / "wandb").rglob("offline-run-*")) - runs_before
     assert len(runs) == 5  # four trials and the leaderboard artifact
 
-    board = ArtifactStore(default_root()).load("sweep_leaderboard:latest")
+    board = open_store().load("sweep_leaderboard:latest")
     shown = CliRunner().invoke(main, ["sweep", "show"])
     assert shown.exit_code == 0 and "sweep_leaderboard:v0 (4 trials" in shown.output
 
@@ -141,7 +141,7 @@ def test_sweep_job_records_trials_and_its_best_config_trains_next(instance, isol
     config = yaml.safe_load(best_yaml.read_text())
     materialize(instance, config, selection=["inference_pipeline"])
     # the store keeps every digit (the page shows four)
-    facts = ArtifactStore(default_root()).get("inference_pipeline:latest").metadata["facts"]
+    facts = open_store().get("inference_pipeline:latest").metadata["facts"]
     assert facts["val_mae"] == board["val_mae"].iloc[0]
     assert metadata["best_val_mae"] == pytest.approx(board["val_mae"].iloc[0], abs=0.01)
 
@@ -156,7 +156,7 @@ def test_best_config_trains_in_one_command(instance, tmp_path):
                                              "clean_sample_checks": {"config": {"min_rows": 100}}}}))
     result = CliRunner().invoke(main, ["sweep", "best", "--train", "-c", str(small)])
     assert result.exit_code == 0, result.output
-    store = ArtifactStore(default_root())
+    store = open_store()
     trained = store.get("inference_pipeline:latest")
     assert trained.metadata["config"]["model"] == "random_forest"
     board = store.load("sweep_leaderboard:latest")
@@ -172,7 +172,7 @@ def test_the_default_sweep_searches_the_default_model(instance):
     metadata = materialized(result)["sweep_leaderboard"]
     assert metadata["model"] == "boosted"
     assert metadata["grid"] == BOOSTED_GRID
-    board = ArtifactStore(default_root()).load("sweep_leaderboard:latest")
+    board = open_store().load("sweep_leaderboard:latest")
     assert len(board) == len(expand_grid(BOOSTED_GRID))
     assert board["val_mae"].nunique() == len(board), "trials with different settings scored the same"
     assert set(metadata["best_config"]) == {"model", "val_size", "random_seed", "stratify_by", "boosting"}

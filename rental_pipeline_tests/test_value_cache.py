@@ -5,13 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from rental_pipeline.home import open_store
 from rental_pipeline.store import ArtifactStore
 from rental_pipeline.value_cache import ValueCache
 
 
 @pytest.fixture
 def store(store_root: str) -> ArtifactStore:
-    return ArtifactStore(store_root)
+    return open_store(store_root)
 
 
 def frame(rows: int, price: float = 100.0) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 from rental_pipeline.cli import main
 from rental_pipeline.evaluation import WORST_ERROR_COLUMNS
+from rental_pipeline.home import default_root, open_store
 from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
 from rental_pipeline.store import (
     FAILED_CHECKS_FLAG,
@@ -33,7 +34,6 @@ from rental_pipeline.store import (
     WandbMirror,
     WandbSync,
     collect_garbage,
-    default_root,
 )
 from rental_pipeline.store.mirror_state import MirrorState
 from rental_pipeline.store.pending import PendingRuns
@@ -63,7 +63,7 @@ def sync(store: ArtifactStore, server: StandInWandb, **options: object):
 def test_a_training_run_as_a_wandb_user_will_see_it(instance, isolated_state):
     result = materialize(instance)
     metadata = materialized(result)
-    store = ArtifactStore(default_root())
+    store = open_store()
     runs = runs_by_version(isolated_state / "wandb")
 
     assert set(runs) == {m["artifact"] for m in metadata.values()}  # one W&B run per new version
@@ -140,7 +140,7 @@ def two_weeks(instance) -> ArtifactStore:
     forest = {"n_estimators": 12, "max_depth": 6, "n_jobs": 1, "oob_score": False}
     week2 = run_config(training={"random_forest": forest})
     materialize(instance, week2, selection=["inference_pipeline", "model_evaluation", "batch_predictions"])
-    return ArtifactStore(default_root())
+    return open_store()
 
 
 @pytest.mark.slow
@@ -228,7 +228,7 @@ def test_a_version_that_failed_its_checks_is_marked_in_wandb(instance, isolated_
     config = run_config(clean_sample_checks={"min_rows": 100_000})  # 1,500 synthetic rows: row_count fails
     result = materialize(instance, config, selection=["raw_data", "clean_sample"], raise_on_error=False)
     assert not result.success
-    store = ArtifactStore(default_root())
+    store = open_store()
     assert "row_count" in store.get("clean_sample:latest").flags[FAILED_CHECKS_FLAG]
     server = StandInWandb()
     assert sync(store, server).ok
@@ -239,7 +239,7 @@ def test_a_version_that_failed_its_checks_is_marked_in_wandb(instance, isolated_
 @pytest.mark.slow
 def test_a_failed_step_is_reported_and_the_next_sync_finishes_it(instance, isolated_state):
     materialize(instance, selection=["raw_data", "clean_sample"])
-    store = ArtifactStore(default_root())
+    store = open_store()
     server = StandInWandb()
     server.failing["use_artifact"] = 1
     report = sync(store, server)
@@ -259,7 +259,7 @@ def test_a_failed_step_is_reported_and_the_next_sync_finishes_it(instance, isola
 @pytest.mark.slow
 def test_an_alias_on_a_version_wandb_does_not_have_yet_waits(instance, isolated_state):
     materialize(instance, selection=["raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline"])
-    store = ArtifactStore(default_root())
+    store = open_store()
     server = StandInWandb()
     assert sync(store, server).ok
     store.write("inference_pipeline", {"model.skops": b"made while W&B was disabled"}, type="model_export")
@@ -334,7 +334,7 @@ def test_online_the_worker_syncs_at_the_end_of_the_run(instance, isolated_state,
     """Online with W&B unreachable: the run still succeeds, says what the upload could not do,
     and the W&B run waits for `artifacts sync`. The asset page links the run once the entity is
     known (here from an earlier sync)."""
-    store = ArtifactStore(default_root())
+    store = open_store()
     MirrorState(store.root).set_server(silent_wandb, {"entity": "team", "app_url": "https://wandb.stand-in"})
     artifact_store = ArtifactStoreResource()
     result = dg.materialize(

@@ -3,7 +3,7 @@
 The store is the system of record (W&B offline mode cannot read artifacts back); W&B mirrors it.
 It knows nothing of Dagster: the IO manager is a thin layer on top.
 
-    store = ArtifactStore(default_root())
+    store = ArtifactStore("artifacts")
     result = store.save("clean_sample.csv", frame, type="clean_sample", inputs=["sample.csv"])
     store.set_alias(result.version.ref, "reference", reason="first vetted week")
     model = store.load("random_forest_export:prod")
@@ -12,7 +12,6 @@ It knows nothing of Dagster: the IO manager is a thin layer on top.
 from .aliases import (
     ANY_TARGET,
     FAILED_CHECKS_FLAG,
-    PROTECTED_ALIASES,
     AliasMove,
     AnyTarget,
     refuse_failed_checks,
@@ -35,7 +34,7 @@ from .maintenance import GcReport, Problem, VerifyReport, collect_garbage, verif
 from .manifest import FileEntry, VersionManifest
 from .mirror_queue import MirrorOutcome, MirrorQueue, new_run_id
 from .names import LATEST, Ref, parse_ref
-from .store import ArtifactStore, ArtifactSummary, WriteResult, default_root
+from .store import ArtifactStore, ArtifactSummary, WriteResult
 from .wandb_mirror import MirrorResult, Trial, WandbMirror, project_name, resolve_mode
 from .wandb_server import ServerInfo, WandbApi, WandbServer
 from .wandb_sync import RegistryLink, SyncReport, WandbSync, registry_link
@@ -44,7 +43,6 @@ __all__ = [
     "ANY_TARGET",
     "FAILED_CHECKS_FLAG",
     "LATEST",
-    "PROTECTED_ALIASES",
     "AliasConflictError",
     "AliasMove",
     "AliasRefusedError",
@@ -82,7 +80,6 @@ __all__ = [
     "codec_for",
     "collect_garbage",
     "codec_named",
-    "default_root",
     "entry_digest",
     "new_run_id",
     "parse_ref",

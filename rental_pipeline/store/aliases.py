@@ -12,8 +12,9 @@ its current target ("the candidate beats prod v1") is not: it names that target 
 and if another mover got there first it fails with :class:`AliasConflictError` instead of
 overwriting a move it never saw; the caller compares again.
 
-Aliases can also be refused (:class:`AliasRefusedError`): ``reference`` and ``prod`` stay off
-versions that the validation code flagged as having failed checks.
+Aliases can also be refused (:class:`AliasRefusedError`): the aliases a store protects (its
+caller names them, e.g. ``reference`` and ``prod``) stay off versions flagged as having failed
+checks.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from .errors import AliasConflictError, AliasRefusedError, IntegrityError
 from .manifest import VersionManifest
 
 FAILED_CHECKS_FLAG = "failed_checks"
-PROTECTED_ALIASES: tuple[str, ...] = ("reference", "prod")
 
 
 class AnyTarget(enum.Enum):
@@ -259,14 +259,14 @@ def describe_failures(failed: Any) -> str:
     return str(failed)
 
 
-def refuse_failed_checks(version: VersionManifest, alias: str) -> None:
-    """Keep the protected aliases off a version whose ``failed_checks`` flag names failed checks.
+def refuse_failed_checks(version: VersionManifest, alias: str, protected: Iterable[str]) -> None:
+    """Keep ``protected`` aliases off a version whose ``failed_checks`` flag names failed checks.
 
-    The validation code records failures with ``store.mark_entries(ref, "failed_checks", {...})``;
-    promoting such a version to ``prod`` is then refused with the failed checks named, unless the
-    caller passes ``force=True``.
+    A caller records failures with ``store.mark_entries(ref, "failed_checks", {...})``; moving a
+    protected alias (say ``prod``) to such a version is then refused with the failed checks named,
+    unless the mover passes ``force=True``.
     """
-    if alias not in PROTECTED_ALIASES:
+    if alias not in protected:
         return
     failed = version.flags.get(FAILED_CHECKS_FLAG)
     if failed:

@@ -18,7 +18,7 @@ import yaml
 from .errors import StoreError
 from .maintenance import collect_garbage, verify_store
 from .manifest import VersionManifest
-from .store import ArtifactStore, default_root
+from .store import ArtifactStore
 from .wandb_sync import DEFAULT_REGISTRY, DEFAULT_TIMEOUT
 
 _META_KEY = "rental_pipeline.store"
@@ -54,7 +54,9 @@ def _reporting_errors(command: F) -> F:
 @click.pass_context
 def artifacts(ctx: click.Context, root: str | None) -> None:
     """Versioned artifacts: list, inspect, alias, verify, clean up and sync to W&B."""
-    ctx.meta[_META_KEY] = ArtifactStore(root or default_root())
+    from rental_pipeline.home import open_store
+
+    ctx.meta[_META_KEY] = open_store(root)
 
 
 @artifacts.command("list")

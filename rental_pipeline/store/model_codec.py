@@ -26,12 +26,13 @@ any function, a ``ConstructorFromReduceNode`` calls one with arguments read from
 ``NdArrayNode`` of another class than ``ndarray`` calls that class on the array. Trusting whole
 package prefixes therefore trusted every function in them (``numpy.testing`` has one that calls
 ``exec``). :func:`audit_model` reads ``schema.json`` itself before skops sees it and accepts a
-node only if its (loader, type) pair is in :data:`TRUSTED_MODEL_NODES`: exactly the classes,
-functions and constructors the fitted pipelines of this project's two models contain (a test
-fits both and compares). Anything else is refused, naming it, before any module is imported or
-anything is called; array files must hold plain numbers (no pickled objects), and only the
-current skops protocol is read. skops' own default list (every scikit-learn estimator, numpy
-ufuncs...) is therefore narrowed too: a type it trusts but the pipelines never contain is refused.
+node only if its (loader, type) pair is trusted (:func:`trusted_model_nodes`): the reviewed
+scikit-learn and numpy nodes of :data:`TRUSTED_MODEL_NODES`, plus the types a caller registered
+for its own estimators with :func:`trust_model_nodes`. Anything else is refused, naming it,
+before any module is imported or anything is called; array files must hold plain numbers (no
+pickled objects), and only the current skops protocol is read. skops' own default list (every
+scikit-learn estimator, numpy ufuncs...) is therefore narrowed too: a type it trusts but no
+reviewed model contains is refused.
 """
 
 from __future__ import annotations
@@ -39,21 +40,19 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import IO, Any
 
 from .errors import CodecError, UntrustedTypesError
 
-# Every (loader, type) pair a stored model may contain, and nothing else. Derived from the fitted
-# pipelines of both models (`model_inventory` on `features.build_forest_pipeline` and
-# `boosting.build_boosted_pipeline`; test_model_security re-derives it and compares) and reviewed:
-# containers and plain values; estimators rebuilt from their attributes (``ObjectNode``: the
-# class's ``__new__`` and ``__setstate__``, no constructor call); the only constructors called
-# with arguments from the file (scikit-learn's tree structure and two loss objects, whose
-# arguments are numbers); the only functions a pipeline holds (the log/exp of the target
-# transform and the reference pipeline's text flattening). A new estimator in a pipeline makes
-# saving it fail until it is reviewed and added here.
+# The (loader, type) pairs of scikit-learn and numpy a stored model may contain, reviewed: containers
+# and plain values; estimators rebuilt from their attributes (``ObjectNode``: the class's ``__new__``
+# and ``__setstate__``, no constructor call); the only constructors called with arguments from the
+# file (scikit-learn's tree structure and two loss objects, whose arguments are numbers); the only
+# functions (the log/exp of a target transform). A caller adds the classes and functions of its own
+# estimators with `trust_model_nodes`. A model holding anything else fails to save until its types
+# are reviewed and added.
 TRUSTED_MODEL_NODES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "DictNode": frozenset({"builtins.dict"}),
@@ -67,11 +66,6 @@ TRUSTED_MODEL_NODES: Mapping[str, frozenset[str]] = MappingProxyType(
         "RandomGeneratorNode": frozenset({"numpy.random._generator.Generator"}),
         "ObjectNode": frozenset(
             {
-                "rental_pipeline.boosting.AveragedRegressor",
-                "rental_pipeline.boosting.CrossFittedTextPrice",
-                "rental_pipeline.boosting.ListingNameFeatures",
-                "rental_pipeline.boosting.LocationFeatures",
-                "rental_pipeline.features.DaysBeforeReference",
                 "sklearn._loss.link.IdentityLink",
                 "sklearn._loss.link.Interval",
                 "sklearn._loss.loss.AbsoluteError",
@@ -95,9 +89,10 @@ TRUSTED_MODEL_NODES: Mapping[str, frozenset[str]] = MappingProxyType(
         ),
         "TreeNode": frozenset({"sklearn.tree._tree.Tree"}),
         "LossNode": frozenset({"sklearn._loss._loss.CyAbsoluteError", "sklearn._loss._loss.CyHalfSquaredError"}),
-        "FunctionNode": frozenset({"numpy.expm1", "numpy.log1p", "rental_pipeline.features.flatten_text"}),
+        "FunctionNode": frozenset({"numpy.expm1", "numpy.log1p"}),
     }
 )
+_registered: dict[str, frozenset[str]] = {}  # what callers added with trust_model_nodes
 # A numpy Generator names its bit generator as a string inside its state, called on load.
 TRUSTED_BIT_GENERATORS = frozenset({"PCG64"})
 # A node that only points back at an object loaded earlier in the same file.
@@ -117,7 +112,24 @@ _NULL_STATE = {
 }
 
 
-def encode_model(model: Any, *, trusted: Mapping[str, frozenset[str]] = TRUSTED_MODEL_NODES) -> bytes:
+def trust_model_nodes(nodes: Mapping[str, Iterable[str]]) -> None:
+    """Let stored models also hold these (loader, type) pairs, e.g. ``{"ObjectNode":
+    {"mypackage.MyEstimator"}}``: the reviewed classes and functions of the caller's own estimators.
+    For the whole process, like :func:`.codecs.register`; registering twice changes nothing."""
+    for loader, names in nodes.items():
+        _registered[loader] = _registered.get(loader, frozenset()) | frozenset(names)
+
+
+def trusted_model_nodes() -> Mapping[str, frozenset[str]]:
+    """Every (loader, type) pair a stored model may hold now: :data:`TRUSTED_MODEL_NODES` and
+    what callers registered with :func:`trust_model_nodes`."""
+    merged = dict(TRUSTED_MODEL_NODES)
+    for loader, names in _registered.items():
+        merged[loader] = merged.get(loader, frozenset()) | names
+    return MappingProxyType(merged)
+
+
+def encode_model(model: Any, *, trusted: Mapping[str, frozenset[str]] | None = None) -> bytes:
     """skops bytes, identical for identical models; refused now if they could not be loaded.
 
     In one pass: skops builds the model's state tree and array files as it would for
@@ -128,7 +140,7 @@ def encode_model(model: Any, *, trusted: Mapping[str, frozenset[str]] = TRUSTED_
     """
     schema, members = _skops_state(model)
     schema, files = _canonical(schema, members)
-    _audit(schema, lambda name: io.BytesIO(files[name]), trusted)  # fail now, not when the model is needed
+    _audit(schema, lambda name: io.BytesIO(files[name]), trusted or trusted_model_nodes())  # fail now, not later
     return _archive(schema, files)
 
 
@@ -188,10 +200,11 @@ def _json_key(key: Any) -> str:
     raise CodecError(f"cannot store a model whose state has a {type(key).__name__} key ({key!r}) with skops")
 
 
-def decode_model(data: bytes, *, trusted: Mapping[str, frozenset[str]] = TRUSTED_MODEL_NODES) -> Any:
+def decode_model(data: bytes, *, trusted: Mapping[str, frozenset[str]] | None = None) -> Any:
     """The model, once every node of the file has passed :func:`audit_model`."""
     import skops.io
 
+    trusted = trusted or trusted_model_nodes()
     audit_model(data, trusted)
     allowed = set().union(*trusted.values())
     try:
@@ -205,8 +218,8 @@ def decode_model(data: bytes, *, trusted: Mapping[str, frozenset[str]] = TRUSTED
 
 
 def model_inventory(data: bytes) -> dict[str, set[str]]:
-    """Loader -> the types a skops file holds under it (what :data:`TRUSTED_MODEL_NODES` is
-    derived from). Reads the schema only: nothing is imported or called."""
+    """Loader -> the types a skops file holds under it (what the trusted nodes are derived from).
+    Reads the schema only: nothing is imported or called."""
     schema, _ = _read_archive(data)
     found: dict[str, set[str]] = {}
     for node in _nodes(schema):
@@ -214,14 +227,15 @@ def model_inventory(data: bytes) -> dict[str, set[str]]:
     return found
 
 
-def audit_model(data: bytes, trusted: Mapping[str, frozenset[str]] = TRUSTED_MODEL_NODES) -> None:
-    """Refuse a skops file holding any node outside ``trusted``, naming each; read-only.
+def audit_model(data: bytes, trusted: Mapping[str, frozenset[str]] | None = None) -> None:
+    """Refuse a skops file holding any node outside ``trusted`` (default: :func:`trusted_model_nodes`),
+    naming each; read-only.
 
     Also refused: another skops protocol, a bit generator other than the audited ones, and array
     files whose dtype holds Python objects (numpy would need pickle to read them).
     """
     schema, archive = _read_archive(data)
-    _audit(schema, archive.open, trusted)
+    _audit(schema, archive.open, trusted or trusted_model_nodes())
 
 
 def _audit(
@@ -253,8 +267,8 @@ def _audit(
     if refused:
         shown = "; ".join(f"{name} ({how})" for name, how in refused.items())
         raise UntrustedTypesError(
-            "refusing to load a model that holds types outside the audited list of this project's "
-            f"pipelines (nothing was imported or run): {shown}",
+            "refusing to load a model that holds types outside the audited list of trusted model types "
+            f"(nothing was imported or run): {shown}",
             list(refused),
         )
 

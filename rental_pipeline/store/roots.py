@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .backend import S3_SCHEME, Backend, LocalBackend
+from .errors import StoreError
 from .s3_backend import S3Backend
 
 
@@ -23,4 +24,10 @@ def open_backend(root: Path | str, *, local_dir: Path | str | None = None) -> Ba
     """
     if not is_s3(root):
         return LocalBackend(Path(root))
-    return S3Backend.from_url(str(root), local_dir=Path(local_dir) if local_dir else None)
+    backend = S3Backend.from_url(str(root), local_dir=Path(local_dir) if local_dir else None)
+    if local_dir is None:
+        raise StoreError(
+            f"store {backend.location}: a store on object storage needs local_dir, a folder on this machine "
+            "for its cache of blobs"
+        )
+    return backend

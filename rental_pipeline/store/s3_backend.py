@@ -165,9 +165,7 @@ class S3Backend(Backend):
     @property
     def local_dir(self) -> Path:
         if self._local_dir is None:
-            from rental_pipeline.home import project_home
-
-            self._local_dir = project_home() / "s3" / self.bucket / (self.prefix or "_")
+            raise StoreError(f"{self.location}: no folder on this machine was given for it (local_dir)")
         return self._local_dir
 
     def __repr__(self) -> str:

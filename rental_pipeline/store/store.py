@@ -30,8 +30,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from rental_pipeline.home import project_home
-
 from . import codecs
 from .aliases import (
     ANY_TARGET,
@@ -66,24 +64,12 @@ from .names import (
     validate_type,
     version_ref,
 )
-from .roots import is_s3, open_backend
+from .roots import open_backend
 
 RefLike = str | VersionManifest
 T = TypeVar("T")
-STORE_VARIABLE = "RENTAL_PIPELINE_STORE"
 # Conditional writes that lose to another writer are retried on fresh state; this many at most.
 MAX_ATTEMPTS = 200
-
-
-def default_root() -> Path | str:
-    """``$RENTAL_PIPELINE_STORE`` (a folder or ``s3://bucket/prefix``), else ``artifacts`` under the
-    project home (``$RENTAL_PIPELINE_HOME``, else ``.rental_pipeline``)."""
-    import os
-
-    configured = os.environ.get(STORE_VARIABLE, "").strip()
-    if configured:
-        return configured if is_s3(configured) else Path(configured).resolve()
-    return project_home() / "artifacts"
 
 
 def _retrying(attempt: Callable[[], T]) -> T:
@@ -118,9 +104,10 @@ class ArtifactStore:
     """Versioned, content-addressed artifacts under one root (see :mod:`.layout`).
 
     ``root`` is a folder or ``s3://bucket/prefix[?endpoint_url=...&region=...]``. ``self.root`` is
-    always a folder on this machine: the store itself, or for object storage the folder of this
-    machine's cached files and W&B records (``local_dir``, default
-    ``$RENTAL_PIPELINE_HOME/s3/<bucket>/<prefix>``); ``self.location`` is the root as given.
+    always a folder on this machine: the store itself, or for object storage ``local_dir``, the
+    folder of this machine's cached files (required there; its users may keep their own records
+    in it too); ``self.location`` is the root as given. ``protected_aliases`` stay off versions
+    flagged as having failed checks (:func:`.refuse_failed_checks`).
     """
 
     def __init__(
@@ -128,7 +115,9 @@ class ArtifactStore:
         root: Path | str,
         *,
         local_dir: Path | str | None = None,
+        protected_aliases: Iterable[str] = (),
     ) -> None:
+        self.protected_aliases = tuple(protected_aliases)
         self.backend: Backend = open_backend(root, local_dir=local_dir)
         self.root = self.backend.local_dir
         self.location = self.backend.location
@@ -517,7 +506,7 @@ class ArtifactStore:
     ) -> AliasMove | None:
         """Point ``alias`` at ``ref``; returns the logged move, or None if it was already there.
 
-        ``reference`` and ``prod`` are refused on a version that failed checks
+        The store's ``protected_aliases`` are refused on a version that failed checks
         (:func:`.refuse_failed_checks`); ``force=True`` overrides that and the move is logged as forced.
 
         ``expected`` is the version the caller saw the alias on when it decided to move it (None:
@@ -546,7 +535,7 @@ class ArtifactStore:
                 self.read_manifest(parsed.name, self._resolve(parsed, aliases)), aliases
             )
             if not force:
-                refuse_failed_checks(target, alias)
+                refuse_failed_checks(target, alias, self.protected_aliases)
             if aliases.get(alias) == target.version:
                 return None
             return self._move(

@@ -1,0 +1,35 @@
+"""The pipeline's own estimator classes and functions, trusted in stored models.
+
+The store's model codec loads only (loader, type) pairs it trusts: its reviewed scikit-learn and
+numpy nodes, and what a caller registers for its own code. This module registers this package's,
+once, when it is imported (``open_store`` in :mod:`rental_pipeline.home` imports it, so every store
+the pipeline opens loads its models). The list is derived from the fitted pipelines of both
+models (`model_inventory` on `features.build_forest_pipeline` and `boosting.build_boosted_pipeline`;
+test_model_security re-derives it and compares) and reviewed: estimators rebuilt from their
+attributes (``ObjectNode``: no constructor call) and the reference pipeline's text flattening. A
+new class in a pipeline makes saving it fail until it is reviewed and added here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rental_pipeline.store.model_codec import trust_model_nodes, trusted_model_nodes
+
+PIPELINE_MODEL_NODES: Mapping[str, frozenset[str]] = {
+    "ObjectNode": frozenset(
+        {
+            "rental_pipeline.boosting.AveragedRegressor",
+            "rental_pipeline.boosting.CrossFittedTextPrice",
+            "rental_pipeline.boosting.ListingNameFeatures",
+            "rental_pipeline.boosting.LocationFeatures",
+            "rental_pipeline.features.DaysBeforeReference",
+        }
+    ),
+    "FunctionNode": frozenset({"rental_pipeline.features.flatten_text"}),
+}
+
+trust_model_nodes(PIPELINE_MODEL_NODES)
+
+#: Every (loader, type) pair a stored model of this pipeline may hold: the store's and the above.
+TRUSTED_MODEL_NODES: Mapping[str, frozenset[str]] = trusted_model_nodes()
