@@ -289,12 +289,15 @@ def _decide(
 ) -> PromotionDecision:
     match, unknown = None, None
     if champion is not None and champion != challenger:
+        # Loaded first: a prod model that cannot be loaded safely (a crafted file) must stop the
+        # run with the store's refusal, not pass for one whose training data is merely unknown.
+        champion_model = load(champion)
         champion_ids = training_listings(store, champion, load)
         challenger_ids = training_listings(store, challenger, load)
         if champion_ids is None or challenger_ids is None:
             unknown = champion if champion_ids is None else challenger
         else:
-            match = head_to_head(load(challenger), load(champion), test_split(), challenger_ids, champion_ids)
+            match = head_to_head(load(challenger), champion_model, test_split(), challenger_ids, champion_ids)
     return decide_promotion(
         challenger,
         challenger_mae,
