@@ -9,6 +9,7 @@ defaults the pipeline gives it are here (:func:`open_store`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,10 +62,13 @@ def store_local_dir(root: Path | str) -> Path | None:
     return project_home() / "s3" / bucket / (prefix or "_")
 
 
-def open_store(root: Path | str | None = None, *, local_dir: Path | str | None = None) -> ArtifactStore:
+def open_store(
+    root: Path | str | None = None, *, local_dir: Path | str | None = None, listeners: Iterable[object] = ()
+) -> ArtifactStore:
     """The artifact store as the pipeline uses it: at ``root`` (default :func:`default_root`), this
     machine's folder for it from :func:`store_local_dir` unless given, :data:`PROTECTED_ALIASES`
-    kept off versions that failed checks, and the pipeline's model types trusted."""
+    kept off versions that failed checks, the pipeline's model types trusted, and ``listeners``
+    told of what it commits (see :mod:`rental_pipeline.store.events`)."""
     import rental_pipeline.model_types  # noqa: F401 - registers the pipeline's own model types
     from rental_pipeline.store import ArtifactStore
 
@@ -73,4 +77,5 @@ def open_store(root: Path | str | None = None, *, local_dir: Path | str | None =
         root,
         local_dir=local_dir or store_local_dir(root),
         protected_aliases=PROTECTED_ALIASES,
+        listeners=listeners,
     )

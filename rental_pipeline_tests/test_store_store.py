@@ -16,12 +16,16 @@ import pytest
 
 from rental_pipeline.home import default_root, open_store
 from rental_pipeline.store import (
+    FAILED_CHECKS_FLAG,
     AliasConflictError,
     AliasRefusedError,
     ArtifactNotFoundError,
     ArtifactStore,
     ArtifactTypeError,
     IntegrityError,
+    StoreError,
+    StoreListener,
+    VersionManifest,
     artifact_digest,
     collect_garbage,
     entry_digest,
@@ -403,6 +407,62 @@ def test_store_package_does_not_import_dagster() -> None:
             else:
                 continue
             assert not any(m.split(".")[0].startswith("dagster") for m in modules), source.name
+
+
+def test_listeners_hear_of_each_change_once_it_is_committed(store: ArtifactStore) -> None:
+    heard: list[tuple[object, ...]] = []
+
+    class Recorder(StoreListener):
+        def version_saved(self, version: VersionManifest, created: bool) -> None:
+            assert store.get(version.ref).digest == version.digest  # committed before it is told
+            heard.append(("saved", version.ref, created))
+
+        def alias_moved(self, name: str, move: AliasMove) -> None:
+            assert store.aliases(name).get(move.alias) == move.to_version
+            heard.append(("moved", name, move.alias, move.from_version, move.to_version))
+
+    class FlagsOnly:  # any object with some of the methods will do
+        def version_flagged(self, ref: str, key: str, value: object) -> None:
+            heard.append(("flagged", ref, key, value))
+
+    store.subscribe(Recorder())
+    store.subscribe(FlagsOnly())
+    store.write("model", {"m": b"0"}, type="model_export")
+    store.write("model", {"m": b"1"}, type="model_export")
+    store.write("model", {"m": b"0"}, type="model_export")  # equal bytes: v0 again, latest moves back
+    store.set_alias("model:v1", "prod")
+    assert store.set_alias("model:v1", "prod") is None  # already there: nothing committed, nothing told
+    store.move_latest("model:v1")
+    store.remove_alias("model", "prod")
+    store.mark("model:v0", "reviewed", True)
+    store.mark_entries("model:v0", "failed_checks", {"row_count": "too few"})
+    store.mark_entries("model:v0", "failed_checks", {"row_count": None})
+    assert heard == [
+        ("saved", "model:v0", True), ("moved", "model", "latest", None, 0),
+        ("saved", "model:v1", True), ("moved", "model", "latest", 0, 1),
+        ("saved", "model:v0", False), ("moved", "model", "latest", 1, 0),
+        ("moved", "model", "prod", None, 1),
+        ("moved", "model", "latest", 0, 1),
+        ("moved", "model", "prod", 1, None),
+        ("flagged", "model:v0", "reviewed", True),
+        ("flagged", "model:v0", "failed_checks", {"row_count": "too few"}),
+        ("flagged", "model:v0", "failed_checks", None),
+    ]
+
+
+def test_an_s3_store_needs_a_local_folder_from_its_caller() -> None:
+    with pytest.raises(StoreError, match="needs local_dir"):
+        ArtifactStore("s3://team-bucket/rental?endpoint_url=http://127.0.0.1:9")
+
+
+def test_protected_aliases_are_the_callers(tmp_path: Path) -> None:
+    """A bare store protects no alias; the pipeline's (open_store) protects reference and prod."""
+    bare = ArtifactStore(tmp_path / "artifacts")
+    bare.write("clean", {"d": b"bad"}, type="clean_sample")
+    bare.mark("clean:v0", FAILED_CHECKS_FLAG, ["row_count"])
+    assert bare.set_alias("clean:v0", "prod") is not None
+    with pytest.raises(AliasRefusedError, match="row_count"):
+        open_store(tmp_path / "artifacts").set_alias("clean:v0", "reference")
 
 
 def test_a_last_alias_move_that_lost_its_newline_still_counts(store: ArtifactStore) -> None:

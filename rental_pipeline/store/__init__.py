@@ -30,6 +30,7 @@ from .errors import (
     StoreError,
     UntrustedTypesError,
 )
+from .events import StoreListener
 from .maintenance import GcReport, Problem, VerifyReport, collect_garbage, verify_store
 from .manifest import FileEntry, VersionManifest
 from .mirror_queue import MirrorOutcome, MirrorQueue, new_run_id
@@ -64,6 +65,7 @@ __all__ = [
     "Problem",
     "Ref",
     "StoreError",
+    "StoreListener",
     "RegistryLink",
     "ServerInfo",
     "SyncReport",

@@ -52,6 +52,7 @@ from .errors import (
     IntegrityError,
     InvalidNameError,
 )
+from .events import Listeners
 from .layout import StoreLayout
 from .manifest import FileEntry, VersionManifest, check_json_able, dumps_json, parse_manifest
 from .names import (
@@ -107,7 +108,8 @@ class ArtifactStore:
     always a folder on this machine: the store itself, or for object storage ``local_dir``, the
     folder of this machine's cached files (required there; its users may keep their own records
     in it too); ``self.location`` is the root as given. ``protected_aliases`` stay off versions
-    flagged as having failed checks (:func:`.refuse_failed_checks`).
+    flagged as having failed checks (:func:`.refuse_failed_checks`). ``listeners`` are told of
+    each committed write, alias move and flag change (:mod:`.events`; :meth:`subscribe` adds one).
     """
 
     def __init__(
@@ -116,8 +118,10 @@ class ArtifactStore:
         *,
         local_dir: Path | str | None = None,
         protected_aliases: Iterable[str] = (),
+        listeners: Iterable[object] = (),
     ) -> None:
         self.protected_aliases = tuple(protected_aliases)
+        self.listeners = Listeners(listeners)
         self.backend: Backend = open_backend(root, local_dir=local_dir)
         self.root = self.backend.local_dir
         self.location = self.backend.location
@@ -129,6 +133,13 @@ class ArtifactStore:
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.location!r})"
+
+    def subscribe(self, listener: object) -> None:
+        """Tell ``listener`` of what this store commits from now on (see :mod:`.events`)."""
+        self.listeners.subscribe(listener)
+
+    def unsubscribe(self, listener: object) -> None:
+        self.listeners.unsubscribe(listener)
 
     # -- locks ---------------------------------------------------------------------------
 
@@ -392,7 +403,7 @@ class ArtifactStore:
             for entry, data in payload:
                 self.blobs.put(data, entry.sha256)
             with self.backend.artifact_lock(name):
-                return self._commit(
+                result, moved = self._commit(
                     name,
                     entries,
                     digest,
@@ -403,6 +414,10 @@ class ArtifactStore:
                     code_version,
                     input_refs,
                 )
+        self.listeners.tell("version_saved", result.version, result.created)
+        if moved is not None:
+            self.listeners.tell("alias_moved", name, moved)
+        return result
 
     def _commit(
         self,
@@ -415,7 +430,7 @@ class ArtifactStore:
         run_id: str | None,
         code_version: str | None,
         inputs: tuple[str, ...],
-    ) -> WriteResult:
+    ) -> tuple[WriteResult, AliasMove | None]:
         def publish() -> tuple[VersionManifest, bool]:
             """Reuse a version with this digest, or create the next one (create-only)."""
             listed = self.layout.committed(name)
@@ -451,16 +466,16 @@ class ArtifactStore:
 
         manifest, created = _retrying(publish)
 
-        def move_latest() -> dict[str, int]:
+        def move_latest() -> tuple[dict[str, int], AliasMove | None]:
             log = self._alias_log(name)
             aliases = log.current()
-            if aliases.get(LATEST) != manifest.version:
-                reason = "new version" if created else "identical content written again"
-                self._move(log, aliases, LATEST, manifest.version, reason, None, run_id)
-            return aliases
+            if aliases.get(LATEST) == manifest.version:
+                return aliases, None
+            reason = "new version" if created else "identical content written again"
+            return aliases, self._move(log, aliases, LATEST, manifest.version, reason, None, run_id)
 
-        aliases = _retrying(move_latest)
-        return WriteResult(self._with_state(manifest, aliases), created=created)
+        aliases, moved = _retrying(move_latest)
+        return WriteResult(self._with_state(manifest, aliases), created=created), moved
 
     def save(
         self,
@@ -543,7 +558,8 @@ class ArtifactStore:
             )
 
         with self._artifact_locked(parsed.name):
-            return _retrying(attempt)
+            move = _retrying(attempt)
+        return self._moved(parsed.name, move)
 
     def remove_alias(
         self, name: str, alias: str, *, reason: str = "", actor: str | None = None
@@ -561,7 +577,9 @@ class ArtifactStore:
             return self._move(log, aliases, alias, None, reason, actor, None)
 
         with self._artifact_locked(name):
-            return _retrying(attempt)
+            move = _retrying(attempt)
+        self.listeners.tell("alias_moved", name, move)
+        return move
 
     def move_latest(
         self, ref: RefLike, *, reason: str = "", actor: str | None = None, run_id: str | None = None
@@ -585,7 +603,8 @@ class ArtifactStore:
             return self._move(log, aliases, LATEST, target, reason, actor, run_id)
 
         with self._artifact_locked(parsed.name):
-            return _retrying(attempt)
+            move = _retrying(attempt)
+        return self._moved(parsed.name, move)
 
     def mark(self, ref: RefLike, key: str, value: Any) -> dict[str, Any]:
         """Set a flag on a version (``None`` removes it); returns all its flags."""
@@ -623,7 +642,15 @@ class ArtifactStore:
         with self._artifact_locked(parsed.name):
             version = self._resolve(parsed, self.aliases(parsed.name))
             self.read_manifest(parsed.name, version)
-            return _retrying(lambda: update(self._flag_sidecar(parsed.name, version)))
+            flags = _retrying(lambda: update(self._flag_sidecar(parsed.name, version)))
+        self.listeners.tell("version_flagged", version_ref(parsed.name, version), key, flags.get(key))
+        return flags
+
+    def _moved(self, name: str, move: AliasMove | None) -> AliasMove | None:
+        """Tell the listeners of a committed move (None: the alias was already there)."""
+        if move is not None:
+            self.listeners.tell("alias_moved", name, move)
+        return move
 
     def _move(
         self,
