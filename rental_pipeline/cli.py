@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from rental_pipeline.store.cli import artifacts
+from rental_pipeline.store.cli import artifacts_group
+from rental_pipeline.tracking import cli as tracking_cli
+from rental_pipeline.tracking import maintenance as tracking_maintenance
 
 if TYPE_CHECKING:
     from rental_pipeline.store import ArtifactStore, VersionManifest
@@ -27,6 +29,24 @@ def main() -> None:
     """Versioned NYC rental price models built by Dagster assets."""
 
 
+def _tracked_store(root: str | None) -> ArtifactStore:
+    """The store `artifacts` works on: the pipeline's (`rental_pipeline.home.open_store`), with W&B
+    following the alias moves made on it."""
+    from rental_pipeline.home import open_store
+
+    return tracking_cli.follow_aliases(open_store(root))
+
+
+artifacts = artifacts_group(
+    _tracked_store,
+    help="Versioned artifacts: list, inspect, alias, verify, clean up and sync to W&B.",
+    root_help="Store folder or s3://bucket/prefix [default: $RENTAL_PIPELINE_STORE, else "
+    "$RENTAL_PIPELINE_HOME/artifacts or .rental_pipeline/artifacts]",
+    verify=tracking_maintenance.verify_store,
+    collect_garbage=tracking_maintenance.collect_garbage,
+    gc_options=[tracking_cli.DROP_UNSYNCED_RUNS],
+    commands=[tracking_cli.sync_command],
+)
 main.add_command(artifacts)
 
 

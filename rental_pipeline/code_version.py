@@ -38,6 +38,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 # How values are stored, loaded and shown; none of them changes what an asset computes.
 NOT_COMPUTING = (
     f"{PACKAGE}.store",
+    f"{PACKAGE}.tracking",
     f"{PACKAGE}.io_manager",
     f"{PACKAGE}.run_cache",
     f"{PACKAGE}.versions",

@@ -24,7 +24,6 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from rental_pipeline import wandb_view
 from rental_pipeline.code_version import git_revision
 from rental_pipeline.home import default_root, open_store
 from rental_pipeline.records import (
@@ -39,16 +38,8 @@ from rental_pipeline.reuse import FORCE_TAG, defers_inputs
 from rental_pipeline.run_cache import CacheHit, remember
 from rental_pipeline.run_state import Deferred, RunState
 from rental_pipeline.sources import redact
-from rental_pipeline.store import (
-    FAILED_CHECKS_FLAG,
-    ArtifactStore,
-    MirrorQueue,
-    VersionManifest,
-    WandbMirror,
-    codec_for,
-    project_name,
-    resolve_mode,
-)
+from rental_pipeline.store import FAILED_CHECKS_FLAG, ArtifactStore, VersionManifest, codec_for
+from rental_pipeline.tracking import MirrorQueue, WandbMirror, project_name, resolve_mode, wandb_view
 from rental_pipeline.versions import PINNED, Resolution
 
 # Metadata of a materialization that reported a version found by the run cache.

@@ -16,7 +16,7 @@ from rental_pipeline.io_manager import REUSED_FROM_KEY, ArtifactStoreResource
 from rental_pipeline.promotion import PROMOTION_FLAG
 from rental_pipeline.run_cache import RUN_CACHE_FLAG
 from rental_pipeline.store import FAILED_CHECKS_FLAG, ArtifactStore
-from rental_pipeline.store.pending import PendingRuns
+from rental_pipeline.tracking.pending import PendingRuns
 from rental_pipeline_tests.conftest import materialized, only, run_config, selected_ops
 from rental_pipeline_tests.store_backends import s3_root
 

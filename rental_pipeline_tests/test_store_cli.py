@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from rental_pipeline.cli import artifacts
 from rental_pipeline.home import open_store
 from rental_pipeline.store import ArtifactStore
 from rental_pipeline.store.blobs import BlobStore
-from rental_pipeline.store.cli import artifacts
-from rental_pipeline.store.pending import PendingRun, PendingRuns
+from rental_pipeline.tracking.pending import PendingRun, PendingRuns
 from rental_pipeline_tests.store_backends import is_s3_store, overwrite
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from rental_pipeline.store import ArtifactNotFoundError, ArtifactStore, InvalidNameError, WandbMirror, verify_store
-from rental_pipeline.store.cli import artifacts
-from rental_pipeline.store.pending import PendingRuns
+from rental_pipeline.cli import artifacts
+from rental_pipeline.store import ArtifactNotFoundError, ArtifactStore, InvalidNameError
+from rental_pipeline.tracking import WandbMirror, verify_store
+from rental_pipeline.tracking.pending import PendingRuns
 
 
 def files_under(root: Path) -> list[str]:

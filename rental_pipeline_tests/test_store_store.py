@@ -409,6 +409,32 @@ def test_store_package_does_not_import_dagster() -> None:
             assert not any(m.split(".")[0].startswith("dagster") for m in modules), source.name
 
 
+def test_the_store_is_a_library_of_its_own() -> None:
+    """No store module imports the rest of the package (it is given its root, its local folder, the
+    aliases it protects and the model types it trusts) or W&B (the mirror listens to it from
+    ``rental_pipeline.tracking``): absolute imports name only other libraries, relative ones stay
+    inside the store."""
+    import ast
+
+    import rental_pipeline.store as package
+
+    folder = Path(package.__file__).parent
+    for source in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module or ""]
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 1, f"{source.name}: `from {'.' * node.level}{node.module}` leaves the store"
+                continue
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                assert top not in ("rental_pipeline", "wandb", "dagster"), f"{source.name} imports {module}"
+
+
 def test_listeners_hear_of_each_change_once_it_is_committed(store: ArtifactStore) -> None:
     heard: list[tuple[object, ...]] = []
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rental_pipeline.store import (
-    ArtifactStore,
+from rental_pipeline.store import ArtifactStore
+from rental_pipeline.tracking import (
     MirrorError,
     MirrorQueue,
     WandbMirror,

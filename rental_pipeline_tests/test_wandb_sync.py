@@ -26,18 +26,11 @@ from rental_pipeline.cli import main
 from rental_pipeline.evaluation import WORST_ERROR_COLUMNS
 from rental_pipeline.home import default_root, open_store
 from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
-from rental_pipeline.store import (
-    FAILED_CHECKS_FLAG,
-    ArtifactStore,
-    RegistryLink,
-    WandbApi,
-    WandbMirror,
-    WandbSync,
-    collect_garbage,
-)
-from rental_pipeline.store.mirror_state import MirrorState
-from rental_pipeline.store.pending import PendingRuns
-from rental_pipeline.store.wandb_server import SyncTimeoutError
+from rental_pipeline.store import FAILED_CHECKS_FLAG, ArtifactStore
+from rental_pipeline.tracking import RegistryLink, WandbApi, WandbMirror, WandbSync, collect_garbage
+from rental_pipeline.tracking.mirror_state import MirrorState
+from rental_pipeline.tracking.pending import PendingRuns
+from rental_pipeline.tracking.wandb_server import SyncTimeoutError
 from rental_pipeline_tests.conftest import materialize, materialized, only, run_config
 from rental_pipeline_tests.wandb_standin import OfflineRun, StandInWandb, offline_runs
 
@@ -357,7 +350,7 @@ def test_online_the_worker_syncs_at_the_end_of_the_run(instance, isolated_state,
 
 
 def test_registry_collection_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rental_pipeline.store import registry_link
+    from rental_pipeline.tracking import registry_link
 
     assert registry_link(None, {}) == REGISTRY
     assert registry_link(None, {"RENTAL_PIPELINE_WANDB_REGISTRY": "price-models"}).target == (
@@ -400,9 +393,9 @@ def test_runs_recorded_before_the_ledger_kept_lineage_still_connect(tmp_path):
 
 @pytest.mark.slow
 def test_online_an_alias_set_by_hand_is_applied_at_once_or_stays_queued(tmp_path, silent_wandb, monkeypatch):
-    from rental_pipeline.store import cli as store_cli
+    from rental_pipeline.tracking import cli as tracking_cli
 
-    monkeypatch.setattr(store_cli, "ALIAS_SYNC_TIMEOUT", 3.0)
+    monkeypatch.setattr(tracking_cli, "ALIAS_SYNC_TIMEOUT", 3.0)
     monkeypatch.setenv("WANDB_MODE", "online")
     store = ArtifactStore(tmp_path / "artifacts")
     store.write("inference_pipeline", {"m": b"1"}, type="model_export")
@@ -432,7 +425,7 @@ def test_an_input_wandb_will_never_have_is_a_warning_not_a_failure_forever(tmp_p
 def test_wandb_api_calls_go_through_one_helper_process_and_come_back_as_errors(monkeypatch):
     """The real adapter against a port where nothing listens: the SDK's own error comes back from
     the helper process, which serves the next call too and is gone after close()."""
-    from rental_pipeline.store.wandb_server import ServerCallError
+    from rental_pipeline.tracking.wandb_server import ServerCallError
 
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     api = WandbApi(base_url="http://127.0.0.1:1", http_timeout=1)

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from rental_pipeline.assets.metadata import table
-from rental_pipeline.wandb_view import summary, tables
+from rental_pipeline.tracking.wandb_view import summary, tables
 
 
 def test_the_summary_keeps_what_a_runs_table_can_chart():

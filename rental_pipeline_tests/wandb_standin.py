@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rental_pipeline.store import MirrorError, ServerInfo
+from rental_pipeline.tracking import MirrorError, ServerInfo
 
 
 def wandb_records(path: Path) -> Iterator[Any]:

@@ -13,7 +13,7 @@ from rental_pipeline.assets.training import TrainingConfig
 from rental_pipeline.code_version import code_version
 from rental_pipeline.reuse import reusable
 from rental_pipeline.sweep import BOOSTED_GRID, REFERENCE_GRID, GridError, resolve_grid
-from rental_pipeline.wandb_view import TRIALS_KEY
+from rental_pipeline.tracking.wandb_view import TRIALS_KEY
 
 # Runs after the training graph's steps when both are ready: "Materialize all" shows the test MAE
 # and the promotion decision first, then spends its time on the sweep.

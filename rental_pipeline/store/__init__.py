@@ -1,9 +1,12 @@
-"""A versioned, content-addressed artifact store with a Weights & Biases mirror.
+"""A versioned, content-addressed artifact store: a library that knows neither W&B nor Dagster.
 
-The store is the system of record (W&B offline mode cannot read artifacts back); W&B mirrors it.
-It knows nothing of Dagster: the IO manager is a thin layer on top.
+Its caller gives it what it must not decide itself: where it is, this machine's folder for a root
+on object storage, the aliases kept off versions that failed checks, the model types it may load
+besides its reviewed scikit-learn and numpy ones (:func:`.model_codec.trust_model_nodes`). Others
+follow what it commits through listeners (:mod:`.events`); the W&B mirror is one
+(``rental_pipeline.tracking``).
 
-    store = ArtifactStore("artifacts")
+    store = ArtifactStore("artifacts", protected_aliases=("reference", "prod"))
     result = store.save("clean_sample.csv", frame, type="clean_sample", inputs=["sample.csv"])
     store.set_alias(result.version.ref, "reference", reason="first vetted week")
     model = store.load("random_forest_export:prod")
@@ -26,19 +29,14 @@ from .errors import (
     CodecError,
     IntegrityError,
     InvalidNameError,
-    MirrorError,
     StoreError,
     UntrustedTypesError,
 )
 from .events import StoreListener
 from .maintenance import GcReport, Problem, VerifyReport, collect_garbage, verify_store
 from .manifest import FileEntry, VersionManifest
-from .mirror_queue import MirrorOutcome, MirrorQueue, new_run_id
 from .names import LATEST, Ref, parse_ref
 from .store import ArtifactStore, ArtifactSummary, WriteResult
-from .wandb_mirror import MirrorResult, Trial, WandbMirror, project_name, resolve_mode
-from .wandb_server import ServerInfo, WandbApi, WandbServer
-from .wandb_sync import RegistryLink, SyncReport, WandbSync, registry_link
 
 __all__ = [
     "ANY_TARGET",
@@ -58,37 +56,21 @@ __all__ = [
     "GcReport",
     "IntegrityError",
     "InvalidNameError",
-    "MirrorError",
-    "MirrorOutcome",
-    "MirrorQueue",
-    "MirrorResult",
     "Problem",
     "Ref",
     "StoreError",
     "StoreListener",
-    "RegistryLink",
-    "ServerInfo",
-    "SyncReport",
-    "Trial",
     "UntrustedTypesError",
     "VerifyReport",
     "VersionManifest",
-    "WandbApi",
-    "WandbMirror",
-    "WandbServer",
-    "WandbSync",
     "WriteResult",
     "artifact_digest",
     "codec_for",
     "collect_garbage",
     "codec_named",
     "entry_digest",
-    "new_run_id",
     "parse_ref",
-    "project_name",
     "refuse_failed_checks",
     "register",
-    "registry_link",
-    "resolve_mode",
     "verify_store",
 ]

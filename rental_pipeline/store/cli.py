@@ -1,38 +1,82 @@
-"""``artifacts``: look after the artifact store from a shell.
+"""``artifacts``: look after an artifact store from a shell.
 
-A click group meant to be mounted under the project's console script
-(``rental-pipeline artifacts list``). The store is ``--root``, else
-``$RENTAL_PIPELINE_HOME/artifacts``, else ``.rental_pipeline/artifacts`` in the working directory.
+:func:`artifacts_group` makes a click group to mount under a console script (``rental-pipeline
+artifacts list``). Its caller says how a store is opened from ``--root`` (None when it is not
+given), and may add to it: its help texts, what ``verify`` and ``gc`` also look after (with more
+``gc`` options, passed on to its ``collect_garbage``), and commands of its own, which find the
+store with :func:`current_store`.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
 import yaml
 
 from .errors import StoreError
-from .maintenance import collect_garbage, verify_store
+from .maintenance import GcReport, VerifyReport, collect_garbage, verify_store
 from .manifest import VersionManifest
 from .store import ArtifactStore
-from .wandb_sync import DEFAULT_REGISTRY, DEFAULT_TIMEOUT
 
 _META_KEY = "rental_pipeline.store"
-ALIAS_SYNC_TIMEOUT = 60.0  # online, `artifacts alias` waits this long for W&B
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _store() -> ArtifactStore:
-    store: ArtifactStore = click.get_current_context().meta[_META_KEY]
-    return store
+@dataclass(frozen=True)
+class _Opened:
+    store: ArtifactStore
+    verify: Callable[[ArtifactStore], VerifyReport]
+    collect_garbage: Callable[..., GcReport]
 
 
-def _reporting_errors(command: F) -> F:
-    """Store errors become a one-line ``Error: ...`` and exit code 1, not a traceback."""
+def _opened() -> _Opened:
+    opened: _Opened = click.get_current_context().meta[_META_KEY]
+    return opened
+
+
+def current_store() -> ArtifactStore:
+    """The store the running ``artifacts`` command works on."""
+    return _opened().store
+
+
+def _root_required(root: str | None) -> ArtifactStore:
+    if root is None:
+        raise click.UsageError("--root is required")
+    return ArtifactStore(root)
+
+
+def artifacts_group(
+    open_store: Callable[[str | None], ArtifactStore] = _root_required,
+    *,
+    help: str = "Versioned artifacts: list, inspect, alias, verify and clean up.",  # noqa: A002 - click's name
+    root_help: str = "Store folder or s3://bucket/prefix.",
+    verify: Callable[[ArtifactStore], VerifyReport] = verify_store,
+    collect_garbage: Callable[..., GcReport] = collect_garbage,
+    gc_options: Sequence[click.Option] = (),
+    commands: Sequence[click.Command] = (),
+) -> click.Group:
+    """The ``artifacts`` group on the stores ``open_store`` opens (see the module)."""
+
+    @click.group("artifacts", help=help)
+    @click.option("--root", default=None, help=root_help)
+    @click.pass_context
+    def artifacts(ctx: click.Context, root: str | None) -> None:
+        ctx.meta[_META_KEY] = _Opened(open_store(root), verify, collect_garbage)
+
+    for command in (list_command, show_command, alias_command, log_command, verify_command, *commands):
+        artifacts.add_command(command)
+    artifacts.add_command(_gc_command(gc_options))
+    return artifacts
+
+
+def reporting_errors(command: F) -> F:
+    """Store errors become a one-line ``Error: ...`` and exit code 1, not a traceback (for the
+    caller's commands too)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -44,28 +88,13 @@ def _reporting_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group("artifacts")
-@click.option(
-    "--root",
-    default=None,
-    help="Store folder or s3://bucket/prefix [default: $RENTAL_PIPELINE_STORE, else "
-    "$RENTAL_PIPELINE_HOME/artifacts or .rental_pipeline/artifacts]",
-)
-@click.pass_context
-def artifacts(ctx: click.Context, root: str | None) -> None:
-    """Versioned artifacts: list, inspect, alias, verify, clean up and sync to W&B."""
-    from rental_pipeline.home import open_store
-
-    ctx.meta[_META_KEY] = open_store(root)
-
-
-@artifacts.command("list")
+@click.command("list")
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_reporting_errors
+@reporting_errors
 def list_command(name: str | None, as_json: bool) -> None:
     """List artifacts, or the versions of NAME."""
-    store = _store()
+    store = current_store()
     if name:
         versions = store.history(name)
         if as_json:
@@ -100,13 +129,13 @@ def list_command(name: str | None, as_json: bool) -> None:
         click.echo(f"{s.name:<{width}}  {s.type:<16} {len(s.versions):>3} version(s)  {aliases}")
 
 
-@artifacts.command("show")
+@click.command("show")
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_reporting_errors
+@reporting_errors
 def show_command(ref: str, as_json: bool) -> None:
     """Show one version (NAME, NAME:vN or NAME:ALIAS): manifest, aliases, lineage, local files."""
-    store = _store()
+    store = current_store()
     version = store.get(ref)
     info = _version_json(store, version, paths=True)
     if as_json:
@@ -141,7 +170,7 @@ def show_command(ref: str, as_json: bool) -> None:
         )
 
 
-@artifacts.command("alias")
+@click.command("alias")
 @click.argument("ref")
 @click.argument("alias")
 @click.option("--reason", default="", help="Why; recorded in the alias log.")
@@ -150,19 +179,18 @@ def show_command(ref: str, as_json: bool) -> None:
 @click.option(
     "--force", is_flag=True, help="Override a refusal (e.g. prod on a version that failed checks)."
 )
-@_reporting_errors
+@reporting_errors
 def alias_command(
     ref: str, alias: str, reason: str, actor: str | None, remove: bool, force: bool
 ) -> None:
     """Point ALIAS at REF (NAME:vN), or with --remove take it off NAME."""
-    store = _store()
+    store = current_store()
     if remove:
         name, _, selector = ref.partition(":")
         if selector and store.get(ref).version != store.aliases(name).get(alias):
             raise click.ClickException(f"{alias} is not on {store.get(ref).ref}; nothing removed")
         move = store.remove_alias(name, alias, reason=reason, actor=actor)
         click.echo(f"removed {alias} from {name}:v{move.from_version}")
-        _alias_to_wandb(store)
         return
     result = store.set_alias(ref, alias, reason=reason, actor=actor, force=force)
     target = store.get(ref)
@@ -171,34 +199,15 @@ def alias_command(
     else:
         origin = f"v{result.from_version}" if result.from_version is not None else "nowhere"
         click.echo(f"moved {alias}: {origin} -> {target.ref}{' (forced)' if force else ''}")
-        _alias_to_wandb(store)
 
 
-def _alias_to_wandb(store: ArtifactStore) -> None:
-    """Online, apply the move to W&B at once; otherwise say that it waits for ``sync``."""
-    from .wandb_mirror import WandbMirror
-
-    mirror = WandbMirror(store)
-    if mirror.mode == "disabled":
-        return
-    if mirror.mode == "offline":
-        click.echo("W&B: queued; `rental-pipeline artifacts sync` applies it")
-        return
-    report = mirror.sync(upload=False, timeout=ALIAS_SYNC_TIMEOUT, on_progress=_progress)
-    if report.ok:
-        click.echo(f"W&B: applied ({'; '.join(report.aliases + report.registry) or 'nothing to change'})")
-    else:
-        why = "; ".join(f"{what}: {reason}" for what, reason in report.failed)
-        click.echo(f"W&B: not applied yet, it stays queued for `rental-pipeline artifacts sync` ({why})")
-
-
-@artifacts.command("log")
+@click.command("log")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_reporting_errors
+@reporting_errors
 def log_command(name: str, as_json: bool) -> None:
     """The alias history of NAME: every move, who made it, when and why."""
-    moves = _store().alias_log(name)
+    moves = current_store().alias_log(name)
     if as_json:
         click.echo(json.dumps([m.to_json() for m in moves], indent=2))
         return
@@ -211,97 +220,42 @@ def log_command(name: str, as_json: bool) -> None:
         )
 
 
-@artifacts.command("verify")
-@_reporting_errors
+@click.command("verify")
+@reporting_errors
 def verify_command() -> None:
     """Check every version, blob and alias; exit code 1 if anything is wrong."""
-    report = verify_store(_store())
+    opened = _opened()
+    report = opened.verify(opened.store)
     click.echo(str(report))
     if not report.ok:
         raise SystemExit(1)
 
 
-@artifacts.command("gc")
-@click.option(
-    "--keep",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Also remove unaliased versions older than the newest N.",
-)
-@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
-@click.option(
-    "--grace-seconds",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="On object storage, leave unreferenced blobs changed within this many seconds "
-    "[default: 3600]; 0 only while nothing else writes to the store.",
-)
-@click.option(
-    "--drop-unsynced-runs",
-    is_flag=True,
-    help="Also drop W&B offline runs never synced (records and folders), freeing the blobs only "
-    "they keep: for runs that will never be uploaded.",
-)
-@_reporting_errors
-def gc_command(keep: int | None, dry_run: bool, grace_seconds: float | None, drop_unsynced_runs: bool) -> None:
-    """Remove leftovers of interrupted writes and blobs nothing refers to."""
-    report = collect_garbage(
-        _store(), keep, dry_run=dry_run, grace_seconds=grace_seconds, drop_unsynced_runs=drop_unsynced_runs
+def _gc_command(extra_options: Sequence[click.Option]) -> click.Command:
+    @click.command("gc")
+    @click.option(
+        "--keep",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Also remove unaliased versions older than the newest N.",
     )
-    click.echo(str(report))
+    @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+    @click.option(
+        "--grace-seconds",
+        type=click.FloatRange(min=0),
+        default=None,
+        help="On object storage, leave unreferenced blobs changed within this many seconds "
+        "[default: 3600]; 0 only while nothing else writes to the store.",
+    )
+    @reporting_errors
+    def gc_command(keep: int | None, dry_run: bool, grace_seconds: float | None, **more: Any) -> None:
+        """Remove leftovers of interrupted writes and blobs nothing refers to."""
+        opened = _opened()
+        report = opened.collect_garbage(opened.store, keep, dry_run=dry_run, grace_seconds=grace_seconds, **more)
+        click.echo(str(report))
 
-
-@artifacts.command("sync")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Try even without WANDB_API_KEY (e.g. after wandb login).",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=DEFAULT_TIMEOUT,
-    show_default=True,
-    help="Seconds for the whole sync; what is left when they run out stays queued.",
-)
-@click.option(
-    "--registry",
-    default=None,
-    help="Registry collection the prod model is linked into [default: $RENTAL_PIPELINE_WANDB_REGISTRY "
-    f"or {DEFAULT_REGISTRY}]; 'none' to skip.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
-@_reporting_errors
-def sync_command(force: bool, timeout: float, registry: str | None, as_json: bool) -> None:
-    """Bring W&B up to date: upload waiting runs, add lineage links, apply alias moves and check marks.
-
-    Safe to re-run: each step is recorded as it succeeds, so a second sync does only what is left.
-    Exit code 1 when anything failed; the report says what and why.
-    """
-    from .wandb_mirror import WandbMirror
-
-    mirror = WandbMirror(_store(), registry=registry)
-    report = mirror.sync(force=force, timeout=timeout, on_progress=None if as_json else _progress)
-    if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
-    elif report.skipped_reason:
-        click.echo(
-            f"{len(report.pending)} W&B run(s) pending and {report.queued_moves} alias move(s) queued, "
-            f"not synced: {report.skipped_reason}"
-        )
-        for run in report.pending:
-            click.echo(f"  {run.run_id}  {run.artifact}  {run.run_dir}")
-    elif report.nothing_to_do:
-        click.echo("W&B is up to date: no pending runs, alias moves or check marks")
-    else:
-        for line in report.lines():
-            click.echo(line)
-    if not report.ok:
-        raise SystemExit(1)
-
-
-def _progress(message: str) -> None:
-    click.echo(f"... {message}", err=True)
+    gc_command.params.extend(extra_options)
+    return gc_command
 
 
 class _ReadableDumper(yaml.SafeDumper):

@@ -1,8 +1,8 @@
 """The errors the artifact store raises.
 
-Callers (the IO manager, the CLI, the checks) need to tell a bad name from a missing version from
-damaged bytes, so each failure has its own class; all derive from :class:`StoreError` so one
-``except`` catches everything the store can say.
+Callers need to tell a bad name from a missing version from damaged bytes, so each failure has
+its own class; all derive from :class:`StoreError` so one ``except`` catches everything the store
+can say.
 """
 
 from __future__ import annotations
@@ -59,7 +59,3 @@ class UntrustedTypesError(CodecError):
     def __init__(self, message: str, types: list[str]) -> None:
         super().__init__(message)
         self.types = types
-
-
-class MirrorError(StoreError):
-    """The Weights & Biases mirror could not do what was asked (e.g. fetch while offline)."""

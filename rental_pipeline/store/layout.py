@@ -8,22 +8,16 @@
         versions/v<N>.json                    manifests; publishing one commits version N
         aliases.jsonl                         append-only alias moves; aliases are their fold
         flags/v<N>.json                       mutable flags of version N (e.g. failed checks)
-      mirror/pending/<run_id>.json            W&B offline runs not yet synced (and their blobs)
-      mirror/synced/<run_id>.json             the same records once ``wandb sync`` succeeded
-      mirror/state/<name>.json                alias moves and failed checks W&B already has
-      mirror/server.json                      the W&B entity and address the last sync learnt
-      mirror/sync.lock                        one ``sync`` at a time
 
 Temporary files are named ``.tmp-*`` in the directory of the file they will replace. On object
 storage the keys are the same below ``s3://bucket/prefix/``, with no locks and no temporary files
-(see :mod:`.backend`); a local cache of blobs and the W&B records stay on each machine, so the
-``mirror/`` records are paths under the store's local folder (:func:`mirror_path`), not keys.
+(see :mod:`.backend`); a cache of blobs stays on each machine, in the folder its caller gave
+(``local_dir``: ``cache/blobs/sha256/...``), where the store's users may keep records of their own.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from .backend import Backend, ObjectInfo
 from .errors import InvalidNameError
@@ -31,16 +25,6 @@ from .names import validate_name
 
 _MANIFEST_RE = re.compile(r"v(0|[1-9][0-9]*)\.json")
 COLLECTIONS = "collections/"
-PENDING_RUNS = "pending"
-SYNCED_RUNS = "synced"
-MIRROR_STATE = "state"
-WANDB_SERVER = "server.json"
-SYNC_LOCK = "sync.lock"
-
-
-def mirror_path(local_dir: Path, entry: str) -> Path:
-    """Where a W&B record of this machine lives: ``entry`` is one of the names above."""
-    return local_dir / "mirror" / entry
 
 
 class StoreLayout:

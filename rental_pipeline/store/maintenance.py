@@ -6,28 +6,29 @@ count it as a problem; ``gc`` removes it. The exception is the end of an alias l
 there is what a crash mid-move leaves, but also what cutting the log short leaves, which would undo
 its last move unseen, so ``verify`` reports it (and a last line without its newline) for a human
 to judge; the next move repairs either. ``gc`` never removes an aliased version, a version another
-kept version was made from (lineage stays resolvable), or a blob an unsynced W&B offline run
-points at, unless told that those runs will never be synced (``drop_unsynced_runs``): then their
-records and ``offline-run-*`` folders go, and so do the blobs only they kept. On object storage,
-where no lock keeps writers out, it also leaves every unreferenced blob that changed within the
-grace period (default an hour): a writer on another machine may be about to commit a version that
-uses it (writers refresh the time of an old blob they reuse).
+kept version was made from (lineage stays resolvable), or a blob the caller says is still needed
+beside the store (``keep_blobs``: say, files that runs recorded elsewhere point at). On object
+storage, where no lock keeps writers out, it also leaves every unreferenced blob that changed
+within the grace period (default an hour): a writer on another machine may be about to commit a
+version that uses it (writers refresh the time of an old blob they reuse). A caller that keeps
+records of its own checks them with ``verify_store(..., also=...)``.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .aliases import AliasLog
 from .digest import FileHashes
 from .errors import ArtifactNotFoundError, IntegrityError, InvalidNameError
 from .manifest import VersionManifest
 from .names import parse_ref, version_ref
-from .pending import PendingRuns
 from .store import ArtifactStore
+
+#: Why the stored bytes named by a sha256 are not those bytes, or None (see :func:`verify_store`).
+BlobCheck = Callable[[str], str | None]
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,7 @@ class GcReport:
     freed_bytes: int = 0
     removed_temp_files: int = 0
     removed_empty_artifacts: list[str] = field(default_factory=list)
-    forgotten_runs: list[str] = field(default_factory=list)
-    dropped_runs: list[str] = field(default_factory=list)
-    kept_pending_blobs: int = 0
+    kept_blobs: int = 0  # unreferenced, but the caller still needs them (keep_blobs)
     kept_recent_blobs: int = 0  # unreferenced, but changed within the grace period
     grace_seconds: float = 0.0
     skipped_blob_cleanup: str | None = None
@@ -88,20 +87,7 @@ class GcReport:
         lines += [f"  version {ref}" for ref in self.removed_versions]
         if self.removed_empty_artifacts:
             lines.append(f"  empty artifacts: {', '.join(self.removed_empty_artifacts)}")
-        if self.forgotten_runs:
-            lines.append(
-                f"  forgot offline runs whose directory is gone: {', '.join(self.forgotten_runs)}"
-            )
-        if self.dropped_runs:
-            lines.append(
-                f"  {'would drop' if self.dry_run else 'dropped'} {len(self.dropped_runs)} unsynced W&B "
-                f"offline run(s) and their folders: {', '.join(self.dropped_runs)}"
-            )
-        if self.kept_pending_blobs:
-            lines.append(
-                f"  kept {self.kept_pending_blobs} blob(s) that unsynced W&B offline runs point at "
-                "(--drop-unsynced-runs frees them if those runs will never be synced)"
-            )
+        lines += self.kept_lines()
         if self.kept_recent_blobs:
             lines.append(
                 f"  kept {self.kept_recent_blobs} unreferenced blob(s) younger than the "
@@ -111,9 +97,20 @@ class GcReport:
             lines.append(f"  blob cleanup skipped: {self.skipped_blob_cleanup}")
         return "\n".join(lines)
 
+    def kept_lines(self) -> list[str]:
+        """What was kept for the caller; a caller's report class says it in its own words."""
+        if not self.kept_blobs:
+            return []
+        return [f"  kept {self.kept_blobs} blob(s) still needed beside the store"]
 
-def verify_store(store: ArtifactStore) -> VerifyReport:
-    """Check every version, blob, alias and pending run: damage found, nothing changed."""
+
+def verify_store(
+    store: ArtifactStore, *, also: Callable[[BlobCheck], Iterable[Problem]] | None = None
+) -> VerifyReport:
+    """Check every version, blob and alias: damage found, nothing changed.
+
+    ``also`` checks what a caller keeps beside the store; it is given the blob check (each blob is
+    read once whoever asks) and returns the problems it found."""
     report = VerifyReport()
     hashed: dict[str, FileHashes | None] = {}  # each blob is read once; None when missing
 
@@ -178,18 +175,8 @@ def verify_store(store: ArtifactStore) -> VerifyReport:
                     Problem(f"input {ref} is missing (lineage broken)", manifest.ref)
                 )
 
-    pending = PendingRuns(store.root)
-    report.problems += [Problem(p) for p in pending.problems()]
-    for run in pending.all():
-        for sha256 in run.blobs:
-            problem = check_blob(sha256, None, None)
-            if problem:
-                report.problems.append(
-                    Problem(
-                        f"blob {sha256[:16]}... of unsynced W&B run {run.run_id}: {problem}",
-                        run.artifact,
-                    )
-                )
+    if also is not None:
+        report.problems += also(lambda sha256: check_blob(sha256, None, None))
     return report
 
 
@@ -199,14 +186,18 @@ def collect_garbage(
     *,
     dry_run: bool = False,
     grace_seconds: float | None = None,
-    drop_unsynced_runs: bool = False,
+    keep_blobs: Callable[[], Collection[str]] | Collection[str] = (),
+    report: GcReport | None = None,
 ) -> GcReport:
-    """Remove leftovers and orphan blobs; with ``keep``, also old unaliased versions; with
-    ``drop_unsynced_runs``, also W&B offline runs that will never be synced.
+    """Remove leftovers and orphan blobs; with ``keep``, also old unaliased versions.
 
-    On object storage only blobs unreferenced *and* unchanged for ``grace_seconds`` (default
-    an hour) go, so a writer on another machine that is about to reference one keeps it;
-    a shorter grace period is safe only while nothing else writes to the store."""
+    ``keep_blobs`` names (by sha256) blobs no version refers to that the caller still needs; a
+    callable is asked once the store is locked and old versions are gone, so what it names is
+    current. On object storage
+    only blobs unreferenced *and* unchanged for ``grace_seconds`` (default an hour) go, so a
+    writer on another machine that is about to reference one keeps it; a shorter grace period is
+    safe only while nothing else writes to the store. ``report``: the report to fill in, of a
+    caller's subclass of :class:`GcReport`."""
     if keep is not None and keep < 1:
         raise ValueError(
             "keep must be at least 1: the newest version of each artifact always stays"
@@ -215,7 +206,8 @@ def collect_garbage(
     grace = backend.default_grace_seconds if grace_seconds is None else float(grace_seconds)
     if grace < 0:
         raise ValueError("grace_seconds cannot be negative")
-    report = GcReport(dry_run=dry_run, grace_seconds=grace)
+    report = report if report is not None else GcReport()
+    report.dry_run, report.grace_seconds = dry_run, grace
     if not backend.exists():
         return report
     with store.exclusive():
@@ -235,19 +227,7 @@ def collect_garbage(
                     backend.delete(store.layout.flags(name, version))
                 del manifests[(name, version)]
 
-        pending = PendingRuns(store.root)
-        for run in pending.all():
-            if not run.uploaded and not Path(run.run_dir).is_dir():
-                report.forgotten_runs.append(run.run_id)
-                if not dry_run:
-                    pending.forget(run.run_id)
-            elif drop_unsynced_runs:
-                report.dropped_runs.append(run.run_id)
-                if not dry_run:
-                    pending.forget(run.run_id)  # first: a folder left by a crash is only a folder
-                    _remove_offline_run(Path(run.run_dir))
-        gone = set(report.forgotten_runs) | set(report.dropped_runs)
-        pending_blobs = {sha for run in pending.all() for sha in run.blobs if run.run_id not in gone}
+        needed = set(keep_blobs() if callable(keep_blobs) else keep_blobs)
 
         if any(m is None for m in manifests.values()):
             report.skipped_blob_cleanup = (
@@ -259,8 +239,8 @@ def collect_garbage(
                 sha256 = info.key.rsplit("/", 1)[-1]
                 if sha256 in referenced:
                     continue
-                if sha256 in pending_blobs:
-                    report.kept_pending_blobs += 1
+                if sha256 in needed:
+                    report.kept_blobs += 1
                     continue
                 if grace > 0:
                     # Looked at again just before removing: a writer may have refreshed it since.
@@ -315,12 +295,6 @@ def _unneeded_versions(
                 kept.add(key)
                 frontier.append(key)
     return set(manifests) - kept
-
-
-def _remove_offline_run(run_dir: Path) -> None:
-    """Delete a W&B offline run folder, and nothing that is not one."""
-    if run_dir.name.startswith("offline-run-") and run_dir.is_dir():
-        shutil.rmtree(run_dir)
 
 
 def _is_empty_collection(store: ArtifactStore, name: str) -> bool:

@@ -16,7 +16,9 @@ from typing import Any
 
 import dagster as dg
 
-from rental_pipeline.store import ArtifactStore, StoreError, VersionManifest, WandbMirror
+from rental_pipeline.store import ArtifactStore, StoreError, VersionManifest
+
+from .wandb_mirror import WandbMirror
 
 TRIALS_KEY = "wandb_trials"  # output metadata: [{name, config, summary}, ...], one W&B run each
 _MAX_TEXT = 200

@@ -29,14 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .aliases import FAILED_CHECKS_FLAG, AliasMove
-from .errors import StoreError
-from .fsutil import ensure_dir
+from rental_pipeline.store import FAILED_CHECKS_FLAG, LATEST, AliasMove, ArtifactStore, StoreError
+from rental_pipeline.store.fsutil import ensure_dir
+from rental_pipeline.store.names import version_ref
+
 from .layout import SYNC_LOCK, mirror_path
 from .mirror_state import MirrorState
-from .names import LATEST, version_ref
 from .pending import VERSION_RUN, PendingRun, PendingRuns
-from .store import ArtifactStore
 from .wandb_server import ServerCallError, ServerInfo, SyncTimeoutError, WandbApi, WandbServer
 
 REGISTRY_VARIABLE = "RENTAL_PIPELINE_WANDB_REGISTRY"

@@ -9,8 +9,9 @@ it succeeds, so a sync that stops half way (timeout, no network) resumes where i
 An offline run's ``.wandb`` file does not hold the artifact's bytes: each manifest entry points
 at the store's blob file (``add_file(..., policy="immutable")`` avoids a second copy). Until
 the run is uploaded those blobs must stay, so the record lists them and ``gc`` keeps them; the
-list is emptied once the upload succeeded. This module has no wandb import so the store can
-consult it cheaply.
+list is emptied once the upload succeeded, and the mirror's ``gc`` hands the store the blobs of
+the runs still pending to keep (:mod:`.maintenance`). This module has no wandb import, so that
+is cheap.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .fsutil import atomic_write, fsync_dir, is_temp_leftover
+from rental_pipeline.store.fsutil import atomic_write, fsync_dir, is_temp_leftover
+from rental_pipeline.store.manifest import dumps_json
+
 from .layout import PENDING_RUNS, SYNCED_RUNS, mirror_path
-from .manifest import dumps_json
 
 _RUN_ID = re.compile(r"[a-z0-9]{1,64}")
 VERSION_RUN = "version"  # a run that logs one store version as its output artifact

@@ -1,6 +1,6 @@
-"""The process behind :class:`~rental_pipeline.store.mirror_queue.MirrorQueue`.
+"""The process behind :class:`~rental_pipeline.tracking.mirror_queue.MirrorQueue`.
 
-    python -m rental_pipeline.store.mirror_worker SETTINGS_JSON
+    python -m rental_pipeline.tracking.mirror_worker SETTINGS_JSON
 
 Reads one JSON request per line on stdin, makes one W&B run for each (plus one per sweep trial),
 in order, and appends each outcome to the settings' ``outcomes`` file as soon as it is known. At
@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from rental_pipeline.home import open_store
+
 from .mirror_queue import result_record
-from .store import ArtifactStore
 from .wandb_mirror import MirrorResult, WandbMirror
 from .wandb_sync import RegistryLink
 
@@ -63,7 +64,7 @@ def main(argv: list[str]) -> int:
     settings = json.loads(raw)
     registry = settings.get("registry")
     mirror = WandbMirror(
-        ArtifactStore(settings["root"], local_dir=settings.get("local_dir")),
+        open_store(settings["root"], local_dir=settings.get("local_dir")),
         mode=settings["mode"],
         wandb_dir=settings["wandb_dir"],
         entity=settings.get("entity") or None,

@@ -17,11 +17,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import IntegrityError
-from .fsutil import atomic_write
+from rental_pipeline.store import IntegrityError
+from rental_pipeline.store.fsutil import atomic_write
+from rental_pipeline.store.manifest import dumps_json
+from rental_pipeline.store.names import validate_name
+
 from .layout import MIRROR_STATE, WANDB_SERVER, mirror_path
-from .manifest import dumps_json
-from .names import validate_name
 
 
 class MirrorState:

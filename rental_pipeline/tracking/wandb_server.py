@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from rental_pipeline.processes import OWN_GROUP, stop_process_group
 
 from .errors import MirrorError
 
@@ -114,7 +115,7 @@ class WandbApi:
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # so a timeout can stop it and everything it started
+                **OWN_GROUP,  # so a timeout can stop it and everything it started
                 env=self._environment(),
             )
             try:
@@ -203,11 +204,11 @@ class WandbApi:
             self._stderr = tempfile.TemporaryFile()
             self._buffer = b""
             self._helper = subprocess.Popen(
-                [sys.executable, "-m", "rental_pipeline.store.wandb_server"],
+                [sys.executable, "-m", "rental_pipeline.tracking.wandb_server"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
-                start_new_session=True,
+                **OWN_GROUP,
                 env=self._environment(),
             )
         return self._helper
@@ -319,20 +320,6 @@ def _serve() -> None:
 def _uploaded(run_file: Path) -> bool:
     """``wandb sync`` marks each run file it uploaded with a ``.wandb.synced`` file beside it."""
     return run_file.with_suffix(".wandb.synced").exists()
-
-
-def stop_process_group(process: subprocess.Popen[Any]) -> None:
-    """SIGTERM the process group, then SIGKILL whatever of it is left after a few seconds.
-
-    (``wandb sync`` starts ``wandb-core`` in a session of its own; it exits when its parent does.)
-    """
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5.0)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 if __name__ == "__main__":

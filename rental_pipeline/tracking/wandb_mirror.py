@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .aliases import utc_now
-from .errors import IntegrityError, MirrorError
-from .manifest import VersionManifest
+from rental_pipeline.store import ArtifactStore, IntegrityError, VersionManifest
+from rental_pipeline.store.aliases import utc_now
+from rental_pipeline.store.store import RefLike
+
+from .errors import MirrorError
 from .mirror_state import MirrorState
 from .pending import TRIAL_RUN, VERSION_RUN, PendingRun, PendingRuns
-from .store import ArtifactStore, RefLike
 from .wandb_server import DEFAULT_BASE_URL
 from .wandb_sync import DEFAULT_TIMEOUT, RegistryLink, SyncReport, WandbSync, registry_link
 

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rental_pipeline.processes import OWN_GROUP, stop_process_group
+from rental_pipeline.store.store import RefLike
+
 from .errors import MirrorError
-from .store import RefLike
 from .wandb_mirror import MirrorResult, WandbMirror
-from .wandb_server import stop_process_group
 from .wandb_sync import WandbSync
 
 _RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -141,13 +142,13 @@ class MirrorQueue:
             }
             with open(folder / "stderr.txt", "w", encoding="utf-8") as stderr:
                 self._worker = subprocess.Popen(
-                    [sys.executable, "-m", "rental_pipeline.store.mirror_worker", json.dumps(settings)],
+                    [sys.executable, "-m", "rental_pipeline.tracking.mirror_worker", json.dumps(settings)],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.DEVNULL,
                     stderr=stderr,
                     text=True,
                     encoding="utf-8",
-                    start_new_session=True,  # so a stuck worker can be stopped with all it started
+                    **OWN_GROUP,  # so a stuck worker can be stopped with all it started
                 )
         return self._worker
 

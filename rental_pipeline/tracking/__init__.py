@@ -1,0 +1,52 @@
+"""The Weights & Biases mirror of the artifact store: W&B is the team's window on runs, the store
+is the record.
+
+The store knows nothing of W&B. The mirror reads it, keeps its own records on each machine in the
+store's local folder (:mod:`.layout`), and follows it:
+
+- the IO manager hands each new version to a :class:`MirrorQueue`, with what only it knows (the
+  Dagster run, the asset's metrics and tables, :mod:`.wandb_view`), and a worker process writes
+  the W&B run (:mod:`.wandb_mirror`, :mod:`.mirror_worker`);
+- ``sync`` (:mod:`.wandb_sync`) uploads those runs and replays what the store's logs say W&B has
+  not seen yet (alias moves, failed-check flags), through one adapter to the server
+  (:mod:`.wandb_server`);
+- a store listener applies alias moves made by hand at once (:mod:`.cli`), and ``gc``/``verify``
+  keep and check the blobs unsynced runs point at (:mod:`.maintenance`).
+
+Nothing here imports wandb or Dagster until it is used (``wandb_view`` needs Dagster: import it
+by name).
+"""
+
+from .errors import MirrorError
+from .maintenance import MirrorGcReport, collect_garbage, verify_store
+from .mirror_queue import MirrorOutcome, MirrorQueue, new_run_id
+from .mirror_state import MirrorState
+from .pending import PendingRun, PendingRuns
+from .wandb_mirror import MirrorResult, Trial, WandbMirror, project_name, resolve_mode
+from .wandb_server import ServerInfo, WandbApi, WandbServer
+from .wandb_sync import RegistryLink, SyncReport, WandbSync, registry_link
+
+__all__ = [
+    "MirrorError",
+    "MirrorGcReport",
+    "MirrorOutcome",
+    "MirrorQueue",
+    "MirrorResult",
+    "MirrorState",
+    "PendingRun",
+    "PendingRuns",
+    "RegistryLink",
+    "ServerInfo",
+    "SyncReport",
+    "Trial",
+    "WandbApi",
+    "WandbMirror",
+    "WandbServer",
+    "WandbSync",
+    "collect_garbage",
+    "new_run_id",
+    "project_name",
+    "registry_link",
+    "resolve_mode",
+    "verify_store",
+]
