@@ -20,6 +20,8 @@ HOME_VARIABLE = "RENTAL_PIPELINE_HOME"
 DEFAULT_HOME = ".rental_pipeline"
 DAGSTER_HOME_VARIABLE = "DAGSTER_HOME"
 STORE_VARIABLE = "RENTAL_PIPELINE_STORE"
+# Naming a file, each process appends its S3 traffic to it at exit (one JSON line; the benchmark's).
+S3_STATS_VARIABLE = "RENTAL_PIPELINE_S3_STATS"
 S3_SCHEME = "s3://"
 # Aliases a version whose checks failed may not get (unless forced): the drift reference and the
 # model that serves.
@@ -73,6 +75,10 @@ def open_store(
     from rental_pipeline.store import ArtifactStore
 
     root = root or default_root()
+    if str(root).startswith(S3_SCHEME) and os.environ.get(S3_STATS_VARIABLE):
+        from rental_pipeline.store.s3_backend import record_traffic_at_exit
+
+        record_traffic_at_exit(os.environ[S3_STATS_VARIABLE])
     return ArtifactStore(
         root,
         local_dir=local_dir or store_local_dir(root),

@@ -34,9 +34,10 @@ from .errors import (
 )
 from .events import StoreListener
 from .maintenance import GcReport, Problem, VerifyReport, collect_garbage, verify_store
-from .manifest import FileEntry, VersionManifest
+from .manifest import FileEntry, RefLike, VersionManifest
 from .names import LATEST, Ref, parse_ref
-from .store import ArtifactStore, ArtifactSummary, WriteResult
+from .store import ArtifactStore, ArtifactSummary
+from .writing import WriteResult
 
 __all__ = [
     "ANY_TARGET",
@@ -58,6 +59,7 @@ __all__ = [
     "InvalidNameError",
     "Problem",
     "Ref",
+    "RefLike",
     "StoreError",
     "StoreListener",
     "UntrustedTypesError",

@@ -19,18 +19,34 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from .fsutil import append_line, atomic_write, create_exclusive, file_lock, fsync_dir, is_temp_leftover
 
 S3_SCHEME = "s3://"
+# Conditional writes that lose to another writer are retried on fresh state; this many at most.
+MAX_ATTEMPTS = 200
+T = TypeVar("T")
 
 
 class PreconditionFailed(Exception):
     """A conditional write lost: the object exists (create-only) or changed (compare-and-swap)."""
+
+
+def retrying(attempt: Callable[[], T]) -> T:
+    """Run ``attempt`` until no conditional write in it loses to another writer."""
+    for number in range(MAX_ATTEMPTS):
+        try:
+            return attempt()
+        except PreconditionFailed:
+            time.sleep(random.uniform(0, min(0.002 * (number + 1), 0.05)))
+    raise PreconditionFailed(f"gave up after {MAX_ATTEMPTS} attempts: other writers kept changing the same records")
 
 
 @dataclass(frozen=True)

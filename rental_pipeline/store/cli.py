@@ -23,7 +23,7 @@ from .maintenance import GcReport, VerifyReport, collect_garbage, verify_store
 from .manifest import VersionManifest
 from .store import ArtifactStore
 
-_META_KEY = "rental_pipeline.store"
+_META_KEY = "artifact_store"
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from .digest import artifact_digest
 from .errors import IntegrityError
-from .names import validate_file_path, validate_name, validate_type, version_ref
+from .names import Ref, parse_ref, validate_file_path, validate_name, validate_type, version_ref
 
 MANIFEST_FORMAT = "rental_pipeline.store/manifest-v1"
 
@@ -94,6 +94,16 @@ class VersionManifest:
 
     def with_state(self, aliases: tuple[str, ...], flags: Mapping[str, Any]) -> VersionManifest:
         return replace(self, aliases=aliases, flags=MappingProxyType(dict(flags)))
+
+
+RefLike = str | VersionManifest  # what the store's methods accept as a reference
+
+
+def ref_of(ref: RefLike) -> Ref:
+    """The reference ``ref`` is: a version as given, or ``name``, ``name:vN``, ``name:alias`` parsed."""
+    if isinstance(ref, VersionManifest):
+        return Ref(ref.name, version=ref.version)
+    return parse_ref(ref)
 
 
 def dumps_json(value: Any) -> bytes:

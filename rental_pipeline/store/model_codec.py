@@ -46,13 +46,10 @@ from typing import IO, Any
 
 from .errors import CodecError, UntrustedTypesError
 
-# The (loader, type) pairs of scikit-learn and numpy a stored model may contain, reviewed: containers
-# and plain values; estimators rebuilt from their attributes (``ObjectNode``: the class's ``__new__``
-# and ``__setstate__``, no constructor call); the only constructors called with arguments from the
-# file (scikit-learn's tree structure and two loss objects, whose arguments are numbers); the only
-# functions (the log/exp of a target transform). A caller adds the classes and functions of its own
-# estimators with `trust_model_nodes`. A model holding anything else fails to save until its types
-# are reviewed and added.
+# The reviewed (loader, type) pairs of scikit-learn and numpy: containers and plain values;
+# estimators rebuilt from their attributes (``ObjectNode``: ``__new__`` and ``__setstate__``, no
+# constructor call); the only constructors called with arguments from the file (the tree structure,
+# two loss objects: numbers only); the only functions (a target transform's log/exp).
 TRUSTED_MODEL_NODES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "DictNode": frozenset({"builtins.dict"}),

@@ -44,19 +44,18 @@ from .errors import StoreError
 
 DEFAULT_GRACE_SECONDS = 3600.0
 _QUERY_KEYS = ("endpoint_url", "region", "addressing_style")
-# Traffic accounting: with this variable naming a file, each process appends its S3 totals to it
-# at exit (one JSON line), e.g. for the benchmark's bytes moved.
-STATS_VARIABLE = "RENTAL_PIPELINE_S3_STATS"
+# This process's S3 traffic, over every backend (see record_traffic_at_exit).
 _totals = {"requests": 0, "bytes_sent": 0, "bytes_received": 0}
-_stats_registered = False
+_recorded_to: set[str] = set()
 
 
-def _record_totals_at_exit() -> None:
-    global _stats_registered
-    path = os.environ.get(STATS_VARIABLE)
-    if not path or _stats_registered:
+def record_traffic_at_exit(path: str | Path) -> None:
+    """Append this process's S3 totals (requests, bytes sent and received) to ``path`` as one JSON
+    line when it exits, if it made any requests: e.g. a benchmark's bytes moved. Once per path."""
+    path = str(path)
+    if path in _recorded_to:
         return
-    _stats_registered = True
+    _recorded_to.add(path)
 
     def write() -> None:
         if _totals["requests"]:
@@ -131,7 +130,6 @@ class S3Backend(Backend):
         self.bytes_sent = 0
         self.bytes_received = 0
         self.requests = 0
-        _record_totals_at_exit()
 
     @classmethod
     def from_url(cls, url: str, *, local_dir: Path | None = None) -> S3Backend:

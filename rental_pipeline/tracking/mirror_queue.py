@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rental_pipeline.processes import OWN_GROUP, stop_process_group
-from rental_pipeline.store.store import RefLike
+from rental_pipeline.store import RefLike
 
 from .errors import MirrorError
 from .wandb_mirror import MirrorResult, WandbMirror

@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from rental_pipeline.store import ArtifactStore, IntegrityError, VersionManifest
+from rental_pipeline.store import ArtifactStore, IntegrityError, RefLike, VersionManifest
 from rental_pipeline.store.aliases import utc_now
-from rental_pipeline.store.store import RefLike
 
 from .errors import MirrorError
 from .mirror_state import MirrorState
