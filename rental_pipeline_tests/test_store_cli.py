@@ -12,6 +12,7 @@ from rental_pipeline.cli import artifacts
 from rental_pipeline.home import open_store
 from rental_pipeline.store import ArtifactStore
 from rental_pipeline.store.blobs import BlobStore
+from rental_pipeline.store.cli import artifacts_group
 from rental_pipeline.tracking.pending import PendingRun, PendingRuns
 from rental_pipeline_tests.store_backends import is_s3_store, overwrite
 
@@ -180,6 +181,18 @@ def test_default_root_is_in_the_working_directory(
     ArtifactStore(Path(".rental_pipeline") / "artifacts").write("a", {"f": b"1"}, type="t")
     result = CliRunner().invoke(artifacts, ["list"])
     assert result.exit_code == 0 and result.output.startswith("a ")
+
+
+def test_the_store_library_has_the_group_without_w_and_b(tmp_path: Path) -> None:
+    """The store's own group (as another project would mount it): a root must be given, and it has
+    neither `sync` nor `gc --drop-unsynced-runs`, which the W&B mirror adds."""
+    group = artifacts_group()
+    assert sorted(group.commands) == ["alias", "gc", "list", "log", "show", "verify"]
+    assert "--drop-unsynced-runs" not in CliRunner().invoke(group, ["--root", str(tmp_path), "gc", "--help"]).output
+    assert CliRunner().invoke(group, ["list"]).exit_code == 2  # --root is required
+    ArtifactStore(tmp_path / "artifacts").write("a", {"f": b"1"}, type="t")
+    result = CliRunner().invoke(group, ["--root", str(tmp_path / "artifacts"), "list"])
+    assert result.exit_code == 0 and result.output.startswith("a "), result.output
 
 
 def test_alias_remove_checks_the_given_version(store: ArtifactStore) -> None:
