@@ -18,8 +18,9 @@ models (the split, the training loop) is not included: a change there makes a ne
 is a new input.
 
 Modules that move or display values but do not compute them (the artifact store, the IO
-manager, the metadata shown in the UI) are left out: a change there must not mark every asset
-stale. Third-party library versions are left out too, as DVC leaves them out of its stage hashes.
+manager and the run cache around it, the metadata shown in the UI, the settings) are left out: a
+change there must not mark every asset stale. Third-party library versions are left out too, as
+DVC leaves them out of its stage hashes.
 """
 
 from __future__ import annotations
@@ -40,10 +41,14 @@ NOT_COMPUTING = (
     f"{PACKAGE}.store",
     f"{PACKAGE}.tracking",
     f"{PACKAGE}.io_manager",
+    f"{PACKAGE}.records",
+    f"{PACKAGE}.reuse",
+    f"{PACKAGE}.run_state",
     f"{PACKAGE}.run_cache",
     f"{PACKAGE}.versions",
     f"{PACKAGE}.code_version",
     f"{PACKAGE}.home",
+    f"{PACKAGE}.settings",
     f"{PACKAGE}.assets.metadata",
     f"{PACKAGE}.plots",
 )

@@ -7,8 +7,8 @@ The key lives with the version it led to, as an entry of the version's `run_cach
 its manifest: a version reused by digest (two configs that happen to give the same bytes) gains
 one key per way of making it, and the immutable manifest never changes.
 
-The store knows nothing of Dagster, and neither does this module: the IO manager gives it the
-facts and reports the hit.
+The store knows nothing of Dagster, and neither does this module: `rental_pipeline.reuse` gives
+it the facts of a step and reports the hit.
 """
 
 from __future__ import annotations

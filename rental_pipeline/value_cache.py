@@ -1,4 +1,4 @@
-"""Decoded versions kept in memory by the IO manager for the rest of a process, handed out as
+"""Decoded versions kept in memory for the rest of a run (`run_state`), handed out as
 independent copies.
 
 One pipeline run reads the same version several times: each asset check loads its asset, then

@@ -21,7 +21,7 @@ Aliases read by assets (`prod` for the champion, `reference` for drift) are reso
 too. The IO manager, the asset checks and the assets that read the store all ask the same
 resolver, so a check judges, and flags, exactly the version the asset next to it used.
 
-Nothing here knows Dagster: the IO manager passes in how to read the run's records.
+Nothing here knows Dagster: `rental_pipeline.run_state` passes in how to read the run's records.
 """
 
 from __future__ import annotations
