@@ -9,17 +9,16 @@ Dagster daemon running: `dagster dev` starts one; a Helm deployment runs one.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dagster as dg
 
-from rental_pipeline.landing import LANDING_VARIABLE, LandingCursor, folder_exists, landing_folder, scan
+from rental_pipeline.landing import LandingCursor, folder_exists, landing_folder, scan
+from rental_pipeline.settings import AUTOMATION_VARIABLE as AUTOMATION_VARIABLE
+from rental_pipeline.settings import LANDING_VARIABLE, WEEKLY_SOURCE_VARIABLE, Settings
 from rental_pipeline.sources import describe
 
 TRAINING_JOB = "training_job"
-AUTOMATION_VARIABLE = "RENTAL_PIPELINE_AUTOMATION"
-WEEKLY_SOURCE_VARIABLE = "RENTAL_PIPELINE_WEEKLY_SOURCE"
 
 WEEKLY_CRON = "0 6 * * 1"  # Mondays 06:00
 WEEKLY_TIMEZONE = "America/New_York"
@@ -27,8 +26,9 @@ LANDING_INTERVAL_SECONDS = 30
 
 
 def automation_enabled() -> bool:
-    """Off unless `RENTAL_PIPELINE_AUTOMATION` is on: a laptop should not start training by itself."""
-    return os.environ.get(AUTOMATION_VARIABLE, "").strip().lower() in {"1", "on", "true", "yes"}
+    """Off unless `RENTAL_PIPELINE_AUTOMATION` is on: a laptop should not start training by itself.
+    Read as the code location loads: it sets the default status of the schedule and the sensor."""
+    return Settings.from_environment().automation
 
 
 def training_run_config(source: str | dict[str, str]) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def training_run_config(source: str | dict[str, str]) -> dict[str, Any]:
     "(a path or URL the provider refreshes weekly). Skips, saying so, while that variable is unset.",
 )
 def weekly_training(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    source = os.environ.get(WEEKLY_SOURCE_VARIABLE, "").strip()
+    source = Settings.from_environment().weekly_source
     if not source:
         return dg.SkipReason(
             f"{WEEKLY_SOURCE_VARIABLE} is not set: nothing to retrain on. Set it to the path or URL of the "
@@ -72,7 +72,7 @@ def weekly_training(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg
     "$RENTAL_PIPELINE_HOME/landing), started once the file's size and time stop changing between two ticks.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    folder = landing_folder()
+    folder = landing_folder(Settings.from_environment())
     if not folder_exists(folder):
         return dg.SensorResult(
             skip_reason=f"landing folder {folder} does not exist (create it, or set {LANDING_VARIABLE})",

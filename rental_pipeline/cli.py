@@ -181,9 +181,9 @@ def summary() -> None:
     Reads the Dagster instance in $DAGSTER_HOME (default: dagster in the project folder,
     $RENTAL_PIPELINE_HOME or .rental_pipeline, where make puts it) and the artifact store.
     """
-    from rental_pipeline.home import dagster_home
+    from rental_pipeline.settings import Settings
 
-    home = dagster_home()
+    home = Settings.from_environment().dagster_home
     if not home.is_dir():
         raise click.ClickException(
             f"no Dagster instance at {home}, so nothing has been materialized there yet: run `make run` (or "
@@ -423,12 +423,13 @@ def sweep_best(ref: str, output: Path | None, train: bool, extra_configs: tuple[
         click.echo(f"wrote {output}; train it with: {' '.join(command[2:])}")
         return
     click.echo(f"training the best of {version.ref}: {' '.join(command[2:])}", err=True)
-    from rental_pipeline.home import DAGSTER_HOME_VARIABLE, dagster_home
+    from rental_pipeline.home import DAGSTER_HOME_VARIABLE
+    from rental_pipeline.settings import Settings
 
     # the run is recorded where `summary` and `make dev` look, not in a throwaway instance
-    home = dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, DAGSTER_HOME_VARIABLE: str(home)}
+    settings = Settings.from_environment()
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    environment = {**settings.environ, DAGSTER_HOME_VARIABLE: str(settings.dagster_home)}
     raise SystemExit(subprocess.run(command, check=False, env=environment).returncode)
 
 

@@ -44,7 +44,9 @@ def default_resources() -> dict[str, Any]:
     The store's root is run config (`resources: {artifact_store: {config: {root: ...}}}`), else
     `$RENTAL_PIPELINE_STORE`, else `$RENTAL_PIPELINE_HOME/artifacts`. The IO manager takes the run's
     `artifact_store` resource by key (`artifact_io_manager`), so whichever way the root is given,
-    every write, flag and alias move of a run lands in the one store the assets and checks use.
+    every write, flag and alias move of a run lands in the one store the assets and checks use. The
+    IO manager also reads the run's `Settings` from the environment as each run starts, and hands
+    them to the asset steps (`rental_pipeline.reuse`).
     """
     return {"artifact_store": ArtifactStoreResource(), "io_manager": artifact_io_manager}
 

@@ -1,10 +1,11 @@
 """The Dagster face of the artifact store: every asset output becomes a versioned artifact.
 
 It loads and stores, nothing else. The store decides versions (a new one only when the bytes
-change); the run's `RunState` decides which version each input is (`rental_pipeline.versions`:
-a pin, else this run's own, else the recorded one, checked against this store) and keeps what
-a run has decoded; `rental_pipeline.reuse` decides whether a step computes at all, and hands the
-IO manager a `CacheHit` instead of a value when it does not; `rental_pipeline.records` says what a
+change). The run's `RunState`, which the IO manager starts with the environment's `Settings` as
+the run starts, decides which version each input is (`rental_pipeline.versions`: a pin, else this
+run's own, else the recorded one, checked against this store) and keeps what the run has decoded.
+`rental_pipeline.reuse` decides whether a step computes at all, and hands the IO manager a
+`CacheHit` instead of a value when it does not; `rental_pipeline.records` says what a
 materialization records. The store digest is each output's Dagster data version, so the UI's
 "unsynced" marks and the run cache agree on what changed.
 
@@ -37,6 +38,7 @@ from rental_pipeline.records import (
 from rental_pipeline.reuse import FORCE_TAG, defers_inputs
 from rental_pipeline.run_cache import CacheHit, remember
 from rental_pipeline.run_state import Deferred, RunState
+from rental_pipeline.settings import Settings
 from rental_pipeline.sources import redact
 from rental_pipeline.store import FAILED_CHECKS_FLAG, ArtifactStore, VersionManifest, codec_for
 from rental_pipeline.tracking import MirrorQueue, WandbMirror, project_name, resolve_mode, wandb_view
@@ -105,11 +107,18 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     _mirrors: MirrorQueue | None = PrivateAttr(default=None)
 
     def run_state(self, run_id: str | None, instance: dg.DagsterInstance | None) -> RunState:
-        """The state of run ``run_id`` (None: outside a run, e.g. an asset value loader)."""
+        """The state of run ``run_id`` (None: outside a run, e.g. an asset value loader), with the
+        settings the environment gives as the run starts here."""
         key = run_id or ""
         if key not in self._runs:
-            store = self.artifact_store.store()
-            self._runs[key] = RunState.start(store, self.pins, instance=instance, run_id=run_id, force=self.force)
+            self._runs[key] = RunState.start(
+                self.artifact_store.store(),
+                self.pins,
+                Settings.from_environment(),
+                instance=instance,
+                run_id=run_id,
+                force=self.force,
+            )
         return self._runs[key]
 
     def load_input(self, context: dg.InputContext) -> Any:
@@ -130,45 +139,26 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         store = self.artifact_store.store()
-        name = context.asset_key.to_user_string()
         step = _step_context(context)
         run = self.run_state(context.run_id, step.instance if step is not None else None)
-        inputs = run.loaded_in(context.step_key) if step is not None else {}
-        inputs.update(uses_artifacts(context.output_metadata))
         config = dict(step.op_config) if step is not None and isinstance(step.op_config, dict) else {}
         # What is written down: the config that applied, with any secret a source URL held removed.
         recorded = redact(config_used(context.output_metadata, config))
         if isinstance(obj, CacheHit):
             # A re-run with nothing changed has the same result as the run that made this version:
             # `latest` moves back to it, as a write of the same bytes would move it.
-            made_by = obj.run_id or "unknown"
             store.move_latest(
                 obj.version.ref,
-                reason=f"reused by the run cache: same code, config and inputs as run {made_by}",
+                reason=f"reused by the run cache: same code, config and inputs as run {obj.run_id or 'unknown'}",
                 actor=f"dagster run {context.run_id}",
                 run_id=context.run_id,
             )
             version, created = store.get(obj.version.ref), False
         else:
-            spec = context.asset_spec
-            facts = {"config": recorded, "facts": plain_facts(context.output_metadata)}
-            result = store.save(
-                name,
-                obj,
-                type=str(spec.metadata.get(ARTIFACT_TYPE_KEY, name)),
-                description=spec.description or "",
-                metadata={**facts, **({"git": git_revision()} if git_revision() else {})},
-                run_id=context.run_id,
-                code_version=spec.code_version,
-                inputs=list(inputs.values()),
-            )
-            version, created = result.version, result.created
-            if codec_for(obj).round_trips:
-                # Equal to what decoding the file gives: the next step gets this, not a second decode.
-                run.values.keep(version, obj)
-            if key := run.cache_keys.get((context.step_key, name)):
-                remember(store, version.ref, key, context.run_id)
-        run.resolver.stored(name, version.ref)
+            inputs = run.loaded_in(context.step_key) if step is not None else {}
+            inputs.update(uses_artifacts(context.output_metadata))
+            version, created = self._save(store, run, context, obj, recorded, inputs)
+        run.resolver.stored(version.name, version.ref)
         if step is not None:
             # The store digest is the data version: equal bytes, equal version, nothing downstream stale.
             step.set_data_version(context.asset_key, dg.DataVersion(version.digest))
@@ -184,6 +174,39 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         else:
             context.log.info(f"{'Stored new' if created else 'Reused'} artifact {version.ref} ({version.digest})")
         context.add_output_metadata(metadata)
+
+    def _save(
+        self,
+        store: ArtifactStore,
+        run: RunState,
+        context: dg.OutputContext,
+        obj: Any,
+        config: dict,
+        inputs: dict[str, str],
+    ) -> tuple[VersionManifest, bool]:
+        """Store a computed value (a new version only if its bytes are new); whether it was new."""
+        spec = context.asset_spec
+        name = context.asset_key.to_user_string()
+        result = store.save(
+            name,
+            obj,
+            type=str(spec.metadata.get(ARTIFACT_TYPE_KEY, name)),
+            description=spec.description or "",
+            metadata={
+                "config": config,
+                "facts": plain_facts(context.output_metadata),
+                **({"git": git_revision()} if git_revision() else {}),
+            },
+            run_id=context.run_id,
+            code_version=spec.code_version,
+            inputs=list(inputs.values()),
+        )
+        if codec_for(obj).round_trips:
+            # Equal to what decoding the file gives: the next step gets this, not a second decode.
+            run.values.keep(result.version, obj)
+        if key := run.cache_keys.get((context.step_key, name)):  # how `reuse` found this step's key
+            remember(store, result.version.ref, key, context.run_id)
+        return result.version, result.created
 
     def _mirror(self, store: ArtifactStore, version: VersionManifest, context: dg.OutputContext, config: dict) -> str:
         """Queue a new version for its W&B run; what the asset page says of that run."""

@@ -23,21 +23,22 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rental_pipeline.home import project_home
+from rental_pipeline.settings import LANDING_VARIABLE as LANDING_VARIABLE
+from rental_pipeline.settings import Settings
 from rental_pipeline.store.backend import S3_SCHEME
 
-LANDING_VARIABLE = "RENTAL_PIPELINE_LANDING"
 DROP_SUFFIX = ".csv"
 
 
-def landing_folder() -> Path | str:
+def landing_folder(settings: Settings | None = None) -> Path | str:
     """`$RENTAL_PIPELINE_LANDING` (a folder, made absolute, or an `s3://bucket/prefix/`), else
-    `landing/` under the project home."""
-    configured = os.environ.get(LANDING_VARIABLE)
+    `landing/` under the project home; read now when no settings are given."""
+    settings = settings or Settings.from_environment()
+    configured = settings.landing
     if configured and configured.startswith(S3_SCHEME):
         base, sep, query = configured.partition("?")
         return base.rstrip("/") + "/" + sep + query
-    return Path(configured).resolve() if configured else project_home() / "landing"
+    return Path(configured).resolve() if configured else settings.home / "landing"
 
 
 def folder_exists(folder: Path | str) -> bool:

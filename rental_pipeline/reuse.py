@@ -12,6 +12,9 @@ Each step's key is computed here whether or not the cache is asked (forced, or a
 change under its name), and recorded by the IO manager with the version the step stores, so a later
 run can find it. A reused version is handed to the IO manager as the `CacheHit` itself, with the
 metadata the run that made it recorded, so the asset page still shows its metrics and tables.
+
+A body (or a hook) that names a ``settings`` argument gets the run's `Settings` there, read as
+the run started; Dagster does not see that argument.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ from typing import Any
 
 import dagster as dg
 
-from rental_pipeline.assets.metadata import plots_wanted
 from rental_pipeline.run_cache import CacheHit, cache_key, find_cached
 from rental_pipeline.run_state import Deferred, RunState, run_state
 
 # Run tag that makes every selected asset compute even when the run cache holds its version.
 FORCE_TAG = "rental_pipeline/force"
 _MARK = "rental_pipeline_reusable"
+SETTINGS = "settings"
 
 Hook = Callable[..., Any]
 
@@ -41,7 +44,8 @@ def reusable(
     extra_inputs: Hook | None = None,
     on_hit: Hook | None = None,
 ) -> Any:
-    """Put the run cache in front of an asset body (under `@dg.asset`/`@dg.multi_asset`).
+    """Put the run cache in front of an asset body (under `@dg.asset`/`@dg.multi_asset`). The body
+    returns a `dg.Output` (or yields outputs) and types its inputs `Any`: Dagster sees them undecoded.
 
     Hooks name what they need among the body's arguments (``context``, ``config``, resources; an
     ``on_hit`` hook also its inputs, each as a function that decodes it, and ``reused``):
@@ -59,18 +63,23 @@ def reusable(
     if not inspect.isgeneratorfunction(fn) and signature.return_annotation not in (signature.empty, dg.Output):
         # A hit returns a `dg.Output`, which Dagster refuses from a body annotated otherwise.
         raise TypeError(f"{fn.__name__}: a reusable asset body returns a dg.Output (or yields outputs)")
-    arguments = set(signature.parameters)
+    known = {*signature.parameters, "reused", SETTINGS}
     for kind, hook in hooks.items():
-        unknown = set(inspect.signature(hook).parameters) - arguments - {"reused"} if hook else set()
+        unknown = set(inspect.signature(hook).parameters) - known if hook else set()
         if unknown:
             raise TypeError(f"{fn.__name__}: {kind} hook names {sorted(unknown)}, which are not arguments of it")
+    wants_settings = SETTINGS in signature.parameters
+
+    def arguments(context: dg.AssetExecutionContext, kwargs: dict[str, Any]) -> dict[str, Any]:
+        decoded = _decoded(context, kwargs)
+        return {**decoded, SETTINGS: run_state(context).settings} if wants_settings else decoded
 
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def steps(context: dg.AssetExecutionContext, **kwargs: Any) -> Iterator[Any]:
             reused = _reused(context, kwargs, hooks)
-            yield from (fn(context, **_decoded(context, kwargs)) if reused is None else reused)
+            yield from (fn(context, **arguments(context, kwargs)) if reused is None else reused)
 
         wrapper = steps
     else:
@@ -79,10 +88,14 @@ def reusable(
         def step(context: dg.AssetExecutionContext, **kwargs: Any) -> Any:
             reused = _reused(context, kwargs, hooks)
             if reused is None:
-                return fn(context, **_decoded(context, kwargs))
+                return fn(context, **arguments(context, kwargs))
             return reused[0] if len(reused) == 1 else tuple(reused)
 
         wrapper = step
+    if wants_settings:  # Dagster would take it for an input
+        shown = [parameter for parameter in signature.parameters.values() if parameter.name != SETTINGS]
+        wrapper.__signature__ = signature.replace(parameters=shown)
+        wrapper.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k != SETTINGS}
     setattr(wrapper, _MARK, True)
     return wrapper
 
@@ -98,7 +111,11 @@ def _reused(
     """The step's outputs from the run cache (or what ``on_hit`` made of them), or None: compute.
     Records the step's keys for the IO manager either way."""
     run = run_state(context)
-    available = {"context": context, **{k: v for k, v in kwargs.items() if not isinstance(v, Deferred)}}
+    available = {
+        "context": context,
+        SETTINGS: run.settings,
+        **{k: v for k, v in kwargs.items() if not isinstance(v, Deferred)},
+    }
     extra = _call(hooks["extra_inputs"], available) if hooks["extra_inputs"] else {}
     keys = _cache_keys(context, run, extra)
     step_key = context.op_execution_context.get_step_execution_context().step.key
@@ -116,7 +133,7 @@ def _reused(
     for value in kwargs.values():
         if isinstance(value, Deferred):
             context.log.debug(f"Not loading {value.version.ref} ({value.how}): the run cache holds the outputs")
-    outputs = [_reused_output(context, run, hit, output) for output, hit in _by_output(context, hits)]
+    outputs = [_reused_output(run, hit, output) for output, hit in _by_output(context, hits)]
     if hooks["on_hit"] is None:
         return outputs
     lazy = {name: functools.partial(run.value, v.version) for name, v in kwargs.items() if isinstance(v, Deferred)}
@@ -135,7 +152,7 @@ def _cache_keys(context: dg.AssetExecutionContext, run: RunState, extra: Mapping
     inputs.update(extra)
     config = context.op_execution_context.op_config
     config = dict(config) if isinstance(config, dict) else {}
-    charts = plots_wanted()
+    charts = run.settings.plots
     return {
         key.to_user_string(): cache_key(
             key.to_user_string(), assets_def.code_versions_by_key.get(key) or "", config, inputs, charts=charts
@@ -158,7 +175,7 @@ def _forced(context: dg.AssetExecutionContext, run: RunState) -> bool:
     return run.force or str(context.run.tags.get(FORCE_TAG, "")).lower() in ("1", "true", "yes")
 
 
-def _reused_output(context: dg.AssetExecutionContext, run: RunState, hit: CacheHit, output_name: str) -> dg.Output:
+def _reused_output(run: RunState, hit: CacheHit, output_name: str) -> dg.Output:
     """The stored version as the step's output, with the metadata the run that made it recorded
     (the manifest's facts when that run is gone from this instance)."""
     metadata = run.made_by(hit.run_id, hit.version.name)

@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 
 from rental_pipeline import records
+from rental_pipeline.settings import Settings
 from rental_pipeline.store import ArtifactStore, VersionManifest
 from rental_pipeline.value_cache import ValueCache
 from rental_pipeline.versions import RecordedVersionError, Resolution, VersionResolver
@@ -35,6 +36,7 @@ class Deferred:
 class RunState:
     store: ArtifactStore
     resolver: VersionResolver
+    settings: Settings  # read from the environment as the run started, for all of its steps
     instance: dg.DagsterInstance | None = None
     force: bool = False  # the IO manager's `force`: compute even what the run cache holds
     values: ValueCache = field(default_factory=ValueCache)
@@ -48,6 +50,7 @@ class RunState:
         cls,
         store: ArtifactStore,
         pins: dict[str, str],
+        settings: Settings,
         *,
         instance: dg.DagsterInstance | None,
         run_id: str | None,
@@ -60,7 +63,7 @@ class RunState:
             recorded_in_run=lambda name: records.recorded_in_run(instance, run_id, name),
             recorded_last=lambda name: records.recorded_last(instance, name),
         )
-        return cls(store, resolver, instance, force)
+        return cls(store, resolver, settings, instance, force)
 
     def input(self, name: str) -> Resolution:
         """The run's version of input ``name``; a recorded version this store does not hold (the

@@ -1,5 +1,5 @@
 """The run cache in front of asset bodies: a body runs only when the step computes, sees only
-decoded inputs, and a step that is not `reusable` is left alone."""
+decoded inputs and the run's settings, and a step that is not `reusable` is left alone."""
 
 from typing import Any
 
@@ -9,6 +9,7 @@ import pytest
 from rental_pipeline.definitions import default_resources
 from rental_pipeline.reuse import reusable
 from rental_pipeline.run_cache import CacheHit
+from rental_pipeline.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("no_mirror")
 
@@ -23,8 +24,9 @@ def graph(seen: list[tuple[str, Any]]) -> list[dg.AssetsDefinition]:
 
     @dg.asset
     @reusable
-    def doubled(context: dg.AssetExecutionContext, numbers: Any) -> dg.Output:
+    def doubled(context: dg.AssetExecutionContext, numbers: Any, settings: Settings) -> dg.Output:
         seen.append(("doubled", numbers))
+        seen.append(("settings", settings))
         return dg.Output({"n": numbers["n"] * 2})
 
     @dg.asset
@@ -35,12 +37,19 @@ def graph(seen: list[tuple[str, Any]]) -> list[dg.AssetsDefinition]:
     return [numbers, doubled, plain]
 
 
-def test_a_body_runs_only_when_computing_and_sees_decoded_inputs(instance):
+def test_dagster_sees_the_inputs_but_not_the_settings():
+    [_, doubled, _] = graph([])
+    assert set(doubled.keys_by_input_name) == {"numbers"}
+
+
+def test_a_body_runs_only_when_computing_and_sees_decoded_inputs_and_the_runs_settings(instance):
     seen: list[tuple[str, Any]] = []
     assets = graph(seen)
     first = dg.materialize(assets, instance=instance, resources=default_resources())
     assert first.success
     assert ("doubled", {"n": 3}) in seen and ("plain", {"n": 3}) in seen
+    [settings] = [value for kind, value in seen if kind == "settings"]
+    assert isinstance(settings, Settings) and settings.plots is False  # the tests turn charts off
 
     seen.clear()
     again = dg.materialize(assets, instance=instance, resources=default_resources())

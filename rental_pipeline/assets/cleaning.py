@@ -10,6 +10,7 @@ from rental_pipeline.cleaning import CleaningRules, clean_listings
 from rental_pipeline.code_version import code_version
 from rental_pipeline.records import CONFIG_USED_KEY
 from rental_pipeline.reuse import reusable
+from rental_pipeline.settings import Settings
 
 
 class CleaningConfig(config_of(CleaningRules, name="CleaningConfig")):
@@ -29,7 +30,7 @@ class CleaningConfig(config_of(CleaningRules, name="CleaningConfig")):
 )
 @reusable
 def clean_sample(
-    context: dg.AssetExecutionContext, config: CleaningConfig, raw_data: Any
+    context: dg.AssetExecutionContext, config: CleaningConfig, raw_data: Any, settings: Settings
 ) -> dg.Output:
     from rental_pipeline.assets.metadata import frame_metadata
 
@@ -52,6 +53,7 @@ def clean_sample(
                 price_plot="clean_sample",
                 compare_prices={"raw_data": raw_data["price"]} if "price" in raw_data.columns else None,
                 price_bounds=(rules.min_price, rules.max_price),
+                plots=settings.plots,
             ),
         },
     )

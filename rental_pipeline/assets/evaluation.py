@@ -11,6 +11,7 @@ from rental_pipeline.io_manager import ArtifactStoreResource
 from rental_pipeline.promotion import COMPARISON_KEYS, MIN_UNSEEN_ROWS, Promotion, promote, training_listings
 from rental_pipeline.reuse import reusable
 from rental_pipeline.run_state import loaded_artifacts, run_resolver, stored_value
+from rental_pipeline.settings import Settings
 
 
 class EvaluationConfig(dg.Config):
@@ -86,6 +87,7 @@ def model_evaluation(
     artifact_store: ArtifactStoreResource,
     inference_pipeline: Any,
     test_data: Any,
+    settings: Settings,
 ) -> dg.Output:
     from rental_pipeline.evaluation import evaluate_pipeline
 
@@ -108,7 +110,11 @@ def model_evaluation(
             "test_r2": evaluation.r2,
             "test_rows": evaluation.rows,
             **facts,
-            **(model_quality_metadata(evaluation.scored, "test") if evaluation.scored is not None else {}),
+            **(
+                model_quality_metadata(evaluation.scored, "test", plots=settings.plots)
+                if evaluation.scored is not None
+                else {}
+            ),
             "worst_errors": table(worst),
             "errors_by_borough": table(evaluation.by_borough),
         },

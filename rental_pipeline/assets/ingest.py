@@ -8,6 +8,7 @@ from pydantic import Field
 from rental_pipeline.code_version import code_version
 from rental_pipeline.records import CONFIG_USED_KEY
 from rental_pipeline.reuse import reusable
+from rental_pipeline.settings import Settings
 from rental_pipeline.sources import AUTH_VARIABLE_PREFIX, SourcePolicy, describe
 
 
@@ -34,8 +35,8 @@ class SourceConfig(dg.Config):
     allowed_folders: list[str] | None = Field(default=None, description="Read local files only below these folders.")
     allowed_hosts: list[str] | None = Field(default=None, description="Download only from these hosts.")
 
-    def policy(self) -> SourcePolicy:
-        return SourcePolicy.from_environment().narrowed(
+    def policy(self, settings: Settings) -> SourcePolicy:
+        return settings.source_policy().narrowed(
             folders=self.allowed_folders, hosts=self.allowed_hosts, max_bytes=self.max_bytes
         )
 
@@ -84,7 +85,7 @@ def fixed_by_config(config: SourceConfig) -> bool:
     description="The raw listings drop, exactly as received (typed, nothing dropped).",
 )
 @reusable(cacheable=fixed_by_config)
-def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig) -> dg.Output:
+def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig, settings: Settings) -> dg.Output:
     from rental_pipeline.assets.metadata import frame_metadata
 
     if config.source:
@@ -94,7 +95,7 @@ def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig) -> dg.Out
         drop = read_listings(
             config.source,
             timeout=config.timeout_seconds,
-            policy=config.policy(),
+            policy=config.policy(settings),
             auth_variable=config.auth_header_variable,
         )
         listings = drop.listings
@@ -109,7 +110,7 @@ def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig) -> dg.Out
         listings,
         metadata={
             **origin,
-            **frame_metadata(listings, price_plot="raw_data"),
+            **frame_metadata(listings, price_plot="raw_data", plots=settings.plots),
             CONFIG_USED_KEY: dg.MetadataValue.json(config.used()),
         },
     )

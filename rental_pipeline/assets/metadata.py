@@ -9,11 +9,12 @@ loading the code location does not import matplotlib).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+
+from rental_pipeline.settings import PLOTS_VARIABLE, Settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,14 +24,13 @@ if TYPE_CHECKING:
 # manager reads `displayed` when the code location loads, which must not import them.
 
 PRICE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-PLOTS_ENV = "RENTAL_PIPELINE_PLOTS"
+PLOTS_ENV = PLOTS_VARIABLE
 
 
 def plots_wanted() -> bool:
-    """Whether steps draw their charts. Drawing costs about 2 s of a small run (matplotlib's import
-    and a dozen figures) and changes no stored artifact, so a run nobody will look at in the UI (a
-    CI job, a test of something else) can set `RENTAL_PIPELINE_PLOTS=off`; numbers and tables stay."""
-    return os.environ.get(PLOTS_ENV, "on").strip().lower() not in {"off", "0", "false", "no"}
+    """Whether charts are drawn (`Settings.plots`), for a step that holds no run settings (the
+    checks); asset steps are handed theirs, and pass `plots` to the functions below."""
+    return Settings.from_environment().plots
 
 
 def _column_type(dtype: Any) -> str:
@@ -126,17 +126,18 @@ def frame_metadata(
     price_plot: str | None = None,
     compare_prices: Mapping[str, pd.Series] | None = None,
     price_bounds: tuple[float, float] | None = None,
+    plots: bool = False,
 ) -> dict[str, Any]:
-    """Row and column counts, schema, price quantiles, listings per borough, and optionally a plot
-    of the price distribution labelled `price_plot` (beside `compare_prices`, e.g. the raw prices
-    cleaning started from)."""
+    """Row and column counts, schema, price quantiles, listings per borough, and with ``plots`` a
+    plot of the price distribution labelled `price_plot` (beside `compare_prices`, e.g. the raw
+    prices cleaning started from)."""
     metadata: dict[str, Any] = {
         "dagster/row_count": len(frame),
         "columns": len(frame.columns),
     }
     if "price" in frame.columns and len(frame):
         metadata["price_quantiles"] = dg.MetadataValue.json(price_quantiles(frame["price"]))
-        if price_plot and plots_wanted():
+        if price_plot and plots:
             from rental_pipeline.plots import price_distribution
 
             series = {**(compare_prices or {}), price_plot: frame["price"]}
@@ -157,12 +158,13 @@ def price_quantiles(prices: pd.Series) -> dict[str, float]:
     return {f"p{int(round(q * 100)):02d}": round(float(v), 2) for q, v in quantiles.items()}
 
 
-def model_quality_metadata(scored: pd.DataFrame, split: str) -> dict[str, Any]:
-    """Predicted against actual prices, and the residuals per borough and per room type, of one split.
+def model_quality_metadata(scored: pd.DataFrame, split: str, *, plots: bool) -> dict[str, Any]:
+    """Predicted against actual prices, and the residuals per borough and per room type, of one split
+    (charts only: nothing without ``plots``).
 
     `scored` has the listings' price, `predicted`, and their neighbourhood_group and room_type.
     """
-    if not plots_wanted():
+    if not plots:
         return {}
     from rental_pipeline.plots import errors_by_group, predicted_vs_actual
 
@@ -183,12 +185,12 @@ def model_quality_metadata(scored: pd.DataFrame, split: str) -> dict[str, Any]:
     }
 
 
-def importance_metadata(importances: pd.DataFrame, unit: str) -> dict[str, Any]:
-    """What an importance means, the top features as labelled bars, then the whole table."""
+def importance_metadata(importances: pd.DataFrame, unit: str, *, plots: bool) -> dict[str, Any]:
+    """What an importance means, the top features as labelled bars (with ``plots``), then the whole table."""
     if importances.empty:
         return {}
     metadata: dict[str, Any] = {"importance_unit": unit}
-    if plots_wanted():
+    if plots:
         from rental_pipeline.plots import feature_importances
 
         metadata["feature_importance_plot"] = image(

@@ -13,6 +13,7 @@ from rental_pipeline.io_manager import ArtifactStoreResource
 from rental_pipeline.records import USES_ARTIFACTS_KEY
 from rental_pipeline.reuse import reusable
 from rental_pipeline.run_state import run_resolver
+from rental_pipeline.settings import Settings
 from rental_pipeline.sources import SourceError, copy_source, describe
 
 
@@ -67,13 +68,16 @@ def scored_model(
 )
 @reusable(cacheable=fixed_by_config, extra_inputs=scored_model)
 def batch_predictions(
-    context: dg.AssetExecutionContext, config: BatchPredictionsConfig, artifact_store: ArtifactStoreResource
+    context: dg.AssetExecutionContext,
+    config: BatchPredictionsConfig,
+    artifact_store: ArtifactStoreResource,
+    settings: Settings,
 ) -> dg.Output:
     store = artifact_store.store()
     [model_ref] = scored_model(context, config, artifact_store).values()
     import pandas as pd
 
-    from rental_pipeline.assets.metadata import frame_metadata, plots_wanted, price_quantiles, table
+    from rental_pipeline.assets.metadata import frame_metadata, price_quantiles, table
     from rental_pipeline.predict import ERROR, PREDICTION, PredictionError, check_model, predict_csv
     from rental_pipeline.synthetic import generate_listings
 
@@ -87,7 +91,7 @@ def batch_predictions(
                 copy_source(
                     config.source,
                     source,
-                    config.policy(),
+                    config.policy(settings),
                     timeout=config.timeout_seconds,
                     auth_variable=config.auth_header_variable,
                 )
@@ -118,7 +122,7 @@ def batch_predictions(
             "median_predicted_price": float(predicted.median()) if len(predicted) else float("nan"),
             # of the predictions: the input's own price column (if any) says nothing about the model
             "predicted_price_quantiles": dg.MetadataValue.json(price_quantiles(predicted) if len(predicted) else {}),
-            **(_price_plot(predicted, model_ref) if len(predicted) and plots_wanted() else {}),
+            **(_price_plot(predicted, model_ref) if len(predicted) and settings.plots else {}),
             "failed_rows": table(scored.loc[scored[ERROR].notna(), ["id", ERROR]].head(20).reset_index(drop=True)),
             **described,
         },

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, model_validator
 from rental_pipeline.assets.training import TrainingConfig
 from rental_pipeline.code_version import code_version
 from rental_pipeline.reuse import reusable
+from rental_pipeline.settings import Settings
 from rental_pipeline.sweep import BOOSTED_GRID, REFERENCE_GRID, GridError, resolve_grid
 from rental_pipeline.tracking.wandb_view import TRIALS_KEY
 
@@ -76,8 +77,9 @@ def sweep_leaderboard(
     context: dg.AssetExecutionContext,
     config: SweepConfig,
     trainval_data: Any,
+    settings: Settings,
 ) -> dg.Output:
-    from rental_pipeline.assets.metadata import plots_wanted, table
+    from rental_pipeline.assets.metadata import table
     from rental_pipeline.sweep import best_training_config, run_sweep
 
     base = config.training.arguments()
@@ -109,7 +111,7 @@ def sweep_leaderboard(
             "model": config.training.model,
             "grid": dg.MetadataValue.json(grid),
             "best_config": dg.MetadataValue.json(best),
-            **({"leaderboard_plot": _leaderboard_plot(leaderboard)} if plots_wanted() else {}),
+            **({"leaderboard_plot": _leaderboard_plot(leaderboard)} if settings.plots else {}),
             "leaderboard": table(
                 leaderboard.assign(fit_seconds=leaderboard["trial"].astype(str).map(fit_seconds)).round(4)
             ),

@@ -10,6 +10,7 @@ from rental_pipeline.code_version import code_version
 from rental_pipeline.model_params import BOOSTED, MODELS, RANDOM_FOREST, BoostingParams, ForestParams
 from rental_pipeline.records import CONFIG_USED_KEY
 from rental_pipeline.reuse import reusable
+from rental_pipeline.settings import Settings
 
 
 class RandomForestConfig(config_of(ForestParams, name="RandomForestConfig")):
@@ -75,7 +76,7 @@ class TrainingConfig(dg.Config):
 )
 @reusable
 def inference_pipeline(
-    context: dg.AssetExecutionContext, config: TrainingConfig, trainval_data: Any
+    context: dg.AssetExecutionContext, config: TrainingConfig, trainval_data: Any, settings: Settings
 ) -> dg.Output:
     from rental_pipeline.assets.metadata import importance_metadata, model_quality_metadata
     from rental_pipeline.training import train_inference_pipeline
@@ -93,8 +94,12 @@ def inference_pipeline(
             "fit_seconds": metrics["fit_seconds"],
             "train_rows": int(metrics["train_rows"]),
             "val_rows": int(metrics["val_rows"]),
-            **(model_quality_metadata(result.validation, "validation") if result.validation is not None else {}),
-            **importance_metadata(result.importances, result.importance_unit),
+            **(
+                model_quality_metadata(result.validation, "validation", plots=settings.plots)
+                if result.validation is not None
+                else {}
+            ),
+            **importance_metadata(result.importances, result.importance_unit, plots=settings.plots),
             # the run config that trains this model again, without the other model's settings
             CONFIG_USED_KEY: dg.MetadataValue.json(config.used()),
         },
