@@ -130,6 +130,11 @@ def _reused(
         hits[name] = hit
     if not hits:
         return None
+    if run.settings.plots and any(run.made_by(hit.run_id, hit.version.name) is None for hit in hits.values()):
+        # The run that made it is not in this instance (another machine's, or deleted): its page,
+        # charts and tables cannot be shown again, and a charted run never shows a page without them.
+        context.log.debug("Computing although the run cache holds the outputs: the run that made them is not here")
+        return None
     for value in kwargs.values():
         if isinstance(value, Deferred):
             context.log.debug(f"Not loading {value.version.ref} ({value.how}): the run cache holds the outputs")

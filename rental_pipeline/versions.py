@@ -140,5 +140,8 @@ class VersionResolver:
         self._answers[f"{name}:{alias}"] = Resolution(ref, f"alias {alias}")
 
     def stored(self, name: str, ref: str) -> None:
-        """This run stored (or reused) ``ref`` for ``name``: later readers in the run get it."""
+        """This run stored (or reused) ``ref`` for ``name``: later readers in the run get it,
+        unless a pin names the version to read (a pin is chosen on purpose and comes first)."""
+        if self.pins.get(name):
+            return
         self._answers[name] = Resolution(ref, THIS_RUN)

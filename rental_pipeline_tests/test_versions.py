@@ -14,7 +14,7 @@ from rental_pipeline.definitions import all_assets, checks_job, default_resource
 from rental_pipeline.io_manager import FORCE_TAG, REUSED_FROM_KEY, ArtifactStoreResource
 from rental_pipeline.run_cache import RUN_CACHE_FLAG, cache_key
 from rental_pipeline.store import FAILED_CHECKS_FLAG, ArtifactStore
-from rental_pipeline_tests.conftest import materialize, materialized, run_config
+from rental_pipeline_tests.conftest import materialize, materialized, only, run_config
 
 ASSETS = (
     "raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation",
@@ -219,6 +219,49 @@ def test_a_run_drawing_charts_never_reuses_a_version_made_without_them(instance,
     again = materialize(instance, config, selection)
     assert reused_from(again)["clean_sample"] == drawn.run_id
     assert "price_distribution" in materialized(again)["clean_sample"]
+
+
+@pytest.mark.slow
+def test_a_charted_run_computes_what_another_instance_made(instance, monkeypatch):
+    """Another machine's Dagster home (or a deleted run) made the stored version: its page cannot
+    be shown again, so a run drawing charts computes (the same bytes, the same version) rather
+    than showing a reused page without charts or tables."""
+    selection = ["raw_data", "clean_sample"]
+    monkeypatch.setenv("RENTAL_PIPELINE_PLOTS", "on")
+    first = materialize(instance, run_config(), selection)
+    with dg.DagsterInstance.ephemeral() as elsewhere:
+        there = materialize(elsewhere, run_config(), selection)
+    assert reused_from(there) == {"raw_data": None, "clean_sample": None}
+    assert "price_distribution" in materialized(there)["clean_sample"]
+    assert materialized(there)["clean_sample"]["artifact"] == materialized(first)["clean_sample"]["artifact"]
+    # the run that made it is in this instance: reused, page and charts included
+    again = materialize(instance, run_config(), selection)
+    assert reused_from(again)["clean_sample"] is not None
+    assert "price_distribution" in materialized(again)["clean_sample"]
+
+
+@pytest.mark.slow
+def test_a_pin_holds_when_the_run_also_materializes_the_pinned_asset(instance):
+    """A pin is chosen on purpose: the version this run makes of the pinned asset is stored, but
+    every reader of the run reads the pinned one."""
+    from rental_pipeline.io_manager import artifact_io_manager
+
+    first = materialized(materialize(instance, run_config(), ["raw_data", "clean_sample"]))
+    assert first["clean_sample"]["artifact"] == "clean_sample:v0"
+    config = only(run_config(raw={"rows": 1_800}), "raw_data", "clean_sample_checks")
+    result = dg.materialize(
+        [*all_assets, *all_checks],
+        instance=instance,
+        selection=["raw_data", "clean_sample", "trainval_data", "test_data"],
+        run_config=config,
+        resources={
+            "artifact_store": ArtifactStoreResource(),
+            "io_manager": artifact_io_manager.configured({"pins": {"clean_sample": "v0"}}),
+        },
+    )
+    made = materialized(result)
+    assert made["clean_sample"]["artifact"] == "clean_sample:v1"  # stored as usual
+    assert made["trainval_data"]["artifact_inputs"] == made["test_data"]["artifact_inputs"] == "clean_sample:v0"
 
 
 @pytest.mark.slow
