@@ -194,6 +194,13 @@ def summary() -> None:
     store = _store()
     prod = _alias_ref(store, MODEL_ASSET, PROD_ALIAS)
     click.echo(f"Dagster instance {home}; artifact store {store.root}")
+    elsewhere = _stored_elsewhere(store, statuses)
+    if elsewhere:
+        click.echo(
+            f"warning: {', '.join(elsewhere)} were last stored in another store than this one (a store given as "
+            "run config?), so their aliases and `prod` below are read from this store, not that one: set "
+            "RENTAL_PIPELINE_STORE to it."
+        )
     header = ("asset", "version", "materialized (UTC)", "run", "checks")
     rows = [header]
     for status in statuses:
@@ -231,6 +238,16 @@ def _store() -> ArtifactStore:
     from rental_pipeline.home import open_store
 
     return open_store()
+
+
+def _stored_elsewhere(store: Any, statuses: list[AssetStatus]) -> list[str]:
+    """Assets whose latest materialization recorded another store's folder than ``store``'s."""
+    return [
+        status.name
+        for status in statuses
+        if status.metadata.get("artifact_path") is not None
+        and str(status.metadata["artifact_path"]) != str(store.layout.collection(status.name))
+    ]
 
 
 def _alias_ref(store: Any, name: str, alias: str) -> str | None:

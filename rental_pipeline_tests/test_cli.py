@@ -122,3 +122,17 @@ def test_summary_keeps_check_results_a_later_run_planned_but_skipped(project_ins
     assert not hasattr(latest.event.dagster_event.event_specific_data, "passed")  # planned, never evaluated
     line = line_of(summary(), "test_data")
     assert "2/2 passed" in line and "not run" not in line
+
+
+@pytest.mark.slow
+def test_summary_warns_when_the_runs_stored_elsewhere(project_instance, tmp_path):
+    """Runs that named their store in run config: the versions the summary lists come from the
+    instance, but aliases and prod from the store it opens, so it says they differ."""
+    selection = ["raw_data", "clean_sample"]
+    materialize(project_instance, run_config(), selection)
+    assert "warning" not in summary()
+    config = run_config()
+    config["resources"] = {"artifact_store": {"config": {"root": str(tmp_path / "elsewhere")}}}
+    materialize(project_instance, config, selection)
+    output = summary()
+    assert "warning: raw_data, clean_sample were last stored in another store" in output
