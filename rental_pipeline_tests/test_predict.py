@@ -443,3 +443,4 @@ def test_an_io_manager_pin_chooses_the_model_batch_predictions_scores_with(insta
         failure = next(e for e in conflicting.all_events if e.event_type_value == "STEP_FAILURE")
         assert "remove one of them" in str(failure.event_specific_data.error)
     assert predict_pinned(instance, "v0", model="v0").success  # the same version twice is no conflict
+    assert predict_pinned(instance, "inference_pipeline:v0", model="v0").success  # a pin may be a whole ref

@@ -42,14 +42,13 @@ def scored_model(
     name = name or "inference_pipeline"
     wanted = f"{name}:{tag}"
     pin = resolver.pins.get(name)
-    explicit = config.model is not None
-    if pin and explicit and (not store.exists(wanted) or store.get(f"{name}:{pin}").ref != store.get(wanted).ref):
-        raise dg.Failure(
-            description=f"batch_predictions was told to score with {wanted} (its config) and with {name}:{pin} "
-            "(the io_manager's pins): remove one of them."
-        )
     # A pin is a version chosen on purpose, for every reader of the model in the run (like an input).
     model_ref = resolver.input(name).ref if pin else resolver.alias(name, tag)
+    if pin and config.model is not None and (not store.exists(wanted) or store.get(wanted).ref != model_ref):
+        raise dg.Failure(
+            description=f"batch_predictions was told to score with {wanted} (its config) and with {model_ref} "
+            "(the io_manager's pins): remove one of them."
+        )
     if model_ref is None:
         raise dg.Failure(
             description=f"No model {wanted} in the store at {store.root}: materialize the training assets first "
