@@ -5,7 +5,7 @@ numpy nodes, and what a caller registers for its own code. This module registers
 once, when it is imported (``open_store`` in :mod:`rental_pipeline.home` imports it, so every store
 the pipeline opens loads its models). The list is derived from the fitted pipelines of both
 models (`model_inventory` on `features.build_forest_pipeline` and `boosting.build_boosted_pipeline`;
-test_model_security re-derives it and compares) and reviewed: estimators rebuilt from their
+store/test_model_codec.py re-derives it and compares) and reviewed: estimators rebuilt from their
 attributes (``ObjectNode``: no constructor call) and the reference pipeline's text flattening. A
 new class in a pipeline makes saving it fail until it is reviewed and added here.
 """

@@ -22,7 +22,7 @@ import dagster as dg
 import pytest
 
 # The store's backends (a folder, a real S3 server) as fixtures: store_root, s3_credentials.
-pytest_plugins = ["rental_pipeline_tests.store_backends"]
+pytest_plugins = ["rental_pipeline_tests.store.backends"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE1 = PROJECT_ROOT.parent / "shared" / "data" / "sample1.csv"

@@ -14,7 +14,7 @@ from rental_pipeline.listings import ListingsError, read_listings
 from rental_pipeline.store.s3_backend import S3Backend
 from rental_pipeline.synthetic import generate_listings
 from rental_pipeline_tests.conftest import materialize, materialized
-from rental_pipeline_tests.store_backends import TEST_BUCKET
+from rental_pipeline_tests.store.backends import TEST_BUCKET
 
 
 @pytest.fixture

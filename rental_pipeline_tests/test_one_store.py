@@ -18,7 +18,7 @@ from rental_pipeline.run_cache import RUN_CACHE_FLAG
 from rental_pipeline.store import FAILED_CHECKS_FLAG, ArtifactStore
 from rental_pipeline.tracking.pending import PendingRuns
 from rental_pipeline_tests.conftest import materialized, only, run_config, selected_ops
-from rental_pipeline_tests.store_backends import s3_root
+from rental_pipeline_tests.store.backends import s3_root
 
 ASSETS = {
     "raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation",

@@ -14,7 +14,7 @@ from rental_pipeline.home import open_store
 from rental_pipeline.run_cache import cache_key, find_cached, remember
 from rental_pipeline.store import ArtifactStore, IntegrityError
 from rental_pipeline.store.blobs import BlobStore
-from rental_pipeline_tests.store_backends import is_s3_store, overwrite, remove
+from rental_pipeline_tests.store.backends import is_s3_store, overwrite, remove
 
 ASSET = "inference_pipeline"
 VALUE = {"weights": [0.25, 0.5, 0.75], "intercept": 3.0}
@@ -94,7 +94,7 @@ def test_a_machine_that_never_verified_a_blob_checks_only_its_size(s3_credential
     """On object storage the ETag is compared with the one this machine verified the bytes under;
     another machine has no such record, so there only the size is checked (a read still refuses
     the bytes), until it has read them once."""
-    from rental_pipeline_tests.store_backends import s3_root
+    from rental_pipeline_tests.store.backends import s3_root
 
     store = open_store(s3_root(s3_credentials, "intact"))
     ref, _key, blob = cached_version(store)
@@ -110,7 +110,7 @@ def test_a_machine_that_never_verified_a_blob_checks_only_its_size(s3_credential
 
 def test_checking_a_version_downloads_nothing(s3_credentials: str) -> None:
     """The run cache checks every hit, so the check must cost a request per file, not the bytes."""
-    from rental_pipeline_tests.store_backends import s3_root
+    from rental_pipeline_tests.store.backends import s3_root
 
     store = open_store(s3_root(s3_credentials, "intact"))
     version = store.write(ASSET, {"model.skops": b"w" * 200_000}, type="model_export").version

@@ -356,7 +356,7 @@ def test_objects_are_read_under_the_policy(s3_credentials, listings_bytes):
     import uuid
 
     from rental_pipeline.store.s3_backend import S3Backend
-    from rental_pipeline_tests.store_backends import TEST_BUCKET
+    from rental_pipeline_tests.store.backends import TEST_BUCKET
 
     prefix = f"sources-{uuid.uuid4().hex[:10]}"
     bucket = S3Backend(TEST_BUCKET, prefix, endpoint_url=s3_credentials, region="us-east-1")

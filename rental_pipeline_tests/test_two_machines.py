@@ -22,7 +22,7 @@ import yaml
 from rental_pipeline.processes import OWN_GROUP, stop_process_group
 from rental_pipeline.store import ArtifactStore, verify_store
 from rental_pipeline_tests.conftest import PROJECT_ROOT, only, run_config, selected_ops
-from rental_pipeline_tests.store_backends import s3_root
+from rental_pipeline_tests.store.backends import s3_root
 
 DAGSTER = Path(sys.executable).parent / "dagster"
 TRAINING = dg.AssetSelection.all() - dg.AssetSelection.assets("batch_predictions", "sweep_leaderboard")

@@ -33,7 +33,7 @@ from rental_pipeline.store import (
 )
 from rental_pipeline.store.aliases import AliasLog, AliasMove
 from rental_pipeline.store.blobs import BlobStore
-from rental_pipeline_tests.store_backends import is_s3_store, overwrite, remove
+from rental_pipeline_tests.store.backends import is_s3_store, overwrite, remove
 
 
 @pytest.fixture
@@ -619,7 +619,7 @@ def test_flag_entries_merge_so_separate_writers_keep_each_others(store: Artifact
 
 @pytest.fixture
 def s3_store(s3_credentials: str) -> ArtifactStore:
-    from rental_pipeline_tests.store_backends import s3_root
+    from rental_pipeline_tests.store.backends import s3_root
 
     return open_store(s3_root(s3_credentials, "only-s3"))
 

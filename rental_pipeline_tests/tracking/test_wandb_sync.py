@@ -32,7 +32,7 @@ from rental_pipeline.tracking.mirror_state import MirrorState
 from rental_pipeline.tracking.pending import PendingRuns
 from rental_pipeline.tracking.wandb_server import SyncTimeoutError
 from rental_pipeline_tests.conftest import materialize, materialized, only, run_config
-from rental_pipeline_tests.wandb_standin import OfflineRun, StandInWandb, offline_runs
+from rental_pipeline_tests.tracking.wandb_standin import OfflineRun, StandInWandb, offline_runs
 
 REGISTRY = RegistryLink("wandb-registry-model/nyc-rental-price")
 COLLECTION = "team/nyc_airbnb/{}"

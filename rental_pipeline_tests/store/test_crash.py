@@ -21,9 +21,9 @@ import pytest
 from rental_pipeline.home import open_store
 from rental_pipeline.store import ArtifactStore, collect_garbage, verify_store
 from rental_pipeline.store.fsutil import TMP_PREFIX
-from rental_pipeline_tests.store_backends import is_s3_store
+from rental_pipeline_tests.store.backends import is_s3_store
 
-WRITER = Path(__file__).with_name("store_writer.py")
+WRITER = Path(__file__).with_name("writer.py")
 # Each trial starts a writer process; on S3 one also pays boto3's import and a connection, so
 # fewer trials keep the test's wall time near the local one's.
 TRIALS = {"local": 32, "s3": 16}

@@ -23,7 +23,7 @@ from rental_pipeline.tracking import (
     resolve_mode,
     verify_store,
 )
-from rental_pipeline_tests.wandb_standin import StandInWandb, offline_run, whole_records
+from rental_pipeline_tests.tracking.wandb_standin import StandInWandb, offline_run, whole_records
 
 
 @pytest.fixture(autouse=True)

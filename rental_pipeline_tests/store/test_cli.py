@@ -14,7 +14,7 @@ from rental_pipeline.store import ArtifactStore
 from rental_pipeline.store.blobs import BlobStore
 from rental_pipeline.store.cli import artifacts_group
 from rental_pipeline.tracking.pending import PendingRun, PendingRuns
-from rental_pipeline_tests.store_backends import is_s3_store, overwrite
+from rental_pipeline_tests.store.backends import is_s3_store, overwrite
 
 
 @pytest.fixture(autouse=True)

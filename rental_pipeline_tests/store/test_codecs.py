@@ -28,11 +28,11 @@ from rental_pipeline.store.codecs import (
 )
 from rental_pipeline.store.model_codec import decode_model, encode_model, normalise_skops
 
-FIT_SCRIPT = Path(__file__).with_name("store_model_fit.py")
+FIT_SCRIPT = Path(__file__).with_name("model_fit.py")
 
 
 def load_fit_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("store_model_fit", FIT_SCRIPT)
+    spec = importlib.util.spec_from_file_location("model_fit", FIT_SCRIPT)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -169,10 +169,10 @@ def shout(values):  # a function outside the allow-list
 
 def test_types_outside_the_allow_list_are_refused() -> None:
     model = FunctionTransformer(shout).fit(np.ones((2, 1)))
-    with pytest.raises(UntrustedTypesError, match=r"test_store_codecs\.shout") as refused:
+    with pytest.raises(UntrustedTypesError, match=r"test_codecs\.shout") as refused:
         encode_model(model)
     assert refused.value.types == [f"{__name__}.shout"]
-    with pytest.raises(UntrustedTypesError, match=r"test_store_codecs\.shout"):
+    with pytest.raises(UntrustedTypesError, match=r"test_codecs\.shout"):
         decode_model(skops.io.dumps(model))  # bytes that bypassed the save-time check
     assert isinstance(
         decode_model(encode_model(FunctionTransformer(np.log1p))), FunctionTransformer
