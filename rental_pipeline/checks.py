@@ -7,7 +7,7 @@ must never reach a model), and how a result reads in the UI.
 The checks of one asset run in one op (`raw_data_checks`, `clean_sample_checks`,
 `test_data_checks`): they judge the same version, so it is loaded and looked up once, and a step
 costs what its rules cost rather than a step's fixed price per rule. Each rule is still its own
-check in the UI, with its own result, and blocking. The `clean_sample` rules also share one config
+check in the UI, with its own result, and blocking unless it only warns. The `clean_sample` rules also share one config
 (the bounds a run can lower), and the drift check must know whether every other rule passed
 before it makes a version the reference.
 
@@ -121,12 +121,20 @@ RAW_DATA_CHECKS: Mapping[str, str] = {
 }
 
 
-def blocking_checks(asset: str, checks: Mapping[str, str]) -> Any:
+def blocking_checks(asset: str, checks: Mapping[str, str], warn_only: frozenset[str] = frozenset()) -> Any:
     """One blocking check per rule of an asset, run together in one step `<asset>_checks` that
     loads the asset as its input: bad listings never reach a model, and the version is loaded once
-    for all of them. Any of the checks can run alone."""
+    for all of them. Any of the checks can run alone.
+
+    The rules in `warn_only` are declared non-blocking: their severity is a warning unless a run's
+    config says otherwise, and the UI labels a blocking check as one that stops downstream. A run
+    that makes them errors fails the step itself (`_stop_on_strict_drift`), which stops downstream
+    exactly as a failed blocking check does."""
     return dg.multi_asset_check(
-        specs=[dg.AssetCheckSpec(name, asset=asset, blocking=True, description=text) for name, text in checks.items()],
+        specs=[
+            dg.AssetCheckSpec(name, asset=asset, blocking=name not in warn_only, description=text)
+            for name, text in checks.items()
+        ],
         name=f"{asset}_checks",
         ins={asset: dg.AssetIn(asset)},
         can_subset=True,
@@ -206,13 +214,13 @@ CLEAN_SAMPLE_CHECKS: Mapping[str, str] = {
     "borough_drift": "KL divergence (bits) of the borough mix from the reference version is below kl_threshold; "
     "with no reference yet, the first version passing every other check becomes it.",
     "room_type_drift": "PSI of the room-type mix from the reference version is below room_type_psi_threshold "
-    "(warns by default: drift_severity).",
+    "(warns, so it is not blocking; drift_severity: error makes it stop downstream).",
     "price_drift": "PSI of the price distribution (reference deciles) from the reference version is below "
-    "price_psi_threshold (warns by default: drift_severity).",
+    "price_psi_threshold (warns, so it is not blocking; drift_severity: error makes it stop downstream).",
     "minimum_nights_drift": "PSI of the minimum_nights distribution from the reference version is below "
-    "minimum_nights_psi_threshold (warns by default: drift_severity).",
+    "minimum_nights_psi_threshold (warns, so it is not blocking; drift_severity: error makes it stop downstream).",
     "reviews_per_month_drift": "PSI of the reviews_per_month distribution, missing values included, from the "
-    "reference version is below reviews_per_month_psi_threshold (warns by default: drift_severity).",
+    "reference version is below reviews_per_month_psi_threshold (warns, so it is not blocking; drift_severity: error makes it stop downstream).",
 }
 
 
@@ -250,7 +258,11 @@ def cleaning_rules_in_force(checked: Any, config: CleanSampleChecksConfig) -> tu
     return rules, origin
 
 
-@blocking_checks(CLEAN_SAMPLE, CLEAN_SAMPLE_CHECKS)
+# Warnings by default (drift_severity), so not declared blocking: see `blocking_checks`.
+WARN_ONLY_CHECKS = frozenset({"room_type_drift", "price_drift", "minimum_nights_drift", "reviews_per_month_drift"})
+
+
+@blocking_checks(CLEAN_SAMPLE, CLEAN_SAMPLE_CHECKS, warn_only=WARN_ONLY_CHECKS)
 def clean_sample_checks(
     context: dg.AssetCheckExecutionContext,
     config: CleanSampleChecksConfig,
@@ -353,6 +365,18 @@ def clean_sample_checks(
                 asset_key=CLEAN_SAMPLE,
                 check_name=name,
             )
+    _stop_on_strict_drift({name: failures[name] for name in failures.keys() & WARN_ONLY_CHECKS}, version)
+
+
+def _stop_on_strict_drift(failed: Mapping[str, str], version: str) -> None:
+    """A drift check made an error by drift_severity failed: fail the step, so nothing downstream
+    runs (Dagster stops downstream only for failed checks declared blocking)."""
+    if failed:
+        raise dg.Failure(
+            description=f"{version} failed {', '.join(sorted(failed))} with drift_severity: error, so downstream "
+            "assets do not run. Accept the new distribution (accept_as_reference: true) or correct the drop.",
+            metadata={"checked_version": version, "failed_checks": dg.MetadataValue.json(dict(failed))},
+        )
 
 
 def _drift_plots(name: str, outcome: "CheckOutcome") -> dict[str, dg.MarkdownMetadataValue]:
