@@ -22,9 +22,10 @@ from .maintenance import MirrorGcReport, collect_garbage, verify_store
 from .mirror_queue import MirrorOutcome, MirrorQueue, new_run_id
 from .mirror_state import MirrorState
 from .pending import PendingRun, PendingRuns
+from .sync_report import RegistryLink, SyncReport, registry_link
 from .wandb_mirror import MirrorResult, Trial, WandbMirror, project_name, resolve_mode
 from .wandb_server import ServerInfo, WandbApi, WandbServer
-from .wandb_sync import RegistryLink, SyncReport, WandbSync, registry_link
+from .wandb_sync import WandbSync
 
 __all__ = [
     "MirrorError",

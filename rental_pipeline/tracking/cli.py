@@ -12,7 +12,7 @@ import click
 from rental_pipeline.store import LATEST, AliasMove, ArtifactStore, StoreListener
 from rental_pipeline.store.cli import current_store, reporting_errors
 
-from .wandb_sync import DEFAULT_REGISTRY, DEFAULT_TIMEOUT
+from .sync_report import DEFAULT_REGISTRY, DEFAULT_TIMEOUT
 
 ALIAS_SYNC_TIMEOUT = 60.0  # online, `artifacts alias` waits this long for W&B
 

@@ -19,8 +19,8 @@ from typing import IO, Any
 from rental_pipeline.home import open_store
 
 from .mirror_queue import result_record
+from .sync_report import RegistryLink
 from .wandb_mirror import MirrorResult, WandbMirror
-from .wandb_sync import RegistryLink
 
 
 def _serve(requests: IO[str], mirror: WandbMirror, outcomes: Path) -> None:

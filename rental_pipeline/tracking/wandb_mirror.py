@@ -31,8 +31,9 @@ from rental_pipeline.store.aliases import utc_now
 from .errors import MirrorError
 from .mirror_state import MirrorState
 from .pending import TRIAL_RUN, VERSION_RUN, PendingRun, PendingRuns
+from .sync_report import DEFAULT_TIMEOUT, RegistryLink, SyncReport, registry_link
 from .wandb_server import DEFAULT_BASE_URL
-from .wandb_sync import DEFAULT_TIMEOUT, RegistryLink, SyncReport, WandbSync, registry_link
+from .wandb_sync import WandbSync
 
 Mode = Literal["offline", "online", "disabled"]
 DEFAULT_PROJECT = "nyc_airbnb"

@@ -11,7 +11,8 @@ The store is the record; W&B shows it. A sync does, in order, with one time budg
 4. replays the alias moves W&B has not seen (``prod``, ``reference``, rollbacks, by the pipeline
    or by hand) and links the ``prod`` model into the model registry collection;
 5. marks versions whose checks failed (metadata ``failed_checks`` and tag ``failed-checks``), and
-   clears the mark when they pass again.
+   clears the mark when they pass again (steps 4 and 5 in :mod:`.wandb_replay`; the report and
+   the registry setting in :mod:`.sync_report`).
 
 Every step is saved as it succeeds (the run ledger, the mirror state), so running sync again does
 only what is left; what failed is reported with the reason and retried next time. W&B manages
@@ -25,120 +26,25 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rental_pipeline.store import FAILED_CHECKS_FLAG, LATEST, AliasMove, ArtifactStore, StoreError
+from rental_pipeline.store import LATEST, ArtifactStore, StoreError
 from rental_pipeline.store.fsutil import ensure_dir
-from rental_pipeline.store.names import version_ref
 
 from .layout import SYNC_LOCK, mirror_path
 from .mirror_state import MirrorState
 from .pending import VERSION_RUN, PendingRun, PendingRuns
+from .sync_report import DEFAULT_TIMEOUT, RegistryLink, SyncReport, has_credentials
+from .wandb_replay import Replay, failed_checks
 from .wandb_server import ServerCallError, ServerInfo, SyncTimeoutError, WandbApi, WandbServer
-
-REGISTRY_VARIABLE = "RENTAL_PIPELINE_WANDB_REGISTRY"
-DEFAULT_REGISTRY = "wandb-registry-model/nyc-rental-price"
-DEFAULT_TIMEOUT = 600.0
-_OFF = ("", "none", "off", "false", "0")
-
-
-@dataclass(frozen=True)
-class RegistryLink:
-    """Where the model holding ``alias`` is linked: a W&B registry collection, as the reference's
-    release step did by hand. Only versions of ``types`` are linked."""
-
-    target: str
-    alias: str = "prod"
-    types: tuple[str, ...] = ("model_export",)
-
-
-def registry_link(value: str | None = None, environ: Mapping[str, str] | None = None) -> RegistryLink | None:
-    """The registry collection: as given, else ``$RENTAL_PIPELINE_WANDB_REGISTRY``, else the default.
-
-    A bare name is a collection of the ``model`` registry; ``none`` turns linking off.
-    """
-    environ = os.environ if environ is None else environ
-    chosen = value if value is not None else environ.get(REGISTRY_VARIABLE, DEFAULT_REGISTRY)
-    if chosen.strip().lower() in _OFF:
-        return None
-    chosen = chosen.strip()
-    return RegistryLink(chosen if "/" in chosen else f"wandb-registry-model/{chosen}")
-
-
-def has_credentials(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether ``wandb sync`` can authenticate without asking: an API key in the environment."""
-    environ = os.environ if environ is None else environ
-    return bool(environ.get("WANDB_API_KEY"))
-
-
-@dataclass
-class SyncReport:
-    """What a sync did and what it could not do, and why."""
-
-    pending: list[PendingRun] = field(default_factory=list)  # runs waiting when it started
-    queued_moves: int = 0  # alias moves W&B had not seen when it started
-    uploaded: list[PendingRun] = field(default_factory=list)
-    synced: list[PendingRun] = field(default_factory=list)  # runs now complete on W&B
-    links: list[str] = field(default_factory=list)  # "run (artifact) <- input"
-    aliases: list[str] = field(default_factory=list)
-    registry: list[str] = field(default_factory=list)
-    checks: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
-    skipped_reason: str | None = None
-    server: ServerInfo | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    @property
-    def nothing_to_do(self) -> bool:
-        return not self.pending and not self.queued_moves and not self.checks and not self.failed
-
-    def lines(self) -> list[str]:
-        """The report for a person, one fact a line."""
-        if self.skipped_reason:
-            return [f"not synced: {self.skipped_reason}"]
-        out = [
-            f"uploaded {len(self.uploaded)} run(s); {len(self.synced)} run(s) now complete on W&B, "
-            f"{len(self.links)} lineage link(s) added, {len(self.aliases)} alias move(s) applied "
-            f"({self.seconds:.1f} s)"
-        ]
-        out += [f"  link    {line}" for line in self.links]
-        out += [f"  alias   {line}" for line in self.aliases]
-        out += [f"  registry {line}" for line in self.registry]
-        out += [f"  checks  {line}" for line in self.checks]
-        out += [f"  warning {line}" for line in self.warnings]
-        out += [f"  failed  {what}: {why}" for what, why in self.failed]
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "skipped_reason": self.skipped_reason,
-            "pending": [r.run_id for r in self.pending],
-            "queued_alias_moves": self.queued_moves,
-            "uploaded": [r.run_id for r in self.uploaded],
-            "synced": [r.run_id for r in self.synced],
-            "links": self.links,
-            "aliases": self.aliases,
-            "registry": self.registry,
-            "checks": self.checks,
-            "warnings": self.warnings,
-            "failed": [{"what": what, "why": why} for what, why in self.failed],
-            "seconds": round(self.seconds, 3),
-        }
 
 
 class _OutOfTime(Exception):
     """The budget ran out; carries what the sync was about to wait for."""
 
 
-class WandbSync:
+class WandbSync(Replay):
     """One sync of ``store``'s mirror against ``server`` (the real W&B by default)."""
 
     def __init__(
@@ -177,7 +83,7 @@ class WandbSync:
         for name in self.store.names():
             pushed = self.state.pushed_checks(name)
             for version in self.store.history(name):
-                if version.ref in on_wandb and _failed(version.flags) != pushed.get(version.version):
+                if version.ref in on_wandb and failed_checks(version.flags) != pushed.get(version.version):
                     return True
         return False
 
@@ -361,102 +267,6 @@ class WandbSync:
             report.links.append(f"{_what(run)} <- {ref} ({source})")
         return run
 
-    def _apply_aliases(self, index: Mapping[str, str], uploaded_now: set[str], report: SyncReport) -> None:
-        collections = self._collections()
-        for name in self.store.names():
-            moves = self.store.alias_log(name)
-            applied = self.state.moves_applied(name)
-            fresh = moves[applied:]
-            if not fresh and name not in uploaded_now:
-                continue
-            collection = collections.get(name)
-            if collection is None:  # nothing of it on W&B: its first upload replays every alias
-                self.state.set_moves_applied(name, len(moves))
-                continue
-            # Collapsed to each alias's current target: W&B keeps no alias history, so the end
-            # state is all it can show. Right after an upload every alias is re-applied, since
-            # the uploaded run carries the aliases its version had when it was mirrored.
-            touched = sorted({m.alias for m in (moves if name in uploaded_now else fresh)} - {LATEST})
-            current = _fold(moves)
-            artifact_type = self.store.get(version_ref(name, max(self.store.versions(name)))).type
-            clean = all(
-                [self._apply_alias(name, alias, current.get(alias), collection, artifact_type, index, report)
-                 for alias in touched]
-            )
-            if clean:
-                self.state.set_moves_applied(name, len(moves))
-
-    def _apply_alias(
-        self,
-        name: str,
-        alias: str,
-        target: int | None,
-        collection: str,
-        artifact_type: str,
-        index: Mapping[str, str],
-        report: SyncReport,
-    ) -> bool:
-        """Bring one alias of one artifact to the store's state; False if W&B could not follow."""
-        server, what = self.server, f"{name}:{alias}"
-        registry = self.registry if self.registry and alias == self.registry.alias else None
-        if registry and artifact_type not in registry.types:
-            registry = None
-        if target is not None:
-            ref = version_ref(name, target)
-            holder = index.get(ref)
-            if holder is None and self._pending_record(ref):
-                report.failed.append((what, f"{ref} is not on W&B yet ({self._why_missing(ref)})"))
-                return False
-            if holder is not None:
-                if not self._done(f"putting {alias} on {holder}",
-                                  lambda t: server.add_alias(holder, alias, timeout=t), report, what):
-                    return False
-                report.aliases.append(f"{what} -> v{target} ({holder})")
-                if registry:
-                    if not self._done(f"linking {holder} into {registry.target} as {alias}",
-                                      lambda t: server.link(holder, registry.target, [alias], timeout=t), report, what):
-                        return False
-                    report.registry.append(f"{ref} linked into {registry.target} as {alias}")
-                return True
-            # Never mirrored (W&B was disabled when it was made): W&B must not keep claiming an
-            # older version holds the alias.
-            report.warnings.append(
-                f"{what} points at {ref}, which was never mirrored to W&B; the alias was taken off "
-                "W&B's versions instead"
-            )
-        if not self._done(f"taking {alias} off {collection}",
-                          lambda t: server.remove_alias(collection, alias, timeout=t), report, what):
-            return False
-        if target is None:
-            report.aliases.append(f"{what} removed ({collection})")
-        if registry:
-            if not self._done(f"taking {alias} off {registry.target}",
-                              lambda t: server.remove_alias(registry.target, alias, timeout=t), report, what):
-                return False
-            report.registry.append(f"{alias} taken off {registry.target}")
-        return True
-
-    def _push_checks(self, index: Mapping[str, str], report: SyncReport) -> None:
-        for name in self.store.names():
-            pushed = self.state.pushed_checks(name)
-            for version in self.store.history(name):
-                holder = index.get(version.ref)
-                failed = _failed(version.flags)
-                if holder is None or failed == pushed.get(version.version):
-                    continue
-                doing = (
-                    f"marking {holder} as failing {', '.join(failed)}" if failed
-                    else f"clearing the failed-checks mark of {holder}"
-                )
-                if not self._done(doing, lambda t: self.server.mark_failed_checks(holder, failed, timeout=t),
-                                  report, version.ref):
-                    continue
-                self.state.set_pushed_checks(name, version.version, failed)
-                report.checks.append(
-                    f"{version.ref} marked as failing {', '.join(failed)}" if failed
-                    else f"{version.ref} failed-checks mark cleared"
-                )
-
     # -- helpers -------------------------------------------------------------------------------
 
     def _index(self) -> dict[str, str]:
@@ -466,16 +276,6 @@ class WandbSync:
             if run.kind == VERSION_RUN and run.wandb_artifact:
                 index[run.artifact] = run.wandb_artifact
         return index
-
-    def _collections(self) -> dict[str, str]:
-        """Artifact name -> its W&B collection (``entity/project/name``), from the newest record."""
-        found: dict[str, tuple[str, str]] = {}
-        for run in [*self.ledger.synced(), *self.ledger.all()]:
-            if run.kind == VERSION_RUN and run.wandb_artifact:
-                name = run.artifact.split(":")[0]
-                if name not in found or run.created_at >= found[name][0]:
-                    found[name] = (run.created_at, run.wandb_artifact.rsplit(":", 1)[0])
-        return {name: collection for name, (_, collection) in found.items()}
 
     def _pending_record(self, ref: str) -> PendingRun | None:
         return next((r for r in self.ledger.all() if r.kind == VERSION_RUN and r.artifact == ref), None)
@@ -546,26 +346,3 @@ def _run_file(run: PendingRun) -> Path:
 
 def _what(run: PendingRun) -> str:
     return f"run {run.run_id} ({run.artifact}{', trial' if run.kind != VERSION_RUN else ''})"
-
-
-def _fold(moves: list[AliasMove]) -> dict[str, int]:
-    aliases: dict[str, int] = {}
-    for move in moves:
-        if move.to_version is None:
-            aliases.pop(move.alias, None)
-        else:
-            aliases[move.alias] = move.to_version
-    return aliases
-
-
-def _failed(flags: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A version's failed checks as ``{check: message}``, or None when it has none."""
-    failed = flags.get(FAILED_CHECKS_FLAG)
-    if not failed:
-        return None
-    if isinstance(failed, Mapping):
-        return {str(k): v for k, v in failed.items()}
-    if isinstance(failed, list | tuple):
-        return {str(k): True for k in failed}
-    return {str(failed): True}
-
