@@ -1,8 +1,13 @@
 """Pictures for the asset pages: small PNG charts drawn with matplotlib's Agg backend.
 
-Every function draws one figure from plain arrays or frames and returns PNG bytes; `markdown_image`
-wraps them in the markdown Dagster's UI renders (`![alt](data:image/png;base64,...)`). Nothing here
-knows Dagster.
+Every chart has a `*_figure` function that draws it from plain arrays or frames (what the tests look
+at: tick labels, where the legend sits, the notes) and a function of the same name without the suffix
+that returns it as PNG bytes; `markdown_image` wraps those in the markdown Dagster's UI renders
+(`![alt](data:image/png;base64,...)`). Nothing here knows Dagster.
+
+Two rules hold for every chart: a legend never covers data (it sits in headroom made above the
+tallest bar, or outside the axes), and a log axis is labelled in plain dollars ($50, $100, $200),
+never in powers of ten.
 
 matplotlib takes about 0.4 s to import, so it is imported inside the functions that draw, never
 when this module is: loading the code location stays fast, and a step pays only when it draws.
@@ -88,6 +93,31 @@ def _dollars(axes: Axes, which: str = "x", decimals: int = 0) -> None:
     (axes.xaxis if which == "x" else axes.yaxis).set_major_formatter(formatter)
 
 
+def _log_dollars(axes: Axes, low: float, high: float) -> None:
+    """A log x axis labelled $50, $100, $200: ticks at 1, 2 and 5 of each decade (fewer when the
+    range spans many decades), in dollars, and no labels on the minor ticks, which matplotlib would
+    otherwise write as 4x10^1."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    decades = np.log10(max(high, low * 10) / low)
+    subs = (1.0, 2.0, 5.0) if decades <= 2.5 else (1.0, 3.0) if decades <= 4 else (1.0,)
+    axes.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    _dollars(axes)
+    axes.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _legend_above(axes: Axes, top: float, **options: Any) -> Any:
+    """The legend in the top left corner, and the y axis raised so the tallest bar (`top`, in data
+    units) ends below it: the legend sits in free space whatever the data's shape."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    legend = axes.legend(fontsize=9, frameon=False, loc="upper left", **options)
+    renderer = FigureCanvasAgg(axes.figure).get_renderer()
+    share = legend.get_window_extent(renderer).height / axes.get_window_extent(renderer).height
+    axes.set_ylim(0, max(top, 1e-9) / max(0.3, 1 - share - 0.06))
+    return legend
+
+
 # -- prices -----------------------------------------------------------------------------------
 
 
@@ -98,6 +128,17 @@ def price_distribution(
     bounds: tuple[float, float] | None = None,
     bins: int = 50,
 ) -> bytes:
+    """`price_distribution_figure` as PNG bytes."""
+    return _png(price_distribution_figure(prices, title=title, bounds=bounds, bins=bins))
+
+
+def price_distribution_figure(
+    prices: Mapping[str, Sequence[float] | pd.Series],
+    *,
+    title: str,
+    bounds: tuple[float, float] | None = None,
+    bins: int = 50,
+) -> Figure:
     """Histograms of nightly prices on a logarithmic price axis, one outline per series.
 
     On a linear axis a few $10,000 listings squeeze every ordinary price into the first bar; on a
@@ -109,6 +150,7 @@ def price_distribution(
     figure = _figure(margins=_PLAIN)
     axes = figure.add_subplot()
     _style(axes)
+    tallest = 0.0
     if present:
         low = max(1.0, min(float(values.min()) for values in present))
         high = max(low * 10, max(float(values.max()) for values in present))
@@ -118,6 +160,7 @@ def price_distribution(
                 values
             ) else f"{label}: none"
             shown = np.clip(values, low, None)
+            tallest = max(tallest, float(np.histogram(shown, bins=edges)[0].max(initial=0)))
             if number == 0:  # the first series filled, the others as outlines on top of it
                 axes.hist(shown, bins=edges, color="#c6dbef", edgecolor=CURRENT, linewidth=0.6, label=_text(described))
             else:
@@ -126,7 +169,7 @@ def price_distribution(
                     shown, bins=edges, histtype="step", linewidth=1.8, color=colour, label=_text(described)
                 )
         axes.set_xscale("log")
-        _dollars(axes)
+        _log_dollars(axes, low, high)
     if bounds is not None:
         for bound in bounds:
             axes.axvline(bound, color=MUTED, linestyle="--", linewidth=1)
@@ -136,8 +179,8 @@ def price_distribution(
     axes.set_ylabel("listings", fontsize=10)
     axes.set_title(_text(title), fontsize=11)
     if present or bounds is not None:
-        axes.legend(fontsize=9, frameon=False, loc="upper left")
-    return _png(figure)
+        _legend_above(axes, tallest)
+    return figure
 
 
 # -- model quality ----------------------------------------------------------------------------
@@ -184,11 +227,27 @@ def errors_by_group(
     *,
     title: str,
 ) -> bytes:
+    """`errors_by_group_figure` as PNG bytes."""
+    return _png(errors_by_group_figure(groups, actual, predicted, title=title))
+
+
+WHISKER_NOTE = "box: middle half, line: median, whiskers: 5th-95th percentiles, dots: listings beyond them"
+
+
+def errors_by_group_figure(
+    groups: Mapping[str, Sequence[Any] | pd.Series],
+    actual: Sequence[float],
+    predicted: Sequence[float],
+    *,
+    title: str,
+) -> Figure:
     """Residuals (predicted minus actual) per borough, per room type...: one panel per grouping.
 
     Boxes span the middle half of the residuals with the median marked, whiskers the 5th to 95th
-    percentiles; each label carries the group's MAE and size, so a group the model serves badly
-    stands out even when it is small.
+    percentiles, and every listing beyond them is a dot, so the worst errors show; the figure says
+    so under the panels (`WHISKER_NOTE`), since matplotlib's default whiskers mean something else.
+    Each label carries the group's MAE and size, so a group the model serves badly stands out even
+    when it is small.
     """
     actual_values = np.asarray(actual, dtype=float)
     residuals = np.asarray(predicted, dtype=float) - actual_values
@@ -203,16 +262,19 @@ def errors_by_group(
             _text(f"{name}\nMAE {_money(float(np.mean(np.abs(values))))}, n={len(values):,}") if len(values) else name
             for name, values in zip(names, data)
         ]
-        axes.boxplot(data, orientation="horizontal", whis=(5, 95), showfliers=False, widths=0.6,
+        axes.boxplot(data, orientation="horizontal", whis=(5, 95), showfliers=True, widths=0.6,
                      medianprops={"color": HIGHLIGHT}, patch_artist=True,
-                     boxprops={"facecolor": "#c6dbef", "edgecolor": CURRENT})
+                     boxprops={"facecolor": "#c6dbef", "edgecolor": CURRENT},
+                     flierprops={"marker": "o", "markersize": 2.5, "markerfacecolor": MUTED,
+                                 "markeredgewidth": 0, "alpha": 0.5})
         axes.set_yticks(range(1, len(names) + 1), ticks, fontsize=8)
         axes.axvline(0, color=MUTED, linewidth=1)
         axes.set_xlabel("predicted - actual", fontsize=9)
         _dollars(axes)
         axes.set_title(column, fontsize=10)
     figure.suptitle(title, fontsize=11)
-    return _png(figure)
+    figure.supxlabel(WHISKER_NOTE, fontsize=8, color="#555555")
+    return figure
 
 
 def feature_importances(importances: pd.DataFrame, *, unit: str, title: str, top: int = 15) -> bytes:
@@ -240,33 +302,83 @@ def feature_importances(importances: pd.DataFrame, *, unit: str, title: str, top
 # -- the sweep --------------------------------------------------------------------------------
 
 
-def leaderboard(board: pd.DataFrame, parameters: Sequence[str], *, metric: str = "val_mae", top: int = 25) -> bytes:
-    """Each trial's validation MAE as a dot, best at the top and marked, labelled by the values it tried.
+def leaderboard(
+    board: pd.DataFrame,
+    parameters: Sequence[str],
+    *,
+    metric: str = "val_mae",
+    top: int = 25,
+    trained: int | None = None,
+    standard_errors: Mapping[int, float] | None = None,
+) -> bytes:
+    """`leaderboard_figure` as PNG bytes."""
+    return _png(leaderboard_figure(board, parameters, metric=metric, top=top, trained=trained,
+                                   standard_errors=standard_errors))
+
+
+def leaderboard_figure(
+    board: pd.DataFrame,
+    parameters: Sequence[str],
+    *,
+    metric: str = "val_mae",
+    top: int = 25,
+    trained: int | None = None,
+    standard_errors: Mapping[int, float] | None = None,
+) -> Figure:
+    """Each trial's validation MAE as a dot, best at the top in red, the trained configuration (trial
+    number `trained`) as a blue diamond, and with `standard_errors` (trial -> dollars) a bar of one
+    standard error either side, so two trials a dollar apart can be judged against the noise.
 
     Dots rather than bars: bars start at zero, which hides differences of a few cents between
-    trials that all score about $30.
+    trials that all score about $30. Labels are the values alone (the axis names the parameters
+    once), so they take little of the width; the trained configuration is drawn even when it is
+    not among the `top`.
     """
-    ranked = board.sort_values([metric, "trial"]).head(top).iloc[::-1]
+    from matplotlib.lines import Line2D
+
+    ranked = board.sort_values([metric, "trial"]).head(top)
+    if trained is not None and trained not in set(ranked["trial"]):
+        ranked = pd.concat([ranked, board[board["trial"] == trained]])
+    ranked = ranked.iloc[::-1]
+    trials = [int(t) for t in ranked["trial"]]
     labels = [
-        ", ".join(f"{name.split('.')[-1]}={_short(row[name])}" for name in parameters) or f"trial {int(row['trial'])}"
-        for _, row in ranked.iterrows()
+        " · ".join(_short(row[name]) for name in parameters) or f"trial {trial}"
+        for trial, (_, row) in zip(trials, ranked.iterrows())
     ]
     values = ranked[metric].to_numpy(dtype=float)
-    figure = _figure(WIDTH, max(HEIGHT, 120 + 16 * len(ranked)))
+    figure = _figure(WIDTH, max(HEIGHT, 140 + 16 * len(ranked)))
     axes = figure.add_subplot()
     _style(axes)
+    positions = np.arange(len(values))
+    handles = []
+    if standard_errors:
+        errors = [float(standard_errors.get(trial, np.nan)) for trial in trials]
+        axes.errorbar(values, positions, xerr=errors, fmt="none", ecolor="#c0c0c0", elinewidth=2, zorder=2)
+        handles.append(Line2D([], [], color="#c0c0c0", linewidth=2, label="±1 standard error"))
     colours = [MUTED] * len(values)
     if len(values):
         colours[-1] = HIGHLIGHT
-    axes.scatter(values, range(len(values)), color=colours, s=36, zorder=3)
-    axes.set_yticks(range(len(values)), labels, fontsize=8)
+        handles.insert(0, Line2D([], [], marker="o", linestyle="", color=HIGHLIGHT, label="best"))
+    axes.scatter(values, positions, color=colours, s=36, zorder=3)
+    if trained in trials:
+        at = trials.index(trained)
+        axes.scatter([values[at]], [at], marker="D", s=70, facecolor="none", edgecolor=CURRENT, linewidth=2,
+                     zorder=4)
+        labels[at] += "  (trained)"
+        handles.append(Line2D([], [], marker="D", linestyle="", markerfacecolor="none", markeredgecolor=CURRENT,
+                              markeredgewidth=2, label="trained configuration"))
+    axes.set_yticks(positions, labels, fontsize=8)
+    axes.set_ylabel(" · ".join(name.split(".")[-1] for name in parameters) or "trial", fontsize=9)
     axes.set_xlabel("validation MAE (lower is better)", fontsize=10)
     _dollars(axes, decimals=2)
+    if handles:  # above the axes, under the title: never over a dot
+        axes.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncols=len(handles), fontsize=8,
+                    frameon=False, borderaxespad=0.2)
     best = f"best {_money(float(values[-1]), 2)}" if len(values) else "no trials"
     hidden = len(board) - len(ranked)
-    axes.set_title(_text(f"Sweep: {len(board)} trials, {best}" + (f" (top {len(ranked)} shown)" if hidden > 0 else "")),
-                   fontsize=11)
-    return _png(figure)
+    figure.suptitle(_text(f"Sweep: {len(board)} trials, {best}" + (f" ({len(ranked)} shown)" if hidden > 0 else "")),
+                    fontsize=11)
+    return figure
 
 
 def _short(value: Any) -> str:
@@ -286,6 +398,18 @@ def share_comparison(
     title: str,
     xlabel: str,
 ) -> bytes:
+    """`share_comparison_figure` as PNG bytes."""
+    return _png(share_comparison_figure(labels, reference, current, title=title, xlabel=xlabel))
+
+
+def share_comparison_figure(
+    labels: Sequence[str],
+    reference: Sequence[float],
+    current: Sequence[float],
+    *,
+    title: str,
+    xlabel: str,
+) -> Figure:
     """Share of listings per category or bin in the reference version and in the checked one,
     side by side, in the order given (bins stay in value order)."""
     positions = np.arange(len(labels))
@@ -304,5 +428,6 @@ def share_comparison(
     axes.set_xlabel(xlabel, fontsize=10)
     axes.set_ylabel("share of listings", fontsize=10)
     axes.set_title(_text(title), fontsize=11)
-    axes.legend(fontsize=9, frameon=False)
-    return _png(figure)
+    shares = np.concatenate([np.asarray(reference, dtype=float), np.asarray(current, dtype=float), [0.0]])
+    _legend_above(axes, float(np.nanmax(shares)), ncols=2)
+    return figure
