@@ -12,7 +12,7 @@ On a local folder the kernel's ``flock`` also serialises writers (:meth:`Backend
 :meth:`Backend.shared_lock`, :meth:`Backend.exclusive_lock`); object storage has no locks, so
 there those are no-ops and the conditional writes alone keep concurrent writers on different
 machines from overwriting each other (see :mod:`.s3_backend`). ``gc`` is kept safe there by a
-grace period instead of the exclusive lock. Which backend a root names is decided in :mod:`.roots`.
+grace period instead of the exclusive lock. Which backend a root names is decided in :mod:`.layout`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from .fsutil import append_line, atomic_write, create_exclusive, file_lock, fsync_dir, is_temp_leftover
+from .fsutil import atomic_write, create_exclusive, file_lock, fsync_dir, is_temp_leftover
 
 S3_SCHEME = "s3://"
 # Conditional writes that lose to another writer are retried on fresh state; this many at most.
@@ -87,9 +88,11 @@ class Backend(ABC):
 
     # -- objects -----------------------------------------------------------------------------
 
-    @abstractmethod
     def read(self, key: str) -> Stored:
         """The object's bytes and ETag; :class:`FileNotFoundError` if there is none."""
+        stored = self.read_if_changed(key, None)
+        assert stored is not None  # no ETag to match
+        return stored
 
     @abstractmethod
     def read_if_changed(self, key: str, etag: str | None) -> Stored | None:
@@ -103,16 +106,26 @@ class Backend(ABC):
         ETag. A lost condition raises :class:`PreconditionFailed` and changes nothing.
         """
 
-    @abstractmethod
     def append_line(self, key: str, line: bytes, *, after: Stored | None, keep_tail: bool = False) -> None:
-        """Add one record (and its newline, in the same write) to a line log that was ``after``
-        when read (None: no log yet).
+        """Add one record (and its newline) to a line log that was ``after`` when read (None: no
+        log yet), by replacing the whole log only if it is still that: one conditional write, so
+        a crash leaves the old log or the new one and :class:`PreconditionFailed` says that
+        another writer appended first.
 
-        Bytes after the log's last newline are a torn record and are cut off first, unless the
-        caller read them as a whole record that lost its newline (``keep_tail``): then the newline
-        is added before the new record. Raises :class:`PreconditionFailed` if another writer
-        appended first.
+        Bytes after the log's last newline are a torn record (an older writer's crash, or a log
+        cut short) and are cut off, unless the caller read them as a whole record that lost its
+        newline (``keep_tail``): then that record is ended and kept.
         """
+        if b"\n" in line:
+            raise ValueError("a log record must be a single line")
+        if after is None:
+            self.write(key, line + b"\n", if_absent=True)
+            return
+        if keep_tail and after.data and not after.data.endswith(b"\n"):
+            body = after.data + b"\n"
+        else:
+            body = after.data[: after.data.rfind(b"\n") + 1]
+        self.write(key, body + line + b"\n", if_match=after.etag)
 
     @abstractmethod
     def delete(self, key: str) -> int:
@@ -206,11 +219,6 @@ class LocalBackend(Backend):
     def url(self, key: str) -> str:
         return str(self.path(key))
 
-    def read(self, key: str) -> Stored:
-        with open(self.path(key), "rb") as handle:
-            etag = _identity(os.fstat(handle.fileno()))
-            return Stored(handle.read(), etag)
-
     def read_if_changed(self, key: str, etag: str | None) -> Stored | None:
         with open(self.path(key), "rb") as handle:
             current = _identity(os.fstat(handle.fileno()))
@@ -231,18 +239,6 @@ class LocalBackend(Backend):
                     raise PreconditionFailed(f"{key} changed since it was read")
             atomic_write(path, data, mode=mode)
         return _identity(path.stat())
-
-    def append_line(self, key: str, line: bytes, *, after: Stored | None, keep_tail: bool = False) -> None:
-        current = self.info(key)
-        if (None if current is None else current.etag) != (None if after is None else after.etag):
-            raise PreconditionFailed(f"{key} changed since it was read")
-        path = self.path(key)
-        if keep_tail and _lacks_final_newline(path):
-            if b"\n" in line:
-                raise ValueError("a log record must be a single line")
-            _append_durably(path, b"\n" + line + b"\n")  # one write, as fsutil.append_line does
-        else:
-            append_line(path, line.decode("utf-8"))  # cuts a torn tail off first
 
     def delete(self, key: str) -> int:
         path = self.path(key)
@@ -292,8 +288,6 @@ class LocalBackend(Backend):
                     yield (Path(directory) / name).relative_to(self.root).as_posix()
 
     def remove_prefix(self, prefix: str) -> None:
-        import shutil
-
         path = self.path(prefix)
         shutil.rmtree(path, ignore_errors=True)
         if path.parent.is_dir():
@@ -313,24 +307,6 @@ class LocalBackend(Backend):
     def artifact_lock(self, name: str) -> Iterator[None]:
         with file_lock(self.root / "collections" / name / ".lock"):
             yield
-
-
-def _lacks_final_newline(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            return False
-        handle.seek(size - 1)
-        return handle.read(1) != b"\n"
-
-
-def _append_durably(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _immutable(key: str) -> bool:

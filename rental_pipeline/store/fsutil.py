@@ -1,4 +1,4 @@
-"""Crash-safe file primitives: atomic replace, durable appends and inter-process locks.
+"""Crash-safe file primitives: atomic replace, exclusive create and inter-process locks.
 
 Every file the store publishes goes through :func:`atomic_write`: the bytes land in a temporary
 file in the *same directory* (so ``os.replace`` is a rename within one filesystem), are fsynced,
@@ -86,47 +86,6 @@ def create_exclusive(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
             os.unlink(tmp)
     fsync_dir(path.parent)
     return True
-
-
-def append_line(path: Path, line: str) -> None:
-    """Append one record durably; a single ``write`` to an O_APPEND file is all or nothing here.
-
-    Callers hold the artifact's lock, so there is one appender at a time; a torn tail left by a
-    crash in the middle of a write is cut off first (see :func:`repair_tail`).
-    """
-    if "\n" in line:
-        raise ValueError("a log record must be a single line")
-    ensure_dir(path.parent)
-    existed = path.exists()
-    repair_tail(path)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (line + "\n").encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if not existed:
-        fsync_dir(path.parent)
-
-
-def repair_tail(path: Path) -> None:
-    """Drop a trailing partial line (no newline) so the next append starts on a fresh line."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return
-    if size == 0:
-        return
-    with open(path, "rb+") as f:
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        f.seek(0)
-        data = f.read()
-        keep = data.rfind(b"\n") + 1
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Where everything lives under a store root. One place, so the layout can be read in one go:
+"""What a store root names, and where everything lives under it. One place, so the layout can be
+read in one go. A root is a folder, or ``s3://bucket/prefix`` on object storage:
 
     <root>/
       .lock                                   store lock: writers share it, gc takes it alone
@@ -18,13 +19,32 @@ storage the keys are the same below ``s3://bucket/prefix/``, with no locks and n
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from .backend import Backend, ObjectInfo
-from .errors import InvalidNameError
+from .backend import S3_SCHEME, Backend, LocalBackend, ObjectInfo
+from .errors import InvalidNameError, StoreError
 from .names import validate_name
+from .s3_backend import S3Backend
 
 _MANIFEST_RE = re.compile(r"v(0|[1-9][0-9]*)\.json")
 COLLECTIONS = "collections/"
+
+
+def open_backend(root: Path | str, *, local_dir: Path | str | None = None) -> Backend:
+    """The backend ``root`` names: ``s3://bucket/prefix[?endpoint_url=...&region=...]``, else a folder.
+
+    A store on object storage keeps a cache of blobs on each machine, in ``local_dir``, which the
+    caller chooses (a folder of its own per bucket and prefix); a folder is its own local folder.
+    """
+    if not (isinstance(root, str) and root.startswith(S3_SCHEME)):
+        return LocalBackend(Path(root))
+    backend = S3Backend.from_url(root, local_dir=Path(local_dir) if local_dir else None)
+    if local_dir is None:
+        raise StoreError(
+            f"store {backend.location}: a store on object storage needs local_dir, a folder on this machine "
+            "for its cache of blobs"
+        )
+    return backend
 
 
 class StoreLayout:

@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .backend import S3_SCHEME, Backend, ObjectInfo, PreconditionFailed, Stored
+from .digest import entry_digest
 from .errors import StoreError
 
 DEFAULT_GRACE_SECONDS = 3600.0
@@ -124,6 +125,12 @@ class S3Backend(Backend):
         self.endpoint_url = endpoint_url
         self.region = region
         self.addressing_style = addressing_style
+        # The URL's options, in the order a URL names them (what ``location`` gives back).
+        self.options = {
+            key: value
+            for key, value in zip(_QUERY_KEYS, (endpoint_url, region, addressing_style), strict=True)
+            if value
+        }
         self._local_dir = local_dir
         self._client = client
         self._lock = threading.Lock()
@@ -134,28 +141,12 @@ class S3Backend(Backend):
     @classmethod
     def from_url(cls, url: str, *, local_dir: Path | None = None) -> S3Backend:
         bucket, prefix, options = parse_s3_url(url)
-        return cls(
-            bucket,
-            prefix,
-            endpoint_url=options.get("endpoint_url"),
-            region=options.get("region"),
-            addressing_style=options.get("addressing_style"),
-            local_dir=local_dir,
-        )
+        return cls(bucket, prefix, **options, local_dir=local_dir)
 
     @property
     def location(self) -> str:
         base = f"{S3_SCHEME}{self.bucket}/{self.prefix}".rstrip("/")
-        options = {
-            key: value
-            for key, value in (
-                ("endpoint_url", self.endpoint_url),
-                ("region", self.region),
-                ("addressing_style", self.addressing_style),
-            )
-            if value
-        }
-        return f"{base}?{urlencode(options)}" if options else base
+        return f"{base}?{urlencode(self.options)}" if self.options else base
 
     def url(self, key: str) -> str:
         return f"{S3_SCHEME}{self.bucket}/{self._key(key)}"
@@ -207,15 +198,15 @@ class S3Backend(Backend):
     def _call(self, operation: str, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-        self.requests += 1
-        _totals["requests"] += 1
+        self._count("requests", 1)
+        where = self.url(self._relative(kwargs.get("Key", "")))
         try:
             return getattr(self.client, operation)(Bucket=self.bucket, **kwargs)
         except ClientError as error:
             code = str(error.response.get("Error", {}).get("Code", ""))
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
-                raise PreconditionFailed(f"{self.url(self._relative(kwargs.get('Key', '')))}: {code}") from None
+                raise PreconditionFailed(f"{where}: {code}") from None
             if code == "NoSuchBucket":
                 raise ObjectStorageError(
                     f"bucket {self.bucket!r} does not exist at {self._configured_endpoint() or 'AWS'}: create it "
@@ -223,12 +214,12 @@ class S3Backend(Backend):
                 ) from None
             if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
                 raise ObjectStorageError(
-                    f"{operation} on {self.url(self._relative(kwargs.get('Key', '')))} refused ({code}): check the "
-                    f"credentials, and that bucket {self.bucket!r} exists at "
-                    f"{self._configured_endpoint() or 'AWS'} (some servers answer so for a missing bucket)"
+                    f"{operation} on {where} refused ({code}): check the credentials, and that bucket "
+                    f"{self.bucket!r} exists at {self._configured_endpoint() or 'AWS'} (some servers answer "
+                    "so for a missing bucket)"
                 ) from None
             if code in ("NoSuchKey", "404", "NotFound") or status == 404:
-                raise FileNotFoundError(self.url(self._relative(kwargs.get("Key", "")))) from None
+                raise FileNotFoundError(where) from None
             raise
         except NoCredentialsError as error:
             raise ObjectStorageError(
@@ -236,35 +227,27 @@ class S3Backend(Backend):
                 "AWS_PROFILE, or give the pod a role"
             ) from error
         except BotoCoreError as error:  # unreachable endpoint, timeouts after retries, bad region...
-            raise ObjectStorageError(
-                f"{operation} on {self.url(self._relative(kwargs.get('Key', '')))} failed: {error}"
-            ) from error
+            raise ObjectStorageError(f"{operation} on {where} failed: {error}") from error
 
-    def _received(self, size: int) -> None:
-        self.bytes_received += size
-        _totals["bytes_received"] += size
+    def _count(self, what: str, amount: int) -> None:
+        """Count traffic on this backend and in this process's totals (:func:`record_traffic_at_exit`)."""
+        setattr(self, what, getattr(self, what) + amount)
+        _totals[what] += amount
 
     # -- objects -----------------------------------------------------------------------------
 
-    def read(self, key: str) -> Stored:
-        response = self._call("get_object", Key=self._key(key))
-        data = response["Body"].read()
-        self._received(len(data))
-        return Stored(data, response["ETag"])
-
     def read_if_changed(self, key: str, etag: str | None) -> Stored | None:
-        if etag is None:
-            return self.read(key)
         from botocore.exceptions import ClientError
 
+        condition = {"IfNoneMatch": etag} if etag is not None else {}
         try:
-            response = self._call("get_object", Key=self._key(key), IfNoneMatch=etag)
+            response = self._call("get_object", Key=self._key(key), **condition)
         except ClientError as error:
             if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 304:
                 return None
             raise
         data = response["Body"].read()
-        self._received(len(data))
+        self._count("bytes_received", len(data))
         return Stored(data, response["ETag"])
 
     def write(self, key: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None) -> str:
@@ -273,29 +256,11 @@ class S3Backend(Backend):
             conditions["IfNoneMatch"] = "*"
         elif if_match is not None:
             conditions["IfMatch"] = if_match
-        response = self._call(
-            "put_object",
-            Key=self._key(key),
-            Body=data,
-            ContentMD5=_content_md5(data),
-            **conditions,
-        )
-        self.bytes_sent += len(data)
-        _totals["bytes_sent"] += len(data)
+        # Content-MD5 (base64 of the md5, as W&B's entry digest is) lets the service refuse a
+        # body damaged in transit.
+        response = self._call("put_object", Key=self._key(key), Body=data, ContentMD5=entry_digest(data), **conditions)
+        self._count("bytes_sent", len(data))
         return str(response["ETag"])
-
-    def append_line(self, key: str, line: bytes, *, after: Stored | None, keep_tail: bool = False) -> None:
-        # Object storage cannot append: the whole log is replaced, only if it is still what was read.
-        if b"\n" in line:
-            raise ValueError("a log record must be a single line")
-        if after is None:
-            self.write(key, line + b"\n", if_absent=True)
-            return
-        if keep_tail and after.data and not after.data.endswith(b"\n"):
-            body = after.data + b"\n"  # a whole last record that lost its newline: ended, kept
-        else:
-            body = after.data[: after.data.rfind(b"\n") + 1]  # without a torn record, if any
-        self.write(key, body + line + b"\n", if_match=after.etag)
 
     def delete(self, key: str) -> int:
         found = self.info(key)
@@ -311,35 +276,36 @@ class S3Backend(Backend):
             return None
         return ObjectInfo(key, int(response["ContentLength"]), response["LastModified"].timestamp(), response["ETag"])
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+    def _pages(self, prefix: str, **options: str) -> Iterator[dict[str, Any]]:
+        """Every page of a listing of ``prefix``."""
         token: str | None = None
         while True:
             extra = {"ContinuationToken": token} if token else {}
-            response = self._call("list_objects_v2", Prefix=self._key(prefix), **extra)
-            for item in response.get("Contents", ()):
-                yield ObjectInfo(
-                    self._relative(item["Key"]), int(item["Size"]), item["LastModified"].timestamp(), item["ETag"]
-                )
+            response = self._call("list_objects_v2", Prefix=self._key(prefix), **options, **extra)
+            yield response
             if not response.get("IsTruncated"):
                 return
             token = response["NextContinuationToken"]
 
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        for page in self._pages(prefix):
+            for item in page.get("Contents", ()):
+                yield ObjectInfo(
+                    self._relative(item["Key"]), int(item["Size"]), item["LastModified"].timestamp(), item["ETag"]
+                )
+
     def children(self, prefix: str) -> list[str]:
-        found: list[str] = []
-        token: str | None = None
         base = self._key(prefix)
-        while True:
-            extra = {"ContinuationToken": token} if token else {}
-            response = self._call("list_objects_v2", Prefix=base, Delimiter="/", **extra)
-            for item in response.get("CommonPrefixes", ()):
-                found.append(item["Prefix"][len(base) :].strip("/"))
-            if not response.get("IsTruncated"):
-                return sorted(found)
-            token = response["NextContinuationToken"]
+        found: list[str] = []
+        for page in self._pages(prefix, Delimiter="/"):
+            found += [item["Prefix"][len(base) :].strip("/") for item in page.get("CommonPrefixes", ())]
+        return sorted(found)
 
     def holds(self, found: ObjectInfo, data: bytes) -> bool:
-        """A single-part upload's ETag is the MD5 of its bytes (multipart and SSE-KMS ETags are not)."""
-        return found.size == len(data) and etag_is_md5(found.etag, md5_hex(data))
+        """A single-part upload's ETag is the MD5 of its bytes (multipart ETags end in ``-N``, and
+        SSE-KMS ETags are something else)."""
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return found.size == len(data) and found.etag.strip('"') == md5
 
     def touch(self, key: str) -> str | None:
         """A server-side copy of the object onto itself: new modification time, no bytes moved."""
@@ -372,18 +338,3 @@ def list_objects(url: str) -> list[ObjectInfo]:
     bucket, prefix, options = parse_s3_url(url)
     backend = S3Backend(bucket, prefix, **options)
     return [info for info in backend.list("") if "/" not in info.key]
-
-
-def md5_hex(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
-def _content_md5(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
-
-
-def etag_is_md5(etag: str, md5_hex_digest: str) -> bool:
-    """A single-part upload's ETag is the MD5 of its bytes (multipart ETags end in ``-N``)."""
-    return etag.strip('"') == md5_hex_digest

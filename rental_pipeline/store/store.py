@@ -29,10 +29,9 @@ from .blobs import blob_store
 from .changes import Changes, FlagSidecar
 from .errors import ArtifactNotFoundError, CodecError, IntegrityError
 from .events import Listeners
-from .layout import StoreLayout
+from .layout import StoreLayout, open_backend
 from .manifest import FileEntry, RefLike, VersionManifest, parse_manifest, ref_of
 from .names import LATEST, Ref, validate_name, version_ref
-from .roots import open_backend
 from .writing import Writing
 
 __all__ = ["ArtifactStore", "ArtifactSummary", "RefLike"]
