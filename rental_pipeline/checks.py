@@ -218,9 +218,11 @@ CLEAN_SAMPLE_CHECKS: Mapping[str, str] = {
     "price_drift": "PSI of the price distribution (reference deciles) from the reference version is below "
     "price_psi_threshold (warns, so it is not blocking; drift_severity: error makes it stop downstream).",
     "minimum_nights_drift": "PSI of the minimum_nights distribution from the reference version is below "
-    "minimum_nights_psi_threshold (warns, so it is not blocking; drift_severity: error makes it stop downstream).",
+    "minimum_nights_psi_threshold (warns, so it is not blocking; drift_severity: error makes it stop "
+    "downstream).",
     "reviews_per_month_drift": "PSI of the reviews_per_month distribution, missing values included, from the "
-    "reference version is below reviews_per_month_psi_threshold (warns, so it is not blocking; drift_severity: error makes it stop downstream).",
+    "reference version is below reviews_per_month_psi_threshold (warns, so it is not blocking; "
+    "drift_severity: error makes it stop downstream).",
 }
 
 
