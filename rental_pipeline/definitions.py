@@ -9,7 +9,8 @@ import dagster as dg
 from rental_pipeline.assets import cleaning, evaluation, ingest, prediction, split, sweep, training
 from rental_pipeline.automation import all_schedules, all_sensors
 from rental_pipeline.checks import all_checks
-from rental_pipeline.io_manager import ArtifactStoreResource, artifact_io_manager
+from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource, artifact_io_manager
+from rental_pipeline.tracking.run_tracker import WandbRunTracker
 
 all_assets = dg.load_assets_from_modules([ingest, cleaning, split, training, evaluation, prediction, sweep])
 
@@ -36,6 +37,10 @@ checks_job = dg.define_asset_job(
     selection=dg.AssetSelection.all_asset_checks(),
     description="Every data check against the stored values; materializes nothing.",
 )
+
+
+# Each run is tracked on W&B: the tracker listens to the run's store (see `tracking.run_tracker`).
+ArtifactIOManager.trackers = (WandbRunTracker.start,)
 
 
 def default_resources() -> dict[str, Any]:

@@ -9,9 +9,13 @@ run's own, else the recorded one, checked against this store) and keeps what the
 materialization records. The store digest is each output's Dagster data version, so the UI's
 "unsynced" marks and the run cache agree on what changed.
 
-New versions are mirrored to W&B by a worker process while the run goes on (`wandb_view`); the IO
-manager waits for those W&B runs when Dagster tears it down (the end of the run with the
-in-process executor, the end of each step with a process per step). A model this process has
+Tracking is not its business. The code location names the run's trackers (`trackers`; the W&B
+one in `definitions.py`); each is attached to the run's store as a listener when the run starts,
+so it hears every version, alias move and flag the run commits, by whichever writer. What only
+Dagster knows of an output (its metadata, its step's config) reaches them through `RunTracker`:
+`describe` just before the value is stored, `shown` for the asset page after, and `finish` when
+Dagster tears the IO manager down (the end of the run with the in-process executor, the end of
+each step with a process per step). A model this process has
 just stored is kept as it was handed in (a skops file decodes to an equal model), so the next step
 does not read back and decode the file it was just written to.
 """
@@ -19,14 +23,15 @@ does not read back and decode the file it was just written to.
 import atexit
 import gc
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, Protocol
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from rental_pipeline.code_version import git_revision
 from rental_pipeline.home import default_root, open_store
+from rental_pipeline.partitions import input_name, output_name
 from rental_pipeline.records import (
     ARTIFACT_KEY,
     ARTIFACT_TYPE_KEY,
@@ -41,11 +46,29 @@ from rental_pipeline.run_state import Deferred, RunState
 from rental_pipeline.settings import Settings
 from rental_pipeline.sources import redact
 from rental_pipeline.store import FAILED_CHECKS_FLAG, ArtifactStore, VersionManifest, codec_for
-from rental_pipeline.tracking import MirrorQueue, WandbMirror, project_name, resolve_mode, wandb_view
 from rental_pipeline.versions import PINNED, Resolution
+from rental_pipeline.weeks import PARTITION_KEY, split_name
 
 # Metadata of a materialization that reported a version found by the run cache.
 REUSED_FROM_KEY = "reused_from_run"
+
+
+class RunTracker(Protocol):
+    """A tracker of one run: a store listener (`rental_pipeline.store.events`) the IO manager also
+    tells what only Dagster knows of each output."""
+
+    def describe(self, context: dg.OutputContext, config: Mapping[str, Any]) -> None:
+        """The output about to be stored: its context (metadata) and its step's recorded config."""
+
+    def shown(self, version: VersionManifest, created: bool) -> Mapping[str, Any]:
+        """What the asset page shows of the tracked version (e.g. a link to its run)."""
+
+    def finish(self, log: Any) -> None:
+        """The run (or step) is over: wait for what is under way, log what happened."""
+
+
+# (the run's store, the Dagster run id, the IO manager's config) -> that run's tracker
+TrackerFactory = Callable[[ArtifactStore, str, Mapping[str, Any]], RunTracker]
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):
@@ -77,6 +100,10 @@ class ArtifactStoreResource(dg.ConfigurableResource):
 class ArtifactIOManager(dg.ConfigurableIOManager):
     """Stores each output as `asset_name:vN` and mirrors new versions to Weights & Biases."""
 
+    # Who tracks a run: the code location's choice (`definitions.py`). A class attribute, not
+    # config: Dagster builds the manager anew from its config for every run.
+    trackers: ClassVar[tuple[TrackerFactory, ...]] = ()
+
     artifact_store: dg.ResourceDependency[ArtifactStoreResource]
     wandb_mode: str | None = Field(
         default=None,
@@ -104,7 +131,18 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         f"config and inputs (the run tag {FORCE_TAG}=true does the same).",
     )
     _runs: dict[str, RunState] = PrivateAttr(default_factory=dict)
-    _mirrors: MirrorQueue | None = PrivateAttr(default=None)
+    _tracking: list[tuple[ArtifactStore, RunTracker]] = PrivateAttr(default_factory=list)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Attach this run's trackers to its store, before any step writes to it."""
+        if context.run is None or not self.trackers:
+            return
+        store = self.artifact_store.store()
+        config = {name: getattr(self, name) for name in type(self).model_fields if name != "artifact_store"}
+        for start in self.trackers:
+            tracker = start(store, context.run.run_id, config)
+            store.subscribe(tracker)
+            self._tracking.append((store, tracker))
 
     def run_state(self, run_id: str | None, instance: dg.DagsterInstance | None) -> RunState:
         """The state of run ``run_id`` (None: outside a run, e.g. an asset value loader), with the
@@ -122,8 +160,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         return self._runs[key]
 
     def load_input(self, context: dg.InputContext) -> Any:
-        name = context.asset_key.to_user_string()
         step = _step_context(context)
+        name = input_name(context, step)  # a week of a partitioned asset is an artifact of its own
         run = self.run_state(step.run_id if step is not None else None, _instance(context))
         resolution = run.input(name)
         version = run.store.get(resolution.ref)
@@ -157,6 +195,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         else:
             inputs = run.loaded_in(context.step_key) if step is not None else {}
             inputs.update(uses_artifacts(context.output_metadata))
+            for _, tracker in self._tracking:
+                tracker.describe(context, recorded)
             version, created = self._save(store, run, context, obj, recorded, inputs)
         run.resolver.stored(version.name, version.ref)
         if step is not None:
@@ -165,8 +205,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         metadata = materialization_metadata(store, version, created, context.output_metadata)
         if isinstance(obj, CacheHit):
             metadata[REUSED_FROM_KEY] = obj.run_id or "unknown"
-        unchanged = f"unchanged: {version.ref} was mirrored when first written"
-        metadata["wandb_run"] = self._mirror(store, version, context, recorded) if created else unchanged
+        for _, tracker in self._tracking:
+            metadata.update(tracker.shown(version, created))
         if isinstance(obj, CacheHit):
             context.log.info(
                 f"Reused artifact {version.ref}: same code, config and inputs as run {obj.run_id or 'unknown'}"
@@ -186,7 +226,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     ) -> tuple[VersionManifest, bool]:
         """Store a computed value (a new version only if its bytes are new); whether it was new."""
         spec = context.asset_spec
-        name = context.asset_key.to_user_string()
+        name = output_name(context)
+        week = split_name(name)[1]
         result = store.save(
             name,
             obj,
@@ -195,6 +236,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             metadata={
                 "config": config,
                 "facts": plain_facts(context.output_metadata),
+                **({PARTITION_KEY: week} if week else {}),
                 **({"git": git_revision()} if git_revision() else {}),
             },
             run_id=context.run_id,
@@ -208,35 +250,13 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             remember(store, result.version.ref, key, context.run_id)
         return result.version, result.created
 
-    def _mirror(self, store: ArtifactStore, version: VersionManifest, context: dg.OutputContext, config: dict) -> str:
-        """Queue a new version for its W&B run; what the asset page says of that run."""
-        mirrors = self._mirror_queue(store)
-        if mirrors.mode == "disabled":
-            return "not mirrored (W&B disabled)"
-        project = project_name(self.wandb_project)
-        view = wandb_view.run_options(store, version, context.run_id, context.output_metadata, config)
-        run_id = mirrors.submit(
-            version, job_type=version.name, project=project, group=context.run_id, config=config, **view
-        )
-        return wandb_view.run_link(mirrors.mirror, project, run_id)
-
-    def _mirror_queue(self, store: ArtifactStore) -> MirrorQueue:
-        if self._mirrors is None:
-            self._mirrors = MirrorQueue(
-                WandbMirror(
-                    store, mode=self.wandb_mode, registry=self.wandb_registry, sync_timeout=self.wandb_sync_timeout
-                )
-            )
-        return self._mirrors
-
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._runs.clear()
         _exit_quickly()
-        if self._mirrors is None and resolve_mode(self.wandb_mode) == "online":
-            self._mirror_queue(self.artifact_store.store())  # alias moves made by this run, e.g. prod
-        if self._mirrors is not None:
-            _log_mirrored(self._mirrors, context.log)
-            self._mirrors = None
+        tracking, self._tracking = self._tracking, []
+        for store, tracker in tracking:
+            store.unsubscribe(tracker)
+            tracker.finish(context.log)
 
 
 @dg.io_manager(
@@ -287,21 +307,6 @@ def refuse_failed_checks(version: VersionManifest, resolution: Resolution, mater
         ),
         metadata={ARTIFACT_KEY: version.ref, "failed_checks": dg.MetadataValue.json(failed)},
     )
-
-
-def _log_mirrored(mirrors: MirrorQueue, log: Any) -> None:
-    """Wait for the run's W&B runs; log where each landed and, online, what the upload did."""
-    for outcome in mirrors.wait():
-        if outcome.error is not None:
-            log.warning(
-                f"W&B run {outcome.run_id} could not mirror {outcome.artifact} (it stays stored): {outcome.error}"
-            )
-        elif outcome.result is not None:
-            where = outcome.result.url or outcome.result.run_dir or outcome.result.mode
-            log.info(f"W&B run {outcome.run_id} holds {outcome.artifact}: {where}")
-    report = mirrors.sync_report
-    if report is not None:
-        (log.info if report.get("ok") else log.warning)("W&B sync: " + "\n".join(report.get("lines", [])))
 
 
 _EXIT_REGISTERED: list[bool] = []
