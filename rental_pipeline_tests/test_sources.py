@@ -8,7 +8,6 @@ import gzip
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -97,10 +96,8 @@ def test_only_regular_files_are_read(tmp_path):
         read_source(str(tmp_path), OPEN)
     fifo = tmp_path / "pipe.csv"
     os.mkfifo(fifo)
-    started = time.monotonic()
     with pytest.raises(SourceError, match="is a named pipe, not a regular file"):
-        read_source(str(fifo), OPEN)  # no writer ever comes: opening must not wait for one
-    assert time.monotonic() - started < 2
+        read_source(str(fifo), OPEN)  # no writer ever comes: refused before opening, never waits for one
     if Path("/dev/zero").exists():
         with pytest.raises(SourceError, match="/dev/zero: is a device, not a regular file"):
             read_source("/dev/zero", OPEN)
@@ -312,13 +309,12 @@ def test_a_slow_name_lookup_or_server_cannot_outlast_the_timeout(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", slow_lookup)
-    started = time.monotonic()
     try:
+        # The lookup is held until released below: only the 0.3 s bound can end the read first.
         with pytest.raises(SourceError, match=r"timed out: no answer within 0.3 s"):
             read_source("http://listings.invalid/x.csv", OPEN, timeout=0.3)
     finally:
         release.set()
-    assert time.monotonic() - started < 2
 
 
 def test_credentials_never_travel_over_plain_http_to_another_machine():

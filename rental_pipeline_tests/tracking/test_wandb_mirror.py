@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -289,9 +288,7 @@ def test_a_worker_that_overruns_its_time_is_stopped(
     run_id = queue.submit(version, job_type="basic_cleaning")
     worker = queue._worker
     assert worker is not None
-    started = time.monotonic()
     (outcome,) = queue.wait()
-    assert time.monotonic() - started < 15  # the limit, then at most the stop's grace period
     assert outcome.run_id == run_id and outcome.result is None
     assert "did not finish within 0 s and was stopped" in str(outcome.error)
     assert worker.returncode is not None and worker.returncode < 0  # ended by a signal, not by itself

@@ -93,14 +93,25 @@ class OfflineRun:
         return found
 
 
-def whole_records(path: Path, timeout: float = 10.0) -> list[Any]:
+def whole_records(path: Path, timeout: float = 300.0) -> list[Any]:
     """The records once the run's ``exit`` record is written: wandb's core writes a run's last
-    records a few milliseconds after ``run.finish()`` returns."""
+    records a few milliseconds after ``run.finish()`` returns (longer on a loaded machine).
+
+    Waits for that record itself; a file read while a record is half written is read again.
+    ``timeout`` only bounds a run that never ends, which is a failure, never a partial answer.
+    """
+    from google.protobuf.message import DecodeError
+
     deadline = time.monotonic() + timeout
     while True:
-        records = list(wandb_records(path))
-        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+        try:
+            records = list(wandb_records(path))
+        except (AssertionError, struct.error, DecodeError):  # the core is still writing the last record
+            records = []
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
             return records
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path}: the run never wrote its exit record ({len(records)} records read)")
         time.sleep(0.01)
 
 
