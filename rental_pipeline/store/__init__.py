@@ -19,6 +19,7 @@ from .aliases import (
     AnyTarget,
     refuse_failed_checks,
 )
+from .changes import WriteResult
 from .codecs import Codec, codec_for, codec_named, register
 from .digest import artifact_digest, entry_digest
 from .errors import (
@@ -37,7 +38,6 @@ from .maintenance import GcReport, Problem, VerifyReport, collect_garbage, verif
 from .manifest import FileEntry, RefLike, VersionManifest
 from .names import LATEST, Ref, parse_ref
 from .store import ArtifactStore, ArtifactSummary
-from .writing import WriteResult
 
 __all__ = [
     "ANY_TARGET",

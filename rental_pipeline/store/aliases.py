@@ -1,11 +1,12 @@
-"""Aliases (``latest``, ``reference``, ``prod``...) and the append-only log of their moves.
+"""The records that change after a version is written: the alias log and a version's flags.
 
 The reference project moved ``prod`` and ``reference`` by hand with nothing recording why. Here
-every move is one JSON line (alias, from which version, to which, when, who, why) appended to the
+every move is one JSON line (alias, from which version, to which, when, who, why) added to the
 artifact's log, and the current aliases are *computed* from that log: a move is committed by one
-durable append, so the log and the alias state can never disagree, even after a crash. An append
-is conditional on the log being what the mover read (a compare-and-swap on object storage), so
-two machines moving aliases at once never lose a move: the slower one reads again and retries.
+conditional write, so the log and the alias state can never disagree, even after a crash. A flag
+(a fact learnt later, such as failed checks) lives in a small file beside the immutable manifest.
+Either record is replaced only if it is still what its writer read (compare-and-swap), so two
+machines changing it at once never lose a change: the slower one reads again and retries.
 
 A retry is right for a move that does not care where the alias was. A move decided *against*
 its current target ("the candidate beats prod v1") is not: it names that target (``expected``),
@@ -23,14 +24,14 @@ import enum
 import getpass
 import json
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from .backend import Backend, Stored
 from .errors import AliasConflictError, AliasRefusedError, IntegrityError
-from .manifest import VersionManifest
+from .manifest import VersionManifest, check_json_able, dumps_json
 
 FAILED_CHECKS_FLAG = "failed_checks"
 
@@ -107,9 +108,9 @@ class AliasLog:
     latest state.
 
     A move is committed once its whole line is written. What follows the last newline is a move if
-    it is a whole one (only its newline was lost: the next append adds it), else a torn record a
-    crash left, which is not a move (the next append replaces it); :meth:`tail_problems` reports
-    either, since cutting the log short by hand or by a bad disk leaves the same.
+    it is a whole one (only its newline was lost: the next append adds it), else a torn record (an
+    older writer that appended in place and was killed, or a log cut short by hand or by a bad
+    disk), which is not a move (the next append replaces it); :meth:`tail_problems` reports either.
     """
 
     def __init__(self, backend: Backend, key: str) -> None:
@@ -136,45 +137,38 @@ class AliasLog:
         *lines, tail = self._read.data.split(b"\n")
         return lines, tail
 
-    def _lines(self) -> list[bytes]:
-        """The committed records: every newline-ended line, and a last line without its newline
-        if it is a whole move (see :meth:`_tail_is_move`)."""
+    def _records(self) -> Iterator[tuple[int, AliasMove | str]]:
+        """Each committed record by line number: its move, or why it cannot be read. The committed
+        records are every newline-ended line, and a last line without its newline if it is a whole
+        move (see :func:`_tail_is_move`)."""
         lines, tail = self._split()
-        return [*lines, tail] if _tail_is_move(tail) else lines
+        for number, line in enumerate([*lines, tail] if _tail_is_move(tail) else lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, AliasMove.from_json(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                yield number, f"{self.name} line {number} is unreadable: {exc}"
 
     def moves(self) -> list[AliasMove]:
         """All moves, oldest first; an unreadable committed line is an :class:`IntegrityError`."""
         moves = []
-        for number, line in enumerate(self._lines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                moves.append(AliasMove.from_json(json.loads(line)))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise IntegrityError(
-                    f"{self.name} line {number} is unreadable: {exc}"
-                ) from exc
+        for _, record in self._records():
+            if isinstance(record, str):
+                raise IntegrityError(record)
+            moves.append(record)
         return moves
 
     def problems(self) -> list[str]:
         """The committed lines that cannot be read (any one makes :meth:`moves` fail)."""
-        found = []
-        for number, line in enumerate(self._lines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                AliasMove.from_json(json.loads(line))
-            except (ValueError, KeyError, TypeError) as exc:
-                found.append(f"{self.name} line {number} is unreadable: {exc}")
-        return found
+        return [record for _, record in self._records() if isinstance(record, str)]
 
     def tail_problems(self) -> list[str]:
         """What is odd about the end of the log without making it unreadable: a last line that
         lacks its newline (counted as a move if it is a whole one, ignored if not).
 
-        Either can be a crash (killed mid-append, or between the record and its newline on a
-        filesystem that split the write), but also the log cut short by hand or by a bad disk,
-        which would silently undo the last move; so ``verify`` reports both.
+        Either can be a crash, but also the log cut short by hand or by a bad disk, which would
+        silently undo the last move; so ``verify`` reports both.
         """
         lines, tail = self._split()
         if not tail:
@@ -201,8 +195,6 @@ class AliasLog:
 
     def append(self, move: AliasMove) -> None:
         """Commit a move, if the log is still what was read; raises PreconditionFailed if not."""
-        if not self._loaded:
-            self.read()
         line = json.dumps(move.to_json(), sort_keys=True, allow_nan=False).encode("utf-8")
         _, tail = self._split()
         self.backend.append_line(self.key, line, after=self._read, keep_tail=_tail_is_move(tail))
@@ -212,7 +204,7 @@ class AliasLog:
 def _tail_is_move(tail: bytes) -> bool:
     """Whether the bytes after the log's last newline are a whole move that only lost its newline.
 
-    A move is appended as one write of its JSON object *and* newline, so a crash mid-append leaves
+    A move is written as its JSON object *and* newline, so a crash while appending in place leaves
     a prefix of that object, which never parses: the outer ``}`` is the record's last byte. A whole
     object with no newline after it was therefore written completely (and then cut by one byte, or
     the newline alone was lost): it is committed. Anything else there is a torn record.
@@ -227,6 +219,51 @@ def _tail_is_move(tail: bytes) -> bool:
     except (ValueError, KeyError, TypeError):
         return False
     return True
+
+
+class FlagSidecar:
+    """The flags of one version: small mutable facts learnt after it was written (its checks
+    failed, it was evaluated), kept next to (not inside) its immutable manifest, and replaced only
+    if still what was read, so two steps flagging one version at once never lose each other's."""
+
+    def __init__(self, backend: Backend, key: str) -> None:
+        self.backend = backend
+        self.key = key
+        self._read: Stored | None = None
+        self._flags: dict[str, Any] | None = None  # as last read
+
+    def read(self) -> dict[str, Any]:
+        try:
+            self._read = self.backend.read(self.key)
+        except FileNotFoundError:
+            self._read, self._flags = None, {}
+            return {}
+        try:
+            flags = json.loads(self._read.data)
+            if not isinstance(flags, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            name = self.key.rsplit("/", 1)[-1]
+            raise IntegrityError(f"flags file {name} is unreadable: {exc}") from exc
+        self._flags = flags
+        return dict(flags)
+
+    def update(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Set (or, with ``None``, remove) keys of the flags last :meth:`read` (read now if not
+        yet); raises :class:`~.backend.PreconditionFailed` if they changed since."""
+        check_json_able(dict(changes), "a flag value")
+        flags = self.read() if self._flags is None else dict(self._flags)
+        for key, value in changes.items():
+            if value is None:
+                flags.pop(key, None)
+            else:
+                flags[key] = value
+        if self._read is None:
+            self.backend.write(self.key, dumps_json(flags), if_absent=True)
+        else:
+            self.backend.write(self.key, dumps_json(flags), if_match=self._read.etag)
+        self._flags = None  # the next update reads what is there now
+        return flags
 
 
 def describe_target(version: int | None) -> str:
@@ -251,9 +288,7 @@ def aliases_of(version: int, aliases: Mapping[str, int]) -> tuple[str, ...]:
 
 def describe_failures(failed: Any) -> str:
     if isinstance(failed, Mapping):
-        return "; ".join(
-            f"{name}: {detail}" if detail else str(name) for name, detail in failed.items()
-        )
+        return "; ".join(f"{name}: {detail}" if detail else str(name) for name, detail in failed.items())
     if isinstance(failed, Iterable) and not isinstance(failed, str | bytes):
         return ", ".join(str(name) for name in failed)
     return str(failed)

@@ -1,38 +1,167 @@
-"""What changes after a version is written: its aliases (moved by writes, promotions and people)
-and its flags (facts learnt later, such as failed checks).
+"""How a store changes: writing a version, moving its aliases, setting its flags.
 
-Each change is decided on the latest state and committed by one conditional write: an alias move
-is one append to the artifact's log (:mod:`.aliases`), a flag change one replacement of the
-version's flags file, either done only if the record is still what was read, else read again and
-retried. On a folder the changer also holds the artifact's lock.
+A write puts its blobs first, then its manifest (which commits it), then moves ``latest``. A
+version number is claimed by *creating* its manifest, refused if another writer got there first
+(then the next number is tried); content equal to an existing version's reuses it. An alias move
+or a flag change is decided on the latest state and committed by one conditional write of its
+record (:mod:`.aliases`), read again and retried if another writer changed it first. On a folder
+the changer also holds the store lock shared and the artifact's lock (see :mod:`.backend`).
+Listeners hear of each change once it is committed and the locks are released (:mod:`.events`).
 """
 
 from __future__ import annotations
 
-import json
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
+from . import codecs
 from .aliases import (
     ANY_TARGET,
     AliasLog,
     AliasMove,
     AnyTarget,
+    FlagSidecar,
     check_expected,
     default_actor,
     refuse_failed_checks,
     utc_now,
 )
-from .backend import Backend, Stored, retrying
-from .errors import ArtifactNotFoundError, IntegrityError, InvalidNameError
-from .manifest import RefLike, check_json_able, dumps_json, ref_of
-from .names import LATEST, validate_alias, validate_name, version_ref
+from .backend import retrying
+from .digest import artifact_digest, hash_bytes
+from .errors import ArtifactNotFoundError, ArtifactTypeError, InvalidNameError
+from .manifest import FileEntry, RefLike, VersionManifest, check_json_able, ref_of
+from .names import LATEST, validate_alias, validate_file_path, validate_name, validate_type, version_ref
+
+#: What :meth:`Changes._change_alias` asks of its caller: the move to make, decided on the alias
+#: log and the current aliases it was read with (None: nothing to move).
+Decide = Callable[[AliasLog, dict[str, int]], AliasMove | None]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    version: VersionManifest
+    created: bool  # False when identical content reused an existing version
 
 
 class Changes:
-    """How :class:`.ArtifactStore` moves aliases and sets flags (a part of it: it uses the store's
-    locks, reads and listeners)."""
+    """How :class:`.ArtifactStore` changes (a part of it: it uses the store's locks, layout, blobs,
+    reads and listeners)."""
+
+    def write(
+        self,
+        name: str,
+        files: Mapping[str, bytes],
+        *,
+        type: str,  # noqa: A002 - the W&B term
+        description: str = "",
+        metadata: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        code_version: str | None = None,
+        inputs: Iterable[RefLike] = (),
+    ) -> WriteResult:
+        """Commit ``files`` as the next version of ``name``, or reuse one with the same digest.
+
+        ``inputs`` may use aliases; they are recorded as the exact ``name:vN`` they resolve to,
+        so the lineage says which bytes the new version was made from. Like W&B, content equal to
+        *any* existing version reuses it (``created=False``): its committed record (metadata,
+        run id, inputs) stays as it was, and only ``latest`` moves to it.
+        """
+        validate_name(name)
+        validate_type(type)
+        if not files:
+            raise ValueError(f"artifact {name!r}: a version needs at least one file")
+        metadata = dict(metadata or {})
+        check_json_able(metadata, f"metadata of {name!r}")
+        payload: list[tuple[FileEntry, bytes]] = []
+        for path in sorted(files):
+            validate_file_path(path)
+            if not isinstance(files[path], bytes | bytearray | memoryview):
+                got = files[path].__class__.__name__  # (``type`` is the artifact type here)
+                raise TypeError(f"artifact {name!r} file {path!r}: expected bytes, got {got}")
+            data = bytes(files[path])
+            hashes = hash_bytes(data)
+            payload.append((FileEntry(path, hashes.entry_digest, hashes.sha256, hashes.size), data))
+        entries = tuple(entry for entry, _ in payload)
+        # The new version but for its number and time, which its commit decides.
+        draft = VersionManifest(
+            name=name,
+            version=-1,
+            type=type,
+            digest=artifact_digest((e.path, e.digest) for e in entries),
+            files=entries,
+            created_at="",
+            description=description,
+            metadata=MappingProxyType(metadata),
+            run_id=run_id,
+            code_version=code_version,
+        )
+        with self.pinned():
+            draft = replace(draft, inputs=tuple(dict.fromkeys(self.get(i).ref for i in inputs)))
+            for entry, data in payload:
+                self.blobs.put(data, entry.sha256)
+            with self.backend.artifact_lock(name):
+                result, moved = self._commit(draft)
+        self.listeners.tell("version_saved", result.version, result.created)
+        if moved is not None:
+            self.listeners.tell("alias_moved", name, moved)
+        return result
+
+    def _commit(self, draft: VersionManifest) -> tuple[WriteResult, AliasMove | None]:
+        name = draft.name
+
+        def publish() -> tuple[VersionManifest, bool]:
+            """Reuse a version with this digest, or create the next one (create-only)."""
+            listed = self.layout.committed(name)
+            existing = [
+                m for m in (self.try_read_manifest(name, v, info) for v, info in listed.items()) if m is not None
+            ]
+            if existing and existing[0].type != draft.type:
+                raise ArtifactTypeError(
+                    f"artifact {name!r} has type {existing[0].type!r}; refusing a version of type "
+                    f"{draft.type!r} (use another name)"
+                )
+            same = next((m for m in reversed(existing) if m.digest == draft.digest), None)
+            if same is not None:
+                return same, False
+            number = max(listed) + 1 if listed else 0
+            manifest = replace(draft, version=number, created_at=utc_now())
+            # Publishing the manifest is the commit: its blobs are already durable. Creating it
+            # fails if another writer took this number first; then the next number is tried.
+            self.backend.write(self.layout.manifest(name, number), manifest.to_bytes(), if_absent=True)
+            return manifest, True
+
+        manifest, created = retrying(publish)
+
+        def move_latest() -> tuple[dict[str, int], AliasMove | None]:
+            log = self._alias_log(name)
+            aliases = log.current()
+            if aliases.get(LATEST) == manifest.version:
+                return aliases, None
+            reason = "new version" if created else "identical content written again"
+            return aliases, self._move(log, aliases, LATEST, manifest.version, reason, None, draft.run_id)
+
+        aliases, moved = retrying(move_latest)
+        return WriteResult(self._with_state(manifest, aliases), created=created), moved
+
+    def save(
+        self,
+        name: str,
+        obj: Any,
+        *,
+        type: str,  # noqa: A002 - the W&B term
+        metadata: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> WriteResult:
+        """Encode ``obj`` with its codec (frame, model, dict) and :meth:`write` it (``fields``:
+        the other arguments of :meth:`write`)."""
+        codec = codecs.codec_for(obj)
+        metadata = dict(metadata or {})
+        if metadata.setdefault(codecs.FORMAT_KEY, codec.format) != codec.format:
+            raise ValueError(f"metadata key {codecs.FORMAT_KEY!r} is reserved for the codec ({codec.format!r})")
+        return self.write(name, {codec.filename: codec.encode(obj)}, type=type, metadata=metadata, **fields)
 
     def set_alias(
         self,
@@ -56,9 +185,7 @@ class Changes:
         :class:`AliasConflictError` and moves nothing, even if the alias already is on ``ref``:
         the caller's comparison was against another version. Left out, the move is unconditional.
         """
-        validate_alias(alias)
-        if alias == LATEST:
-            raise InvalidNameError("alias 'latest' is moved by writes only")
+        _check_settable(alias)
         if isinstance(expected, bool) or not (
             expected is ANY_TARGET or expected is None or isinstance(expected, numbers.Integral)
         ):
@@ -67,43 +194,28 @@ class Changes:
             expected = int(expected)  # a numpy integer read from a frame, say
         parsed = ref_of(ref)
 
-        def attempt() -> AliasMove | None:
-            log = self._alias_log(parsed.name)
-            aliases = self._current_aliases(parsed.name, log)
+        def decide(log: AliasLog, aliases: dict[str, int]) -> AliasMove | None:
             check_expected(parsed.name, alias, aliases.get(alias), expected)
-            target = self._with_state(
-                self.read_manifest(parsed.name, self._resolve(parsed, aliases)), aliases
-            )
+            target = self._with_state(self.read_manifest(parsed.name, self._resolve(parsed, aliases)), aliases)
             if not force:
                 refuse_failed_checks(target, alias, self.protected_aliases)
             if aliases.get(alias) == target.version:
                 return None
-            return self._move(
-                log, aliases, alias, target.version, reason, actor, None, forced=force
-            )
+            return self._move(log, aliases, alias, target.version, reason, actor, None, forced=force)
 
-        with self._artifact_locked(parsed.name):
-            move = retrying(attempt)
-        return self._moved(parsed.name, move)
+        return self._change_alias(parsed.name, decide)
 
-    def remove_alias(
-        self, name: str, alias: str, *, reason: str = "", actor: str | None = None
-    ) -> AliasMove:
+    def remove_alias(self, name: str, alias: str, *, reason: str = "", actor: str | None = None) -> AliasMove:
         validate_name(name)
-        validate_alias(alias)
-        if alias == LATEST:
-            raise InvalidNameError("alias 'latest' is moved by writes only")
+        _check_settable(alias)
 
-        def attempt() -> AliasMove:
-            log = self._alias_log(name)
-            aliases = log.current()
+        def decide(log: AliasLog, aliases: dict[str, int]) -> AliasMove:
             if alias not in aliases:
                 raise ArtifactNotFoundError(f"artifact {name!r} has no alias {alias!r}")
             return self._move(log, aliases, alias, None, reason, actor, None)
 
-        with self._artifact_locked(name):
-            move = retrying(attempt)
-        self.listeners.tell("alias_moved", name, move)
+        move = self._change_alias(name, decide)
+        assert move is not None
         return move
 
     def move_latest(
@@ -119,17 +231,57 @@ class Changes:
         """
         parsed = ref_of(ref)
 
-        def attempt() -> AliasMove | None:
-            log = self._alias_log(parsed.name)
-            aliases = self._current_aliases(parsed.name, log)
+        def decide(log: AliasLog, aliases: dict[str, int]) -> AliasMove | None:
             target = self.read_manifest(parsed.name, self._resolve(parsed, aliases)).version
             if aliases.get(LATEST) == target:
                 return None
             return self._move(log, aliases, LATEST, target, reason, actor, run_id)
 
-        with self._artifact_locked(parsed.name):
+        return self._change_alias(parsed.name, decide)
+
+    def _change_alias(self, name: str, decide: Decide) -> AliasMove | None:
+        """Decide a move on the latest alias log and commit it, retried while another mover gets
+        there first, under the artifact's locks; then tell the listeners."""
+
+        def attempt() -> AliasMove | None:
+            log = self._alias_log(name)
+            return decide(log, self._current_aliases(name, log))
+
+        with self._artifact_locked(name):
             move = retrying(attempt)
-        return self._moved(parsed.name, move)
+        if move is not None:
+            self.listeners.tell("alias_moved", name, move)
+        return move
+
+    def _move(
+        self,
+        log: AliasLog,
+        aliases: dict[str, int],
+        alias: str,
+        to_version: int | None,
+        reason: str,
+        actor: str | None,
+        run_id: str | None,
+        *,
+        forced: bool = False,
+    ) -> AliasMove:
+        """Append the move to ``log`` and apply it to ``aliases``, the state it was decided on."""
+        move = AliasMove(
+            alias=alias,
+            from_version=aliases.get(alias),
+            to_version=to_version,
+            at=utc_now(),
+            actor=actor or default_actor(),
+            reason=reason,
+            run_id=run_id,
+            forced=forced,
+        )
+        log.append(move)
+        if to_version is None:
+            aliases.pop(alias, None)
+        else:
+            aliases[alias] = to_version
+        return move
 
     def mark(self, ref: RefLike, key: str, value: Any) -> dict[str, Any]:
         """Set a flag on a version (``None`` removes it); returns all its flags."""
@@ -171,84 +323,9 @@ class Changes:
         self.listeners.tell("version_flagged", version_ref(parsed.name, version), key, flags.get(key))
         return flags
 
-    def _moved(self, name: str, move: AliasMove | None) -> AliasMove | None:
-        """Tell the listeners of a committed move (None: the alias was already there)."""
-        if move is not None:
-            self.listeners.tell("alias_moved", name, move)
-        return move
 
-    def _move(
-        self,
-        log: AliasLog,
-        aliases: dict[str, int],
-        alias: str,
-        to_version: int | None,
-        reason: str,
-        actor: str | None,
-        run_id: str | None,
-        *,
-        forced: bool = False,
-    ) -> AliasMove:
-        move = AliasMove(
-            alias=alias,
-            from_version=aliases.get(alias),
-            to_version=to_version,
-            at=utc_now(),
-            actor=actor or default_actor(),
-            reason=reason,
-            run_id=run_id,
-            forced=forced,
-        )
-        log.append(move)
-        if to_version is None:
-            aliases.pop(alias, None)
-        else:
-            aliases[alias] = to_version
-        return move
-
-
-class FlagSidecar:
-    """The flags of one version: small mutable facts learnt after it was written (its checks
-    failed, it was evaluated), kept next to (not inside) its immutable manifest. An update replaces
-    the file only if it is still what was read (compare-and-swap), so two steps flagging one version
-    at once, on one machine or two, never lose each other's flags."""
-
-    def __init__(self, backend: Backend, key: str) -> None:
-        self.backend = backend
-        self.key = key
-        self._read: Stored | None = None
-        self._loaded = False
-
-    def read(self) -> dict[str, Any]:
-        self._loaded = True
-        try:
-            self._read = self.backend.read(self.key)
-        except FileNotFoundError:
-            self._read = None
-            return {}
-        try:
-            flags = json.loads(self._read.data)
-            if not isinstance(flags, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            name = self.key.rsplit("/", 1)[-1]
-            raise IntegrityError(f"flags file {name} is unreadable: {exc}") from exc
-        return flags
-
-    def update(self, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """Set (or, with ``None``, remove) keys of the flags last :meth:`read` (read now if not
-        yet); raises :class:`~.backend.PreconditionFailed` if they changed since."""
-        check_json_able(dict(changes), "a flag value")
-        flags = self.read() if not self._loaded else json.loads(self._read.data) if self._read else {}
-        for key, value in changes.items():
-            if value is None:
-                flags.pop(key, None)
-            else:
-                flags[key] = value
-        data = dumps_json(flags)
-        if self._read is None:
-            self.backend.write(self.key, data, if_absent=True)
-        else:
-            self.backend.write(self.key, data, if_match=self._read.etag)
-        self._loaded = False
-        return flags
+def _check_settable(alias: str) -> None:
+    """An alias a caller may move: valid, and not ``latest``, which only writes move."""
+    validate_alias(alias)
+    if alias == LATEST:
+        raise InvalidNameError("alias 'latest' is moved by writes only")

@@ -15,7 +15,6 @@ with its exception, but what was committed stays committed. ::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,24 +37,12 @@ class StoreListener:
         """Flag ``key`` of version ``ref`` (``name:vN``) is now ``value`` (None: removed)."""
 
 
-class Listeners:
+class Listeners(list[object]):
     """A store's listeners, told of each event in subscription order."""
-
-    def __init__(self, listeners: Iterable[object] = ()) -> None:
-        self._listeners: list[object] = list(listeners)
-
-    def subscribe(self, listener: object) -> None:
-        self._listeners.append(listener)
-
-    def unsubscribe(self, listener: object) -> None:
-        self._listeners.remove(listener)
-
-    def __iter__(self) -> Iterator[object]:
-        return iter(list(self._listeners))
 
     def tell(self, event: str, *args: Any) -> None:
         """Call ``event`` on every listener that has it."""
-        for listener in list(self._listeners):
+        for listener in list(self):
             method = getattr(listener, event, None)
             if method is not None:
                 method(*args)

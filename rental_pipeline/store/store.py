@@ -2,9 +2,8 @@
 
 A write whose files have the digest of an existing version reuses it (as W&B does) instead of
 adding a copy. The root is a folder or ``s3://bucket/prefix`` (:mod:`.backend`, :mod:`.s3_backend`);
-the algorithm is the same on both. A version number is claimed by *creating* its manifest
-(:mod:`.writing`); alias moves and flag changes replace their record only if it is still what was
-read (compare-and-swap), else re-read and retry (:mod:`.changes`).
+the algorithm is the same on both: writes, alias moves and flag changes commit by conditional
+writes (:mod:`.changes`); this module reads.
 
 Concurrency on a folder: writers, alias moves and flag changes also take the store lock *shared*
 and the artifact's lock *exclusively*; ``gc`` takes the store lock exclusively, so it never deletes
@@ -17,24 +16,24 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import codecs
-from .aliases import AliasLog, AliasMove, aliases_of
+from .aliases import AliasLog, AliasMove, FlagSidecar, aliases_of
 from .backend import Backend, ObjectInfo
 from .blobs import blob_store
-from .changes import Changes, FlagSidecar
+from .changes import Changes
 from .errors import ArtifactNotFoundError, CodecError, IntegrityError
 from .events import Listeners
 from .layout import StoreLayout, open_backend
 from .manifest import FileEntry, RefLike, VersionManifest, parse_manifest, ref_of
 from .names import LATEST, Ref, validate_name, version_ref
-from .writing import Writing
 
 __all__ = ["ArtifactStore", "ArtifactSummary", "RefLike"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class ArtifactSummary:
         return self.aliases.get(LATEST)
 
 
-class ArtifactStore(Writing, Changes):
+class ArtifactStore(Changes):
     """Versioned, content-addressed artifacts under one root (see :mod:`.layout`).
 
     ``root`` is a folder or ``s3://bucket/prefix[?endpoint_url=...&region=...]``. ``self.root`` is
@@ -84,10 +83,10 @@ class ArtifactStore(Writing, Changes):
 
     def subscribe(self, listener: object) -> None:
         """Tell ``listener`` of what this store commits from now on (see :mod:`.events`)."""
-        self.listeners.subscribe(listener)
+        self.listeners.append(listener)
 
     def unsubscribe(self, listener: object) -> None:
-        self.listeners.unsubscribe(listener)
+        self.listeners.remove(listener)
 
     # -- locks ---------------------------------------------------------------------------
 
@@ -180,10 +179,6 @@ class ArtifactStore(Writing, Changes):
         """Version ``version``'s flags as stored; an unreadable flags file is an :class:`IntegrityError`."""
         return self._flag_sidecar(name, version).read()
 
-    def alias_problems(self, name: str) -> builtins.list[str]:
-        """The lines of ``name``'s alias log that cannot be read (any one makes :meth:`aliases` fail)."""
-        return self._alias_log(validate_name(name)).problems()
-
     def list(self) -> list[ArtifactSummary]:
         summaries = []
         for name in self.names():
@@ -233,30 +228,16 @@ class ArtifactStore(Writing, Changes):
         return found
 
     def read_bytes(self, ref: RefLike, path: str) -> bytes:
-        """The bytes of one file, checked against the manifest's sha256.
-
-        On object storage they come from this machine's cache of blobs (filled on first read or
-        by a write from this machine), used only while the stored object keeps the ETag it had
-        when the cached bytes were verified, so damage in the bucket is refused even when the
-        cached copy is intact."""
-        return self._verified_bytes(self.get(ref), path)
-
-    def _verified_bytes(self, version: VersionManifest, path: str) -> bytes:
-        entry = _entry(version, path)
-        try:
-            data, actual = self.blobs.read_checked(entry.sha256)
-        except FileNotFoundError:
-            raise _missing_blob(version, entry) from None
-        if actual != entry.sha256:
-            raise _tampered_blob(version, entry, actual)
-        return data
+        """The bytes of one file, checked against the manifest's sha256 (on object storage, through
+        this machine's cache of blobs, checked as :meth:`.CachedBlobStore.fetch` says)."""
+        version = self.get(ref)
+        return self._checked(version, _entry(version, path), self.blobs.read_checked)
 
     def paths(self, ref: RefLike) -> dict[str, Path]:
-        """Local paths of every file of a version, each checked first; do not modify them.
-
-        On object storage these are this machine's cached copies, fetched when missing."""
+        """Local paths of every file of a version, each checked first; do not modify them (on
+        object storage, this machine's cached copies, fetched when missing)."""
         version = self.get(ref)
-        return {entry.path: self._checked_blob(version, entry) for entry in version.files}
+        return {entry.path: self._checked(version, entry, self.blobs.fetch) for entry in version.files}
 
     def load(self, ref: RefLike) -> Any:
         """The stored object, decoded by the codec named in the version's ``format`` metadata."""
@@ -268,7 +249,7 @@ class ArtifactStore(Writing, Changes):
                 "codec to decode it; read its files with read_bytes() or paths()"
             )
         codec = codecs.codec_named(str(fmt))
-        return codec.decode(self._verified_bytes(version, codec.filename))
+        return codec.decode(self._checked(version, _entry(version, codec.filename), self.blobs.read_checked))
 
     def blob_problems(self, ref: RefLike, *, deep: bool = False) -> builtins.list[str]:
         """What is wrong with the stored bytes of a version's files, found without downloading
@@ -327,16 +308,22 @@ class ArtifactStore(Writing, Changes):
         flags = self._flag_sidecar(manifest.name, manifest.version).read()
         return manifest.with_state(aliases_of(manifest.version, aliases), flags)
 
-    def _checked_blob(self, version: VersionManifest, entry: FileEntry) -> Path:
-        """A local file with the entry's bytes, checked against its sha256 (on object storage,
-        this machine's cached copy, checked as :meth:`.BlobStore.fetch` says)."""
+    def _checked(self, version: VersionManifest, entry: FileEntry, read: Callable[[str], tuple[T, str]]) -> T:
+        """What ``read`` gives for the entry's blob (its bytes, or a local file with them), refused
+        unless the bytes it read have the entry's sha256."""
         try:
-            blob, actual = self.blobs.fetch(entry.sha256)
+            found, actual = read(entry.sha256)
         except FileNotFoundError:
-            raise _missing_blob(version, entry) from None
+            raise IntegrityError(
+                f"{version.ref} file {entry.path!r}: its stored bytes (sha256 {entry.sha256[:16]}...) are "
+                "missing from the store"
+            ) from None
         if actual != entry.sha256:
-            raise _tampered_blob(version, entry, actual)
-        return blob
+            raise IntegrityError(
+                f"{version.ref} file {entry.path!r}: stored bytes were altered (sha256 {actual[:16]}..., "
+                f"manifest says {entry.sha256[:16]}...); refusing to read them"
+            )
+        return found
 
 
 def _entry(version: VersionManifest, path: str) -> FileEntry:
@@ -356,19 +343,3 @@ def _not_found(store: ArtifactStore, parsed: Ref) -> str:
         return f"{parsed} does not exist (versions: {listed})"
     aliases = ", ".join(sorted(store.aliases(parsed.name))) or "none"
     return f"{parsed.name!r} has no alias {parsed.alias!r} (aliases: {aliases})"
-
-
-def _missing_blob(version: VersionManifest, entry: FileEntry) -> IntegrityError:
-    return IntegrityError(
-        f"{version.ref} file {entry.path!r}: its stored bytes (sha256 {entry.sha256[:16]}...) are "
-        "missing from the store"
-    )
-
-
-def _tampered_blob(version: VersionManifest, entry: FileEntry, actual: str) -> IntegrityError:
-    return IntegrityError(
-        f"{version.ref} file {entry.path!r}: stored bytes were altered (sha256 {actual[:16]}..., "
-        f"manifest says {entry.sha256[:16]}...); refusing to read them"
-    )
-
-
