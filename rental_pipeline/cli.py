@@ -175,13 +175,17 @@ def _numbers_text(status: AssetStatus, prod: str | None) -> str:
 
 
 @main.command()
-def summary() -> None:
-    """Every asset: its latest version, checks, key numbers; then the test MAE of the newest model.
+@click.option("--job", default=None, help="A job of the code location (e.g. training_job): the assets it does not "
+              "build are shown as not part of it rather than as never materialized.")
+def summary(job: str | None) -> None:
+    """Every asset: its latest version, whether it was computed or reused, checks, key numbers; then
+    what the last run built and the test MAE of the newest model.
 
     Reads the Dagster instance in $DAGSTER_HOME (default: dagster in the project folder,
     $RENTAL_PIPELINE_HOME or .rental_pipeline, where make puts it) and the artifact store.
     """
     from rental_pipeline.settings import Settings
+    from rental_pipeline.summary_report import last_run, provenance
 
     home = Settings.from_environment().dagster_home
     if not home.is_dir():
@@ -191,6 +195,7 @@ def summary() -> None:
             "DAGSTER_HOME to the instance to read."
         )
     statuses = pipeline_status(home)
+    job_assets = _job_assets(job) if job else None
     store = _store()
     prod = _alias_ref(store, MODEL_ASSET, PROD_ALIAS)
     click.echo(f"Dagster instance {home}; artifact store {store.root}")
@@ -201,20 +206,24 @@ def summary() -> None:
             "run config?), so their aliases and `prod` below are read from this store, not that one: set "
             "RENTAL_PIPELINE_STORE to it."
         )
-    header = ("asset", "version", "materialized (UTC)", "run", "checks")
+    header = ("asset", "version", "new / reused", "materialized (UTC)", "run", "checks")
     rows = [header]
     for status in statuses:
+        made = provenance(status, job, job_assets)
         when = (
             dt.datetime.fromtimestamp(status.timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-            if status.timestamp is not None else "never materialized"
+            if status.timestamp is not None else "-" if made.startswith("not part") else "never materialized"
         )
-        rows.append((status.name, status.version or "-", when, (status.run_id or "-")[:8], _checks_text(status)))
+        rows.append(
+            (status.name, status.version or "-", made, when, (status.run_id or "-")[:8], _checks_text(status))
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     click.echo("")
     for row, status in zip(rows, [None, *statuses]):
         numbers = "" if status is None else _numbers_text(status, prod)
         cells = "  ".join(cell.ljust(width) for cell, width in zip(row, widths))
         click.echo(cells + ("  " + numbers if numbers else ""))
+    click.echo("\n" + last_run(statuses, job, job_assets))
     evaluation = next((s for s in statuses if s.name == "model_evaluation" and s.version), None)
     if evaluation is not None:
         m = evaluation.metadata
@@ -231,6 +240,16 @@ def summary() -> None:
         )
         if m.get("promotion"):
             click.echo(f"Promotion: {m['promotion']}")
+
+
+def _job_assets(job: str) -> set[str]:
+    """The assets `job` builds, or a one-line error naming the jobs there are."""
+    from rental_pipeline.definitions import defs
+
+    jobs = sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
+    if job not in jobs:
+        raise click.ClickException(f"no job {job!r} in the code location; its jobs: {', '.join(jobs)}")
+    return {key.to_user_string() for key in defs.resolve_job_def(job).asset_layer.selected_asset_keys}
 
 
 def _store() -> ArtifactStore:

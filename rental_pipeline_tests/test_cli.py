@@ -136,3 +136,17 @@ def test_summary_warns_when_the_runs_stored_elsewhere(project_instance, tmp_path
     materialize(project_instance, config, selection)
     output = summary()
     assert "warning: raw_data, clean_sample were last stored in another store" in output
+
+
+@pytest.mark.slow
+def test_summary_says_which_versions_were_reused_and_what_the_last_run_built(project_instance):
+    first = materialize(project_instance, run_config())
+    output = summary()
+    assert "new / reused" in output.splitlines()[2]
+    assert " new " in line_of(output, "clean_sample")
+    again = materialize(project_instance, run_config())  # nothing changed: the run cache answers
+    output = summary()
+    for asset in ("raw_data", "clean_sample", "inference_pipeline", "model_evaluation"):
+        assert f"reused from {first.run_id[:8]}" in line_of(output, asset), line_of(output, asset)
+    built = next(line for line in output.splitlines() if line.startswith("Run "))
+    assert built.startswith(f"Run {again.run_id[:8]} built ") and "reused (raw_data, clean_sample" in built

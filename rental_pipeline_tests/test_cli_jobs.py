@@ -79,3 +79,31 @@ def test_a_failing_run_exits_non_zero(tmp_path):
     )
     assert result.returncode != 0
     assert "missing.csv: file does not exist" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_make_run_prints_info_and_a_summary_of_what_it_built():
+    """`make run` as a new user runs it (the venv already set up): INFO and up, no Dagster or build
+    warnings, and a summary that says what the run built and which assets its job does not build."""
+    venv = Path(sys.executable).parent.parent
+    result = subprocess.run(
+        ["make", "-o", "setup", "run", f"VENV={venv}"],
+        cwd=PROJECT_ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert " - DEBUG - " not in output
+    assert "Warning" not in output.replace("warning is silenced", ""), output  # SupersessionWarning, BuildBackendWarning
+    assert " - INFO - " in output and "Stored new artifact model_evaluation:v0" in output
+    summary = output[output.index("new / reused"):]
+    training = ["raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation"]
+    for asset in training:
+        line = next(line for line in summary.splitlines() if line.startswith(asset + " "))
+        assert f"{asset}:v0" in line and " new " in line, line
+    for asset in ("batch_predictions", "sweep_leaderboard"):
+        line = next(line for line in summary.splitlines() if line.startswith(asset + " "))
+        assert "not part of training_job" in line and "never materialized" not in line, line
+    built = next(line for line in summary.splitlines() if line.startswith("Run "))
+    assert "built 6 new (" in built and all(asset in built for asset in training), built
+    assert "not part of training_job:" in built and "sweep_leaderboard" in built
+    assert "Test MAE" in summary
