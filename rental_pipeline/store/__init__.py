@@ -19,9 +19,9 @@ from .aliases import (
     AnyTarget,
     refuse_failed_checks,
 )
+from .blobs import artifact_digest, entry_digest
 from .changes import WriteResult
 from .codecs import Codec, codec_for, codec_named, register
-from .digest import artifact_digest, entry_digest
 from .errors import (
     AliasConflictError,
     AliasRefusedError,

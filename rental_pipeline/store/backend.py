@@ -207,27 +207,24 @@ class LocalBackend(Backend):
     def local_dir(self) -> Path:
         return self.root
 
-    def path(self, key: str) -> Path:
-        return self.root / key
-
     def local_path(self, key: str) -> Path:
-        return self.path(key)
+        return self.root / key
 
     def exists(self) -> bool:
         return self.root.is_dir()
 
     def url(self, key: str) -> str:
-        return str(self.path(key))
+        return str(self.local_path(key))
 
     def read_if_changed(self, key: str, etag: str | None) -> Stored | None:
-        with open(self.path(key), "rb") as handle:
+        with open(self.local_path(key), "rb") as handle:
             current = _identity(os.fstat(handle.fileno()))
             if current == etag:
                 return None
             return Stored(handle.read(), current)
 
     def write(self, key: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None) -> str:
-        path = self.path(key)
+        path = self.local_path(key)
         mode = 0o444 if _immutable(key) else 0o644
         if if_absent:
             if not create_exclusive(path, data, mode=mode):
@@ -241,7 +238,7 @@ class LocalBackend(Backend):
         return _identity(path.stat())
 
     def delete(self, key: str) -> int:
-        path = self.path(key)
+        path = self.local_path(key)
         try:
             size = path.stat().st_size
             path.unlink()
@@ -252,43 +249,42 @@ class LocalBackend(Backend):
 
     def info(self, key: str) -> ObjectInfo | None:
         try:
-            st = self.path(key).stat()
+            st = self.local_path(key).stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
         return ObjectInfo(key, st.st_size, st.st_mtime, _identity(st))
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        base = self.path(prefix) if prefix else self.root
-        if not base.is_dir():
-            return
-        for directory, dirs, files in os.walk(base):
-            dirs.sort()
-            for name in sorted(files):
-                if is_temp_leftover(Path(name)):
-                    continue
-                path = Path(directory) / name
-                try:
-                    st = path.stat()
-                except FileNotFoundError:
-                    continue
-                yield ObjectInfo(path.relative_to(self.root).as_posix(), st.st_size, st.st_mtime, _identity(st))
+        for path in self._files(prefix, temporary=False):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            yield ObjectInfo(path.relative_to(self.root).as_posix(), st.st_size, st.st_mtime, _identity(st))
 
     def children(self, prefix: str) -> list[str]:
-        base = self.path(prefix)
+        base = self.local_path(prefix)
         if not base.is_dir():
             return []
         return sorted(p.name for p in base.iterdir() if p.is_dir())
 
     def leftovers(self) -> Iterator[str]:
-        if not self.root.is_dir():
+        for path in self._files("", temporary=True):
+            yield path.relative_to(self.root).as_posix()
+
+    def _files(self, prefix: str, *, temporary: bool) -> Iterator[Path]:
+        """The files below ``prefix`` in a stable order: the temporary leftovers, or all others."""
+        base = self.local_path(prefix)
+        if not base.is_dir():
             return
-        for directory, _dirs, files in os.walk(self.root):
-            for name in files:
-                if is_temp_leftover(Path(name)):
-                    yield (Path(directory) / name).relative_to(self.root).as_posix()
+        for directory, dirs, files in os.walk(base):
+            dirs.sort()
+            for name in sorted(files):
+                if is_temp_leftover(Path(name)) == temporary:
+                    yield Path(directory) / name
 
     def remove_prefix(self, prefix: str) -> None:
-        path = self.path(prefix)
+        path = self.local_path(prefix)
         shutil.rmtree(path, ignore_errors=True)
         if path.parent.is_dir():
             fsync_dir(path.parent)

@@ -1,4 +1,10 @@
-"""Content-addressed blob storage: each distinct file content is stored once, named by sha256.
+"""Content digests, and blob storage addressed by them: each distinct file content is stored once.
+
+The store names blobs by sha256 (collision resistant, what integrity checks rely on) and also
+records, per file, the digest W&B computes (base64 of the md5), so that the artifact digest the
+store reports is exactly the one W&B shows for the mirrored artifact. W&B's algorithm lives in
+``wandb/sdk/artifacts/artifact_manifests/artifact_manifest_v1.py`` (``ArtifactManifestV1.digest``)
+and ``wandb/sdk/lib/hashutil.py`` (``md5_file_b64``); a test compares against the real library.
 
 Versions that share bytes (an unchanged test split, a retrained model identical to the last one)
 share one blob. Blobs are written atomically and made read-only; since their name is their hash,
@@ -11,18 +17,77 @@ Where the blobs are files on this machine (a folder store) they are read in plac
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from .backend import Backend, ObjectInfo
-from .digest import FileHashes, hash_bytes, hash_file, sha256_hex
 from .fsutil import atomic_write
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 PREFIX = "blobs/sha256/"
+WANDB_MANIFEST_HEADER = b"wandb-artifact-manifest-v1\n"
+_CHUNK = 1 << 20
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def entry_digest(data: bytes) -> str:
+    """W&B's per-file digest: base64 of the md5 of the bytes."""
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
+
+
+def artifact_digest(entries: Iterable[tuple[str, str]]) -> str:
+    """W&B's artifact digest from ``(path, entry_digest)`` pairs, in any order."""
+    hasher = hashlib.md5(WANDB_MANIFEST_HEADER, usedforsecurity=False)
+    for path, digest in sorted(entries):
+        hasher.update(f"{path}:{digest}\n".encode())
+    return hasher.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileHashes:
+    sha256: str
+    entry_digest: str
+    size: int
+
+
+def hash_bytes(data: bytes) -> FileHashes:
+    return FileHashes(sha256_hex(data), entry_digest(data), len(data))
+
+
+def hash_file(path: Path) -> FileHashes:
+    """Both digests of a file in one streaming pass, so large models need not fit in memory."""
+    sha = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return FileHashes(sha.hexdigest(), base64.b64encode(md5.digest()).decode("ascii"), size)
+
+
+def sha256_of_file(path: Path) -> str:
+    """The sha256 of a file, streamed: about twice as fast as :func:`hash_file`, which computes
+    W&B's md5 as well."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _sha256_of(path: Path) -> str | None:
+    """:func:`sha256_of_file`, None if there is no such file."""
+    try:
+        return sha256_of_file(path)
+    except FileNotFoundError:
+        return None
 
 
 def blob_store(backend: Backend) -> BlobStore:
@@ -56,16 +121,9 @@ class BlobStore:
     def put(self, data: bytes, sha256: str | None = None) -> str:
         """Store ``data`` unless an intact copy exists; returns its sha256."""
         sha256 = sha256 or sha256_hex(data)
-        if not self.intact(sha256):
+        if _sha256_of(self.path(sha256)) != sha256:
             self.backend.write(self.key(sha256), data)
         return sha256
-
-    def intact(self, sha256: str) -> bool:
-        """Whether this machine's file of the blob (see :meth:`path`) holds the bytes named."""
-        try:
-            return sha256_of_file(self.path(sha256)) == sha256
-        except FileNotFoundError:
-            return False
 
     def altered(self, sha256: str, found: ObjectInfo) -> str | None:
         """Why the stored blob ``found`` (listed or HEADed just now) may not hold the bytes named
@@ -75,20 +133,15 @@ class BlobStore:
         a 50 MB blob in the page cache on 2 shared cores with sha256 in hardware: 35 ms at best,
         50-60 ms typical while other work runs; a cold disk adds its read time.
         """
-        try:
-            actual = sha256_of_file(self.path(sha256))
-        except FileNotFoundError:
+        actual = _sha256_of(self.path(sha256))
+        if actual is None:
             return "its stored bytes are missing"
         return None if actual == sha256 else f"its stored bytes were altered (sha256 {actual[:16]}...)"
-
-    def read(self, sha256: str) -> bytes:
-        """The stored bytes, unchecked (callers compare them with the manifest's sha256)."""
-        return self.backend.read(self.key(sha256)).data
 
     def read_checked(self, sha256: str) -> tuple[bytes, str]:
         """The blob's bytes and the sha256 they really have (the caller refuses a mismatch; the
         bytes are then not to be used); :class:`FileNotFoundError` if the blob is gone."""
-        data = self.read(sha256)
+        data = self.backend.read(self.key(sha256)).data
         return data, sha256_hex(data)
 
     def hashes(self, sha256: str) -> FileHashes:
@@ -168,7 +221,7 @@ class CachedBlobStore(BlobStore):
         return (path.read_bytes() if actual == sha256 else b""), actual
 
     def hashes(self, sha256: str) -> FileHashes:
-        return hash_bytes(self.read(sha256))
+        return hash_bytes(self.backend.read(self.key(sha256)).data)
 
     def fetch(self, sha256: str) -> tuple[Path, str]:
         """The cached copy while the stored object keeps the ETag it had when this machine last
@@ -207,10 +260,3 @@ class CachedBlobStore(BlobStore):
             atomic_write(path, data, mode=0o444)
         if self._seen_etag(sha256) != etag:
             atomic_write(self._seen_path(sha256), etag.encode("ascii"))
-
-
-def sha256_of_file(path: Path) -> str:
-    """The sha256 of a file, streamed (a blob need not fit in memory): about twice as fast as
-    :func:`.digest.hash_file`, which computes W&B's md5 as well."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()

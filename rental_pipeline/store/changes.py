@@ -30,7 +30,7 @@ from .aliases import (
     utc_now,
 )
 from .backend import retrying
-from .digest import artifact_digest, hash_bytes
+from .blobs import artifact_digest, hash_bytes
 from .errors import ArtifactNotFoundError, ArtifactTypeError, InvalidNameError
 from .manifest import FileEntry, RefLike, VersionManifest, check_json_able, ref_of
 from .names import LATEST, validate_alias, validate_file_path, validate_name, validate_type, version_ref

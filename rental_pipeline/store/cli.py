@@ -9,10 +9,10 @@ store with :func:`current_store`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
@@ -27,7 +27,7 @@ _META_KEY = "artifact_store"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _Opened:
     store: ArtifactStore
     verify: Callable[[ArtifactStore], VerifyReport]
@@ -98,9 +98,7 @@ def list_command(name: str | None, as_json: bool) -> None:
     if name:
         versions = store.history(name)
         if as_json:
-            click.echo(
-                json.dumps([_version_json(store, v, paths=False) for v in versions], indent=2)
-            )
+            click.echo(json.dumps([_version_json(store, v, paths=False) for v in versions], indent=2))
             return
         for v in versions:
             flags = f"  flags: {json.dumps(dict(v.flags), sort_keys=True)}" if v.flags else ""
@@ -109,16 +107,7 @@ def list_command(name: str | None, as_json: bool) -> None:
         return
     summaries = store.list()
     if as_json:
-        rows = [
-            {
-                "name": s.name,
-                "type": s.type,
-                "versions": list(s.versions),
-                "aliases": dict(s.aliases),
-            }
-            for s in summaries
-        ]
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([dataclasses.asdict(s) for s in summaries], indent=2))
         return
     if not summaries:
         click.echo(f"no artifacts in {store.location}")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from .aliases import AliasLog
-from .digest import FileHashes
+from .blobs import FileHashes
 from .errors import ArtifactNotFoundError, IntegrityError, InvalidNameError
 from .manifest import VersionManifest
 from .names import parse_ref, version_ref

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from .digest import artifact_digest
+from .blobs import artifact_digest
 from .errors import IntegrityError
 from .names import Ref, parse_ref, validate_file_path, validate_name, validate_type, version_ref
 

@@ -353,8 +353,7 @@ def normalise_skops(raw: bytes) -> bytes:
 
 def _canonical(schema: dict[str, Any], members: Mapping[str, bytes]) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The schema normalised in place, and its files under their canonical names, in order."""
-    _sort_sets(schema)
-    _forget_process_local(schema)
+    _settle(schema)
     ids: dict[Any, int] = {}
     names: dict[str, str] = {}
     _renumber(schema, ids, names, members)
@@ -388,34 +387,23 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     archive.writestr(info, data)
 
 
-def _is_node(value: Any) -> bool:
-    return isinstance(value, dict) and "__loader__" in value
-
-
-def _sort_sets(node: Any) -> None:
-    """Children first, so nested sets are canonical before their parents compare them."""
-    if isinstance(node, dict):
-        for value in node.values():
-            _sort_sets(value)
-        if node.get("__loader__") == "SetNode" and isinstance(node.get("content"), list):
-            node["content"].sort(key=_identity_free_json)
-    elif isinstance(node, list):
-        for value in node:
-            _sort_sets(value)
-
-
-def _forget_process_local(node: Any) -> None:
+def _settle(node: Any) -> None:
+    """Sort set contents and forget process-local attributes; children first, so nested sets are
+    canonical before their parents compare them."""
     if isinstance(node, list):
         for value in node:
-            _forget_process_local(value)
-    elif isinstance(node, dict):
-        if node.get("__loader__") == "ObjectNode":
-            attributes = node.get("content")
-            if isinstance(attributes, dict) and isinstance(attributes.get("content"), dict):
-                for key in PROCESS_LOCAL_ATTRIBUTES & attributes["content"].keys():
-                    attributes["content"][key] = dict(_NULL_STATE)
-        for value in node.values():
-            _forget_process_local(value)
+            _settle(value)
+        return
+    if not isinstance(node, dict):
+        return
+    for value in node.values():
+        _settle(value)
+    loader, content = node.get("__loader__"), node.get("content")
+    if loader == "SetNode" and isinstance(content, list):
+        content.sort(key=_identity_free_json)
+    if loader == "ObjectNode" and isinstance(content, dict) and isinstance(content.get("content"), dict):
+        for key in PROCESS_LOCAL_ATTRIBUTES & content["content"].keys():
+            content["content"][key] = dict(_NULL_STATE)
 
 
 def _identity_free_json(node: Any) -> str:
@@ -439,7 +427,7 @@ def _renumber(
         return
     if not isinstance(node, dict):
         return
-    if _is_node(node):
+    if "__loader__" in node:
         if "__id__" in node:
             if _is_json_scalar(node):
                 del node["__id__"]

@@ -40,11 +40,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .backend import S3_SCHEME, Backend, ObjectInfo, PreconditionFailed, Stored
-from .digest import entry_digest
+from .blobs import entry_digest
 from .errors import StoreError
 
 DEFAULT_GRACE_SECONDS = 3600.0
 _QUERY_KEYS = ("endpoint_url", "region", "addressing_style")
+_NO_CREDENTIALS_IN = (
+    "store root: credentials do not belong in {where}; use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
+    "an AWS profile or the pod's role"
+)
 # This process's S3 traffic, over every backend (see record_traffic_at_exit).
 _totals = {"requests": 0, "bytes_sent": 0, "bytes_received": 0}
 _recorded_to: set[str] = set()
@@ -80,10 +84,7 @@ def parse_s3_url(url: str) -> tuple[str, str, dict[str, str]]:
     if parts.scheme != "s3" or not parts.netloc:
         raise S3ConfigError(f"store root {url!r}: expected s3://bucket/prefix")
     if "@" in parts.netloc or parts.username or parts.password:
-        raise S3ConfigError(
-            "store root: credentials do not belong in the URL; use AWS_ACCESS_KEY_ID / "
-            "AWS_SECRET_ACCESS_KEY, an AWS profile or the pod's role"
-        )
+        raise S3ConfigError(_NO_CREDENTIALS_IN.format(where="the URL"))
     bucket = parts.netloc
     if len(bucket) < 3:
         raise S3ConfigError(f"store root {url!r}: bucket names have at least 3 characters")
@@ -96,10 +97,7 @@ def parse_s3_url(url: str) -> tuple[str, str, dict[str, str]]:
         options[key] = values[-1]
     endpoint = urlsplit(options.get("endpoint_url", ""))
     if endpoint.username or endpoint.password:
-        raise S3ConfigError(
-            "store root: credentials do not belong in the endpoint URL; use AWS_ACCESS_KEY_ID / "
-            "AWS_SECRET_ACCESS_KEY, an AWS profile or the pod's role"
-        )
+        raise S3ConfigError(_NO_CREDENTIALS_IN.format(where="the endpoint URL"))
     prefix = parts.path.strip("/")
     if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
         raise S3ConfigError(f"store root {url!r}: the prefix has an empty, '.' or '..' part")
