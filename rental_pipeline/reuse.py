@@ -31,6 +31,10 @@ from rental_pipeline.run_state import Deferred, RunState, run_state
 
 # Run tag that makes every selected asset compute even when the run cache holds its version.
 FORCE_TAG = "rental_pipeline/force"
+# Materialization tag of a version the run cache reused (its value: the run that made it), and the
+# metadata entry that leads such a materialization's page, saying so.
+REUSED_TAG = "rental_pipeline/reused_from_run"
+REUSE_DESCRIPTION_KEY = "description"
 _MARK = "rental_pipeline_reusable"
 SETTINGS = "settings"
 
@@ -79,7 +83,7 @@ def reusable(
         @functools.wraps(fn)
         def steps(context: dg.AssetExecutionContext, **kwargs: Any) -> Iterator[Any]:
             reused = _reused(context, kwargs, hooks)
-            yield from (fn(context, **arguments(context, kwargs)) if reused is None else reused)
+            yield from map(_page_ordered, fn(context, **arguments(context, kwargs)) if reused is None else reused)
 
         wrapper = steps
     else:
@@ -88,8 +92,10 @@ def reusable(
         def step(context: dg.AssetExecutionContext, **kwargs: Any) -> Any:
             reused = _reused(context, kwargs, hooks)
             if reused is None:
-                return fn(context, **arguments(context, kwargs))
-            return reused[0] if len(reused) == 1 else tuple(reused)
+                result = fn(context, **arguments(context, kwargs))
+                return tuple(map(_page_ordered, result)) if isinstance(result, tuple) else _page_ordered(result)
+            ordered = [_page_ordered(output) for output in reused]
+            return ordered[0] if len(ordered) == 1 else tuple(ordered)
 
         wrapper = step
     if wants_settings:  # Dagster would take it for an input
@@ -182,11 +188,32 @@ def _forced(context: dg.AssetExecutionContext, run: RunState) -> bool:
 
 def _reused_output(run: RunState, hit: CacheHit, output_name: str) -> dg.Output:
     """The stored version as the step's output, with the metadata the run that made it recorded
-    (the manifest's facts when that run is gone from this instance)."""
+    (the manifest's facts when that run is gone from this instance). The materialization says it
+    was reused, where a person looks first: a tag, and a description leading its metadata."""
     metadata = run.made_by(hit.run_id, hit.version.name)
     if metadata is None:
         metadata = dict(hit.version.metadata.get("facts") or {})
-    return dg.Output(hit, output_name=output_name, metadata=metadata)
+    made_by = hit.run_id or "unknown"
+    description = (
+        f"Reused {hit.version.ref} from run {made_by[:8]}: same code, config and inputs, so nothing was "
+        "computed; the numbers and pictures below are that run's."
+    )
+    earlier = {key: value for key, value in metadata.items() if key != REUSE_DESCRIPTION_KEY}
+    return dg.Output(
+        hit,
+        output_name=output_name,
+        metadata={REUSE_DESCRIPTION_KEY: description, **earlier},
+        tags={REUSED_TAG: made_by},
+    )
+
+
+def _page_ordered(output: Any) -> Any:
+    """An output's metadata in the order its page lists it (`assets.metadata.page_order`)."""
+    if not isinstance(output, dg.Output):
+        return output
+    from rental_pipeline.assets.metadata import page_order
+
+    return output.with_metadata(page_order(output.metadata))
 
 
 def _decoded(context: dg.AssetExecutionContext, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -154,4 +154,9 @@ def test_a_reused_evaluation_shows_only_this_runs_comparison(instance):
     assert compared["promoted"] is True and "compared_rows" in compared
     again = materialized(materialize(instance, config(SOUND, seed=7), selection=selection))["model_evaluation"]
     assert again["reused_from_run"] != "unknown" and again["promotion"].endswith("is already prod")
-    assert not {"compared_with", "compared_rows", "champion_vs_challenger"} & set(again)
+    assert not {"compared_with", "compared_rows"} & set(again)
+    # the table still leads the page, with this run's one model: the evaluated one, already prod
+    [row] = [record.data for record in again["champion_vs_challenger"].records]
+    assert row["model"] == again["evaluated_model"] and row["prod now"] == "★ prod" and "already prod" in row["role"]
+    assert list(again)[:2] == ["description", "champion_vs_challenger"]  # after the line saying it was reused
+    assert again["description"].startswith(f"Reused {again['artifact']} from run ")

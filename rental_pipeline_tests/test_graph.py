@@ -30,7 +30,9 @@ def test_whole_graph_materializes_with_what_a_person_needs_to_see(instance):
     schema = clean["dagster/column_schema"]
     assert [c.name for c in schema.columns][:3] == ["id", "name", "host_id"]
     assert {c.name: c.type for c in schema.columns}["last_review"] == "date"
-    assert set(clean["price_quantiles"]) >= {"p05", "p50", "p95"}
+    assert set(clean["price_quantiles"].records[0].data) >= {"p05", "p50", "p95"}  # a table, one column a quantile
+    boroughs = {r.data["neighbourhood_group"]: r.data["listings"] for r in clean["listings_per_borough"].records}
+    assert sum(boroughs.values()) == clean["dagster/row_count"]
     assert metadata["trainval_data"]["dagster/row_count"] + metadata["test_data"]["dagster/row_count"] == (
         clean["dagster/row_count"]
     )

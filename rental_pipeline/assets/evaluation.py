@@ -9,9 +9,12 @@ from pydantic import Field
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import ArtifactStoreResource
 from rental_pipeline.promotion import COMPARISON_KEYS, MIN_UNSEEN_ROWS, Promotion, promote, training_listings
-from rental_pipeline.reuse import reusable
+from rental_pipeline.reuse import REUSE_DESCRIPTION_KEY, reusable
 from rental_pipeline.run_state import loaded_artifacts, run_resolver, stored_value
 from rental_pipeline.settings import Settings
+
+# Tag of the observation of inference_pipeline that names the version holding prod (`_mark_prod`).
+PROD_TAG = "rental_pipeline/prod"
 
 
 class EvaluationConfig(dg.Config):
@@ -42,9 +45,11 @@ def _promote_reused(
     store = artifact_store.store()
     test_mae = float(store.load(reused.value.version.ref)["test_mae"])
     facts = _promotion(context, config, store, loaded_artifacts(context)["inference_pipeline"], test_mae, test_data)
-    # The comparison the earlier run made is not this run's: only this run's facts are shown.
-    earlier = {k: v for k, v in reused.metadata.items() if k not in COMPARISON_KEYS}
-    return dg.Output(reused.value, metadata={**earlier, **facts})
+    # The comparison the earlier run made is not this run's: only this run's facts are shown, first
+    # after the line saying the scores were reused.
+    earlier = {k: v for k, v in reused.metadata.items() if k not in COMPARISON_KEYS and k not in facts}
+    leading = {k: earlier.pop(k) for k in [REUSE_DESCRIPTION_KEY] if k in earlier}
+    return dg.Output(reused.value, metadata={**leading, **facts, **earlier}, tags=reused.tags)
 
 
 def _promotion(
@@ -69,7 +74,31 @@ def _promotion(
         actor=f"dagster run {context.run.run_id}",
     )
     context.log.info(f"Promotion: {promotion.outcome}")
-    return {**promotion.metadata(), **_head_to_head_table(promotion)}
+    _mark_prod(context, promotion)
+    # The page leads with the comparison and the decision, then where prod is: what a person opens it for.
+    facts = promotion.metadata()
+    leading = {key: facts.pop(key) for key in ("promotion", "prod_model", "promoted")}
+    return {**_head_to_head_table(promotion, test_mae), **leading, **facts}
+
+
+def _mark_prod(context: dg.AssetExecutionContext, promotion: Promotion) -> None:
+    """An observation of inference_pipeline naming the version that holds `prod` after this run's
+    decision, so the model's own page says which version is prod now (its materialization
+    only knows the aliases it had when it was stored)."""
+    facts = promotion.metadata()
+    prod = str(facts["prod_model"])
+    if prod == "none":
+        return
+    change = "promoted to prod by this run" if promotion.promoted else "stays prod"
+    context.log_event(
+        dg.AssetObservation(
+            asset_key="inference_pipeline",
+            description=f"{prod} holds prod ({change}; decided by model_evaluation in run {context.run.run_id[:8]})",
+            metadata={"prod": f"★ prod: {prod} ({change})", "evaluated_model": facts["evaluated_model"],
+                      "promotion": facts["promotion"]},
+            tags={PROD_TAG: prod.rpartition(":")[2]},  # a tag value may not hold a colon: v3
+        )
+    )
 
 
 @dg.asset(
@@ -106,10 +135,10 @@ def model_evaluation(
     return dg.Output(
         value,
         metadata={
+            **facts,
             "test_mae": evaluation.mae,
             "test_r2": evaluation.r2,
             "test_rows": evaluation.rows,
-            **facts,
             **(
                 model_quality_metadata(evaluation.scored, "test", plots=settings.plots)
                 if evaluation.scored is not None
@@ -121,20 +150,35 @@ def model_evaluation(
     )
 
 
-def _head_to_head_table(promotion: Promotion) -> dict[str, Any]:
-    """Champion against challenger on the listings both were judged on, as a small table."""
-    decision, h = promotion.decision, promotion.decision.head_to_head
-    if h is None or decision.champion == decision.challenger:
-        return {}
+def _head_to_head_table(promotion: Promotion, test_mae: float) -> dict[str, Any]:
+    """Champion against challenger as a small table: each model, whether it holds prod now, the
+    test listings it trained on, and its MAE on the listings both were judged on. With no other
+    prod to compare with, the evaluated model alone, with its MAE on the whole test split."""
     import pandas as pd
 
     from rental_pipeline.assets.metadata import table
 
+    decision, h = promotion.decision, promotion.decision.head_to_head
+    prod = promotion.metadata()["prod_model"]
+
+    def marker(model: str | None) -> str:
+        return "★ prod" if model == prod else ""
+
+    if h is None or decision.champion == decision.challenger:
+        role = "challenger (evaluated), already prod" if decision.champion == decision.challenger else (
+            "challenger (evaluated), no prod before")
+        frame = pd.DataFrame([(decision.challenger, role, marker(decision.challenger), round(test_mae, 3))],
+                             columns=["model", "role", "prod now", "MAE on the whole test split"])
+        return {"champion_vs_challenger": table(frame)}
     rows = [
-        (f"{decision.challenger} (evaluated)", h.challenger_trained_on, h.challenger_mae),
-        (f"{decision.champion} (prod before this run)", h.champion_trained_on, h.champion_mae),
+        (decision.challenger, "challenger (evaluated)", marker(decision.challenger), h.challenger_trained_on,
+         h.challenger_mae),
+        (decision.champion, "champion (prod before this run)", marker(decision.champion), h.champion_trained_on,
+         h.champion_mae),
     ]
-    frame = pd.DataFrame(rows, columns=["model", "test listings it trained on", f"MAE on the {h.rows:,} unseen"])
+    frame = pd.DataFrame(
+        rows, columns=["model", "role", "prod now", "test listings it trained on", f"MAE on the {h.rows:,} unseen"]
+    )
     return {"champion_vs_challenger": table(frame.round(3))}
 
 

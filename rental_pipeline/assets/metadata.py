@@ -1,9 +1,10 @@
 """What the asset pages show: row counts, column schema, numbers rounded for reading, plots, tables.
 
-Kept in one place so every asset describes its frames the same way in the UI. Pages follow the
-order of a model-training dashboard: the number a person came for first, then a picture, then the
-table behind it. Plots are drawn by `rental_pipeline.plots` (imported when a plot is drawn, so
-loading the code location does not import matplotlib).
+Kept in one place so every asset describes its frames the same way in the UI. Pages follow one
+order (`page_order`, applied to every asset body's output by `rental_pipeline.reuse`): the data's
+numbers and tables first, then the pictures, then the artifact's own facts, which the IO manager
+adds. Plots are drawn by `rental_pipeline.plots` (imported when a plot is drawn, so loading the
+code location does not import matplotlib).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def frame_metadata(
         "columns": len(frame.columns),
     }
     if "price" in frame.columns and len(frame):
-        metadata["price_quantiles"] = dg.MetadataValue.json(price_quantiles(frame["price"]))
+        metadata["price_quantiles"] = quantile_table(frame["price"])
         if price_plot and plots:
             from rental_pipeline.plots import price_distribution
 
@@ -147,15 +148,64 @@ def frame_metadata(
             )
     metadata["dagster/column_schema"] = column_schema(frame)
     if "neighbourhood_group" in frame.columns:
-        counts = frame["neighbourhood_group"].value_counts().sort_index()
-        metadata["listings_per_borough"] = dg.MetadataValue.json({str(k): int(v) for k, v in counts.items()})
-    return metadata
+        metadata["listings_per_borough"] = borough_table(frame["neighbourhood_group"])
+    return page_order(metadata)
 
 
 def price_quantiles(prices: pd.Series) -> dict[str, float]:
     """p01 ... p99 of a price column, to the cent."""
     quantiles = prices.quantile(list(PRICE_QUANTILES))
     return {f"p{int(round(q * 100)):02d}": round(float(v), 2) for q, v in quantiles.items()}
+
+
+def quantile_table(prices: pd.Series) -> dg.TableMetadataValue:
+    """p01 ... p99 of a price column as a one-row table: one column per quantile, read left to right."""
+    import pandas as pd
+
+    return table(pd.DataFrame([price_quantiles(prices)]))
+
+
+def borough_table(boroughs: pd.Series) -> dg.TableMetadataValue:
+    """Listings per borough, and their share, as a table."""
+    import pandas as pd
+
+    counts = boroughs.value_counts().sort_index()
+    return table(
+        pd.DataFrame(
+            {
+                "neighbourhood_group": counts.index.astype(str),
+                "listings": counts.to_numpy(),
+                "share": (counts / max(counts.sum(), 1)).round(4).to_numpy(),
+            }
+        )
+    )
+
+
+def is_picture(value: Any) -> bool:
+    """A chart drawn by `rental_pipeline.plots` (markdown holding an inline PNG)."""
+    return isinstance(value, dg.MarkdownMetadataValue) and "data:image/" in (value.value or "")
+
+
+# What a materialization says of the artifact itself rather than of its data: the version, digest,
+# size, path and code version the IO manager records (`rental_pipeline.records`, which imports this
+# module), the W&B run, the run it was reused from, and the config it was made with.
+ARTIFACT_FACTS = frozenset({
+    "artifact", "artifact_digest", "aliases_at_materialization", "artifact_version_new", "artifact_size_bytes",
+    "artifact_inputs", "artifact_path", "code_version", "wandb_run", "reused_from_run", "config_used",
+    "uses_artifacts",
+})
+
+
+def page_order(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """An asset's entries as its page lists them: the data's numbers and tables first, then the
+    pictures, then the artifact's own facts (`ARTIFACT_FACTS`); each group keeps its order. A fresh
+    materialization gets those facts from the IO manager after the body's entries; a reused one
+    carries them among the earlier run's entries, so they are moved here."""
+
+    def group(key: str, value: Any) -> int:
+        return 2 if key in ARTIFACT_FACTS else 1 if is_picture(value) else 0
+
+    return dict(sorted(metadata.items(), key=lambda item: group(*item)))
 
 
 def model_quality_metadata(scored: pd.DataFrame, split: str, *, plots: bool) -> dict[str, Any]:

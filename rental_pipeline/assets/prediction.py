@@ -76,7 +76,7 @@ def batch_predictions(
     [model_ref] = scored_model(context, config, artifact_store).values()
     import pandas as pd
 
-    from rental_pipeline.assets.metadata import frame_metadata, price_quantiles, table
+    from rental_pipeline.assets.metadata import frame_metadata, quantile_table, table
     from rental_pipeline.predict import ERROR, PREDICTION, PredictionError, check_model, predict_csv
     from rental_pipeline.synthetic import generate_listings
 
@@ -120,7 +120,7 @@ def batch_predictions(
             "rows_per_second": round(summary.rows_per_second),
             "median_predicted_price": float(predicted.median()) if len(predicted) else float("nan"),
             # of the predictions: the input's own price column (if any) says nothing about the model
-            "predicted_price_quantiles": dg.MetadataValue.json(price_quantiles(predicted) if len(predicted) else {}),
+            **({"predicted_price_quantiles": quantile_table(predicted)} if len(predicted) else {}),
             **(_price_plot(predicted, model_ref) if len(predicted) and settings.plots else {}),
             "failed_rows": table(scored.loc[scored[ERROR].notna(), ["id", ERROR]].head(20).reset_index(drop=True)),
             **described,

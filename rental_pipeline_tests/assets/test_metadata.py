@@ -113,7 +113,7 @@ def test_importances_say_what_they_measure(graph):
 def test_batch_prediction_quantiles_are_of_the_predictions(graph):
     metadata, store = graph
     scored = store.load("batch_predictions:latest")
-    quantiles = metadata["batch_predictions"]["predicted_price_quantiles"]
+    [quantiles] = [record.data for record in metadata["batch_predictions"]["predicted_price_quantiles"].records]
     assert quantiles["p50"] == pytest.approx(scored[PREDICTION].median(), abs=0.01)
     assert "price_quantiles" not in metadata["batch_predictions"]  # the input's prices say nothing of the model
 
@@ -156,3 +156,25 @@ def test_loading_the_code_location_does_not_import_matplotlib():
     code = "import sys, rental_pipeline.definitions; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_page_lists_the_datas_numbers_then_the_pictures_then_the_artifacts_own_facts():
+    import dagster as dg
+
+    from rental_pipeline.assets.metadata import page_order
+
+    picture_entry = dg.MetadataValue.md("![prices](data:image/png;base64,iVBORw0KGgo=)")
+    reused = {  # a reused materialization: the earlier run's entries, the IO manager's among them
+        "description": "Reused clean_sample:v0 from run 1a2b3c4d: ...",
+        "rows_in": 20_000,
+        "artifact": "clean_sample:v0",
+        "wandb_run": "unchanged",
+        "price_distribution": picture_entry,
+        "price_quantiles": dg.MetadataValue.table([dg.TableRecord({"p50": 103.0})]),
+        "config_used": dg.MetadataValue.json({"max_price": 350}),
+        "notes": dg.MetadataValue.md("plain markdown, not a picture"),
+    }
+    assert list(page_order(reused)) == [
+        "description", "rows_in", "price_quantiles", "notes", "price_distribution", "artifact", "wandb_run",
+        "config_used",
+    ]
