@@ -55,8 +55,9 @@ class RunTracker(Protocol):
     """A tracker of one run: a store listener (`rental_pipeline.store.events`) the IO manager also
     tells what only Dagster knows of each output."""
 
-    def describe(self, context: dg.OutputContext, config: Mapping[str, Any]) -> None:
-        """The output about to be stored: its context (metadata) and its step's recorded config."""
+    def describe(self, name: str, context: dg.OutputContext, config: Mapping[str, Any]) -> None:
+        """The output about to be stored as artifact ``name``: its context (metadata) and its
+        step's recorded config."""
 
     def shown(self, version: VersionManifest, created: bool) -> Mapping[str, Any]:
         """What the asset page shows of the tracked version (e.g. a link to its run)."""
@@ -193,8 +194,6 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         else:
             inputs = run.loaded_in(context.step_key) if step is not None else {}
             inputs.update(uses_artifacts(context.output_metadata))
-            for _, tracker in self._tracking:
-                tracker.describe(context, recorded)
             version, created = self._save(store, run, context, obj, recorded, inputs)
         run.resolver.stored(version.name, version.ref)
         if step is not None:
@@ -225,6 +224,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         """Store a computed value (a new version only if its bytes are new); whether it was new."""
         spec = context.asset_spec
         name = context.asset_key.to_user_string()
+        for _, tracker in self._tracking:  # what Dagster knows of the version about to be saved
+            tracker.describe(name, context, config)
         result = store.save(
             name,
             obj,

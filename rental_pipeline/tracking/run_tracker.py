@@ -71,9 +71,10 @@ class WandbRunTracker(StoreListener):
 
     # -- what the IO manager tells it ---------------------------------------------------------
 
-    def describe(self, context: dg.OutputContext, config: Mapping[str, Any]) -> None:
-        """What Dagster knows of the output about to be stored: its metadata and its step's config."""
-        self._described[context.asset_key.to_user_string()] = (context.output_metadata, config)
+    def describe(self, name: str, context: dg.OutputContext, config: Mapping[str, Any]) -> None:
+        """What Dagster knows of the output about to be stored as ``name``: its metadata and its
+        step's config."""
+        self._described[name] = (context.output_metadata, config)
 
     def shown(self, version: VersionManifest, created: bool) -> dict[str, Any]:
         """The asset page's ``wandb_run``: the run's link or folder, or why there is none."""
