@@ -59,7 +59,7 @@ def default_resources() -> dict[str, Any]:
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[training_job, checks_job, sweep_job, predict_job],
+    jobs=[training_job, checks_job, sweep_job, predict_job, sweep.train_best_job],
     schedules=all_schedules,
     sensors=all_sensors,
     resources=default_resources(),

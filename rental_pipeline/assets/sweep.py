@@ -80,16 +80,21 @@ def sweep_leaderboard(
     settings: Settings,
 ) -> dg.Output:
     from rental_pipeline.assets.metadata import table
-    from rental_pipeline.sweep import best_training_config, run_sweep
+    from rental_pipeline.sweep import best_training_config, run_sweep, swept_parameters
 
     base = config.training.arguments()
 
+    from rental_pipeline.sweep_report import absolute_errors, judge, trained_trial
+
     fit_seconds: dict[str, float] = {}
     trials: list[dict] = []
+    errors: dict[int, Any] = {}  # trial -> absolute validation errors, for the noise estimate
 
     def record(number: int, trial: dict, result) -> None:
         metrics = {k: result.metrics[k] for k in ("val_mae", "val_r2", "fit_seconds", "train_rows", "val_rows")}
         fit_seconds[str(number)] = round(metrics["fit_seconds"], 3)
+        if (absolute := absolute_errors(result.validation)) is not None:
+            errors[number] = absolute
         trials.append(
             {
                 "name": f"trial-{number}",
@@ -103,29 +108,89 @@ def sweep_leaderboard(
     context.log.info(f"Sweeping the {config.training.model} model over {_describe(grid)}, {config.workers} at a time")
     leaderboard = run_sweep(trainval_data, grid, base, on_trial=record, workers=config.workers)
     best = best_training_config(leaderboard, config.training.used())
+    verdict = judge(leaderboard, errors, trained_trial(leaderboard, swept_parameters(leaderboard),
+                                                       config.training.model_dump()))
     return dg.Output(
         leaderboard,
         metadata={
             "best_val_mae": float(leaderboard["val_mae"].iloc[0]),
             "trials": len(leaderboard),
             "model": config.training.model,
+            "gain_over_trained": verdict.text(),
+            **({"gain_over_trained_dollars": verdict.improvement} if verdict.improvement is not None else {}),
+            **({"gain_beyond_noise": verdict.beyond_noise} if verdict.beyond_noise is not None else {}),
+            **({"trained_trial": verdict.trained_trial} if verdict.trained_trial is not None else {}),
+            "next_step": _next_step(verdict),
             "grid": dg.MetadataValue.json(grid),
             "best_config": dg.MetadataValue.json(best),
-            **({"leaderboard_plot": _leaderboard_plot(leaderboard)} if settings.plots else {}),
+            **({"leaderboard_plot": _leaderboard_plot(leaderboard, verdict)} if settings.plots else {}),
             "leaderboard": table(
                 leaderboard.assign(fit_seconds=leaderboard["trial"].astype(str).map(fit_seconds)).round(4)
             ),
             "fit_seconds_by_trial": dg.MetadataValue.json(fit_seconds),
             TRIALS_KEY: dg.MetadataValue.json(trials),
-            "next_step": "rental-pipeline sweep best -o best.yaml, then "
-            "dagster job execute -m rental_pipeline.definitions -j training_job -c best.yaml",
         },
     )
 
 
-def _leaderboard_plot(leaderboard: Any) -> Any:
+def _next_step(verdict: Any) -> str:
+    if verdict.trained_trial == verdict.best_trial:
+        return "None needed: the trained configuration is the best trial."
+    return (
+        f"Train the best trial (trial {verdict.best_trial}): launch {TRAIN_BEST_JOB} (Jobs, {TRAIN_BEST_JOB}, "
+        "Launchpad, Launch run). It trains that configuration as inference_pipeline and evaluates it; prod "
+        "moves only if it beats prod. From a shell: rental-pipeline sweep best --train."
+    )
+
+
+def _leaderboard_plot(leaderboard: Any, verdict: Any) -> Any:
     from rental_pipeline.assets.metadata import image
     from rental_pipeline.plots import leaderboard as leaderboard_plot
     from rental_pipeline.sweep import swept_parameters
 
-    return image(leaderboard_plot(leaderboard, swept_parameters(leaderboard)), "sweep leaderboard")
+    png = leaderboard_plot(leaderboard, swept_parameters(leaderboard), trained=verdict.trained_trial,
+                           standard_errors=verdict.standard_errors)
+    return image(png, "sweep leaderboard")
+
+
+# -- the next step, launchable ------------------------------------------------------------------
+
+TRAIN_BEST_JOB = "train_best_job"
+
+
+def best_run_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Run config training the best trial of the sweep version `config["sweep"]` names, read from
+    the store when the run is launched (so the launchpad needs nothing but that name)."""
+    from rental_pipeline.home import open_store
+    from rental_pipeline.store import StoreError
+    from rental_pipeline.sweep import best_training_config
+
+    store = open_store()
+    try:
+        version = store.get(config["sweep"])
+        board = store.load(version)
+    except StoreError as error:
+        raise dg.DagsterInvalidConfigError(
+            f"{TRAIN_BEST_JOB}: {error}. Materialize sweep_leaderboard (sweep_job) first.", [], config
+        ) from None
+    base = dict(version.metadata.get("config", {}).get("training", {}))
+    return {"ops": {"inference_pipeline": {"config": best_training_config(board, base)}}}
+
+
+train_best_job = dg.define_asset_job(
+    TRAIN_BEST_JOB,
+    selection=dg.AssetSelection.assets("inference_pipeline", "model_evaluation"),
+    config=dg.ConfigMapping(
+        config_fn=best_run_config,
+        config_schema={
+            "sweep": dg.Field(
+                str,
+                default_value="sweep_leaderboard:latest",
+                description="The sweep version whose best trial is trained (a version or alias of sweep_leaderboard).",
+            )
+        },
+    ),
+    description="Train the best configuration of the latest sweep as inference_pipeline (on the stored "
+    "trainval_data) and evaluate it; prod moves only if it beats prod. Launch it as it is: the launchpad "
+    "needs no config.",
+)
