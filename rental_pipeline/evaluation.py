@@ -34,7 +34,7 @@ def evaluate_pipeline(pipeline: Pipeline, test: pd.DataFrame, worst: int = 10) -
     The worst errors are there for a person to read: they usually point at a data problem (a
     monthly price typed as nightly) rather than at the model.
     """
-    predicted = pipeline.predict(test[FEATURE_COLUMNS])
+    predicted = pipeline.predict(test[model_columns(pipeline)])
     scored = test.assign(predicted=predicted.round(2), abs_error=(test[TARGET] - predicted).abs().round(2))
     worst_errors = scored.nlargest(worst, "abs_error")[WORST_ERROR_COLUMNS].reset_index(drop=True)
     return Evaluation(
@@ -51,7 +51,14 @@ def evaluate_pipeline(pipeline: Pipeline, test: pd.DataFrame, worst: int = 10) -
 
 def mean_absolute_error_on(pipeline: Pipeline, listings: pd.DataFrame) -> float:
     """One model's MAE on some listings: champion and challenger on the rows neither trained on."""
-    return float(mean_absolute_error(listings[TARGET], pipeline.predict(listings[FEATURE_COLUMNS])))
+    return float(mean_absolute_error(listings[TARGET], pipeline.predict(listings[model_columns(pipeline)])))
+
+
+def model_columns(pipeline: Pipeline) -> list[str]:
+    """The columns a fitted model was fitted on: each model reads its own (the boosted one also
+    the host and neighbourhood), and a model stored before a change reads what it was fitted on."""
+    names = getattr(pipeline, "feature_names_in_", None)
+    return [str(name) for name in names] if names is not None else list(FEATURE_COLUMNS)
 
 
 def errors_by_borough(price: pd.Series, predicted: Any, borough: pd.Series) -> pd.DataFrame:

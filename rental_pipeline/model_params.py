@@ -49,3 +49,10 @@ class BoostingParams:
     text_folds: int = field(default=5, metadata={"ge": 2})
     n_jobs: int = field(default=2, metadata={"ge": 1})
     random_state: int = 42
+    refit_on_validation: bool = field(
+        default=True,
+        metadata={
+            "description": "Once validated, fit the stored model again on train + validation rows "
+            "(its validation figures stay those of the fit on train only)."
+        },
+    )

@@ -6,7 +6,8 @@ once, when it is imported (``open_store`` in :mod:`rental_pipeline.home` imports
 the pipeline opens loads its models). The list is derived from the fitted pipelines of both
 models (`model_inventory` on `features.build_forest_pipeline` and `boosting.build_boosted_pipeline`;
 store/test_model_codec.py re-derives it and compares) and reviewed: estimators rebuilt from their
-attributes (``ObjectNode``: no constructor call) and the reference pipeline's text flattening. A
+attributes (``ObjectNode``: no constructor call; scikit-learn's `TargetEncoder` state is arrays of
+numbers and category strings) and the reference pipeline's text flattening. A
 new class in a pipeline makes saving it fail until it is reviewed and added here.
 """
 
@@ -24,6 +25,10 @@ PIPELINE_MODEL_NODES: Mapping[str, frozenset[str]] = {
             "rental_pipeline.boosting.ListingNameFeatures",
             "rental_pipeline.boosting.LocationFeatures",
             "rental_pipeline.features.DaysBeforeReference",
+            "rental_pipeline.target_encoding.HostRoomKey",
+            "rental_pipeline.target_encoding.LogPriceTargetEncoder",
+            # the target encoder's folds: three plain values (n_splits, shuffle, random_state)
+            "sklearn.model_selection._split.KFold",
         }
     ),
     "FunctionNode": frozenset({"rental_pipeline.features.flatten_text"}),

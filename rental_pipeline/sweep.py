@@ -35,6 +35,8 @@ TFIDF_KEY = "max_tfidf_features"
 PREFIXES = {RANDOM_FOREST: FOREST_PREFIX, BOOSTED: BOOSTING_PREFIX}
 PARAMS: dict[str, type] = {RANDOM_FOREST: ForestParams, BOOSTED: BoostingParams}
 NOT_SWEPT = {"n_jobs"}  # how many cores a fit uses, not what it learns: the sweep decides it
+# What happens after validation: a trial's validation score is the same either way.
+AFTER_VALIDATION = {"refit_on_validation"}
 
 REFERENCE_GRID: dict[str, list[Any]] = {
     TFIDF_KEY: [10, 15, 30],
@@ -57,7 +59,7 @@ class GridError(ValueError):
 def grid_keys(model: str) -> list[str]:
     """Every key a grid for `model` may vary."""
     prefix, params = PREFIXES[model], PARAMS[model]
-    keys = [f"{prefix}{field.name}" for field in fields(params) if field.name not in NOT_SWEPT]
+    keys = [f"{prefix}{field.name}" for field in fields(params) if field.name not in NOT_SWEPT | AFTER_VALIDATION]
     return ([TFIDF_KEY] if model == RANDOM_FOREST else []) + keys
 
 
@@ -93,6 +95,8 @@ def _refusal(model: str, key: str, allowed: Sequence[str]) -> str:
             f"(training.model), which ignores it: every trial would score the same. Set training.model: "
             f"{others[0]}, or vary the {model} model's parameters"
         )
+    elif key.split(".")[-1] in AFTER_VALIDATION:
+        why = f"grid key {key!r} acts after validation, so every trial would score the same"
     elif key.split(".")[-1] in NOT_SWEPT:
         why = f"grid key {key!r} sets how many cores a fit uses, not what it learns; the sweep decides it (workers)"
     else:
@@ -185,7 +189,7 @@ def run_sweep(
         arguments = trial_arguments(base, trial)
         if workers > 1:
             arguments = one_core_each(arguments)
-        return train_inference_pipeline(trainval, **arguments, importances=False)
+        return train_inference_pipeline(trainval, **arguments, importances=False, final_fit=False)
 
     rows = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

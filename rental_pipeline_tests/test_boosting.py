@@ -14,13 +14,16 @@ from rental_pipeline.boosting import (
     BoostingParams,
     CrossFittedTextPrice,
     ListingNameFeatures,
-    boosted_feature_importances,
     build_boosted_pipeline,
 )
 from rental_pipeline.features import FEATURE_COLUMNS, TARGET
+from rental_pipeline.training import boosted_feature_importances
 
 SAMPLE1 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sample1.csv"
-ALLOWED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "rental_pipeline.boosting.", "rental_pipeline.features.")
+ALLOWED_TYPE_PREFIXES = (
+    "sklearn.", "numpy.", "scipy.", "rental_pipeline.boosting.", "rental_pipeline.features.",
+    "rental_pipeline.target_encoding.",
+)
 # Fewer, larger steps than the default: the tests check behaviour, not accuracy.
 QUICK = BoostingParams(max_iter=30, learning_rate=0.3)
 
@@ -40,8 +43,8 @@ def fitted(listings: pd.DataFrame):
     return build_boosted_pipeline(QUICK).fit(train[INPUT_COLUMNS], train[TARGET])
 
 
-def test_takes_the_reference_columns():
-    assert INPUT_COLUMNS == FEATURE_COLUMNS
+def test_takes_the_reference_columns_and_the_host_and_neighbourhood():
+    assert INPUT_COLUMNS == FEATURE_COLUMNS + ["host_id", "neighbourhood"]
 
 
 def test_predicts_finite_positive_prices(fitted, listings: pd.DataFrame):
@@ -56,7 +59,9 @@ def test_rows_with_missing_or_unknown_values_are_scored(fitted, listings: pd.Dat
     for row, column in enumerate(INPUT_COLUMNS):  # one gap per row, in every column in turn
         rows.loc[row, column] = None
     empty = pd.DataFrame({column: [None] for column in INPUT_COLUMNS}, dtype=object)
-    unknown = listings[INPUT_COLUMNS].head(1).assign(room_type="Hotel room", neighbourhood_group="Long Island")
+    unknown = listings[INPUT_COLUMNS].head(1).assign(
+        room_type="Hotel room", neighbourhood_group="Long Island", host_id=1, neighbourhood="Atlantis"
+    )
     for batch in (rows, empty, unknown):
         assert np.isfinite(fitted.predict(batch)).all()
 
@@ -93,7 +98,10 @@ def test_review_date_feature_does_not_depend_on_the_batch(fitted, listings: pd.D
 def test_feature_names_label_every_column_and_importances_use_them(fitted, listings: pd.DataFrame):
     names = fitted[:-1].get_feature_names_out()
     assert len(names) == len(set(names)) == fitted["regressor"].n_features_in_
-    assert {"room_type", "last_review_days", "km_to_times_square", "name_bedrooms", "name_text_log_price"} <= set(names)
+    assert {
+        "room_type", "last_review_days", "km_to_times_square", "name_bedrooms", "name_text_log_price",
+        "host_room_log_price", "neighbourhood",
+    } <= set(names)
     held_out = listings.iloc[600:]
     table = boosted_feature_importances(fitted, held_out, held_out[TARGET], n_repeats=2)
     assert list(table.columns) == ["feature", "mae_increase", "mae_increase_std"]

@@ -170,11 +170,11 @@ def predict_csv_as_before(model, source, destination, chunk_rows: int) -> tuple[
 
 @pytest.fixture(scope="module")
 def boosted():
-    from rental_pipeline.boosting import BoostingParams, build_boosted_pipeline
+    from rental_pipeline.boosting import INPUT_COLUMNS, BoostingParams, build_boosted_pipeline
 
     clean, _ = clean_listings(generate_listings(rows=1_500, seed=22))
     pipeline = build_boosted_pipeline(BoostingParams(max_iter=20, learning_rate=0.3, n_jobs=1))
-    return pipeline.fit(clean[FEATURE_COLUMNS], clean["price"])
+    return pipeline.fit(clean[INPUT_COLUMNS], clean["price"])
 
 
 # Text where Arrow's parsing and pandas' could part ways: spaces, signs, exponents, long mantissas,

@@ -1,4 +1,5 @@
-"""`inference_pipeline`: preprocessing plus regressor, fitted on the train part of trainval."""
+"""`inference_pipeline`: preprocessing plus regressor, validated on a fit to the train part of
+trainval; the boosted default is then stored as fitted again on train + validation."""
 
 from typing import Any
 
@@ -94,6 +95,8 @@ def inference_pipeline(
             "fit_seconds": metrics["fit_seconds"],
             "train_rows": int(metrics["train_rows"]),
             "val_rows": int(metrics["val_rows"]),
+            "final_fit_rows": int(metrics["final_fit_rows"]),
+            "fitted_on": fitted_on(metrics),
             **(
                 model_quality_metadata(result.validation, "validation", plots=settings.plots)
                 if result.validation is not None
@@ -103,4 +106,16 @@ def inference_pipeline(
             # the run config that trains this model again, without the other model's settings
             CONFIG_USED_KEY: dg.MetadataValue.json(config.used()),
         },
+    )
+
+
+def fitted_on(metrics: dict) -> str:
+    """What the stored model was fitted on, for its page: the validation figures always come from
+    a fit on train only, which the stored model may not be."""
+    train, final = int(metrics["train_rows"]), int(metrics["final_fit_rows"])
+    if final == train:
+        return f"train ({train:,} rows), as validated"
+    return (
+        f"train + validation ({final:,} rows), refitted once its settings were validated; "
+        f"val_mae and val_r2 are from the fit on train only ({train:,} rows)"
     )
