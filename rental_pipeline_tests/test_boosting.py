@@ -133,7 +133,9 @@ def test_text_price_on_training_rows_is_cross_fitted(listings: pd.DataFrame):
 
 
 @pytest.mark.slow
-def test_beats_the_reference_forest_by_ten_percent_on_the_real_sample():
+def test_beats_the_reference_forest_by_twelve_percent_on_the_real_sample():
+    """Fitted on the train part only (29.58; refitted on train + validation, as the pipeline
+    stores it, 29.01; the previous default 30.05)."""
     if not SAMPLE1.exists():
         pytest.skip(f"reference sample not found at ../shared/data/sample1.csv (looked in {SAMPLE1.parent})")
     from sklearn.metrics import mean_absolute_error
@@ -147,4 +149,4 @@ def test_beats_the_reference_forest_by_ten_percent_on_the_real_sample():
     train, _ = split_listings(trainval, test_size=0.2, random_seed=42)
     pipeline = build_boosted_pipeline().fit(train[INPUT_COLUMNS], train[TARGET])
     test_mae = mean_absolute_error(test[TARGET], pipeline.predict(test[INPUT_COLUMNS]))
-    assert test_mae <= 30.5, f"test MAE {test_mae:.2f}; the reference forest gets 33.85"
+    assert test_mae <= 29.8, f"test MAE {test_mae:.2f}; the reference forest gets 33.85"

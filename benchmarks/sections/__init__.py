@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from benchmarks.harness import Bench
-from benchmarks.sections import fixed, incremental, model, overhead, predict, s3, scale, startup
+from benchmarks.sections import default_model, fixed, incremental, model, overhead, predict, s3, scale, startup
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(incremental.NAME, incremental.LABEL, within="overhead"),
     Section("scale", scale.LABEL, scale.run),
     Section("model", model.LABEL, model.run),
+    Section("default_model", default_model.LABEL, default_model.run),
     Section("predict", predict.LABEL, predict.run),
     Section("startup", startup.LABEL, startup.run),
     Section("s3", s3.LABEL, s3.run),

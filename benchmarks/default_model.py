@@ -1,0 +1,244 @@
+"""The previous default model against the current one, as each is trained and stored.
+
+    python -m benchmarks.default_model                      # sample1 and 48,895 synthetic rows
+    python -m benchmarks.default_model --rows 5000 --score-rows 25000 --json out.json
+
+The previous default (before the host and neighbourhood encodings) is rebuilt here from the
+package's own pieces: the same preprocessing less those two encodings, and the same two boosted
+models (squared error on log price, absolute error on price), stored as fitted on the train part.
+The current default is validated on a fit to the train part and stored as refitted on train +
+validation (`training.train_inference_pipeline`). Both are measured under the reference protocol
+(clean, trainval/test split, train/validation split, one seed for both splits):
+
+* test MAE on `../shared/data/sample1.csv` with the reference seed 42, and over seeds 1, 7 and 13:
+  one test split has a standard error of about 0.5 dollars, so the paired gap (new minus old on
+  the same split) is what says whether the change holds, not one number;
+* test MAE on synthetic NYC-sized listings, with the time the training step takes there (for the
+  current default: its fit on train plus its refit), wall clock and CPU;
+* rows per second of `predict.predict_csv` (the `predict` command's scoring of a file, without
+  starting the process and loading the model) on a synthetic file, fits interleaved;
+* the model file's size (the store's skops bytes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.metrics import mean_absolute_error
+from sklearn.pipeline import Pipeline
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE1 = PROJECT_ROOT.parent / "shared" / "data" / "sample1.csv"
+REFERENCE_SEED = 42
+OTHER_SEEDS = (1, 7, 13)
+OLD, NEW = "previous default", "current default"
+GOAL_SAMPLE1_TEST_MAE = 29.0
+
+
+def previous_default() -> Pipeline:
+    """The default model as it was before the host and neighbourhood encodings, unfitted."""
+    from rental_pipeline.boosting import AveragedRegressor, _boosted_trees, build_boosted_preprocessor
+    from rental_pipeline.model_params import BoostingParams
+
+    params = BoostingParams()
+    preprocessor = build_boosted_preprocessor(params)
+    added = ("host_price", "neighbourhood_price")
+    preprocessor.transformers = [t for t in preprocessor.transformers if t[0] not in added]
+    log_price = TransformedTargetRegressor(
+        regressor=_boosted_trees(params, "squared_error"), func=np.log1p, inverse_func=np.expm1
+    )
+    regressor = AveragedRegressor(
+        estimators=[
+            ("log_price_squared_error", log_price),
+            ("price_absolute_error", _boosted_trees(params, "absolute_error")),
+        ],
+        n_jobs=params.n_jobs,
+    )
+    return Pipeline(steps=[("preprocessor", preprocessor), ("regressor", regressor)])
+
+
+@dataclass
+class Trained:
+    model: Pipeline
+    val_mae: float
+    fit_seconds: float  # the whole training step: fit on train, and the refit where there is one
+    fit_cpu_seconds: float
+
+
+def train(which: str, trainval: pd.DataFrame, seed: int) -> Trained:
+    """`which` trained on trainval as the pipeline trains (and stores) it."""
+    from rental_pipeline.features import FEATURE_COLUMNS, TARGET
+    from rental_pipeline.split import split_listings
+    from rental_pipeline.training import train_inference_pipeline
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    if which == NEW:
+        result = train_inference_pipeline(trainval, random_seed=seed, importances=False)
+        model, val_mae = result.pipeline, result.metrics["val_mae"]
+    else:
+        fit_rows, validation = split_listings(trainval, test_size=0.2, random_seed=seed)
+        model = previous_default().fit(fit_rows[FEATURE_COLUMNS], fit_rows[TARGET])
+        val_mae = float(mean_absolute_error(validation[TARGET], model.predict(validation[FEATURE_COLUMNS])))
+    return Trained(model, val_mae, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def test_mae(model: Pipeline, test: pd.DataFrame) -> float:
+    from rental_pipeline.evaluation import mean_absolute_error_on
+
+    return mean_absolute_error_on(model, test)
+
+
+@dataclass
+class Figures:
+    name: str
+    sample1: dict[int, dict[str, float]] = field(default_factory=dict)  # seed -> val_mae, test_mae
+    synthetic_test_mae: float = float("nan")
+    fit_seconds: float = float("nan")
+    fit_cpu_seconds: float = float("nan")
+    rows_per_second: list[float] = field(default_factory=list)
+    model_bytes: int = 0
+
+    def other_seeds_mean(self) -> float:
+        values = [self.sample1[s]["test_mae"] for s in OTHER_SEEDS if s in self.sample1]
+        return statistics.fmean(values) if values else float("nan")
+
+
+def sample1_figures(
+    figures: dict[str, Figures], source: Path, seeds: tuple[int, ...], log: Callable[[str], None]
+) -> None:
+    from rental_pipeline.cleaning import clean_listings
+    from rental_pipeline.listings import read_listings
+    from rental_pipeline.split import split_listings
+
+    clean, _ = clean_listings(read_listings(str(source)).listings)
+    for seed in seeds:
+        trainval, test = split_listings(clean, random_seed=seed)
+        for name in (OLD, NEW):
+            trained = train(name, trainval, seed)
+            figures[name].sample1[seed] = {"val_mae": trained.val_mae, "test_mae": test_mae(trained.model, test)}
+            log(f"sample1 seed {seed}, {name}: test MAE {figures[name].sample1[seed]['test_mae']:.2f}")
+
+
+def synthetic_figures(
+    figures: dict[str, Figures], rows: int, score_rows: int, repeats: int, log: Callable[[str], None]
+) -> None:
+    """Test MAE, training time and model size on NYC-sized synthetic listings; scoring speed."""
+    from rental_pipeline.cleaning import clean_listings
+    from rental_pipeline.model_types import TRUSTED_MODEL_NODES
+    from rental_pipeline.predict import predict_csv
+    from rental_pipeline.split import split_listings
+    from rental_pipeline.store.model_codec import encode_model
+    from rental_pipeline.synthetic import generate_listings
+
+    clean, _ = clean_listings(generate_listings(rows, 2026))
+    trainval, test = split_listings(clean)
+    models = {}
+    for name in (OLD, NEW):
+        trained = train(name, trainval, REFERENCE_SEED)
+        models[name] = trained.model
+        entry = figures[name]
+        entry.synthetic_test_mae = test_mae(trained.model, test)
+        entry.fit_seconds, entry.fit_cpu_seconds = trained.fit_seconds, trained.fit_cpu_seconds
+        entry.model_bytes = len(encode_model(trained.model, trusted=TRUSTED_MODEL_NODES))
+        log(f"synthetic {rows:,} rows, {name}: test MAE {entry.synthetic_test_mae:.2f}, fit {entry.fit_seconds:.1f} s")
+    with tempfile.TemporaryDirectory() as folder:
+        listings = Path(folder) / "listings.csv"
+        generate_listings(score_rows, 7).to_csv(listings, index=False)
+        for repeat in range(repeats):
+            order = (OLD, NEW) if repeat % 2 == 0 else (NEW, OLD)
+            for name in order:
+                summary = predict_csv(models[name], listings, Path(folder) / "scored.csv")
+                figures[name].rows_per_second.append(summary.rows_per_second)
+                log(f"predict_csv {score_rows:,} rows, {name}: {summary.rows_per_second:,.0f} rows/s")
+
+
+def measure(
+    *, source: Path | None, rows: int, score_rows: int, repeats: int, seeds: tuple[int, ...], log: Callable[[str], None]
+) -> dict[str, Figures]:
+    figures = {name: Figures(name) for name in (OLD, NEW)}
+    if source is not None:
+        sample1_figures(figures, source, seeds, log)
+    synthetic_figures(figures, rows, score_rows, repeats, log)
+    return figures
+
+
+def paired_gaps(figures: dict[str, Figures]) -> list[float]:
+    """New minus old test MAE on each other seed's split."""
+    old, new = figures[OLD].sample1, figures[NEW].sample1
+    return [new[s]["test_mae"] - old[s]["test_mae"] for s in OTHER_SEEDS if s in old and s in new]
+
+
+def as_json(figures: dict[str, Figures]) -> dict[str, Any]:
+    return {
+        name: {
+            "sample1": {str(seed): values for seed, values in entry.sample1.items()},
+            "other_seeds_mean_test_mae": entry.other_seeds_mean(),
+            "synthetic_test_mae": entry.synthetic_test_mae,
+            "fit_seconds": entry.fit_seconds,
+            "fit_cpu_seconds": entry.fit_cpu_seconds,
+            "rows_per_second": entry.rows_per_second,
+            "median_rows_per_second": statistics.median(entry.rows_per_second) if entry.rows_per_second else None,
+            "model_bytes": entry.model_bytes,
+        }
+        for name, entry in figures.items()
+    } | {"paired_gaps_other_seeds": paired_gaps(figures)}
+
+
+def markdown(figures: dict[str, Figures], rows: int, score_rows: int) -> str:
+    lines = [
+        f"| model | sample1 val MAE | sample1 test MAE | mean test MAE, seeds {', '.join(map(str, OTHER_SEEDS))} "
+        f"| synthetic test MAE | training s ({rows:,} rows) | predict rows/s ({score_rows:,}) | model file |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for entry in figures.values():
+        reference = entry.sample1.get(REFERENCE_SEED, {})
+        val, test = reference.get("val_mae", float("nan")), reference.get("test_mae", float("nan"))
+        lines.append(
+            f"| {entry.name} | {val:.2f} | {test:.2f} "
+            f"| {entry.other_seeds_mean():.2f} | {entry.synthetic_test_mae:.2f} | {entry.fit_seconds:.1f} "
+            f"| {statistics.median(entry.rows_per_second):,.0f} | {entry.model_bytes / 2**20:.1f} MiB |"
+        )
+    gaps = paired_gaps(figures)
+    if gaps:
+        lines += ["", "Paired test MAE gaps (new - old) on seeds " + ", ".join(f"{g:+.2f}" for g in gaps) + "."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.default_model", description=__doc__.split("\n")[0])
+    parser.add_argument("--source", type=Path, default=SAMPLE1, help="default ../shared/data/sample1.csv")
+    parser.add_argument("--rows", type=int, default=48_895, help="synthetic listings to train on (default NYC-sized)")
+    parser.add_argument("--score-rows", type=int, default=250_000, help="synthetic listings to score")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved scoring runs per model")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    source = args.source if args.source.exists() else None
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    seeds = (REFERENCE_SEED, *OTHER_SEEDS)
+    figures = measure(
+        source=source, rows=args.rows, score_rows=args.score_rows, repeats=args.repeats, seeds=seeds, log=log
+    )
+    print(markdown(figures, args.rows, args.score_rows))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(as_json(figures), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
