@@ -88,15 +88,9 @@ class Backend(ABC):
 
     # -- objects -----------------------------------------------------------------------------
 
+    @abstractmethod
     def read(self, key: str) -> Stored:
         """The object's bytes and ETag; :class:`FileNotFoundError` if there is none."""
-        stored = self.read_if_changed(key, None)
-        assert stored is not None  # no ETag to match
-        return stored
-
-    @abstractmethod
-    def read_if_changed(self, key: str, etag: str | None) -> Stored | None:
-        """Like :meth:`read`, but None when the object still has ``etag`` (nothing transferred)."""
 
     @abstractmethod
     def write(self, key: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None) -> str:
@@ -216,12 +210,10 @@ class LocalBackend(Backend):
     def url(self, key: str) -> str:
         return str(self.local_path(key))
 
-    def read_if_changed(self, key: str, etag: str | None) -> Stored | None:
+    def read(self, key: str) -> Stored:
         with open(self.local_path(key), "rb") as handle:
-            current = _identity(os.fstat(handle.fileno()))
-            if current == etag:
-                return None
-            return Stored(handle.read(), current)
+            etag = _identity(os.fstat(handle.fileno()))
+            return Stored(handle.read(), etag)
 
     def write(self, key: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None) -> str:
         path = self.local_path(key)

@@ -15,15 +15,9 @@ must therefore offer strong read-after-write consistency for puts, overwrites, d
 listings, and honour both conditional headers on ``PutObject`` (see docs/artifacts.md for which do).
 
 A version's blobs are uploaded before its manifest is created, so a reader that sees the
-manifest finds every blob. Blobs shared with earlier versions are not uploaded again when the
-stored copy is known to hold them (see :meth:`.BlobStore.put`); one older than a quarter of
-``gc``'s grace period gets a fresh modification time from a server-side copy onto itself, so
-``gc`` (which removes only unreferenced blobs left alone for the whole grace period) cannot delete
-it under a writer that is about to reference it.
-
-Reads go through a cache folder on each machine, checked as :meth:`.BlobStore.fetch` says; the
-ETag is never assumed to be the MD5 of the bytes for correctness (SSE-KMS and multipart uploads
-have other ETags), only used as a shortcut where it is.
+manifest finds every blob. How blobs are reused, kept from ``gc`` and read through a cache on each
+machine is :class:`.CachedBlobStore`'s; the ETag is never assumed to be the MD5 of the bytes for
+correctness (SSE-KMS and multipart uploads have other ETags), only used as a shortcut where it is.
 """
 
 from __future__ import annotations
@@ -234,16 +228,8 @@ class S3Backend(Backend):
 
     # -- objects -----------------------------------------------------------------------------
 
-    def read_if_changed(self, key: str, etag: str | None) -> Stored | None:
-        from botocore.exceptions import ClientError
-
-        condition = {"IfNoneMatch": etag} if etag is not None else {}
-        try:
-            response = self._call("get_object", Key=self._key(key), **condition)
-        except ClientError as error:
-            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 304:
-                return None
-            raise
+    def read(self, key: str) -> Stored:
+        response = self._call("get_object", Key=self._key(key))
         data = response["Body"].read()
         self._count("bytes_received", len(data))
         return Stored(data, response["ETag"])

@@ -146,20 +146,18 @@ class ArtifactStore(Changes):
     def read_manifest(self, name: str, version: int, listed: ObjectInfo | None = None) -> VersionManifest:
         """Version ``version``'s committed record, without its aliases and flags; an unreadable one
         is an :class:`IntegrityError`. Re-read only when its ETag changed (``listed``, the object as
-        :meth:`.StoreLayout.committed` listed it, saves the request)."""
+        :meth:`.StoreLayout.committed` listed it, saves asking for it)."""
         ref = version_ref(name, version)
+        key = self.layout.manifest(name, version)
         cached = self._manifests.get((name, version))
-        if cached is not None and listed is not None and listed.etag == cached[0]:
-            return cached[1]
+        if cached is not None:
+            current = listed or self.backend.info(key)
+            if current is not None and current.etag == cached[0]:
+                return cached[1]
         try:
-            stored = self.backend.read_if_changed(
-                self.layout.manifest(name, version), cached[0] if cached else None
-            )
+            stored = self.backend.read(key)
         except FileNotFoundError:
             raise ArtifactNotFoundError(f"{ref} does not exist in {self.location}") from None
-        if stored is None:
-            assert cached is not None
-            return cached[1]
         manifest = parse_manifest(stored.data, source=ref)
         if (manifest.name, manifest.version) != (name, version):
             raise IntegrityError(f"manifest {ref} describes {manifest.ref} instead")
@@ -256,11 +254,9 @@ class ArtifactStore(Changes):
         them: each blob must exist with the size its manifest gives (a stat on a folder, a HEAD
         request on object storage). Empty when nothing is found.
 
-        ``deep`` also catches bytes altered at the same size, as :meth:`.BlobStore.altered` says:
-        on a folder each blob is hashed (reading local files, as loading them would; 35-60 ms for
-        a 50 MB blob here); on object storage the HEAD's ETag must be the one this machine last
-        verified the bytes under. With no such record (a blob this machine never wrote or read)
-        only the size is checked there; every read still refuses altered bytes.
+        ``deep`` also catches bytes altered at the same size, as :meth:`.BlobStore.altered` and
+        :meth:`.CachedBlobStore.altered` say (a hash on a folder, the ETag on object storage);
+        every read still refuses altered bytes.
 
         For reusing a version instead of making it again (the run cache, through :meth:`intact`):
         a version whose bytes are gone or altered would be handed out only to fail where it is
