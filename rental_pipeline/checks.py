@@ -27,6 +27,7 @@ from rental_pipeline.cleaning import CleaningRules
 from rental_pipeline.io_manager import ArtifactStoreResource
 from rental_pipeline.run_state import loaded_artifacts, run_resolver, stored_value
 from rental_pipeline.store import FAILED_CHECKS_FLAG
+from rental_pipeline.weeks import split_name
 
 if TYPE_CHECKING:
     from rental_pipeline.validation import CheckOutcome
@@ -63,7 +64,7 @@ def record_outcomes(
     """Keep the outcomes on the version this step loaded (a pinned one too), in one flag write: a
     failure adds an entry to its `failed_checks` flag, a pass removes that check's entry. The IO
     manager reads the flag to refuse the version to a later run of downstream assets."""
-    ref = loaded_artifacts(context).get(asset)
+    ref = _loaded_ref(context, asset)
     if ref is not None and outcomes:
         changes = {
             check: outcome.message if not outcome.passed and not outcome.warning else None
@@ -94,7 +95,21 @@ def _metadata_value(value: Any) -> Any:
 
 def _checked(context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, asset: str) -> Any:
     """The manifest of the exact version this step loaded: what is judged, flagged and named."""
-    return artifact_store.store().get(loaded_artifacts(context)[asset])
+    return artifact_store.store().get(_loaded_ref(context, asset))
+
+
+def _loaded_ref(context: dg.AssetCheckExecutionContext, asset: str) -> str | None:
+    """The exact version of ``asset`` this step loaded: plain, or the run's week of it
+    (`raw_data.<week>`, for the weekly checks)."""
+    loaded = loaded_artifacts(context)
+    if asset in loaded:
+        return loaded[asset]
+    return next((ref for name, ref in loaded.items() if split_name(name)[0] == asset), None)
+
+
+def _target(context: dg.AssetCheckExecutionContext) -> dg.AssetKey:
+    """The asset this step's checks are declared on (`raw_data`, or the weekly one)."""
+    return next(iter(context.check_specs)).asset_key
 
 
 def _facts(version: Any, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -121,7 +136,14 @@ RAW_DATA_CHECKS: Mapping[str, str] = {
 }
 
 
-def blocking_checks(asset: str, checks: Mapping[str, str], warn_only: frozenset[str] = frozenset()) -> Any:
+def blocking_checks(
+    asset: str,
+    checks: Mapping[str, str],
+    warn_only: frozenset[str] = frozenset(),
+    *,
+    partitions_def: dg.PartitionsDefinition | None = None,
+    input_name: str | None = None,
+) -> Any:
     """One blocking check per rule of an asset, run together in one step `<asset>_checks` that
     loads the asset as its input: bad listings never reach a model, and the version is loaded once
     for all of them. Any of the checks can run alone.
@@ -129,20 +151,24 @@ def blocking_checks(asset: str, checks: Mapping[str, str], warn_only: frozenset[
     The rules in `warn_only` are declared non-blocking: their severity is a warning unless a run's
     config says otherwise, and the UI labels a blocking check as one that stops downstream. A run
     that makes them errors fails the step itself (`_stop_on_strict_drift`), which stops downstream
-    exactly as a failed blocking check does."""
+    exactly as a failed blocking check does.
+
+    The same rules guard a weekly asset, one result per week: ``partitions_def`` its weeks,
+    ``input_name`` the argument the rules' function reads it as."""
     return dg.multi_asset_check(
         specs=[
-            dg.AssetCheckSpec(name, asset=asset, blocking=name not in warn_only, description=text)
+            dg.AssetCheckSpec(
+                name, asset=asset, blocking=name not in warn_only, description=text, partitions_def=partitions_def
+            )
             for name, text in checks.items()
         ],
         name=f"{asset}_checks",
-        ins={asset: dg.AssetIn(asset)},
+        ins={input_name or asset: dg.AssetIn(asset)},
         can_subset=True,
     )
 
 
-@blocking_checks("raw_data", RAW_DATA_CHECKS)
-def raw_data_checks(
+def judge_raw_data(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, raw_data: Any
 ) -> Iterator[dg.AssetCheckResult]:
     from rental_pipeline.schemas import RawListings
@@ -157,7 +183,10 @@ def raw_data_checks(
         outcomes["schema"] = check_schema(raw_data, RawListings, subject, RAW_ADVICE_ROWS, file_rows=True)
     record_outcomes(context, artifact_store, "raw_data", outcomes)
     for name, outcome in outcomes.items():
-        yield check_result(outcome, asset_key="raw_data", check_name=name)
+        yield check_result(outcome, asset_key=_target(context), check_name=name)
+
+
+raw_data_checks = blocking_checks("raw_data", RAW_DATA_CHECKS)(judge_raw_data)
 
 
 # -- clean_sample ---------------------------------------------------------------------------
@@ -231,7 +260,7 @@ def _clean_subject(store: Any, checked: Any) -> str:
     """Name the source file too: the one the raw_data version this clean_sample was cleaned from
     was read from."""
     for ref in checked.inputs:
-        if ref.split(":")[0] == "raw_data" and store.exists(ref):
+        if split_name(ref.split(":")[0])[0] == "raw_data" and store.exists(ref):
             source = _facts(store.get(ref), ("source",)).get("source")
             if source:
                 return f"{checked.ref} (cleaned from {source})"
@@ -264,8 +293,7 @@ def cleaning_rules_in_force(checked: Any, config: CleanSampleChecksConfig) -> tu
 WARN_ONLY_CHECKS = frozenset({"room_type_drift", "price_drift", "minimum_nights_drift", "reviews_per_month_drift"})
 
 
-@blocking_checks(CLEAN_SAMPLE, CLEAN_SAMPLE_CHECKS, warn_only=WARN_ONLY_CHECKS)
-def clean_sample_checks(
+def judge_clean_sample(
     context: dg.AssetCheckExecutionContext,
     config: CleanSampleChecksConfig,
     clean_sample: Any,
@@ -274,7 +302,6 @@ def clean_sample_checks(
     from rental_pipeline.drift import DRIFT_RULES, judge_column_drift
     from rental_pipeline.schemas import CleanListings
     from rental_pipeline.validation import (
-        REFERENCE_ALIAS,
         StoreReferences,
         check_borough_set,
         check_columns,
@@ -307,7 +334,7 @@ def clean_sample_checks(
     selected = _selected(context)
     reference = None
     if selected & {"borough_drift", *DRIFT_RULES}:
-        reference = references.load_reference(CLEAN_SAMPLE, run_resolver(context).alias(CLEAN_SAMPLE, REFERENCE_ALIAS))
+        reference = references.load_reference(CLEAN_SAMPLE, reference_of(context, store, checked.name))
     # The drift result is the one that knows every rule's verdict, so only a run that evaluates it
     # records the verdict on the version and may move the reference.
     if "borough_drift" in selected:
@@ -364,10 +391,30 @@ def clean_sample_checks(
             yield check_result(
                 replace(outcome, facts=facts),
                 plots=_drift_plots(name, outcome),
-                asset_key=CLEAN_SAMPLE,
+                asset_key=_target(context),
                 check_name=name,
             )
     _stop_on_strict_drift({name: failures[name] for name in failures.keys() & WARN_ONLY_CHECKS}, version)
+
+
+clean_sample_checks = blocking_checks(CLEAN_SAMPLE, CLEAN_SAMPLE_CHECKS, warn_only=WARN_ONLY_CHECKS)(
+    judge_clean_sample
+)
+
+
+def reference_of(context: dg.AssetCheckExecutionContext, store: Any, checked: str) -> str | None:
+    """The exact reference version ``checked`` (a store name) is compared with: `clean_sample:reference`
+    for plain clean_sample; for a week, the reference of the newest week up to it that holds one
+    (where a week made the reference, or accepted a new one), else plain clean_sample's."""
+    from rental_pipeline.validation import REFERENCE_ALIAS
+    from rental_pipeline.weeks import reference_week
+
+    week = split_name(checked)[1]
+    if week is not None:
+        held = reference_week([n for n in store.names() if store.exists(f"{n}:{REFERENCE_ALIAS}")], CLEAN_SAMPLE, week)
+        if held is not None:
+            return run_resolver(context).alias(held, REFERENCE_ALIAS)
+    return run_resolver(context).alias(CLEAN_SAMPLE, REFERENCE_ALIAS)
 
 
 def _stop_on_strict_drift(failed: Mapping[str, str], version: str) -> None:

@@ -6,17 +6,21 @@ from typing import Any
 
 import dagster as dg
 
-from rental_pipeline.assets import cleaning, evaluation, ingest, prediction, split, sweep, training
+from rental_pipeline.assets import cleaning, evaluation, ingest, prediction, split, sweep, training, weekly
 from rental_pipeline.automation import all_schedules, all_sensors
 from rental_pipeline.checks import all_checks
 from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource, artifact_io_manager
 from rental_pipeline.tracking.run_tracker import WandbRunTracker
+from rental_pipeline.weekly_checks import weekly_checks
 
 all_assets = dg.load_assets_from_modules([ingest, cleaning, split, training, evaluation, prediction, sweep])
+# One partition a week (`rental_pipeline.partitions`): beside the graph, never in a run that names no week.
+weekly_assets = dg.load_assets_from_modules([weekly])
+WEEKLY = dg.AssetSelection.groups(weekly.WEEKS_GROUP)
 
 training_job = dg.define_asset_job(
     "training_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("batch_predictions", "sweep_leaderboard"),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("batch_predictions", "sweep_leaderboard") - WEEKLY,
     description="Raw listings to an evaluated inference pipeline, promoted to prod if it is better.",
 )
 
@@ -34,13 +38,20 @@ predict_job = dg.define_asset_job(
 
 checks_job = dg.define_asset_job(
     "checks_job",
-    selection=dg.AssetSelection.all_asset_checks(),
+    selection=dg.AssetSelection.checks_for_assets(*all_assets),  # not the weekly checks: they need a week
     description="Every data check against the stored values; materializes nothing.",
 )
 
 
 # Each run is tracked on W&B: the tracker listens to the run's store (see `tracking.run_tracker`).
 ArtifactIOManager.trackers = (WandbRunTracker.start,)
+
+
+weekly_job = dg.define_asset_job(
+    "weekly_job",
+    selection=WEEKLY,
+    description="One week's drop, read and cleaned, with its checks (a partition per week; backfill a range).",
+)
 
 
 def default_resources() -> dict[str, Any]:
@@ -57,9 +68,9 @@ def default_resources() -> dict[str, Any]:
 
 
 defs = dg.Definitions(
-    assets=all_assets,
-    asset_checks=all_checks,
-    jobs=[training_job, checks_job, sweep_job, predict_job, sweep.train_best_job],
+    assets=[*all_assets, *weekly_assets],
+    asset_checks=[*all_checks, *weekly_checks],
+    jobs=[training_job, checks_job, sweep_job, predict_job, weekly_job, sweep.train_best_job],
     schedules=all_schedules,
     sensors=all_sensors,
     resources=default_resources(),

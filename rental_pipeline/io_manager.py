@@ -31,6 +31,7 @@ from pydantic import Field, PrivateAttr
 
 from rental_pipeline.code_version import git_revision
 from rental_pipeline.home import default_root, open_store
+from rental_pipeline.partitions import input_name, output_name
 from rental_pipeline.records import (
     ARTIFACT_KEY,
     ARTIFACT_TYPE_KEY,
@@ -46,6 +47,7 @@ from rental_pipeline.settings import Settings
 from rental_pipeline.sources import redact
 from rental_pipeline.store import FAILED_CHECKS_FLAG, ArtifactStore, VersionManifest, codec_for
 from rental_pipeline.versions import PINNED, Resolution
+from rental_pipeline.weeks import PARTITION_KEY, split_name
 
 # Metadata of a materialization that reported a version found by the run cache.
 REUSED_FROM_KEY = "reused_from_run"
@@ -159,8 +161,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         return self._runs[key]
 
     def load_input(self, context: dg.InputContext) -> Any:
-        name = context.asset_key.to_user_string()
         step = _step_context(context)
+        name = input_name(context, step)  # a week of a partitioned asset is an artifact of its own
         run = self.run_state(step.run_id if step is not None else None, _instance(context))
         resolution = run.input(name)
         version = run.store.get(resolution.ref)
@@ -223,7 +225,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     ) -> tuple[VersionManifest, bool]:
         """Store a computed value (a new version only if its bytes are new); whether it was new."""
         spec = context.asset_spec
-        name = context.asset_key.to_user_string()
+        name = output_name(context)
+        week = split_name(name)[1]
         for _, tracker in self._tracking:  # what Dagster knows of the version about to be saved
             tracker.describe(name, context, config)
         result = store.save(
@@ -234,6 +237,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             metadata={
                 "config": config,
                 "facts": plain_facts(context.output_metadata),
+                **({PARTITION_KEY: week} if week else {}),
                 **({"git": git_revision()} if git_revision() else {}),
             },
             run_id=context.run_id,

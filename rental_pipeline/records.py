@@ -18,6 +18,7 @@ import dagster as dg
 from rental_pipeline.assets.metadata import displayed
 from rental_pipeline.store import ArtifactStore, VersionManifest
 from rental_pipeline.versions import Recorded
+from rental_pipeline.weeks import dagster_asset, split_name, store_name
 
 ARTIFACT_KEY = "artifact"
 ARTIFACT_TYPE_KEY = "artifact_type"
@@ -115,9 +116,9 @@ def recorded_in_run(instance: dg.DagsterInstance | None, run_id: str | None, nam
         if event is None:
             continue
         materialization = event.step_materialization_data.materialization
-        if event.asset_key == dg.AssetKey(name):
+        if event.asset_key == dg.AssetKey(dagster_asset(name)):
             own = recorded(materialization)
-            if own is not None:
+            if own is not None and own.ref.partition(":")[0] == name:  # this week's, not another's
                 return own
         inputs = materialization.metadata.get(INPUTS_KEY)
         for ref in str(inputs.value if inputs is not None else "").split(","):
@@ -131,6 +132,12 @@ def recorded_last(instance: dg.DagsterInstance | None, name: str) -> Recorded | 
     store that run used."""
     if instance is None:
         return None
+    week = split_name(name)[1]
+    if week is not None:  # a week (`raw_data.<week>`): that partition's latest materialization
+        found = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(dagster_asset(name)), asset_partitions=[week]), limit=1
+        ).records
+        return recorded(found[0].asset_materialization) if found and found[0].asset_materialization else None
     event = instance.get_latest_materialization_event(dg.AssetKey(name))
     if event is None or event.asset_materialization is None:
         return None
@@ -138,7 +145,7 @@ def recorded_last(instance: dg.DagsterInstance | None, name: str) -> Recorded | 
 
 
 def materializations(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict[str, Any]]:
-    """Asset name -> the metadata of its last materialization in run ``run_id``."""
+    """Store name -> the metadata of its last materialization in run ``run_id``."""
     try:
         entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
     except Exception:  # noqa: BLE001 - a run deleted from this instance: fall back to the manifest
@@ -147,5 +154,7 @@ def materializations(instance: dg.DagsterInstance, run_id: str) -> dict[str, dic
     for entry in entries:
         event = entry.dagster_event
         if event is not None and event.asset_key is not None:
-            found[event.asset_key.to_user_string()] = dict(event.step_materialization_data.materialization.metadata)
+            # by store name: a week's materialization is that week's artifact (`raw_data.<week>`)
+            name = store_name(event.asset_key.to_user_string(), event.partition)
+            found[name] = dict(event.step_materialization_data.materialization.metadata)
     return found

@@ -26,6 +26,7 @@ from typing import Any
 
 import dagster as dg
 
+from rental_pipeline.partitions import asset_store_name
 from rental_pipeline.run_cache import CacheHit, cache_key, find_cached
 from rental_pipeline.run_state import Deferred, RunState, run_state
 
@@ -155,8 +156,10 @@ def _cache_keys(context: dg.AssetExecutionContext, run: RunState, extra: Mapping
     """Asset name -> run-cache key, for every asset the step makes: from the exact versions of
     its inputs (resolved, not loaded), the versions it reads itself, and its config."""
     assets_def = context.assets_def
+    # A week of a partitioned asset has a store name of its own (`raw_data.<week>`), so every key
+    # names the week it was made for and no week's cache answers for another.
     inputs = {
-        key.to_user_string(): run.input(key.to_user_string()).ref
+        asset_store_name(context, key): run.input(asset_store_name(context, key)).ref
         for name, key in assets_def.keys_by_input_name.items()
         if not assets_def.node_def.input_def_named(name).dagster_type.is_nothing
     }
@@ -164,11 +167,10 @@ def _cache_keys(context: dg.AssetExecutionContext, run: RunState, extra: Mapping
     config = context.op_execution_context.op_config
     config = dict(config) if isinstance(config, dict) else {}
     charts = run.settings.plots
+    names = {key: asset_store_name(context, key) for _, key in _selected(context)}
     return {
-        key.to_user_string(): cache_key(
-            key.to_user_string(), assets_def.code_versions_by_key.get(key) or "", config, inputs, charts=charts
-        )
-        for _, key in _selected(context)
+        name: cache_key(name, assets_def.code_versions_by_key.get(key) or "", config, inputs, charts=charts)
+        for key, name in names.items()
     }
 
 
@@ -179,7 +181,7 @@ def _selected(context: dg.AssetExecutionContext) -> list[tuple[str, dg.AssetKey]
 
 
 def _by_output(context: dg.AssetExecutionContext, hits: Mapping[str, CacheHit]) -> list[tuple[str, CacheHit]]:
-    return [(output, hits[key.to_user_string()]) for output, key in _selected(context)]
+    return [(output, hits[asset_store_name(context, key)]) for output, key in _selected(context)]
 
 
 def _forced(context: dg.AssetExecutionContext, run: RunState) -> bool:

@@ -59,11 +59,11 @@ def test_the_code_location_still_defines_every_asset_check_and_job():
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
         "raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation",
-        "batch_predictions", "sweep_leaderboard",
+        "batch_predictions", "sweep_leaderboard", "weekly_raw_data", "weekly_clean_sample",
     }
-    assert len(graph.asset_check_keys) == 16
+    assert len(graph.asset_check_keys) == 16 + 13  # the weekly assets have the raw_data and clean_sample checks
     jobs = {job.name for job in defs.resolve_all_job_defs()}
-    assert jobs >= {"training_job", "checks_job", "sweep_job", "predict_job"}
+    assert jobs >= {"training_job", "checks_job", "sweep_job", "predict_job", "weekly_job"}
 
 
 def test_the_cli_imports_neither_dagster_nor_a_heavy_library_before_a_command_runs():

@@ -32,6 +32,13 @@ class CleaningConfig(config_of(CleaningRules, name="CleaningConfig")):
 def clean_sample(
     context: dg.AssetExecutionContext, config: CleaningConfig, raw_data: Any, settings: Settings
 ) -> dg.Output:
+    return clean_drop(context, config, raw_data, settings)
+
+
+def clean_drop(
+    context: dg.AssetExecutionContext, config: CleaningConfig, raw_data: Any, settings: Settings
+) -> dg.Output:
+    """A drop's clean listings as an output, with what cleaning dropped and the rules it applied."""
     from rental_pipeline.assets.metadata import frame_metadata
 
     rules = config.rules()

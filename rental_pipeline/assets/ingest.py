@@ -86,6 +86,14 @@ def fixed_by_config(config: SourceConfig) -> bool:
 )
 @reusable(cacheable=fixed_by_config)
 def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig, settings: Settings) -> dg.Output:
+    return read_drop(context, config, settings)
+
+
+def read_drop(
+    context: dg.AssetExecutionContext, config: RawDataConfig, settings: Settings, week: str | None = None
+) -> dg.Output:
+    """A drop as an output: the file or URL of the config, else synthetic listings (of ``week``,
+    one of a plausible sequence, when a week is named; the single synthetic drop otherwise)."""
     from rental_pipeline.assets.metadata import frame_metadata
 
     if config.source:
@@ -100,6 +108,13 @@ def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig, settings:
         )
         listings = drop.listings
         origin = {"source": drop.source, "source_sha256": drop.sha256, "source_bytes": drop.size_bytes}
+    elif week is not None:
+        from rental_pipeline.synthetic_weeks import generate_week
+
+        drift = bool(getattr(config, "drift", False))
+        listings = generate_week(week, rows=config.rows, seed=config.seed, drift=drift)
+        drifted = ", drifted" if drift else ""
+        origin = {"source": f"synthetic week {week} (rows={config.rows}, seed={config.seed}{drifted})"}
     else:
         from rental_pipeline.synthetic import generate_listings
 

@@ -1,0 +1,143 @@
+"""Weeks: how a weekly drop is named, stored and combined into a training window.
+
+The listings arrive as one bulk drop a week. Each week is a partition of `raw_data` and
+`clean_sample`, keyed by the date of the Monday that starts it (`2024-03-04`). In the store a
+week is an artifact of its own, `<asset>.<week>` (`raw_data.2024-03-04:v0`, then `:v1` when a
+corrected drop for that week arrives), the convention dagster-wandb uses for partitioned assets,
+so a week's history and its W&B artifact are found by its name. A run that names no week keeps
+the plain names (`raw_data:vN`), as before weeks existed.
+
+Training on a window of K weeks keeps one row per listing (the most recent week's row wins) and
+is scored on the newest week's listings it did not train on: the newest week is split exactly as
+a single week is (so K = 1 is the single-week protocol, figure for figure), and older weeks add
+training rows only for listings the newest week does not hold.
+
+Nothing here knows Dagster.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+
+# Mondays from here on are partitions: before the public 2019 sample's last reviews, so a real
+# drop of that era has its week, and few enough weeks for the UI to list them all.
+FIRST_WEEK = "2019-01-07"
+WEEK_FORMAT = "%Y-%m-%d"
+# Separates an asset from its week in a store name; never part of an asset name (identifiers).
+PARTITION_SEPARATOR = "."
+# The manifest metadata entry naming the week a version holds.
+PARTITION_KEY = "partition"
+_DATE_IN_NAME = re.compile(r"(20\d\d)-?(\d\d)-?(\d\d)")
+
+
+# The weekly asset of an artifact in Dagster: `weekly_raw_data` partitioned by week, beside the
+# plain, unpartitioned `raw_data`; its week is stored as `raw_data.<week>`.
+WEEKLY_PREFIX = "weekly_"
+
+
+def store_name(asset: str, week: str | None) -> str:
+    """The store's name for ``asset`` (plain or weekly) in ``week``; the plain name with no week."""
+    return f"{asset.removeprefix(WEEKLY_PREFIX)}{PARTITION_SEPARATOR}{week}" if week else asset
+
+
+def dagster_asset(name: str) -> str:
+    """The Dagster asset a store name belongs to: `weekly_raw_data` for `raw_data.<week>`."""
+    asset, week = split_name(name)
+    return f"{WEEKLY_PREFIX}{asset}" if week else asset
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """(asset, week or None) of a store name made by `store_name`."""
+    asset, sep, week = name.partition(PARTITION_SEPARATOR)
+    return (asset, week) if sep else (name, None)
+
+
+def week_of(day: date | datetime) -> str:
+    """The week holding ``day``: the date of its Monday."""
+    if isinstance(day, datetime):
+        day = day.date()
+    return (day - timedelta(days=day.weekday())).strftime(WEEK_FORMAT)
+
+
+def parse_week(text: str) -> date:
+    """A week key as a date; a clear error for anything that is not a Monday at or after FIRST_WEEK."""
+    try:
+        day = datetime.strptime(text, WEEK_FORMAT).date()
+    except ValueError:
+        raise ValueError(f"week {text!r} is not a date like 2024-03-04 (the Monday that starts it)") from None
+    if day.weekday() != 0:
+        raise ValueError(f"week {text!r} is a {day:%A}: a week is named by its Monday, here {week_of(day)}")
+    if text < FIRST_WEEK:
+        raise ValueError(f"week {text!r} is before the first week, {FIRST_WEEK}")
+    return day
+
+
+def week_in_file_name(file_name: str) -> str | None:
+    """The week of a date written in a drop's file name (`listings_2024-03-06.csv`), if any."""
+    match = _DATE_IN_NAME.search(file_name)
+    if match is None:
+        return None
+    try:
+        day = date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        return None
+    week = week_of(day)
+    return week if week >= FIRST_WEEK else None
+
+
+def weeks_before(week: str, count: int) -> list[str]:
+    """``count`` weeks ending with ``week``, oldest first (never before FIRST_WEEK)."""
+    newest = parse_week(week)
+    weeks = [(newest - timedelta(weeks=back)).strftime(WEEK_FORMAT) for back in range(count - 1, -1, -1)]
+    return [w for w in weeks if w >= FIRST_WEEK]
+
+
+def week_index(week: str) -> int:
+    """Weeks since FIRST_WEEK (0 for the first)."""
+    return (parse_week(week) - parse_week(FIRST_WEEK)).days // 7
+
+
+def dedupe_latest(frames: Mapping[str, pd.DataFrame], key: str = "id") -> pd.DataFrame:
+    """One row per listing from several weeks' frames (week -> frame): the newest week's row wins.
+    Rows keep their week's order, newest week first."""
+    ordered = [frames[week] for week in sorted(frames, reverse=True)]
+    if not ordered:
+        raise ValueError("no weeks to combine")
+    combined = pd.concat(ordered, ignore_index=True)
+    return combined.drop_duplicates(subset=[key], keep="first").reset_index(drop=True)
+
+
+def window_trainval(
+    newest_trainval: pd.DataFrame,
+    newest: pd.DataFrame,
+    older: Mapping[str, pd.DataFrame],
+    key: str = "id",
+) -> pd.DataFrame:
+    """The training side of a window: the newest week's training rows, then one row per listing
+    from the older weeks (``older``: week -> clean frame) for listings the newest week does not
+    hold, so no listing of the newest week's test side is trained on, and none counts twice."""
+    if not older:
+        return newest_trainval
+    earlier = dedupe_latest(older, key)
+    earlier = earlier[~earlier[key].isin(newest[key])]
+    return pd.concat([newest_trainval, earlier], ignore_index=True)
+
+
+def window_summary(weeks: Sequence[str], trainval: pd.DataFrame, newest_trainval: pd.DataFrame) -> dict[str, object]:
+    """What a window was made of, for the asset page and the manifest."""
+    return {
+        "window_weeks": ", ".join(weeks),
+        "window_rows_from_older_weeks": int(len(trainval) - len(newest_trainval)),
+    }
+
+
+def reference_week(names: Sequence[str], asset: str, week: str) -> str | None:
+    """Of the store names holding a reference (``names``), the newest week of ``asset`` up to
+    ``week``: the reference a week's drift is measured against, so a reference accepted in week N
+    applies from week N on and an earlier week is still judged as it was."""
+    held = [w for name in names for a, w in [split_name(name)] if a == asset and w is not None and w <= week]
+    return store_name(asset, max(held)) if held else None

@@ -1,0 +1,97 @@
+"""Weekly partitions through the real graph: a week per partition, stored and checked on its own."""
+
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from rental_pipeline_tests.conftest import artifact_store
+
+pytestmark = pytest.mark.usefixtures("no_mirror")
+
+WEEKS = ["2024-03-04", "2024-03-11", "2024-03-18"]
+
+
+def week_config(**raw: Any) -> dict:
+    return {
+        "ops": {
+            "weekly_raw_data": {"config": {"rows": 1_500, "seed": 7, **raw}},
+            "weekly_clean_sample_checks": {"config": {"min_rows": 100}},
+        }
+    }
+
+
+def run_week(instance: dg.DagsterInstance, week: str, config: dict | None = None) -> dg.ExecuteInProcessResult:
+    from rental_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("weekly_job")
+    return job.execute_in_process(
+        instance=instance, partition_key=week, run_config=config or week_config(), raise_on_error=False
+    )
+
+
+def reused(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {
+        e.asset_key.to_user_string(): "reused_from_run" in e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+
+
+@pytest.mark.slow
+def test_each_week_is_a_partition_and_an_artifact_of_its_own_and_a_done_week_is_reused(instance):
+    for week in WEEKS[:2]:
+        assert run_week(instance, week).success
+    store = artifact_store()
+    expected = {f"{asset}.{week}" for asset in ("raw_data", "clean_sample") for week in WEEKS[:2]}
+    assert {name for name in store.names() if "." in name} == expected
+    clean = store.get(f"clean_sample.{WEEKS[1]}:latest")
+    assert clean.metadata["partition"] == WEEKS[1]  # every version records its week
+    assert clean.inputs == (f"raw_data.{WEEKS[1]}:v0",)  # and is made from that week's drop, not another's
+    assert instance.get_materialized_partitions(dg.AssetKey("weekly_clean_sample")) == set(WEEKS[:2])
+    # the catalog holds each week's checks; the plain assets' history is untouched
+    evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("weekly_clean_sample"), "row_count")]
+    )
+    assert evaluation
+    assert "raw_data" not in store.names()
+    assert instance.get_latest_materialization_event(dg.AssetKey("raw_data")) is None
+
+    again = run_week(instance, WEEKS[0])  # a week already done: the run cache answers, for that week only
+    assert again.success and reused(again) == {"weekly_raw_data": True, "weekly_clean_sample": True}
+    assert store.get(f"raw_data.{WEEKS[0]}:latest").version == 0
+    third = run_week(instance, WEEKS[2])  # a new week is never answered by another week's cache
+    assert third.success and reused(third) == {"weekly_raw_data": False, "weekly_clean_sample": False}
+
+
+@pytest.mark.slow
+def test_a_drifting_week_fails_its_checks_and_is_refused_while_the_others_proceed(instance):
+    assert run_week(instance, WEEKS[0]).success  # the first passing week becomes the reference
+    bad = run_week(instance, WEEKS[1], week_config(drift=True))
+    assert not bad.success
+    failed = {(e.asset_key.to_user_string(), e.check_name) for e in bad.get_asset_check_evaluations() if not e.passed}
+    assert ("weekly_clean_sample", "borough_drift") in failed
+    store = artifact_store()
+    flagged = store.get(f"clean_sample.{WEEKS[1]}:latest")
+    assert "borough_drift" in flagged.flags.get("failed_checks", {})
+    assert store.get(f"clean_sample.{WEEKS[0]}:reference").version == 0  # the reference did not move
+    assert run_week(instance, WEEKS[2]).success  # the next week proceeds, judged against the same reference
+    assert not store.get(f"clean_sample.{WEEKS[2]}:latest").flags.get("failed_checks")
+    status = instance.get_materialized_partitions(dg.AssetKey("weekly_clean_sample"))
+    assert status == set(WEEKS)
+
+
+@pytest.mark.slow
+def test_a_late_corrected_drop_makes_a_new_version_of_its_own_week(instance, tmp_path):
+    from rental_pipeline.synthetic_weeks import generate_week
+
+    for week in WEEKS[:2]:
+        assert run_week(instance, week).success
+    corrected = generate_week(WEEKS[0], rows=1_500, seed=7).iloc[:-10]  # the provider fixed ten rows away
+    path = tmp_path / f"listings_{WEEKS[0]}.csv"
+    corrected.to_csv(path, index=False)
+    assert run_week(instance, WEEKS[0], week_config(source=str(path))).success
+    store = artifact_store()
+    fixed = store.get(f"raw_data.{WEEKS[0]}:latest")
+    assert fixed.version == 1 and fixed.metadata["partition"] == WEEKS[0]
+    assert store.get(f"clean_sample.{WEEKS[0]}:latest").inputs == (f"raw_data.{WEEKS[0]}:v1",)
+    assert [v.version for v in store.history(f"raw_data.{WEEKS[1]}")] == [0]  # the newer week is untouched
