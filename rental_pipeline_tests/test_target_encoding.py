@@ -90,6 +90,10 @@ def test_host_and_room_type_make_one_numeric_key():
     assert got[3] != got[0]
     assert np.isnan(got[4:7]).all()  # missing, not a number, not a whole number: unknown host
     assert got[7] == 10 * 3  # a room type unseen in training: code 0, still this host
+    # Text as `predict` reads it (Arrow-backed): cast by Arrow when all numbers, else as above.
+    as_text = rows.astype({"host_id": "str"}).assign(host_id=lambda f: f["host_id"].where(f.index != 5, "x"))
+    np.testing.assert_array_equal(key.transform(as_text)[:, 0], got)
+    np.testing.assert_array_equal(key.transform(as_text.drop(index=[4, 5, 6]))[:, 0], got[[0, 1, 2, 3, 7]])
 
 
 def test_a_batch_scored_by_predict_gets_the_same_prices_as_the_model(listings: pd.DataFrame):
