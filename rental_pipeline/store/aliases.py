@@ -252,18 +252,24 @@ class FlagSidecar:
         """Set (or, with ``None``, remove) keys of the flags last :meth:`read` (read now if not
         yet); raises :class:`~.backend.PreconditionFailed` if they changed since."""
         check_json_able(dict(changes), "a flag value")
-        flags = self.read() if self._flags is None else dict(self._flags)
-        for key, value in changes.items():
-            if value is None:
-                flags.pop(key, None)
-            else:
-                flags[key] = value
+        flags = merged(self.read() if self._flags is None else self._flags, changes)
         if self._read is None:
             self.backend.write(self.key, dumps_json(flags), if_absent=True)
         else:
             self.backend.write(self.key, dumps_json(flags), if_match=self._read.etag)
         self._flags = None  # the next update reads what is there now
         return flags
+
+
+def merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` applied, where a change to None removes the key."""
+    result = dict(base)
+    for key, value in changes.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    return result
 
 
 def describe_target(version: int | None) -> str:

@@ -26,6 +26,7 @@ from .aliases import (
     FlagSidecar,
     check_expected,
     default_actor,
+    merged,
     refuse_failed_checks,
     utc_now,
 )
@@ -299,12 +300,7 @@ class Changes:
                 entries = dict(current)
             else:  # a list of names (or nothing): keep each name as an entry
                 entries = {str(name): True for name in current or ()} if isinstance(current, list) else {}
-            for entry, value in changes.items():
-                if value is None:
-                    entries.pop(entry, None)
-                else:
-                    entries[entry] = value
-            return sidecar.update({key: entries or None})
+            return sidecar.update({key: merged(entries, changes) or None})
 
         return self._update_flags(ref, key, update)
 
