@@ -17,12 +17,12 @@ from rental_pipeline.synthetic import generate_listings
 from rental_pipeline.target_encoding import HostRoomKey, host_price
 from rental_pipeline.training import train_inference_pipeline
 
-QUICK = BoostingParams(max_iter=10, learning_rate=0.5, max_leaf_nodes=15, n_jobs=1)
+QUICK = BoostingParams(max_iter=8, learning_rate=0.5, max_leaf_nodes=15, n_jobs=1)
 
 
 @pytest.fixture(scope="module")
 def listings() -> pd.DataFrame:
-    clean, _ = clean_listings(generate_listings(rows=1_000, seed=11))
+    clean, _ = clean_listings(generate_listings(rows=700, seed=11))
     return clean
 
 
@@ -52,7 +52,7 @@ def test_changing_the_prices_of_test_rows_changes_no_feature_of_any_row(listings
 
     # The comparison can see a leak: the same change to training rows moves the host encodings.
     trainval_ids = set(listings["id"]) - test_ids
-    some_train = listings["id"].isin(sorted(trainval_ids)[:150])
+    some_train = listings["id"].isin(sorted(trainval_ids)[:100])
     changed = listings.assign(price=listings[TARGET].where(~some_train, listings[TARGET] * 3 + 17))
     features_changed, _, _ = _features_and_predictions(changed)
     host_column = -2  # host_room_log_price, then neighbourhood, are the preprocessor's last two columns
