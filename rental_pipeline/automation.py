@@ -1,14 +1,19 @@
 """Weekly retraining: a Monday-morning schedule and a sensor on the landing folder.
 
-Both start `training_job` (the whole graph) with `raw_data` reading the new drop; every other stage
-keeps its configured defaults. They are off until someone turns them on, in the UI (Automation),
-with `dagster schedule start` / `dagster sensor start`, or for a deployment by setting
-`RENTAL_PIPELINE_AUTOMATION=on` in the code location's environment. Turning them on needs the
-Dagster daemon running: `dagster dev` starts one; a Helm deployment runs one.
+Both start `weekly_training_job` for the drop's week (a partition): `weekly_raw_data` reads the
+drop as that week's, and the model is retrained on the window of weeks ending there; every other
+stage keeps its configured defaults. The sensor finds a drop's week in its file name
+(`listings_2024-03-06.csv`, so a late or corrected drop for a past week makes a new version of
+that week), else takes the week it landed in; the schedule's week is the one its Monday starts.
+They are off until someone turns them on, in the UI (Automation), with `dagster schedule start` /
+`dagster sensor start`, or for a deployment by setting `RENTAL_PIPELINE_AUTOMATION=on` in the code
+location's environment. Turning them on needs the Dagster daemon running: `dagster dev` starts
+one; a Helm deployment runs one.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import dagster as dg
@@ -17,8 +22,9 @@ from rental_pipeline.landing import LandingCursor, folder_exists, landing_folder
 from rental_pipeline.settings import AUTOMATION_VARIABLE as AUTOMATION_VARIABLE
 from rental_pipeline.settings import LANDING_VARIABLE, WEEKLY_SOURCE_VARIABLE, Settings
 from rental_pipeline.sources import describe
+from rental_pipeline.weeks import week_of
 
-TRAINING_JOB = "training_job"
+TRAINING_JOB = "weekly_training_job"
 
 WEEKLY_CRON = "0 6 * * 1"  # Mondays 06:00
 WEEKLY_TIMEZONE = "America/New_York"
@@ -32,9 +38,9 @@ def automation_enabled() -> bool:
 
 
 def training_run_config(source: str | dict[str, str]) -> dict[str, Any]:
-    """Run config of `training_job` that trains on `source` (a path or URL, or `{"env": VARIABLE}`
-    naming one) with every other default."""
-    return {"ops": {"raw_data": {"config": {"source": source}}}}
+    """Run config of `weekly_training_job` that reads the week's drop from `source` (a path or URL,
+    or `{"env": VARIABLE}` naming one) with every other default."""
+    return {"ops": {"weekly_raw_data": {"config": {"source": source}}}}
 
 
 @dg.schedule(
@@ -43,8 +49,9 @@ def training_run_config(source: str | dict[str, str]) -> dict[str, Any]:
     execution_timezone=WEEKLY_TIMEZONE,
     job_name=TRAINING_JOB,
     default_status=dg.DefaultScheduleStatus.RUNNING if automation_enabled() else dg.DefaultScheduleStatus.STOPPED,
-    description=f"Mondays 06:00 New York time: retrain on the listings at ${WEEKLY_SOURCE_VARIABLE} "
-    "(a path or URL the provider refreshes weekly). Skips, saying so, while that variable is unset.",
+    description=f"Mondays 06:00 New York time: that week's drop from the listings at ${WEEKLY_SOURCE_VARIABLE} "
+    "(a path or URL the provider refreshes weekly), and a retrained model. Skips, saying so, while that "
+    "variable is unset.",
 )
 def weekly_training(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     source = Settings.from_environment().weekly_source
@@ -53,11 +60,13 @@ def weekly_training(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg
             f"{WEEKLY_SOURCE_VARIABLE} is not set: nothing to retrain on. Set it to the path or URL of the "
             f"weekly listings file, or drop files into the landing folder instead."
         )
-    week = context.scheduled_execution_time.strftime("%Y-%m-%d") if context.scheduled_execution_time else "now"
+    when = context.scheduled_execution_time or datetime.now(timezone.utc)
+    week = week_of(when)
     # The run config names the variable rather than holding its value: a URL's query may carry a
     # token, and Dagster keeps run config (and tags) in its run history as they are.
     return dg.RunRequest(
         run_key=f"weekly:{week}",
+        partition_key=week,
         run_config=training_run_config({"env": WEEKLY_SOURCE_VARIABLE}),
         tags={"rental_pipeline/trigger": "weekly_training", "rental_pipeline/source": describe(source)},
     )
@@ -69,7 +78,8 @@ def weekly_training(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg
     minimum_interval_seconds=LANDING_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING if automation_enabled() else dg.DefaultSensorStatus.STOPPED,
     description=f"One training run per new CSV in the landing folder (${LANDING_VARIABLE}, default "
-    "$RENTAL_PIPELINE_HOME/landing), started once the file's size and time stop changing between two ticks.",
+    "$RENTAL_PIPELINE_HOME/landing), started once the file's size and time stop changing between two ticks, "
+    "for the week a date in its name falls in (else the week it landed in).",
 )
 def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     folder = landing_folder(Settings.from_environment())
@@ -82,13 +92,14 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     run_requests = [
         dg.RunRequest(
             run_key=drop.run_key,
+            partition_key=drop.week,
             run_config=training_run_config(str(drop.path)),
             tags={"rental_pipeline/trigger": "landing_sensor", "rental_pipeline/source": str(drop.path)},
         )
         for drop in found.ready
     ]
     for drop in found.ready:
-        context.log.info(f"starting training_job on {drop.path} ({drop.size:,} bytes)")
+        context.log.info(f"starting {TRAINING_JOB} for week {drop.week} on {drop.path} ({drop.size:,} bytes)")
     skip_reason = None
     if not run_requests:
         if found.waiting:

@@ -53,6 +53,13 @@ weekly_job = dg.define_asset_job(
     description="One week's drop, read and cleaned, with its checks (a partition per week; backfill a range).",
 )
 
+weekly_training_job = dg.define_asset_job(
+    "weekly_training_job",
+    selection=WEEKLY | dg.AssetSelection.assets("trainval_data", "test_data", "inference_pipeline", "model_evaluation"),
+    description="A week's drop, then a model trained on the last weeks (ops.split_listings.config.weeks, default 1) "
+    "and evaluated on that week's listings it did not train on; promoted to prod if it is better.",
+)
+
 
 def default_resources() -> dict[str, Any]:
     """The artifact store, mirrored to W&B (offline unless credentials say otherwise).
@@ -70,7 +77,7 @@ def default_resources() -> dict[str, Any]:
 defs = dg.Definitions(
     assets=[*all_assets, *weekly_assets],
     asset_checks=[*all_checks, *weekly_checks],
-    jobs=[training_job, checks_job, sweep_job, predict_job, weekly_job, sweep.train_best_job],
+    jobs=[training_job, checks_job, sweep_job, predict_job, weekly_job, weekly_training_job, sweep.train_best_job],
     schedules=all_schedules,
     sensors=all_sensors,
     resources=default_resources(),

@@ -163,6 +163,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Any:
         step = _step_context(context)
         name = input_name(context, step)  # a week of a partitioned asset is an artifact of its own
+        if name is None:  # a plain input of a run that reads a week instead
+            return None
         run = self.run_state(step.run_id if step is not None else None, _instance(context))
         resolution = run.input(name)
         version = run.store.get(resolution.ref)

@@ -2,7 +2,8 @@
 
 Plain functions, no Dagster: `rental_pipeline.automation` turns what they find into runs.
 
-A drop is a `*.csv` file directly in the folder. It is ready once two looks in a row (sensor
+A drop is a `*.csv` file directly in the folder, for the week a date in its name falls in
+(`listings_2024-03-06.csv`), else the week it landed in. It is ready once two looks in a row (sensor
 ticks) see the same size and modification time, so a file still being copied in is left alone
 until it stops growing. Writers that can should still copy to a name the folder ignores (for
 example `week.csv.part` or `.week.csv`) and rename it to `week.csv` when done: a rename is atomic.
@@ -21,11 +22,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from rental_pipeline.settings import LANDING_VARIABLE as LANDING_VARIABLE
 from rental_pipeline.settings import Settings
 from rental_pipeline.store.backend import S3_SCHEME
+from rental_pipeline.weeks import week_in_file_name, week_of
 
 DROP_SUFFIX = ".csv"
 
@@ -63,6 +66,13 @@ class Drop:
     @property
     def signature(self) -> list[int]:
         return [self.mtime_ns, self.size]
+
+    @property
+    def week(self) -> str:
+        """The week the drop is for: a date in its name (`listings_2024-03-06.csv`, for a late or
+        corrected drop of a past week), else the week it landed in."""
+        landed = datetime.fromtimestamp(self.mtime_ns / 1e9, tz=timezone.utc)
+        return week_in_file_name(self.name) or week_of(landed)
 
     @property
     def run_key(self) -> str:

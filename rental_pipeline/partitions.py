@@ -26,11 +26,12 @@ from typing import Any
 
 import dagster as dg
 
-from rental_pipeline.weeks import FIRST_WEEK, store_name
+from rental_pipeline.weeks import FIRST_WEEK, WEEKLY_PREFIX, store_name
 
 PARTITION_TAG = "dagster/partition"
 
-WEEKS = dg.WeeklyPartitionsDefinition(start_date=FIRST_WEEK, day_offset=1)  # Monday to Sunday
+# Monday to Sunday; the week under way is a partition too (end_offset=1): a drop lands in its week.
+WEEKS = dg.WeeklyPartitionsDefinition(start_date=FIRST_WEEK, day_offset=1, end_offset=1)
 
 
 def week_of_run(tags: Mapping[str, str]) -> str | None:
@@ -54,10 +55,13 @@ def output_name(context: dg.OutputContext) -> str:
     return store_name(asset, keys[0])
 
 
-def input_name(context: dg.InputContext, step: Any) -> str:
+def input_name(context: dg.InputContext, step: Any) -> str | None:
     """The store name an input is read from: the week of a weekly asset the step reads (its own
-    week for a weekly step, the run's week for a step that is not partitioned), else the plain name."""
+    week for a weekly step, the run's week for a step that is not partitioned), else the plain name;
+    None for a plain input this run does not read (`replaced_by_week`)."""
     asset = context.asset_key.to_user_string()
+    if step is not None and replaced_by_week(step, context.asset_key):
+        return None
     if step is None or not is_partitioned(step, context.asset_key):
         return asset
     keys = context.asset_partition_keys if context.has_partition_key else []
@@ -67,9 +71,24 @@ def input_name(context: dg.InputContext, step: Any) -> str:
     return store_name(asset, week)
 
 
-def asset_store_name(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str:
-    """The store name of asset ``key`` for an asset step: the step's week if ``key`` is partitioned."""
+def replaced_by_week(step: Any, key: dg.AssetKey) -> bool:
+    """Whether plain input ``key`` is not read because the run names a week and its job makes that
+    week of the weekly twin (`weekly_clean_sample`): the step reads the week from the store instead."""
+    twin = dg.AssetKey(f"{WEEKLY_PREFIX}{key.to_user_string()}")
+    return week_of_run(step.dagster_run.tags) is not None and step.job_def.asset_layer.has(twin)
+
+
+def run_week(context: dg.AssetExecutionContext) -> str | None:
+    """The week the step's run names, or None."""
+    return week_of_run(context.run.tags)
+
+
+def asset_store_name(context: dg.AssetExecutionContext, key: dg.AssetKey) -> str | None:
+    """The store name of asset ``key`` for an asset step: the step's week if ``key`` is partitioned;
+    None for a plain input the run does not read (`replaced_by_week`)."""
     step = context.op_execution_context.get_step_execution_context()
+    if replaced_by_week(step, key):
+        return None
     if not is_partitioned(step, key):
         return key.to_user_string()
     return store_name(key.to_user_string(), week_of_run(step.dagster_run.tags))

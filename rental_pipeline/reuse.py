@@ -158,11 +158,12 @@ def _cache_keys(context: dg.AssetExecutionContext, run: RunState, extra: Mapping
     assets_def = context.assets_def
     # A week of a partitioned asset has a store name of its own (`raw_data.<week>`), so every key
     # names the week it was made for and no week's cache answers for another.
-    inputs = {
-        asset_store_name(context, key): run.input(asset_store_name(context, key)).ref
+    read = {
+        asset_store_name(context, key)
         for name, key in assets_def.keys_by_input_name.items()
         if not assets_def.node_def.input_def_named(name).dagster_type.is_nothing
     }
+    inputs = {name: run.input(name).ref for name in read if name is not None}
     inputs.update(extra)
     config = context.op_execution_context.op_config
     config = dict(config) if isinstance(config, dict) else {}

@@ -127,10 +127,10 @@ def window_trainval(
     return pd.concat([newest_trainval, earlier], ignore_index=True)
 
 
-def window_summary(weeks: Sequence[str], trainval: pd.DataFrame, newest_trainval: pd.DataFrame) -> dict[str, object]:
-    """What a window was made of, for the asset page and the manifest."""
+def window_summary(names: Sequence[str], trainval: pd.DataFrame, newest_trainval: pd.DataFrame) -> dict[str, object]:
+    """What a window of weeks (their store names) was made of, for the asset page and the manifest."""
     return {
-        "window_weeks": ", ".join(weeks),
+        "window_weeks": ", ".join(str(split_name(name)[1] or name) for name in names),
         "window_rows_from_older_weeks": int(len(trainval) - len(newest_trainval)),
     }
 

@@ -21,7 +21,8 @@ from rental_pipeline.automation import (
 )
 from rental_pipeline.landing import LANDING_VARIABLE, LandingCursor, landing_folder
 from rental_pipeline.synthetic import generate_listings
-from rental_pipeline_tests.conftest import PROJECT_ROOT, materialize, materialized
+from rental_pipeline.weeks import week_of
+from rental_pipeline_tests.conftest import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -39,6 +40,21 @@ def dagster_instance() -> dg.DagsterInstance:
         yield instance
 
 
+def materialize(instance: dg.DagsterInstance, config: dict, selection: list[str], partition_key: str):
+    """A weekly run of the code location's assets, for the week a request names."""
+    from rental_pipeline.definitions import default_resources, weekly_assets
+    from rental_pipeline.weekly_checks import weekly_checks
+
+    return dg.materialize(
+        [*weekly_assets, *weekly_checks],
+        instance=instance,
+        selection=selection,
+        run_config=config,
+        partition_key=partition_key,
+        resources=default_resources(),
+    )
+
+
 def write_drop(path: Path, rows: int = 40, seed: int = 1) -> Path:
     generate_listings(rows=rows, seed=seed).to_csv(path, index=False)
     return path
@@ -46,22 +62,31 @@ def write_drop(path: Path, rows: int = 40, seed: int = 1) -> Path:
 
 def tick(instance: dg.DagsterInstance, cursor: str | None):
     """One sensor evaluation, as the daemon does it: a fresh context carrying only the stored cursor."""
-    return landing_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+    return landing_sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=repository())
+    )
+
+
+def repository() -> dg.RepositoryDefinition:
+    """The code location's repository: a partitioned run request is checked against its job."""
+    from rental_pipeline.definitions import defs
+
+    return defs.get_repository_def()
 
 
 def training_job_def():
     from rental_pipeline.definitions import defs
 
-    return defs.resolve_job_def("training_job")
+    return defs.resolve_job_def("weekly_training_job")
 
 
 # -- schedule ---------------------------------------------------------------------------------
 
 
-def test_weekly_schedule_targets_training_job_on_monday_mornings_in_new_york():
+def test_weekly_schedule_targets_the_weekly_training_job_on_monday_mornings_in_new_york():
     assert weekly_training.cron_schedule == "0 6 * * 1"
     assert weekly_training.execution_timezone == "America/New_York"
-    assert weekly_training.job_name == "training_job"
+    assert weekly_training.job_name == "weekly_training_job"
     assert weekly_training.default_status == dg.DefaultScheduleStatus.STOPPED
 
 
@@ -69,7 +94,9 @@ def test_weekly_schedule_skips_with_a_reason_until_a_source_is_configured(dagste
     monkeypatch.delenv(WEEKLY_SOURCE_VARIABLE, raising=False)
     monday = dt.datetime(2026, 11, 30, 6, 0, tzinfo=ZoneInfo("America/New_York"))
     result = weekly_training.evaluate_tick(
-        dg.build_schedule_context(instance=dagster_instance, scheduled_execution_time=monday)
+        dg.build_schedule_context(
+            instance=dagster_instance, scheduled_execution_time=monday, repository_def=repository()
+        )
     )
     assert not result.run_requests
     assert WEEKLY_SOURCE_VARIABLE in result.skip_message
@@ -80,21 +107,26 @@ def test_weekly_schedule_trains_on_the_configured_source(dagster_instance, monke
     monkeypatch.setenv(WEEKLY_SOURCE_VARIABLE, str(source))
     monday = dt.datetime(2026, 11, 30, 6, 0, tzinfo=ZoneInfo("America/New_York"))
     result = weekly_training.evaluate_tick(
-        dg.build_schedule_context(instance=dagster_instance, scheduled_execution_time=monday)
+        dg.build_schedule_context(
+            instance=dagster_instance, scheduled_execution_time=monday, repository_def=repository()
+        )
     )
     assert result.skip_message is None
     [request] = result.run_requests
     assert request.run_key == "weekly:2026-11-30"
-    assert request.run_config == {"ops": {"raw_data": {"config": {"source": {"env": WEEKLY_SOURCE_VARIABLE}}}}}
+    assert request.partition_key == "2026-11-30"  # the week its Monday starts
+    assert request.run_config == {"ops": {"weekly_raw_data": {"config": {"source": {"env": WEEKLY_SOURCE_VARIABLE}}}}}
     resolved = dg.validate_run_config(training_job_def(), request.run_config)
-    assert resolved["ops"]["raw_data"]["config"]["source"] == str(source)
+    assert resolved["ops"]["weekly_raw_data"]["config"]["source"] == str(source)
 
 
 def test_weekly_schedule_keeps_a_url_token_out_of_the_run_record(dagster_instance, monkeypatch):
     monkeypatch.setenv(WEEKLY_SOURCE_VARIABLE, "https://data.example.com/listings.csv?token=s3cr3t-weekly")
     monday = dt.datetime(2026, 11, 30, 6, 0, tzinfo=ZoneInfo("America/New_York"))
     result = weekly_training.evaluate_tick(
-        dg.build_schedule_context(instance=dagster_instance, scheduled_execution_time=monday)
+        dg.build_schedule_context(
+            instance=dagster_instance, scheduled_execution_time=monday, repository_def=repository()
+        )
     )
     [request] = result.run_requests
     assert "s3cr3t" not in repr(request.run_config) + repr(request.tags)
@@ -132,6 +164,7 @@ def test_one_run_per_new_file_once_it_is_stable_and_never_twice(dagster_instance
     [request] = started.run_requests
     stat = first.stat()
     assert request.run_key == f"{first.resolve()}:{stat.st_mtime_ns}:{stat.st_size}"
+    assert request.partition_key == "2026-11-23"  # the week of the date in its name
     assert request.run_config == training_run_config(str(first.resolve()))
     assert request.tags["rental_pipeline/source"] == str(first.resolve())
     assert dg.validate_run_config(training_job_def(), request.run_config)
@@ -147,6 +180,7 @@ def test_one_run_per_new_file_once_it_is_stable_and_never_twice(dagster_instance
     assert not pending.run_requests
     [request] = tick(dagster_instance, pending.cursor).run_requests
     assert request.run_config == training_run_config(str(second.resolve()))
+    assert request.partition_key == "2026-11-30"
 
 
 def test_a_file_still_being_written_waits_until_it_stops_changing(dagster_instance, landing, tmp_path):
@@ -191,7 +225,7 @@ def test_cursor_round_trip_survives_a_restart_and_forgets_files_that_left(dagste
     b = write_drop(landing / "b.csv", seed=2)
     cursor = tick(dagster_instance, None).cursor
     result = tick(dagster_instance, cursor)
-    assert sorted(r.run_config["ops"]["raw_data"]["config"]["source"] for r in result.run_requests) == [
+    assert sorted(r.run_config["ops"]["weekly_raw_data"]["config"]["source"] for r in result.run_requests) == [
         str(a.resolve()),
         str(b.resolve()),
     ]
@@ -220,13 +254,19 @@ def test_a_broken_cursor_is_an_error_not_a_silent_restart(dagster_instance, land
 
 
 @pytest.mark.slow
-def test_the_requested_run_config_reads_the_dropped_file(dagster_instance, landing, instance):
+def test_the_requested_run_reads_the_dropped_file_as_its_week(dagster_instance, landing, instance):
     drop = write_drop(landing / "drop.csv", rows=60, seed=3)
     [request] = tick(dagster_instance, tick(dagster_instance, None).cursor).run_requests
-    result = materialize(instance, request.run_config, selection=["raw_data"])
-    metadata = materialized(result)["raw_data"]
+    landed = dt.datetime.fromtimestamp(drop.stat().st_mtime, dt.timezone.utc).date()
+    assert request.partition_key == week_of(landed)  # no date in its name: the week it landed in
+    week = request.partition_key
+    result = materialize(instance, request.run_config, selection=["weekly_raw_data"], partition_key=week)
+    [event] = result.get_asset_materialization_events()
+    assert event.partition == request.partition_key
+    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
     assert metadata["source"] == str(drop.resolve())
     assert metadata["dagster/row_count"] == 60
+    assert metadata["artifact"] == f"raw_data.{request.partition_key}:v0"
 
 
 @pytest.mark.slow
@@ -238,7 +278,8 @@ def test_schedule_and_sensor_are_registered_and_follow_the_automation_switch():
         " repo.get_sensor_def('landing_sensor').default_status.value,"
         " repo.get_sensor_def('landing_sensor').job_name)\n"
     )
-    for switch, expected in (("", "STOPPED STOPPED training_job"), ("on", "RUNNING RUNNING training_job")):
+    job = "weekly_training_job"
+    for switch, expected in (("", f"STOPPED STOPPED {job}"), ("on", f"RUNNING RUNNING {job}")):
         env = {**os.environ, AUTOMATION_VARIABLE: switch}
         out = subprocess.run(
             [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120

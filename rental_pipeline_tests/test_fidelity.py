@@ -49,3 +49,26 @@ def test_default_boosted_model_beats_the_reference_by_fourteen_percent(instance,
     assert metadata["model_evaluation"]["test_r2"] >= 0.6
     names = [r.data["feature"] for r in metadata["inference_pipeline"]["feature_importances"].records]
     assert names[0] == "room_type" and "km_to_times_square" in names
+
+
+@pytest.mark.slow
+def test_a_week_trained_on_a_window_of_one_week_gives_the_reference_numbers(instance, sample1):
+    """The sample as one week's drop (a partition), training on that week alone (weeks: 1, the
+    default): the same protocol, so the same figures as the graph that names no week."""
+    from rental_pipeline.definitions import defs
+
+    config = {
+        "ops": {
+            "weekly_raw_data": {"config": {"source": str(sample1)}},
+            "split_listings": {"config": {"weeks": 1}},
+            "inference_pipeline": {"config": {"model": "random_forest"}},
+        }
+    }
+    job = defs.resolve_job_def("weekly_training_job")
+    assert job.execute_in_process(instance=instance, partition_key="2019-07-08", run_config=config).success
+    store = artifact_store()
+    assert store.get("trainval_data:latest").inputs == ("clean_sample.2019-07-08:v0",)
+    assert store.get("inference_pipeline:latest").metadata["facts"]["val_mae"] == pytest.approx(34.128, abs=5e-4)
+    evaluation = store.load("model_evaluation:latest")
+    assert evaluation["test_mae"] == pytest.approx(33.848, abs=5e-4)
+    assert evaluation["test_r2"] == pytest.approx(0.564, abs=5e-4)

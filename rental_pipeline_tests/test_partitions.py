@@ -95,3 +95,74 @@ def test_a_late_corrected_drop_makes_a_new_version_of_its_own_week(instance, tmp
     assert fixed.version == 1 and fixed.metadata["partition"] == WEEKS[0]
     assert store.get(f"clean_sample.{WEEKS[0]}:latest").inputs == (f"raw_data.{WEEKS[0]}:v1",)
     assert [v.version for v in store.history(f"raw_data.{WEEKS[1]}")] == [0]  # the newer week is untouched
+
+
+FAST_FOREST = {"n_estimators": 10, "max_depth": 8, "n_jobs": 1, "oob_score": False}
+
+
+def train_week(instance: dg.DagsterInstance, week: str, weeks: int, **raw: Any) -> dg.ExecuteInProcessResult:
+    """`weekly_training_job` for ``week``: its drop, then a model on the last ``weeks`` weeks."""
+    from rental_pipeline.definitions import defs
+
+    config = week_config(**raw)
+    config["ops"]["split_listings"] = {"config": {"weeks": weeks}}
+    config["ops"]["inference_pipeline"] = {"config": {"model": "random_forest", "random_forest": FAST_FOREST}}
+    return defs.resolve_job_def("weekly_training_job").execute_in_process(
+        instance=instance, partition_key=week, run_config=config, raise_on_error=False
+    )
+
+
+@pytest.mark.slow
+def test_training_on_four_weeks_counts_each_listing_once_and_is_scored_on_the_newest_weeks_unseen_listings(instance):
+    from rental_pipeline.split import split_listings
+
+    for week in WEEKS:
+        assert run_week(instance, week).success
+    newest = "2024-03-25"
+    assert train_week(instance, newest, weeks=4).success
+    store = artifact_store()
+    trainval, test = store.get("trainval_data:latest"), store.get("test_data:latest")
+    weeks = [*WEEKS, newest]
+    assert trainval.inputs == tuple(f"clean_sample.{week}:v0" for week in weeks)  # the exact week versions
+    assert trainval.metadata["facts"]["window_weeks"] == ", ".join(weeks)
+    rows, held_out = store.load(trainval.ref), store.load(test.ref)
+    assert rows["id"].is_unique  # a listing seen in four weeks counts once
+    assert not rows["id"].isin(held_out["id"]).any()  # never trained on a listing it is scored on
+    clean = store.load(f"clean_sample.{newest}:v0")
+    newest_trainval, newest_test = split_listings(clean)
+    assert held_out.equals(newest_test)  # the newest week's own test side, as a single week would have
+    assert rows["id"].isin(newest_trainval["id"]).sum() == len(newest_trainval)
+    older = set().union(*(store.load(f"clean_sample.{week}:v0")["id"] for week in WEEKS))
+    assert len(rows) == len(newest_trainval) + len(older - set(clean["id"]))
+    evaluation = store.get("model_evaluation:latest")
+    assert store.get("inference_pipeline:latest").inputs == (trainval.ref,)
+    assert test.ref in evaluation.inputs
+
+
+@pytest.mark.slow
+def test_a_bad_week_is_never_trained_on(instance):
+    assert run_week(instance, WEEKS[0]).success
+    assert not train_week(instance, WEEKS[1], weeks=2, drift=True).success  # its checks stop the run
+    store = artifact_store()
+    assert "trainval_data" not in store.names() and "inference_pipeline" not in store.names()
+    assert train_week(instance, WEEKS[2], weeks=3).success  # the window goes on without the bad week
+    trainval = store.get("trainval_data:latest")
+    assert trainval.inputs == (f"clean_sample.{WEEKS[0]}:v0", f"clean_sample.{WEEKS[2]}:v0")
+    prod = store.get("inference_pipeline:prod")
+    assert prod.inputs == (trainval.ref,)
+
+
+@pytest.mark.slow
+def test_a_run_that_names_no_week_reads_the_plain_graph_and_a_window_needs_a_week(instance):
+    from rental_pipeline_tests.conftest import data_config, materialize_checked
+
+    assert materialize_checked(instance, data_config(), selection=["raw_data", "clean_sample", "trainval_data"]).success
+    assert artifact_store().get("trainval_data:latest").inputs == ("clean_sample:v0",)
+    config = data_config()
+    config["ops"]["split_listings"] = {"config": {"weeks": 4}}
+    result = materialize_checked(instance, config, selection=["trainval_data"])
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "weeks: 4 trains on a window of weeks: name the newest" in failure.step_failure_data.error.message + str(
+        failure.step_failure_data.user_failure_data.description if failure.step_failure_data.user_failure_data else ""
+    )
