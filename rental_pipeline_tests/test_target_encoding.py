@@ -3,6 +3,11 @@ inside the fitted model."""
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -105,3 +110,50 @@ def test_a_batch_scored_by_predict_gets_the_same_prices_as_the_model(listings: p
     scored = predict_frame(model, as_read)
     assert (scored["prediction_error"] == "").all()
     np.testing.assert_allclose(scored["predicted_price"], model.predict(test[INPUT_COLUMNS]).round(2))
+
+
+def _retargeted(data: bytes, class_name: str, module: str, new_class: str) -> bytes:
+    """The stored model's archive with every node of `class_name` naming `module.new_class`."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    schema = json.loads(source.read("schema.json"))
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if value.get("__class__") == class_name:
+                value["__module__"], value["__class__"] = module, new_class
+            for child in value.values():
+                walk(child)
+        elif isinstance(value, list):
+            for child in value:
+                walk(child)
+
+    walk(schema)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, json.dumps(schema) if name == "schema.json" else source.read(name))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("stored", "crafted"),
+    [
+        ("KFold", ("subprocess", "Popen")),  # the encoder's folds
+        ("LogPriceTargetEncoder", ("sklearn.preprocessing._target_encoder", "TargetEncoder")),  # not reviewed here
+        ("HostRoomKey", ("os", "system")),
+    ],
+)
+def test_a_stored_model_with_its_encoders_retargeted_is_refused(listings: pd.DataFrame, stored, crafted):
+    """The encoders' nodes are trusted by exact (loader, type) pair, like every other node: the
+    same file naming another type is refused, naming it, before anything is imported."""
+    from rental_pipeline.model_types import TRUSTED_MODEL_NODES
+    from rental_pipeline.store import UntrustedTypesError
+    from rental_pipeline.store.model_codec import decode_model, encode_model
+
+    trainval, _ = split_listings(listings)
+    model = train_inference_pipeline(trainval, boosting=QUICK, importances=False, final_fit=False).pipeline
+    data = encode_model(model, trusted=TRUSTED_MODEL_NODES)
+    assert decode_model(data, trusted=TRUSTED_MODEL_NODES).predict(listings[INPUT_COLUMNS]).shape == (len(listings),)
+    module, name = crafted
+    with pytest.raises(UntrustedTypesError, match=f"{module}.{name}"):
+        decode_model(_retargeted(data, stored, module, name), trusted=TRUSTED_MODEL_NODES)
