@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from rental_pipeline.backfill_cli import backfill_command
 from rental_pipeline.store.cli import artifacts_group
 from rental_pipeline.tracking import cli as tracking_cli
 from rental_pipeline.tracking import maintenance as tracking_maintenance
@@ -48,6 +49,7 @@ artifacts = artifacts_group(
     commands=[tracking_cli.sync_command],
 )
 main.add_command(artifacts)
+main.add_command(backfill_command)
 
 
 @dataclass(frozen=True)
@@ -315,7 +317,7 @@ def lineage(ref: str, as_json: bool) -> None:
             {"depth": depth, "artifact": v.ref, "type": v.type, "digest": v.digest, "code_version": v.code_version,
              "created_at": v.created_at, "run_id": v.run_id, "aliases": list(v.aliases), "inputs": list(v.inputs),
              "config": v.metadata.get("config", {}), "facts": v.metadata.get("facts", {}),
-             "git": v.metadata.get("git")}
+             "git": v.metadata.get("git"), "week": v.metadata.get("partition")}
             for depth, v in chain
         ]
         click.echo(json.dumps(records, indent=2, sort_keys=True))
@@ -323,7 +325,8 @@ def lineage(ref: str, as_json: bool) -> None:
     for depth, version in chain:
         pad = "    " * depth
         aliases = f" [{', '.join(version.aliases)}]" if version.aliases else ""
-        click.echo(f"{pad}{version.ref}{aliases}  ({version.type})")
+        week = version.metadata.get("partition")
+        click.echo(f"{pad}{version.ref}{aliases}  ({version.type}{f', week {week}' if week else ''})")
         click.echo(f"{pad}    digest {version.digest}  code {version.code_version}  created {version.created_at}")
         click.echo(f"{pad}    dagster run {version.run_id}")
         git = version.metadata.get("git")

@@ -1,0 +1,70 @@
+"""Weeks from the command line: a manual run names its week, a backfill does several in one command."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from rental_pipeline.backfill import week_range
+from rental_pipeline_tests.conftest import PROJECT_ROOT, artifact_store
+
+BIN = Path(sys.executable).parent
+CONFIG = {
+    "ops": {
+        "weekly_raw_data": {"config": {"rows": 1_500, "seed": 7}},
+        "weekly_clean_sample_checks": {"config": {"min_rows": 100}},
+    }
+}
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        args, cwd=PROJECT_ROOT, env={**os.environ, "WANDB_MODE": "disabled"}, capture_output=True, text=True,
+        timeout=600,
+    )
+
+
+def test_a_range_of_weeks_is_every_monday_from_the_first_to_the_last():
+    assert week_range("2024-02-26", "2024-03-11") == ["2024-02-26", "2024-03-04", "2024-03-11"]
+    with pytest.raises(ValueError, match="ends .* before it starts"):
+        week_range("2024-03-11", "2024-02-26")
+    with pytest.raises(ValueError, match="is a Tuesday"):
+        week_range("2024-02-27", "2024-03-11")
+
+
+@pytest.mark.slow
+def test_a_manual_run_names_its_week_and_a_backfill_skips_the_weeks_done(tmp_path):
+    config = tmp_path / "weeks.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    manual = run(
+        str(BIN / "dagster"), "asset", "materialize", "-m", "rental_pipeline.definitions",
+        "--select", "weekly_raw_data,weekly_clean_sample", "--partition", "2024-03-11", "--config", str(config),
+    )
+    assert manual.returncode == 0, manual.stdout + manual.stderr
+    assert artifact_store().get("clean_sample.2024-03-11:latest").metadata["partition"] == "2024-03-11"
+
+    backfilled = run(
+        str(BIN / "rental-pipeline"), "backfill", "--from", "2024-03-04", "--to", "2024-03-18", "--config", str(config)
+    )
+    assert backfilled.returncode == 0, backfilled.stdout + backfilled.stderr
+    lines = {line.split()[0]: line for line in backfilled.stdout.splitlines() if line[:4] == "2024"}
+    assert "computed raw_data.2024-03-04:v0, clean_sample.2024-03-04:v0" in lines["2024-03-04"]
+    assert "computed nothing; reused raw_data.2024-03-11:v0, clean_sample.2024-03-11:v0" in lines["2024-03-11"]
+    assert "computed raw_data.2024-03-18:v0" in lines["2024-03-18"]
+    with dg.DagsterInstance.get() as instance:  # each week a run of its own, its partition in the catalog
+        weeks = instance.get_materialized_partitions(dg.AssetKey("weekly_clean_sample"))
+        assert weeks == {"2024-03-04", "2024-03-11", "2024-03-18"}
+
+    lineage = run(str(BIN / "rental-pipeline"), "lineage", "clean_sample.2024-03-18:latest")
+    assert lineage.returncode == 0, lineage.stderr
+    assert "clean_sample.2024-03-18:v0" in lineage.stdout and "week 2024-03-18" in lineage.stdout
+    assert "raw_data.2024-03-18:v0" in lineage.stdout
+    listed = run(str(BIN / "rental-pipeline"), "artifacts", "list")
+    assert "raw_data.2024-03-04" in listed.stdout and "clean_sample.2024-03-18" in listed.stdout
+
+    wrong = run(str(BIN / "rental-pipeline"), "backfill", "--from", "2024-03-05", "--to", "2024-03-18")
+    assert wrong.returncode != 0 and "is a Tuesday" in wrong.stderr
