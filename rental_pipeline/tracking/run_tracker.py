@@ -17,6 +17,11 @@ and :meth:`WandbRunTracker.shown` after, for the ``wandb_run`` entry of the asse
 written by any other writer of the run (an asset that writes to the store itself) is mirrored too,
 from what its manifest records (its facts and config) and the run's id. :meth:`finish`, at the
 IO manager's teardown, waits for the W&B runs and logs where each landed.
+
+What reaches W&B goes through :func:`rental_pipeline.sources.redact`, as the IO manager's own
+records do: a manifest another writer made holds that writer's text, and a URL in it may carry a
+token. The tracker never fails the write it hears of: the version is committed by then and the
+store is the record, so a version it cannot queue is shown and logged as not mirrored.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 
 import dagster as dg
 
+from rental_pipeline.sources import redact
 from rental_pipeline.store import ArtifactStore, StoreListener, VersionManifest
 
 from . import wandb_view
@@ -56,6 +62,7 @@ class WandbRunTracker(StoreListener):
         # Outputs described and not yet stored, by artifact name: (Dagster metadata, step config).
         self._described: dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
         self._links: dict[str, Any] = {}  # version ref -> what the asset page shows of its W&B run
+        self._failed: dict[str, str] = {}  # version ref -> why it could not be queued for W&B
 
     @classmethod
     def start(cls, store: ArtifactStore, dagster_run_id: str, config: Mapping[str, Any]) -> WandbRunTracker:
@@ -89,6 +96,9 @@ class WandbRunTracker(StoreListener):
 
     def finish(self, log: Any) -> None:
         """Wait for the run's W&B runs (online, and for the sync); log where each landed."""
+        for ref, problem in self._failed.items():
+            log.warning(f"W&B could not mirror {ref} (it stays stored): {problem}")
+        self._failed.clear()
         log_outcomes(self.queue, log)
 
     # -- what the store tells it --------------------------------------------------------------
@@ -101,10 +111,16 @@ class WandbRunTracker(StoreListener):
             facts, config = version.metadata.get("facts"), version.metadata.get("config")
             described = (facts if isinstance(facts, Mapping) else {}, config if isinstance(config, Mapping) else {})
         metadata, config = described
-        view = wandb_view.run_options(self.store, version, self.run_id, metadata, config)
-        run_id = self.queue.submit(
-            version, job_type=version.name, project=self.project, group=self.run_id, config=dict(config), **view
-        )
+        try:
+            view = redact(wandb_view.run_options(self.store, version, self.run_id, metadata, config))
+            run_id = self.queue.submit(
+                version, job_type=version.name, project=self.project, group=self.run_id, config=redact(config), **view
+            )
+        except Exception as error:  # noqa: BLE001 - the version is committed; W&B is only its mirror
+            problem = redact(f"{type(error).__name__}: {error}")
+            self._failed[version.ref] = problem
+            self._links[version.ref] = f"not mirrored: {problem}"
+            return
         self._links[version.ref] = wandb_view.run_link(self.queue.mirror, self.project, run_id)
 
 

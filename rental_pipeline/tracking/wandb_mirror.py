@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from rental_pipeline.sources import redact
 from rental_pipeline.store import ArtifactStore, IntegrityError, RefLike, VersionManifest
 from rental_pipeline.store.aliases import utc_now
 
@@ -325,7 +326,7 @@ class WandbMirror:
             type=manifest.type,
             description=manifest.description or None,
             metadata={
-                **dict(manifest.metadata),
+                **redact(dict(manifest.metadata)),  # a URL a writer recorded may carry a token
                 CONFIG_KEY: {
                     "ref": manifest.ref,
                     "created_at": manifest.created_at,

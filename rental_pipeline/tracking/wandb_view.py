@@ -35,13 +35,14 @@ def run_options(
     """Keyword arguments of ``WandbMirror.mirror`` beyond the run's place (JSON, for the worker)."""
     kind = model_kind(store, version, config)
     tags = [version.name, f"dagster-run-{dagster_run_id}", *([f"model-{kind}"] if kind else [])]
-    trials = _plain(metadata.get(TRIALS_KEY)) or []
+    trials = _plain(metadata.get(TRIALS_KEY))
+    trials = [t for t in trials if _is_trial(t)] if isinstance(trials, list) else []  # else not trials
     return {
         "run_name": version.ref,
         "tags": [tag[:_MAX_TAG] for tag in tags],
         "summary": summary(metadata),
         "tables": tables(metadata),
-        "trials": list(trials),
+        "trials": trials,
     }
 
 
@@ -114,6 +115,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dg.MetadataValue):
         return value.value
     return value
+
+
+def _is_trial(value: Any) -> bool:
+    """A trial as the sweep reports one: a name, and its config and summary as mappings if given."""
+    return (
+        isinstance(value, Mapping)
+        and "name" in value
+        and all(isinstance(value.get(key) or {}, Mapping) for key in ("config", "summary"))
+    )
 
 
 def _is_number(value: Any) -> bool:

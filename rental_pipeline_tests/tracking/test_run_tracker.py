@@ -7,12 +7,15 @@ import ast
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 import rental_pipeline
 from rental_pipeline.definitions import default_resources
 from rental_pipeline.home import open_store
 from rental_pipeline.io_manager import ArtifactStoreResource
+from rental_pipeline.tracking.mirror_queue import MirrorQueue
 from rental_pipeline.tracking.pending import PendingRuns
+from rental_pipeline_tests.conftest import materialized
 from rental_pipeline_tests.tracking.wandb_standin import offline_runs
 
 
@@ -47,6 +50,85 @@ def test_a_version_any_writer_of_a_run_stores_is_mirrored(instance, isolated_sta
     # The end of the run waited for the worker and said where the W&B run landed.
     logged = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message.startswith("W&B run ")]
     assert logged == [f"W&B run {run.run_id} holds field_notes:v0: {run.run_dir}"]
+
+
+TOKEN = "tk5FromAWritersUrl"
+
+
+def crafted_notes(metadata: dict) -> dg.AssetsDefinition:
+    """An asset that writes to the store itself, with whatever metadata it likes."""
+
+    @dg.asset(name="crafted_notes")
+    def asset(artifact_store: ArtifactStoreResource) -> dg.MaterializeResult:
+        store = artifact_store.store()
+        version = store.write("crafted_notes", {"notes.txt": b"as written\n"}, type="notes", metadata=metadata).version
+        return dg.MaterializeResult(metadata={"artifact": version.ref})
+
+    return asset
+
+
+@dg.asset
+def counted() -> dict:
+    """An output the IO manager stores."""
+    return {"listings": 3}
+
+
+def warnings_of(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    return [e.user_message for e in instance.all_logs(run_id) if e.level == 30]  # logging.WARNING
+
+
+def test_a_url_another_writer_records_reaches_w_and_b_redacted(instance, isolated_state):
+    """The IO manager redacts what it records; a manifest another writer made is mirrored from its
+    own text, so the tracker redacts it: no token in the W&B run's config, summary or artifact."""
+    source = f"https://listings.example/week.csv?token={TOKEN}"
+    notes = crafted_notes({"facts": {"source": source}, "config": {"source": source}})
+    result = dg.materialize([notes], instance=instance, resources=default_resources())
+    assert result.success
+
+    (run,) = offline_runs(isolated_state / "wandb").values()
+    shown = "https://listings.example/week.csv?<redacted>"
+    assert run.config["source"] == shown and run.summary["source"] == shown
+    assert run.output.metadata["config"]["source"] == shown and run.output.metadata["facts"]["source"] == shown
+    written = [p for p in (isolated_state / "wandb").rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
+    assert written == []
+    assert open_store().get("crafted_notes:v0").metadata["config"]["source"] == source  # the writer's own record
+
+
+@pytest.mark.parametrize("trials", [3, ["not a trial", {"name": "t1", "config": 5}]])
+def test_trials_a_manifest_gets_wrong_are_no_trials(instance, isolated_state, trials):
+    """``wandb_trials`` in another writer's facts that are not the sweep's named trials neither
+    fail the write (its version is committed by then) nor leave a W&B run reported as failed."""
+    result = dg.materialize(
+        [crafted_notes({"facts": {"listings": 3, "wandb_trials": trials}})],
+        instance=instance,
+        resources=default_resources(),
+    )
+    assert result.success
+    (run,) = offline_runs(isolated_state / "wandb").values()
+    assert run.name == "crafted_notes:v0" and run.summary["listings"] == 3
+    assert warnings_of(instance, result.run_id) == []
+
+
+def test_a_version_the_tracker_cannot_queue_is_stored_and_said_not_mirrored(instance, isolated_state, monkeypatch):
+    """The W&B worker cannot start (no process to spare): every write of the run still succeeds,
+    the asset page says why its version is not on W&B, and the end of the run warns once each."""
+
+    def no_worker(self: MirrorQueue) -> None:
+        raise OSError("no process to spare")
+
+    monkeypatch.setattr(MirrorQueue, "_start", no_worker)
+    notes = crafted_notes({"facts": {"listings": 3}})
+    result = dg.materialize([notes, counted], instance=instance, resources=default_resources())
+    assert result.success
+
+    latest = {name: open_store().get(f"{name}:latest").ref for name in ("crafted_notes", "counted")}
+    assert latest == {"crafted_notes": "crafted_notes:v0", "counted": "counted:v0"}
+    assert materialized(result)["counted"]["wandb_run"] == "not mirrored: OSError: no process to spare"
+    assert sorted(warnings_of(instance, result.run_id)) == [
+        f"W&B could not mirror {ref} (it stays stored): OSError: no process to spare"
+        for ref in ("counted:v0", "crafted_notes:v0")
+    ]
+    assert list((isolated_state / "wandb").rglob("offline-run-*")) == []
 
 
 def package_imports(module: str) -> set[str]:
