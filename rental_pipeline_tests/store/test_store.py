@@ -435,6 +435,35 @@ def test_the_store_is_a_library_of_its_own() -> None:
                 assert top not in ("rental_pipeline", "wandb", "dagster"), f"{source.name} imports {module}"
 
 
+def test_no_two_store_modules_import_each_other() -> None:
+    """The store's modules form a chain that can be read from the bottom up (errors, names,
+    backends, blobs... store, maintenance, cli): no cycle of relative imports, at any length."""
+    import ast
+
+    import rental_pipeline.store as package
+
+    folder = Path(package.__file__).parent
+    imports: dict[str, set[str]] = {}
+    for source in sorted(folder.glob("*.py")):
+        found = set()
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
+        imports[source.stem] = found - {"__init__"}
+
+    def cycle_from(module: str, path: list[str]) -> list[str] | None:
+        for imported in sorted(imports.get(module, ())):
+            if imported in path:
+                return [*path[path.index(imported) :], imported]
+            if (cycle := cycle_from(imported, [*path, imported])) is not None:
+                return cycle
+        return None
+
+    for module in sorted(set(imports) - {"__init__"}):
+        cycle = cycle_from(module, [module])
+        assert cycle is None, " -> ".join(cycle or ())
+
+
 def test_listeners_hear_of_each_change_once_it_is_committed(store: ArtifactStore) -> None:
     heard: list[tuple[object, ...]] = []
 
