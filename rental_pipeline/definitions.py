@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from rental_pipeline.assets import cleaning, evaluation, ingest, prediction, split, sweep, training, weekly
+from rental_pipeline.assets import cleaning, evaluation, ingest, prediction, split, sweep, training, week_view, weekly
 from rental_pipeline.automation import all_schedules, all_sensors
 from rental_pipeline.checks import all_checks
 from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource, artifact_io_manager
@@ -15,7 +15,7 @@ from rental_pipeline.weekly_checks import weekly_checks
 
 all_assets = dg.load_assets_from_modules([ingest, cleaning, split, training, evaluation, prediction, sweep])
 # One partition a week (`rental_pipeline.partitions`): beside the graph, never in a run that names no week.
-weekly_assets = dg.load_assets_from_modules([weekly])
+weekly_assets = dg.load_assets_from_modules([weekly, week_view])
 WEEKLY = dg.AssetSelection.groups(weekly.WEEKS_GROUP)
 
 training_job = dg.define_asset_job(

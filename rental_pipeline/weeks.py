@@ -20,8 +20,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where frames are combined: loading the code location reads names only
+    import pandas as pd
 
 # Mondays from here on are partitions: before the public 2019 sample's last reviews, so a real
 # drop of that era has its week, and few enough weeks for the UI to list them all.
@@ -104,6 +106,8 @@ def week_index(week: str) -> int:
 def dedupe_latest(frames: Mapping[str, pd.DataFrame], key: str = "id") -> pd.DataFrame:
     """One row per listing from several weeks' frames (week -> frame): the newest week's row wins.
     Rows keep their week's order, newest week first."""
+    import pandas as pd
+
     ordered = [frames[week] for week in sorted(frames, reverse=True)]
     if not ordered:
         raise ValueError("no weeks to combine")
@@ -120,6 +124,8 @@ def window_trainval(
     """The training side of a window: the newest week's training rows, then one row per listing
     from the older weeks (``older``: week -> clean frame) for listings the newest week does not
     hold, so no listing of the newest week's test side is trained on, and none counts twice."""
+    import pandas as pd
+
     if not older:
         return newest_trainval
     earlier = dedupe_latest(older, key)

@@ -11,7 +11,7 @@ TRAINING_ASSETS = {"raw_data", "clean_sample", "trainval_data", "test_data", "in
 
 def test_definitions_load_with_the_training_job():
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    weekly = {"weekly_raw_data", "weekly_clean_sample"}
+    weekly = {"weekly_raw_data", "weekly_clean_sample", "week_by_week"}
     assert keys == TRAINING_ASSETS | {"batch_predictions", "sweep_leaderboard"} | weekly
     training = defs.resolve_job_def("training_job")  # a run that names no week: the weekly assets are not in it
     assert {key.to_user_string() for key in training.asset_layer.executable_asset_keys} == TRAINING_ASSETS

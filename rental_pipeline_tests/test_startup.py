@@ -59,7 +59,7 @@ def test_the_code_location_still_defines_every_asset_check_and_job():
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
         "raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation",
-        "batch_predictions", "sweep_leaderboard", "weekly_raw_data", "weekly_clean_sample",
+        "batch_predictions", "sweep_leaderboard", "weekly_raw_data", "weekly_clean_sample", "week_by_week",
     }
     assert len(graph.asset_check_keys) == 16 + 13  # the weekly assets have the raw_data and clean_sample checks
     jobs = {job.name for job in defs.resolve_all_job_defs()}
