@@ -138,11 +138,11 @@ def synthetic_figures(
     figures: dict[str, Figures], rows: int, score_rows: int, repeats: int, log: Callable[[str], None]
 ) -> None:
     """Test MAE, training time and model size on NYC-sized synthetic listings; scoring speed."""
+    import rental_pipeline.model_types  # noqa: F401 - the pipeline's trusted types, as every store has them
     from rental_pipeline.cleaning import clean_listings
-    from rental_pipeline.model_types import TRUSTED_MODEL_NODES
     from rental_pipeline.predict import predict_csv
     from rental_pipeline.split import split_listings
-    from rental_pipeline.store.model_codec import encode_model
+    from rental_pipeline.store import codec_named
     from rental_pipeline.synthetic import generate_listings
 
     clean, _ = clean_listings(generate_listings(rows, 2026))
@@ -154,7 +154,7 @@ def synthetic_figures(
         entry = figures[name]
         entry.synthetic_test_mae = test_mae(trained.model, test)
         entry.fit_seconds, entry.fit_cpu_seconds = trained.fit_seconds, trained.fit_cpu_seconds
-        entry.model_bytes = len(encode_model(trained.model, trusted=TRUSTED_MODEL_NODES))
+        entry.model_bytes = len(codec_named("skops").encode(trained.model))  # the stored file's bytes
         log(f"synthetic {rows:,} rows, {name}: test MAE {entry.synthetic_test_mae:.2f}, fit {entry.fit_seconds:.1f} s")
     with tempfile.TemporaryDirectory() as folder:
         listings = Path(folder) / "listings.csv"
