@@ -15,8 +15,9 @@ channel: the IO manager calls :meth:`WandbRunTracker.describe` with the output's
 before it stores the value (the asset's metrics and tables for the run summary, the step config),
 and :meth:`WandbRunTracker.shown` after, for the ``wandb_run`` entry of the asset page. A version
 written by any other writer of the run (an asset that writes to the store itself) is mirrored too,
-from what its manifest records (its facts and config) and the run's id. :meth:`finish`, at the
-IO manager's teardown, waits for the W&B runs and logs where each landed.
+from what its manifest records (its facts and config) and the run's id; a version whose manifest
+names another Dagster run is that run's tracker's to mirror, should two runs share a store object.
+:meth:`finish`, at the IO manager's teardown, waits for the W&B runs and logs where each landed.
 
 What reaches W&B goes through :func:`rental_pipeline.sources.redact`, as the IO manager's own
 records do: a manifest another writer made holds that writer's text, and a URL in it may carry a
@@ -106,6 +107,8 @@ class WandbRunTracker(StoreListener):
     def version_saved(self, version: VersionManifest, created: bool) -> None:
         described = self._described.pop(version.name, None)
         if not created or self.queue.mode == "disabled":
+            return
+        if version.run_id not in (None, self.run_id):  # another run's write on a store object both use
             return
         if described is None:  # another writer of the run: what the version itself records
             facts, config = version.metadata.get("facts"), version.metadata.get("config")

@@ -13,8 +13,10 @@ import rental_pipeline
 from rental_pipeline.definitions import default_resources
 from rental_pipeline.home import open_store
 from rental_pipeline.io_manager import ArtifactStoreResource
+from rental_pipeline.store import VersionManifest
 from rental_pipeline.tracking.mirror_queue import MirrorQueue
 from rental_pipeline.tracking.pending import PendingRuns
+from rental_pipeline.tracking.run_tracker import WandbRunTracker
 from rental_pipeline_tests.conftest import materialized
 from rental_pipeline_tests.tracking.wandb_standin import offline_runs
 
@@ -129,6 +131,25 @@ def test_a_version_the_tracker_cannot_queue_is_stored_and_said_not_mirrored(inst
         for ref in ("counted:v0", "crafted_notes:v0")
     ]
     assert list((isolated_state / "wandb").rglob("offline-run-*")) == []
+
+
+def test_two_runs_on_one_store_object_each_mirror_only_their_own_writes(tmp_path, monkeypatch):
+    """Dagster gives each run its own store object, but nothing stops a caller from sharing one:
+    then each run's tracker hears every write, and queues only its own run's versions instead of
+    mirroring the other run's a second time under its own."""
+    submitted: list[tuple[str, str]] = []
+
+    def submit(self: MirrorQueue, version: VersionManifest, **options: object) -> str:
+        submitted.append((version.ref, str(options["group"])))
+        return "run0000"
+
+    monkeypatch.setattr(MirrorQueue, "submit", submit)
+    store = open_store(tmp_path / "artifacts")
+    for run_id in ("run-a", "run-b"):
+        store.subscribe(WandbRunTracker(store, run_id, mode="offline"))
+    store.write("notes", {"a.txt": b"a"}, type="notes", run_id="run-a")
+    store.write("notes", {"b.txt": b"b"}, type="notes", run_id="run-b")
+    assert submitted == [("notes:v0", "run-a"), ("notes:v1", "run-b")]
 
 
 def package_imports(module: str) -> set[str]:
