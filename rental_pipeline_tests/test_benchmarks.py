@@ -142,7 +142,9 @@ def test_what_a_run_did_is_read_from_its_events_and_their_metadata():
 def test_asking_for_a_section_runs_the_section_that_measures_it():
     from benchmarks.sections import NAMES, SECTIONS, to_run
 
-    assert NAMES == ("overhead", "incremental", "scale", "model", "default_model", "predict", "startup", "s3", "fixed")
+    assert NAMES == (
+        "overhead", "incremental", "scale", "model", "default_model", "predict", "startup", "s3", "fixed", "weeks",
+    )
     assert len({section.label for section in SECTIONS}) == len(SECTIONS)
     assert [s.name for s in to_run({"incremental"})] == ["overhead"]
     assert [s.name for s in to_run({"fixed", "overhead", "incremental"})] == ["overhead", "fixed"]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from benchmarks.harness import Bench
-from benchmarks.sections import default_model, fixed, incremental, model, overhead, predict, s3, scale, startup
+from benchmarks.sections import default_model, fixed, incremental, model, overhead, predict, s3, scale, startup, weeks
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("startup", startup.LABEL, startup.run),
     Section("s3", s3.LABEL, s3.run),
     Section("fixed", fixed.LABEL, fixed.run),
+    Section("weeks", weeks.LABEL, weeks.run),
 )
 NAMES = tuple(section.name for section in SECTIONS)
 
