@@ -309,11 +309,10 @@ def leaderboard(
     metric: str = "val_mae",
     top: int = 25,
     trained: int | None = None,
-    standard_errors: Mapping[int, float] | None = None,
+    noise: Mapping[int, float] | None = None,
 ) -> bytes:
     """`leaderboard_figure` as PNG bytes."""
-    return _png(leaderboard_figure(board, parameters, metric=metric, top=top, trained=trained,
-                                   standard_errors=standard_errors))
+    return _png(leaderboard_figure(board, parameters, metric=metric, top=top, trained=trained, noise=noise))
 
 
 def leaderboard_figure(
@@ -323,11 +322,13 @@ def leaderboard_figure(
     metric: str = "val_mae",
     top: int = 25,
     trained: int | None = None,
-    standard_errors: Mapping[int, float] | None = None,
+    noise: Mapping[int, float] | None = None,
 ) -> Figure:
     """Each trial's validation MAE as a dot, best at the top in red, the trained configuration (trial
-    number `trained`) as a blue diamond, and with `standard_errors` (trial -> dollars) a bar of one
-    standard error either side, so two trials a dollar apart can be judged against the noise.
+    number `trained`) as a blue diamond, and with `noise` (trial -> dollars) a bar that wide either
+    side of each dot and a line at the best score: a trial whose bar reaches the line is within the
+    noise of the best (`rental_pipeline.sweep_report` gives twice the standard error of each trial's
+    paired difference from the best, so trials a dollar apart can be judged against it).
 
     Dots rather than bars: bars start at zero, which hides differences of a few cents between
     trials that all score about $30. Labels are the values alone (the axis names the parameters
@@ -351,10 +352,11 @@ def leaderboard_figure(
     _style(axes)
     positions = np.arange(len(values))
     handles = []
-    if standard_errors:
-        errors = [float(standard_errors.get(trial, np.nan)) for trial in trials]
+    if noise and len(values):
+        errors = [float(noise.get(trial, 0.0)) for trial in trials]
         axes.errorbar(values, positions, xerr=errors, fmt="none", ecolor="#c0c0c0", elinewidth=2, zorder=2)
-        handles.append(Line2D([], [], color="#c0c0c0", linewidth=2, label="±1 standard error"))
+        axes.axvline(values[-1], color=HIGHLIGHT, linewidth=0.8, linestyle=":", zorder=1)
+        handles.append(Line2D([], [], color="#c0c0c0", linewidth=2, label="noise of its gap to the best"))
     colours = [MUTED] * len(values)
     if len(values):
         colours[-1] = HIGHLIGHT

@@ -66,7 +66,13 @@ class SweepVerdict:
     trained_trial: int | None
     trained_mae: float | None
     standard_errors: dict[int, float]  # trial -> standard error of its validation MAE
+    gap_errors: dict[int, float]  # trial -> standard error of its paired difference from the best trial
     difference_error: float | None  # standard error of (trained MAE - best MAE) on the same listings
+
+    def noise(self) -> dict[int, float]:
+        """Trial -> how far its MAE may be from the best's by chance (`NOISE_FACTOR` standard errors
+        of the paired gap), as the leaderboard draws it."""
+        return {trial: NOISE_FACTOR * error for trial, error in self.gap_errors.items()}
 
     @property
     def improvement(self) -> float | None:
@@ -107,13 +113,13 @@ def judge(board: pd.DataFrame, errors: Mapping[int, pd.Series], trained: int | N
         trial: float(values.std(ddof=1) / math.sqrt(len(values)))
         for trial, values in errors.items() if len(values) > 1
     }
-    difference = None
-    if trained is not None and trained != best and trained in errors and best in errors:
-        paired = (errors[trained] - errors[best]).dropna()
+    gaps = {}
+    for trial, values in errors.items():
+        paired = (values - errors[best]).dropna() if best in errors and trial != best else pd.Series(dtype=float)
         if len(paired) > 1:
-            difference = float(paired.std(ddof=1) / math.sqrt(len(paired)))
+            gaps[trial] = float(paired.std(ddof=1) / math.sqrt(len(paired)))
     return SweepVerdict(best, maes[best], trained, maes.get(trained) if trained is not None else None,
-                        standard_errors, difference)
+                        standard_errors, gaps, gaps.get(trained) if trained is not None else None)
 
 
 def absolute_errors(validation: pd.DataFrame | None) -> pd.Series | None:

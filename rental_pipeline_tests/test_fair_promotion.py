@@ -6,6 +6,7 @@ weekly drop that is mostly last week's listings. A prod model that memorised its
 then looks far better than it is.
 """
 
+import dagster as dg
 import pandas as pd
 import pytest
 from sklearn.metrics import mean_absolute_error
@@ -160,3 +161,23 @@ def test_a_reused_evaluation_shows_only_this_runs_comparison(instance):
     assert row["model"] == again["evaluated_model"] and row["prod now"] == "★ prod" and "already prod" in row["role"]
     assert list(again)[:2] == ["description", "champion_vs_challenger"]  # after the line saying it was reused
     assert again["description"].startswith(f"Reused {again['artifact']} from run ")
+
+
+def test_the_model_holding_prod_says_so_without_making_anything_unsynced(instance):
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContextForTest
+
+    from rental_pipeline.definitions import defs
+
+    selection = ["raw_data", "clean_sample", "trainval_data", "test_data", "inference_pipeline", "model_evaluation"]
+    first = refs(materialize(instance, config(MEMORISING), selection=selection))
+    kept = materialize(instance, config(SOUND, seed=7, min_unseen_rows=1_000_000), selection=selection)
+    [observation] = instance.fetch_observations(dg.AssetKey("inference_pipeline"), limit=1).records
+    said = observation.event_log_entry.asset_observation
+    assert said.tags["rental_pipeline/prod"] == "v0" and first["inference_pipeline"] == "inference_pipeline:v0"
+    assert said.metadata["prod"].value.startswith(f"★ prod: {first['inference_pipeline']} (stays prod")
+    assert observation.run_id == kept.run_id
+    # what the lineage graph's "Unsynced" marks come from
+    stale = CachingStaleStatusResolver(instance, defs.resolve_asset_graph(), LoadingContextForTest(instance))
+    for name in ("inference_pipeline", "model_evaluation"):
+        assert stale.get_status(dg.AssetKey(name)) == StaleStatus.FRESH, name

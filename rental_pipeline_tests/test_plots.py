@@ -107,7 +107,7 @@ def test_the_leaderboard_marks_the_trained_configuration_with_short_labels_and_t
         for n, (lr, leaves, l2) in enumerate(grid)
     ).sort_values("val_mae")
     parameters = ["boosting.learning_rate", "boosting.max_leaf_nodes", "boosting.l2_regularization"]
-    figure = plots.leaderboard_figure(board, parameters, trained=9, standard_errors={n: 0.4 for n in range(18)})
+    figure = plots.leaderboard_figure(board, parameters, trained=9, noise={n: 0.4 for n in range(18)})
     renderer = rendered(figure)
     axes = figure.axes[0]
     labels = [label.get_text() for label in axes.get_yticklabels()]
@@ -117,7 +117,7 @@ def test_the_leaderboard_marks_the_trained_configuration_with_short_labels_and_t
     # the labels leave the chart most of the width
     assert axes.get_window_extent(renderer).width > 0.6 * figure.bbox.width
     legend = [text.get_text() for text in axes.get_legend().get_texts()]
-    assert legend == ["best", "±1 standard error", "trained configuration"]
+    assert legend == ["best", "noise of its gap to the best", "trained configuration"]
     assert legend_box_above_axes(axes, renderer)
 
 

@@ -210,15 +210,15 @@ def test_a_run_drawing_charts_never_reuses_a_version_made_without_them(instance,
     selection = ["raw_data", "clean_sample"]
     config = run_config()
     headless = materialize(instance, config, selection)  # the tests run with RENTAL_PIPELINE_PLOTS=off
-    assert "price_distribution" not in materialized(headless)["clean_sample"]
+    assert "price_distribution_plot" not in materialized(headless)["clean_sample"]
     monkeypatch.setenv("RENTAL_PIPELINE_PLOTS", "on")
     drawn = materialize(instance, config, selection)
     assert reused_from(drawn) == {"raw_data": None, "clean_sample": None}
-    assert "price_distribution" in materialized(drawn)["clean_sample"]
+    assert "price_distribution_plot" in materialized(drawn)["clean_sample"]
     assert materialized(drawn)["clean_sample"]["artifact"] == materialized(headless)["clean_sample"]["artifact"]
     again = materialize(instance, config, selection)
     assert reused_from(again)["clean_sample"] == drawn.run_id
-    assert "price_distribution" in materialized(again)["clean_sample"]
+    assert "price_distribution_plot" in materialized(again)["clean_sample"]
 
 
 @pytest.mark.slow
@@ -232,12 +232,12 @@ def test_a_charted_run_computes_what_another_instance_made(instance, monkeypatch
     with dg.DagsterInstance.ephemeral() as elsewhere:
         there = materialize(elsewhere, run_config(), selection)
     assert reused_from(there) == {"raw_data": None, "clean_sample": None}
-    assert "price_distribution" in materialized(there)["clean_sample"]
+    assert "price_distribution_plot" in materialized(there)["clean_sample"]
     assert materialized(there)["clean_sample"]["artifact"] == materialized(first)["clean_sample"]["artifact"]
     # the run that made it is in this instance: reused, page and charts included
     again = materialize(instance, run_config(), selection)
     assert reused_from(again)["clean_sample"] is not None
-    assert "price_distribution" in materialized(again)["clean_sample"]
+    assert "price_distribution_plot" in materialized(again)["clean_sample"]
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from typing import Any
 
 import dagster as dg
 
+from rental_pipeline.assets.metadata import CHARTS_NOTE
 from rental_pipeline.assets.params import config_of
 from rental_pipeline.cleaning import CleaningRules, clean_listings
 from rental_pipeline.code_version import code_version
@@ -26,7 +27,7 @@ class CleaningConfig(config_of(CleaningRules, name="CleaningConfig")):
     metadata={"artifact_type": "clean_sample"},
     code_version=code_version(__name__),
     description=f"Listings with {CleaningRules.min_price:g} <= price <= {CleaningRules.max_price:g} inside the NYC "
-    "box, review date parsed; nothing imputed.",
+    "box, review date parsed; nothing imputed." + CHARTS_NOTE,
 )
 @reusable
 def clean_sample(

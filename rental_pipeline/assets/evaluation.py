@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from rental_pipeline.assets.metadata import CHARTS_NOTE
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import ArtifactStoreResource
 from rental_pipeline.promotion import COMPARISON_KEYS, MIN_UNSEEN_ROWS, Promotion, promote, training_listings
@@ -84,7 +85,8 @@ def _promotion(
 def _mark_prod(context: dg.AssetExecutionContext, promotion: Promotion) -> None:
     """An observation of inference_pipeline naming the version that holds `prod` after this run's
     decision, so the model's own page says which version is prod now (its materialization
-    only knows the aliases it had when it was stored)."""
+    only knows the aliases it had when it was stored). For an asset that is materialized, Dagster
+    reads data versions from materializations only, so the observation moves no "Unsynced" mark."""
     facts = promotion.metadata()
     prod = str(facts["prod_model"])
     if prod == "none":
@@ -107,7 +109,7 @@ def _mark_prod(context: dg.AssetExecutionContext, promotion: Promotion) -> None:
     metadata={"artifact_type": "evaluation"},
     code_version=code_version(__name__, loads_models=True),
     description="Test MAE and R² of the inference pipeline, the listings it got most wrong, and whether it "
-    "became prod (champion/challenger on the test listings neither model trained on).",
+    "became prod (champion/challenger on the test listings neither model trained on)." + CHARTS_NOTE,
 )
 @reusable(on_hit=_promote_reused)
 def model_evaluation(

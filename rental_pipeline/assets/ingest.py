@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 import dagster as dg
 from pydantic import Field
 
+from rental_pipeline.assets.metadata import CHARTS_NOTE
 from rental_pipeline.code_version import code_version
 from rental_pipeline.records import CONFIG_USED_KEY
 from rental_pipeline.reuse import reusable
@@ -82,7 +83,7 @@ def fixed_by_config(config: SourceConfig) -> bool:
     kinds={"pandas"},
     metadata={"artifact_type": "raw_data"},
     code_version=code_version(__name__),
-    description="The raw listings drop, exactly as received (typed, nothing dropped).",
+    description="The raw listings drop, exactly as received (typed, nothing dropped)." + CHARTS_NOTE,
 )
 @reusable(cacheable=fixed_by_config)
 def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig, settings: Settings) -> dg.Output:

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 # manager reads `displayed` when the code location loads, which must not import them.
 
 PRICE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+# Every picture's metadata key ends in "_plot", so a person scanning the page knows which rows are
+# charts; each asset with pictures ends its description with this note.
+CHARTS_NOTE = " Charts: the metadata rows ending in _plot (click Show Markdown in the row to open one)."
 PLOTS_ENV = PLOTS_VARIABLE
 
 
@@ -143,7 +146,7 @@ def frame_metadata(
 
             series = {**(compare_prices or {}), price_plot: frame["price"]}
             title = "Nightly prices" + (" before and after cleaning" if compare_prices else "")
-            metadata["price_distribution"] = image(
+            metadata["price_distribution_plot"] = image(
                 price_distribution(series, title=title, bounds=price_bounds), "price distribution"
             )
     metadata["dagster/column_schema"] = column_schema(frame)
@@ -224,11 +227,11 @@ def model_quality_metadata(scored: pd.DataFrame, split: str, *, plots: bool) -> 
         if column in scored.columns
     }
     return {
-        f"{split}_predicted_vs_actual": image(
+        f"{split}_predicted_vs_actual_plot": image(
             predicted_vs_actual(scored["price"], scored["predicted"], title=f"{split.capitalize()} listings"),
             f"{split}: predicted vs actual price",
         ),
-        f"{split}_errors_by_group": image(
+        f"{split}_errors_by_group_plot": image(
             errors_by_group(groups, scored["price"], scored["predicted"], title=f"{split.capitalize()} residuals"),
             f"{split}: residuals by borough and room type",
         ),

@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from rental_pipeline.assets.ingest import SourceConfig, fixed_by_config, warn_if_kept_by_dagster
+from rental_pipeline.assets.metadata import CHARTS_NOTE
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import ArtifactStoreResource
 from rental_pipeline.records import USES_ARTIFACTS_KEY
@@ -63,7 +64,8 @@ def scored_model(
     deps=["model_evaluation"],  # after the promotion gate has decided which model is prod
     metadata={"artifact_type": "predictions"},
     code_version=code_version(__name__, loads_models=True),
-    description="Listings priced by the prod inference pipeline; rows it cannot use carry an error instead.",
+    description="Listings priced by the prod inference pipeline; rows it cannot use carry an error instead."
+    + CHARTS_NOTE,
 )
 @reusable(cacheable=fixed_by_config, extra_inputs=scored_model)
 def batch_predictions(
@@ -133,4 +135,4 @@ def _price_plot(predicted: Any, model_ref: str) -> dict[str, Any]:
     from rental_pipeline.plots import price_distribution
 
     png = price_distribution({"predicted_price": predicted}, title=f"Nightly prices predicted by {model_ref}")
-    return {"predicted_price_distribution": image(png, "predicted price distribution")}
+    return {"predicted_price_plot": image(png, "predicted price distribution")}

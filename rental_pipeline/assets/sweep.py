@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, ValidationError, model_validator
 
+from rental_pipeline.assets.metadata import CHARTS_NOTE
 from rental_pipeline.assets.training import TrainingConfig
 from rental_pipeline.code_version import code_version
 from rental_pipeline.reuse import reusable
@@ -70,7 +71,7 @@ class SweepConfig(dg.Config):
     op_tags={"dagster/priority": SWEEP_PRIORITY},
     metadata={"artifact_type": "sweep"},
     code_version=code_version(__name__),
-    description="Validation MAE and R² of every configuration in the grid, best first.",
+    description="Validation MAE and R² of every configuration in the grid, best first." + CHARTS_NOTE,
 )
 @reusable
 def sweep_leaderboard(
@@ -149,7 +150,7 @@ def _leaderboard_plot(leaderboard: Any, verdict: Any) -> Any:
     from rental_pipeline.sweep import swept_parameters
 
     png = leaderboard_plot(leaderboard, swept_parameters(leaderboard), trained=verdict.trained_trial,
-                           standard_errors=verdict.standard_errors)
+                           noise=verdict.noise())
     return image(png, "sweep leaderboard")
 
 
@@ -165,7 +166,8 @@ def best_run_config(config: dict[str, Any]) -> dict[str, Any]:
     from rental_pipeline.store import StoreError
     from rental_pipeline.sweep import best_training_config
 
-    store = open_store()
+    root = ((config.get("resources") or {}).get("artifact_store") or {}).get("config", {}).get("root")
+    store = open_store(root)
     try:
         version = store.get(config["sweep"])
         board = store.load(version)
@@ -174,7 +176,12 @@ def best_run_config(config: dict[str, Any]) -> dict[str, Any]:
             f"{TRAIN_BEST_JOB}: {error}. Materialize sweep_leaderboard (sweep_job) first.", [], config
         ) from None
     base = dict(version.metadata.get("config", {}).get("training", {}))
-    return {"ops": {"inference_pipeline": {"config": best_training_config(board, base)}}}
+    passed = {key: config[key] for key in PASSED_THROUGH if config.get(key)}
+    return {"ops": {"inference_pipeline": {"config": best_training_config(board, base)}}, **passed}
+
+
+# Run config sections the job takes as any job does (the store's root, the console's log level).
+PASSED_THROUGH = ("resources", "loggers")
 
 
 train_best_job = dg.define_asset_job(
@@ -187,7 +194,11 @@ train_best_job = dg.define_asset_job(
                 str,
                 default_value="sweep_leaderboard:latest",
                 description="The sweep version whose best trial is trained (a version or alias of sweep_leaderboard).",
-            )
+            ),
+            **{
+                key: dg.Field(dg.Permissive(), is_required=False, description=f"{key}, as in any job's run config.")
+                for key in PASSED_THROUGH
+            },
         },
     ),
     description="Train the best configuration of the latest sweep as inference_pipeline (on the stored "

@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, field_validator
 
+from rental_pipeline.assets.metadata import CHARTS_NOTE
 from rental_pipeline.assets.params import config_of
 from rental_pipeline.code_version import code_version
 from rental_pipeline.model_params import BOOSTED, MODELS, RANDOM_FOREST, BoostingParams, ForestParams
@@ -73,7 +74,7 @@ class TrainingConfig(dg.Config):
     metadata={"artifact_type": "model_export"},
     code_version=code_version(__name__),
     description="Fitted scikit-learn Pipeline (preprocessing + regressor: boosted by default, or the reference "
-    "random forest); validation MAE and R².",
+    "random forest); validation MAE and R²." + CHARTS_NOTE,
 )
 @reusable
 def inference_pipeline(

@@ -22,11 +22,13 @@ pytestmark = pytest.mark.xdist_group("metadata_graph")
 
 # The pictures each asset page carries (by metadata key).
 PLOTS = {
-    "raw_data": {"price_distribution"},
-    "clean_sample": {"price_distribution"},
-    "inference_pipeline": {"validation_predicted_vs_actual", "validation_errors_by_group", "feature_importance_plot"},
-    "model_evaluation": {"test_predicted_vs_actual", "test_errors_by_group"},
-    "batch_predictions": {"predicted_price_distribution"},
+    "raw_data": {"price_distribution_plot"},
+    "clean_sample": {"price_distribution_plot"},
+    "inference_pipeline": {
+        "validation_predicted_vs_actual_plot", "validation_errors_by_group_plot", "feature_importance_plot"
+    },
+    "model_evaluation": {"test_predicted_vs_actual_plot", "test_errors_by_group_plot"},
+    "batch_predictions": {"predicted_price_plot"},
     "sweep_leaderboard": {"leaderboard_plot"},
 }
 
@@ -169,12 +171,12 @@ def test_a_page_lists_the_datas_numbers_then_the_pictures_then_the_artifacts_own
         "rows_in": 20_000,
         "artifact": "clean_sample:v0",
         "wandb_run": "unchanged",
-        "price_distribution": picture_entry,
+        "price_distribution_plot": picture_entry,
         "price_quantiles": dg.MetadataValue.table([dg.TableRecord({"p50": 103.0})]),
         "config_used": dg.MetadataValue.json({"max_price": 350}),
         "notes": dg.MetadataValue.md("plain markdown, not a picture"),
     }
     assert list(page_order(reused)) == [
-        "description", "rows_in", "price_quantiles", "notes", "price_distribution", "artifact", "wandb_run",
+        "description", "rows_in", "price_quantiles", "notes", "price_distribution_plot", "artifact", "wandb_run",
         "config_used",
     ]
