@@ -17,10 +17,10 @@ the model codec lets an archive name (``TRUSTED_MODEL_NODES``), with what they i
 models (the split, the training loop) is not included: a change there makes a new model, which
 is a new input.
 
-Modules that move or display values but do not compute them (the artifact store, the IO
-manager and the run cache around it, the metadata shown in the UI, the settings) are left out: a
-change there must not mark every asset stale. Third-party library versions are left out too, as
-DVC leaves them out of its stage hashes.
+Modules that move or display values but do not compute them (the artifact store and its model
+files, the IO manager and the run cache around it, the metadata shown in the UI, the settings)
+are left out: a change there must not mark every asset stale. Third-party library versions are
+left out too, as DVC leaves them out of its stage hashes.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 # How values are stored, loaded and shown; none of them changes what an asset computes.
 NOT_COMPUTING = (
     f"{PACKAGE}.store",
+    f"{PACKAGE}.model_files",
     f"{PACKAGE}.tracking",
     f"{PACKAGE}.io_manager",
     f"{PACKAGE}.records",

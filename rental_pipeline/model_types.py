@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from rental_pipeline.store.model_codec import trust_model_nodes, trusted_model_nodes
+from rental_pipeline.model_files import trust_model_nodes, trusted_model_nodes
 
 PIPELINE_MODEL_NODES: Mapping[str, frozenset[str]] = {
     "ObjectNode": frozenset(

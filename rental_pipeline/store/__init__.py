@@ -1,10 +1,9 @@
 """A versioned, content-addressed artifact store: a library that knows neither W&B nor Dagster.
 
 Its caller gives it what it must not decide itself: where it is, this machine's folder for a root
-on object storage, the aliases kept off versions that failed checks, the model types it may load
-besides its reviewed scikit-learn and numpy ones (:func:`.model_codec.trust_model_nodes`). Others
-follow what it commits through listeners (:mod:`.events`); the W&B mirror is one
-(``rental_pipeline.tracking``).
+on object storage, the aliases kept off versions that failed checks, the codecs of objects beyond
+plain data (:func:`.codecs.register`; models: ``rental_pipeline.model_files``). Others follow what
+it commits through listeners (:mod:`.events`); the W&B mirror is one (``rental_pipeline.tracking``).
 
     store = ArtifactStore("artifacts", protected_aliases=("reference", "prod"))
     result = store.save("clean_sample.csv", frame, type="clean_sample", inputs=["sample.csv"])
@@ -31,7 +30,6 @@ from .errors import (
     IntegrityError,
     InvalidNameError,
     StoreError,
-    UntrustedTypesError,
 )
 from .events import StoreListener
 from .maintenance import GcReport, Problem, VerifyReport, collect_garbage, verify_store
@@ -62,7 +60,6 @@ __all__ = [
     "RefLike",
     "StoreError",
     "StoreListener",
-    "UntrustedTypesError",
     "VerifyReport",
     "VersionManifest",
     "WriteResult",

@@ -2,12 +2,14 @@
 
 Digests decide whether a write makes a new version, so every codec must be deterministic: the
 same object gives the same bytes, and decoding then encoding again gives the same bytes too.
-Each codec names the file it writes (``data.parquet``, ``model.skops``, ``value.json``) and a
-``format`` that :meth:`ArtifactStore.save` records in the version's metadata, so
-:meth:`ArtifactStore.load` knows how to decode without guessing.
+Each codec names the file it writes (``data.parquet``, ``value.json``) and a ``format`` that
+:meth:`ArtifactStore.save` records in the version's metadata, so :meth:`ArtifactStore.load` knows
+how to decode without guessing. The store holds the codecs of plain data; others are registered
+by their own libraries (models: ``rental_pipeline.model_files``), and an object no codec accepts
+is refused, never pickled.
 
-Heavy libraries (pandas, pyarrow, skops) are imported only when a codec runs, so the store and
-its CLI stay quick to start.
+Heavy libraries (pandas, pyarrow) are imported only when a codec runs, so the store and its CLI
+stay quick to start.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def codec_for(obj: Any) -> Codec:
             return codec
     known = ", ".join(sorted(_REGISTRY))
     raise CodecError(
-        f"no codec stores a {type(obj).__module__}.{type(obj).__qualname__} (formats: {known})"
+        f"no codec stores a {type(obj).__module__}.{type(obj).__qualname__} (formats: {known}); "
+        "the library that stores such objects registers its codec when imported"
     )
 
 
@@ -147,32 +150,9 @@ def _restore_datetime_units(frame: Any, pandas_metadata: dict[str, Any]) -> Any:
     return frame
 
 
-# -- scikit-learn <-> skops (see model_codec) ---------------------------------------------
-
-
-def _is_estimator(obj: Any) -> bool:
-    base = sys.modules.get("sklearn.base")
-    return base is not None and isinstance(obj, base.BaseEstimator)
-
-
-def _encode_model(model: Any) -> bytes:
-    from .model_codec import encode_model
-
-    return encode_model(model)
-
-
-def _decode_model(data: bytes) -> Any:
-    from .model_codec import decode_model
-
-    return decode_model(data)
-
-
 JSON = register(
     Codec("json", "value.json", lambda obj: isinstance(obj, dict | list), encode_json, decode_json)
 )
 DATAFRAME = register(
     Codec("parquet", "data.parquet", _is_dataframe, encode_dataframe, decode_dataframe)
 )
-# skops stores an estimator's whole state (arrays bit for bit); the only thing normalisation drops
-# is an id() cache valid in the fitting process alone (see model_codec).
-MODEL = register(Codec("skops", "model.skops", _is_estimator, _encode_model, _decode_model, round_trips=True))

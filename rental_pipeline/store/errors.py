@@ -51,11 +51,3 @@ class AliasConflictError(StoreError):
 
 class CodecError(StoreError):
     """An object could not be encoded to bytes, or bytes could not be decoded."""
-
-
-class UntrustedTypesError(CodecError):
-    """A serialised model names types outside the allow-list; loading it could run their code."""
-
-    def __init__(self, message: str, types: list[str]) -> None:
-        super().__init__(message)
-        self.types = types

@@ -88,6 +88,6 @@ def fitted_pipeline() -> Pipeline:
 
 
 if __name__ == "__main__":
-    from rental_pipeline.store.model_codec import encode_model
+    from rental_pipeline.model_files import encode_model
 
     sys.stdout.write(hashlib.sha256(encode_model(fitted_pipeline())).hexdigest() + "\n")
