@@ -13,7 +13,7 @@ from rental_pipeline.landing import LANDING_VARIABLE
 from rental_pipeline.listings import ListingsError, read_listings
 from rental_pipeline.store.s3_backend import S3Backend
 from rental_pipeline.synthetic import generate_listings
-from rental_pipeline_tests.conftest import materialize, materialized
+from rental_pipeline_tests.conftest import materialized
 from rental_pipeline_tests.store.backends import TEST_BUCKET
 
 
@@ -30,7 +30,11 @@ def csv(rows: int, seed: int) -> bytes:
 
 
 def tick(instance: dg.DagsterInstance, cursor: str | None):
-    return landing_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+    from rental_pipeline.definitions import defs
+
+    # the repository: a run request for a week is checked against its job's partitions
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=defs.get_repository_def())
+    return landing_sensor.evaluate_tick(context)
 
 
 @pytest.mark.slow
@@ -52,9 +56,15 @@ def test_a_drop_in_the_landing_prefix_starts_one_run_that_reads_it_from_object_s
     assert request.run_key == f"{source}:{int(info.modified * 1e9)}:{info.size}"
     assert not tick(instance, started.cursor).run_requests  # never twice
 
-    result = materialize(instance, request.run_config, selection=["raw_data"])
-    metadata = materialized(result)["raw_data"]
+    from rental_pipeline.definitions import default_resources, weekly_assets
+
+    result = dg.materialize(
+        weekly_assets, instance=instance, selection=["weekly_raw_data"], run_config=request.run_config,
+        partition_key=request.partition_key, resources=default_resources(),
+    )
+    metadata = materialized(result)["weekly_raw_data"]
     assert metadata["source"] == source and metadata["dagster/row_count"] == 70
+    assert metadata["artifact"] == f"raw_data.{request.partition_key}:v0"  # the week it landed in
 
 
 def test_a_missing_drop_is_named(landing) -> None:
