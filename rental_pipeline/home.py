@@ -70,7 +70,7 @@ def open_store(
     """The artifact store as the pipeline uses it: at ``root`` (default :func:`default_root`), this
     machine's folder for it from :func:`store_local_dir` unless given, :data:`PROTECTED_ALIASES`
     kept off versions that failed checks, the model codec registered with the pipeline's model types
-    trusted, and ``listeners`` told of what it commits (see :mod:`rental_pipeline.store.events`)."""
+    trusted, and ``listeners`` told of what it commits (see :class:`rental_pipeline.store.StoreListener`)."""
     # registers the model codec (rental_pipeline.model_files) and the pipeline's own model types
     import rental_pipeline.model_types  # noqa: F401
     from rental_pipeline.store import ArtifactStore

@@ -54,7 +54,7 @@ REUSED_FROM_KEY = "reused_from_run"
 
 
 class RunTracker(Protocol):
-    """A tracker of one run: a store listener (`rental_pipeline.store.events`) the IO manager also
+    """A tracker of one run: a store listener (`rental_pipeline.store.StoreListener`) the IO manager also
     tells what only Dagster knows of each output."""
 
     def describe(self, name: str, context: dg.OutputContext, config: Mapping[str, Any]) -> None:

@@ -3,7 +3,7 @@
 Its caller gives it what it must not decide itself: where it is, this machine's folder for a root
 on object storage, the aliases kept off versions that failed checks, the codecs of objects beyond
 plain data (:func:`.codecs.register`; models: ``rental_pipeline.model_files``). Others follow what
-it commits through listeners (:mod:`.events`); the W&B mirror is one (``rental_pipeline.tracking``).
+it commits through listeners (:class:`.StoreListener`); the W&B mirror is one (``rental_pipeline.tracking``).
 
     store = ArtifactStore("artifacts", protected_aliases=("reference", "prod"))
     result = store.save("clean_sample.csv", frame, type="clean_sample", inputs=["sample.csv"])
@@ -19,7 +19,7 @@ from .aliases import (
     refuse_failed_checks,
 )
 from .blobs import artifact_digest, entry_digest
-from .changes import WriteResult
+from .changes import StoreListener, WriteResult
 from .codecs import Codec, codec_for, codec_named, register
 from .errors import (
     AliasConflictError,
@@ -31,7 +31,6 @@ from .errors import (
     InvalidNameError,
     StoreError,
 )
-from .events import StoreListener
 from .maintenance import GcReport, Problem, VerifyReport, collect_garbage, verify_store
 from .manifest import FileEntry, RefLike, VersionManifest
 from .names import LATEST, Ref, parse_ref

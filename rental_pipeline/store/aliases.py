@@ -105,12 +105,8 @@ class AliasLog:
 
     :meth:`read` remembers what it read, and :meth:`append` adds a move only if the log is still
     that (:class:`~.backend.PreconditionFailed` otherwise), so a move is always decided on the
-    latest state.
-
-    A move is committed once its whole line is written. What follows the last newline is a move if
-    it is a whole one (only its newline was lost: the next append adds it), else a torn record (an
-    older writer that appended in place and was killed, or a log cut short by hand or by a bad
-    disk), which is not a move (the next append replaces it); :meth:`tail_problems` reports either.
+    latest state. What follows the last newline counts as a move only if it is a whole one
+    (:func:`_tail_is_move`); :meth:`tail_problems` reports it either way.
     """
 
     def __init__(self, backend: Backend, key: str) -> None:
@@ -138,9 +134,7 @@ class AliasLog:
         return lines, tail
 
     def _records(self) -> Iterator[tuple[int, AliasMove | str]]:
-        """Each committed record by line number: its move, or why it cannot be read. The committed
-        records are every newline-ended line, and a last line without its newline if it is a whole
-        move (see :func:`_tail_is_move`)."""
+        """Each committed record by line number: its move, or why it cannot be read."""
         lines, tail = self._split()
         for number, line in enumerate([*lines, tail] if _tail_is_move(tail) else lines, start=1):
             if not line.strip():
@@ -165,11 +159,8 @@ class AliasLog:
 
     def tail_problems(self) -> list[str]:
         """What is odd about the end of the log without making it unreadable: a last line that
-        lacks its newline (counted as a move if it is a whole one, ignored if not).
-
-        Either can be a crash, but also the log cut short by hand or by a bad disk, which would
-        silently undo the last move; so ``verify`` reports both.
-        """
+        lacks its newline (a crash, or the log cut short, which would undo its last move unseen:
+        see :mod:`.maintenance`)."""
         lines, tail = self._split()
         if not tail:
             return []

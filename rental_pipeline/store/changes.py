@@ -1,4 +1,4 @@
-"""How a store changes: writing a version, moving its aliases, setting its flags.
+"""How a store changes: writing a version, moving its aliases, setting its flags; who hears of it.
 
 A write puts its blobs first, then its manifest (which commits it), then moves ``latest``. A
 version number is claimed by *creating* its manifest, refused if another writer got there first
@@ -6,7 +6,18 @@ version number is claimed by *creating* its manifest, refused if another writer 
 or a flag change is decided on the latest state and committed by one conditional write of its
 record (:mod:`.aliases`), read again and retried if another writer changed it first. On a folder
 the changer also holds the store lock shared and the artifact's lock (see :mod:`.backend`).
-Listeners hear of each change once it is committed and the locks are released (:mod:`.events`).
+
+Others follow what a store commits as listeners, like Kedro's dataset hooks: any object with some
+of the methods of :class:`StoreListener` (subclass it to leave the others out). They are called
+once the change is committed and the locks are released, so a listener may read the store or take
+its time without holding up other writers; in the order they were subscribed. A listener that
+raises reaches the caller with its exception, but what was committed stays committed. ::
+
+    class Printer(StoreListener):
+        def alias_moved(self, name, move):
+            print(f"{move.alias} of {name} -> {move.to_version}")
+
+    store = ArtifactStore(root, listeners=[Printer()])  # or store.subscribe(Printer())
 """
 
 from __future__ import annotations
@@ -39,6 +50,32 @@ from .names import LATEST, validate_alias, validate_file_path, validate_name, va
 #: What :meth:`Changes._change_alias` asks of its caller: the move to make, decided on the alias
 #: log and the current aliases it was read with (None: nothing to move).
 Decide = Callable[[AliasLog, dict[str, int]], AliasMove | None]
+
+
+class StoreListener:
+    """What a store tells its listeners; each method here does nothing."""
+
+    def version_saved(self, version: VersionManifest, created: bool) -> None:
+        """A write committed ``version`` (``created`` False: equal bytes reused an existing
+        version). ``latest`` has moved to it already (see :meth:`alias_moved`)."""
+
+    def alias_moved(self, name: str, move: AliasMove) -> None:
+        """An alias of artifact ``name`` moved (``move.to_version`` None: it was removed); writes
+        moving ``latest`` included."""
+
+    def version_flagged(self, ref: str, key: str, value: Any) -> None:
+        """Flag ``key`` of version ``ref`` (``name:vN``) is now ``value`` (None: removed)."""
+
+
+class Listeners(list[object]):
+    """A store's listeners, told of each event in subscription order."""
+
+    def tell(self, event: str, *args: Any) -> None:
+        """Call ``event`` on every listener that has it."""
+        for listener in list(self):
+            method = getattr(listener, event, None)
+            if method is not None:
+                method(*args)
 
 
 @dataclass(frozen=True)

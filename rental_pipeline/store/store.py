@@ -1,14 +1,8 @@
 """The artifact store: versioned, immutable, content-addressed artifacts, the system of record.
 
-A write whose files have the digest of an existing version reuses it (as W&B does) instead of
-adding a copy. The root is a folder or ``s3://bucket/prefix`` (:mod:`.backend`, :mod:`.s3_backend`);
-the algorithm is the same on both: writes, alias moves and flag changes commit by conditional
-writes (:mod:`.changes`); this module reads.
-
-Concurrency on a folder: writers, alias moves and flag changes also take the store lock *shared*
-and the artifact's lock *exclusively*; ``gc`` takes the store lock exclusively, so it never deletes
-a blob a writer is about to commit. Object storage has no locks: there ``gc`` only removes blobs
-nothing referenced for a grace period. Readers take no lock: a version exists exactly when its
+The root is a folder or ``s3://bucket/prefix`` (:mod:`.backend`, :mod:`.s3_backend`), with one
+algorithm for both: writes, alias moves and flag changes commit by conditional writes
+(:mod:`.changes`); this module reads. Readers take no lock: a version exists exactly when its
 manifest does, and the manifest is published only after all its blobs are durable.
 """
 
@@ -25,9 +19,8 @@ from . import codecs
 from .aliases import AliasLog, AliasMove, FlagSidecar, aliases_of
 from .backend import Backend, ObjectInfo
 from .blobs import blob_store
-from .changes import Changes
+from .changes import Changes, Listeners
 from .errors import ArtifactNotFoundError, CodecError, IntegrityError
-from .events import Listeners
 from .layout import StoreLayout, open_backend
 from .manifest import FileEntry, RefLike, VersionManifest, parse_manifest, ref_of
 from .names import LATEST, Ref, validate_name, version_ref
@@ -56,7 +49,7 @@ class ArtifactStore(Changes):
     folder of this machine's cached files (required there; its users may keep their own records
     in it too); ``self.location`` is the root as given. ``protected_aliases`` stay off versions
     flagged as having failed checks (:func:`.refuse_failed_checks`). ``listeners`` are told of
-    each committed write, alias move and flag change (:mod:`.events`; :meth:`subscribe` adds one).
+    each committed write, alias move and flag change (:class:`.StoreListener`; :meth:`subscribe` adds one).
     """
 
     def __init__(
@@ -82,7 +75,7 @@ class ArtifactStore(Changes):
         return f"ArtifactStore({self.location!r})"
 
     def subscribe(self, listener: object) -> None:
-        """Tell ``listener`` of what this store commits from now on (see :mod:`.events`)."""
+        """Tell ``listener`` of what this store commits from now on (see :class:`.StoreListener`)."""
         self.listeners.append(listener)
 
     def unsubscribe(self, listener: object) -> None:
@@ -99,8 +92,9 @@ class ArtifactStore(Changes):
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
-        """Keep every writer, alias move and flag change out while held (what ``gc`` needs before
-        it deletes anything); on object storage there is no lock and this holds nothing."""
+        """Keep every writer, alias move and flag change out while held: ``gc`` takes it, so it
+        never deletes a blob a writer is about to commit. On object storage there is no lock and
+        this holds nothing (``gc`` keeps recent blobs for a grace period instead)."""
         with self.backend.exclusive_lock():
             yield
 
