@@ -48,6 +48,7 @@ artifacts = artifacts_group(
     commands=[tracking_cli.sync_command],
 )
 main.add_command(artifacts)
+main.add_command(backfill_command)
 main.add_command(sweep_group)
 main.add_command(backfill_command)
 
@@ -269,8 +270,14 @@ def _stored_elsewhere(store: Any, statuses: list[AssetStatus]) -> list[str]:
         status.name
         for status in statuses
         if status.metadata.get("artifact_path") is not None
-        and str(status.metadata["artifact_path"]) != str(store.layout.collection(status.name))
+        and str(status.metadata["artifact_path"]) != str(store.layout.collection(_stored_name(status)))
     ]
+
+
+def _stored_name(status: AssetStatus) -> str:
+    """The store name of an asset's latest version: a weekly asset's is its week's (`raw_data.<week>`)."""
+    artifact = status.metadata.get("artifact")
+    return str(artifact).partition(":")[0] if artifact else status.name
 
 
 def _alias_ref(store: Any, name: str, alias: str) -> str | None:

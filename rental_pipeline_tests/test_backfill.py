@@ -63,6 +63,10 @@ def test_a_manual_run_names_its_week_and_a_backfill_skips_the_weeks_done(tmp_pat
     assert lineage.returncode == 0, lineage.stderr
     assert "clean_sample.2024-03-18:v0" in lineage.stdout and "week 2024-03-18" in lineage.stdout
     assert "raw_data.2024-03-18:v0" in lineage.stdout
+    summary = run(str(BIN / "rental-pipeline"), "summary")
+    assert summary.returncode == 0, summary.stderr
+    assert "clean_sample.2024-03-18:v0" in summary.stdout  # the newest week's version, by its name
+    assert "another store" not in summary.stdout
     listed = run(str(BIN / "rental-pipeline"), "artifacts", "list")
     assert "raw_data.2024-03-04" in listed.stdout and "clean_sample.2024-03-18" in listed.stdout
 
