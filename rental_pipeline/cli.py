@@ -48,7 +48,6 @@ artifacts = artifacts_group(
     commands=[tracking_cli.sync_command],
 )
 main.add_command(artifacts)
-main.add_command(backfill_command)
 main.add_command(sweep_group)
 main.add_command(backfill_command)
 
