@@ -168,3 +168,20 @@ def test_a_run_that_names_no_week_reads_the_plain_graph_and_a_window_needs_a_wee
     assert "weeks: 4 trains on a window of weeks: name the newest" in failure.step_failure_data.error.message + str(
         failure.step_failure_data.user_failure_data.description if failure.step_failure_data.user_failure_data else ""
     )
+
+
+@pytest.mark.slow
+def test_a_weeks_wandb_artifact_is_named_after_its_week(instance, monkeypatch):
+    """The dagster-wandb convention for partitioned assets: one W&B artifact per partition."""
+    import os
+    from pathlib import Path
+
+    from rental_pipeline_tests.tracking.wandb_standin import offline_runs
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert run_week(instance, WEEKS[0]).success
+    runs = offline_runs(Path(os.environ["WANDB_DIR"])).values()
+    logged = {(a.name, a.type) for run in runs for a in run.artifacts if a.type != "run_table"}
+    assert {(f"raw_data.{WEEKS[0]}", "raw_data"), (f"clean_sample.{WEEKS[0]}", "clean_sample")} <= logged
+    jobs = {run.job_type for run in runs}
+    assert f"clean_sample.{WEEKS[0]}" in jobs
