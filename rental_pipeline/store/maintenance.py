@@ -154,8 +154,7 @@ def verify_store(
             except IntegrityError as exc:
                 report.problems.append(Problem(str(exc), ref))
         log = AliasLog(store.backend, store.layout.alias_log(name)).read()
-        # Unreadable lines, and a last line without its newline: a torn record is ignored, but
-        # it may also be the last move cut short, which only a report here would reveal.
+        # A last line without its newline too: it may be the last move cut short (see the module).
         report.problems += [Problem(p, name) for p in (*log.problems(), *log.tail_problems())]
         try:
             aliases = store.aliases(name)
@@ -163,17 +162,13 @@ def verify_store(
             continue  # already reported line by line
         for alias, target in sorted(aliases.items()):
             if target not in known[name]:
-                report.problems.append(
-                    Problem(f"alias {alias!r} points at missing v{target}", name)
-                )
+                report.problems.append(Problem(f"alias {alias!r} points at missing v{target}", name))
 
     for manifest in manifests:
         for ref in manifest.inputs:
             parsed = parse_ref(ref)
             if parsed.version is None or parsed.version not in known.get(parsed.name, set()):
-                report.problems.append(
-                    Problem(f"input {ref} is missing (lineage broken)", manifest.ref)
-                )
+                report.problems.append(Problem(f"input {ref} is missing (lineage broken)", manifest.ref))
 
     if also is not None:
         report.problems += also(lambda sha256: check_blob(sha256, None, None))
@@ -193,10 +188,8 @@ def collect_garbage(
 
     ``keep_blobs`` names (by sha256) blobs no version refers to that the caller still needs; a
     callable is asked once the store is locked and old versions are gone, so what it names is
-    current. On object storage
-    only blobs unreferenced *and* unchanged for ``grace_seconds`` (default an hour) go, so a
-    writer on another machine that is about to reference one keeps it; a shorter grace period is
-    safe only while nothing else writes to the store. ``report``: the report to fill in, of a
+    current. On object storage only blobs unchanged for ``grace_seconds`` go (see the module); a
+    shorter grace period is safe only while nothing else writes to the store. ``report``: the report to fill in, of a
     caller's subclass of :class:`GcReport`."""
     if keep is not None and keep < 1:
         raise ValueError(
