@@ -232,14 +232,14 @@ def small_sweep_config(asset_names: set[str]) -> str | None:
 
 # Plots on the asset pages (metadata key), and on the checks of clean_sample once a reference exists.
 ASSET_PLOTS = [
-    ("raw_data", "price_distribution"),
-    ("clean_sample", "price_distribution"),
-    ("inference_pipeline", "validation_predicted_vs_actual"),
-    ("inference_pipeline", "validation_errors_by_group"),
+    ("raw_data", "price_distribution_plot"),
+    ("clean_sample", "price_distribution_plot"),
+    ("inference_pipeline", "validation_predicted_vs_actual_plot"),
+    ("inference_pipeline", "validation_errors_by_group_plot"),
     ("inference_pipeline", "feature_importance_plot"),
-    ("model_evaluation", "test_predicted_vs_actual"),
-    ("model_evaluation", "test_errors_by_group"),
-    ("batch_predictions", "predicted_price_distribution"),
+    ("model_evaluation", "test_predicted_vs_actual_plot"),
+    ("model_evaluation", "test_errors_by_group_plot"),
+    ("batch_predictions", "predicted_price_plot"),
     ("sweep_leaderboard", "leaderboard_plot"),
 ]
 CHECK_PLOTS = [
@@ -265,6 +265,46 @@ def open_plot(page, key: str, screenshot: Path) -> tuple[int, int]:
     dialog.get_by_role("button", name="Close").click()
     dialog.wait_for(state="hidden")
     return size[0], size[1]
+
+
+def metadata_row(page, key: str):
+    """The row of an asset page's metadata table whose key is `key`."""
+    return page.locator("tr", has=page.get_by_text(key, exact=True)).first
+
+
+def metadata_keys(page) -> list[str]:
+    """The keys of the asset page's metadata table, in the order a person reads them."""
+    metadata_row(page, "artifact").wait_for()
+    # the table whose header row names a Timestamp column; its own rows (table.rows), not those of tables inside it
+    return page.evaluate(
+        "() => { const table = [...document.querySelectorAll('table')]"
+        ".find(t => t.rows.length && /\\bTimestamp\\b/.test(t.rows[0].innerText));"
+        " return [...table.rows].slice(1).map(r => r.cells[0].innerText.trim()); }"
+    )
+
+
+def assert_evaluation_page(page, base: str) -> None:
+    """model_evaluation leads with the champion-vs-challenger table (prod marked) and the decision;
+    numbers, then pictures, then the artifact's facts."""
+    page.goto(f"{base}/assets/model_evaluation", wait_until="networkidle")
+    keys = metadata_keys(page)
+    assert keys[:2] == ["champion_vs_challenger", "promotion"], keys
+    assert keys.index("test_mae") < keys.index("test_errors_by_group_plot") < keys.index("artifact"), keys
+    table = metadata_row(page, "champion_vs_challenger")
+    for text in ("model", "prod now", "★ prod", "inference_pipeline:v0"):
+        table.get_by_text(text, exact=False).first.wait_for()
+    page.screenshot(path=SCREENSHOTS / "07a-champion-vs-challenger.png")
+
+
+def assert_check_labels(page, base: str) -> None:
+    """A check that only warns is labelled non-blocking; one that stops downstream, blocking."""
+    for check, label in (("price_drift", "non-blocking"), ("borough_drift", "blocking")):
+        page.goto(f"{base}/assets/clean_sample?view=checks&checkDetail={check}", wait_until="networkidle")
+        page.get_by_text("Latest execution", exact=True).wait_for()
+        about = page.get_by_text(re.compile(r"This is a (non-)?blocking asset check")).first
+        about.wait_for()
+        assert about.inner_text().split("This is a ")[1].split(" ")[0] == label, about.inner_text()
+        page.screenshot(path=SCREENSHOTS / f"06b-check-label-{check}.png")
 
 
 def materialize_all(page, config: str | None, screenshot: Path) -> None:
@@ -362,6 +402,28 @@ def test_materialize_all_then_clean_sample_and_downstream_from_the_ui(browser, d
             width, height = open_plot(page, key, SCREENSHOTS / f"07-plot-{number}-{asset}-{key}.png")
             assert width > 0 and height > 0, f"{asset} {key}: the image did not load"
 
+        # 3b. What matters most, at a glance: the evaluation leads with champion against challenger
+        #     and the decision; the model that holds prod says so; a warn-only check is not called
+        #     blocking; the sweep says what to do next, and that next step is a job the launchpad runs.
+        if "model_evaluation" in asset_names:
+            assert_evaluation_page(page, base)
+            page.goto(f"{base}/assets/inference_pipeline?view=events", wait_until="networkidle")
+            page.get_by_text("holds prod", exact=False).first.wait_for()
+            page.get_by_text("★ prod: inference_pipeline:v0", exact=False).first.wait_for()
+            page.screenshot(path=SCREENSHOTS / "07b-prod-marker.png")
+        if "clean_sample" in checked_assets:
+            assert_check_labels(page, base)
+        if "sweep_leaderboard" in asset_names:
+            page.goto(f"{base}/assets/sweep_leaderboard", wait_until="networkidle")
+            for key in ("gain_over_trained", "next_step", "leaderboard_plot"):
+                metadata_row(page, key).wait_for()
+            page.get_by_text("nothing better to train", exact=False).first.wait_for()  # a one-trial grid
+            page.goto(f"{base}/locations/rental_pipeline.definitions/jobs/train_best_job/playground",
+                      wait_until="networkidle")
+            page.get_by_text("sweep_leaderboard:latest", exact=False).first.wait_for()
+            page.get_by_text("No errors", exact=True).wait_for()
+            page.screenshot(path=SCREENSHOTS / "07c-train-best-launchpad.png")
+
         # 4. clean_sample and everything downstream of it, from the graph's context menu.
         open_lineage(page, base)
         page.get_by_text("clean_sample", exact=True).last.click(button="right")
@@ -390,6 +452,15 @@ def test_materialize_all_then_clean_sample_and_downstream_from_the_ui(browser, d
         page.goto(f"{base}/runs/{second}", wait_until="networkidle")
         page.get_by_text("Success", exact=True).first.wait_for()
         page.screenshot(path=SCREENSHOTS / "10-downstream-run.png")
+
+        # The re-run computed nothing: each page it materialized says so first, naming the first run.
+        for asset in sorted(downstream & {"clean_sample", "inference_pipeline"}):
+            page.goto(f"{base}/assets/{asset}", wait_until="networkidle")
+            assert metadata_keys(page)[0] == "description", metadata_keys(page)
+            page.get_by_text(f"Reused {asset}:v0 from run {first[:8]}", exact=False).first.wait_for()
+            page.screenshot(path=SCREENSHOTS / f"10b-reused-{asset}.png")
+        events = instance.fetch_materializations(dg.AssetKey("clean_sample"), limit=1).records
+        assert events[0].event_log_entry.asset_materialization.tags["rental_pipeline/reused_from_run"] == first
 
         # 5. The drift checks compared this version with the reference the first run set: their plots load.
         checks_here = {key.name for key in check_keys if key.asset_key.to_user_string() == "clean_sample"}
