@@ -27,7 +27,7 @@ from rental_pipeline.cleaning import CleaningRules
 from rental_pipeline.io_manager import ArtifactStoreResource
 from rental_pipeline.run_state import loaded_artifacts, run_resolver, stored_value
 from rental_pipeline.store import FAILED_CHECKS_FLAG
-from rental_pipeline.weeks import split_name
+from rental_pipeline.weeks import reference_holder, split_name
 
 if TYPE_CHECKING:
     from rental_pipeline.validation import CheckOutcome
@@ -302,6 +302,7 @@ def judge_clean_sample(
     from rental_pipeline.drift import DRIFT_RULES, judge_column_drift
     from rental_pipeline.schemas import CleanListings
     from rental_pipeline.validation import (
+        REFERENCE_ALIAS,
         StoreReferences,
         check_borough_set,
         check_columns,
@@ -334,7 +335,8 @@ def judge_clean_sample(
     selected = _selected(context)
     reference = None
     if selected & {"borough_drift", *DRIFT_RULES}:
-        reference = references.load_reference(CLEAN_SAMPLE, reference_of(context, store, checked.name))
+        held = reference_holder(store, checked.name)  # a week's: the newest week's reference up to it
+        reference = references.load_reference(CLEAN_SAMPLE, run_resolver(context).alias(held, REFERENCE_ALIAS))
     # The drift result is the one that knows every rule's verdict, so only a run that evaluates it
     # records the verdict on the version and may move the reference.
     if "borough_drift" in selected:
@@ -400,21 +402,6 @@ def judge_clean_sample(
 clean_sample_checks = blocking_checks(CLEAN_SAMPLE, CLEAN_SAMPLE_CHECKS, warn_only=WARN_ONLY_CHECKS)(
     judge_clean_sample
 )
-
-
-def reference_of(context: dg.AssetCheckExecutionContext, store: Any, checked: str) -> str | None:
-    """The exact reference version ``checked`` (a store name) is compared with: `clean_sample:reference`
-    for plain clean_sample; for a week, the reference of the newest week up to it that holds one
-    (where a week made the reference, or accepted a new one), else plain clean_sample's."""
-    from rental_pipeline.validation import REFERENCE_ALIAS
-    from rental_pipeline.weeks import reference_week
-
-    week = split_name(checked)[1]
-    if week is not None:
-        held = reference_week([n for n in store.names() if store.exists(f"{n}:{REFERENCE_ALIAS}")], CLEAN_SAMPLE, week)
-        if held is not None:
-            return run_resolver(context).alias(held, REFERENCE_ALIAS)
-    return run_resolver(context).alias(CLEAN_SAMPLE, REFERENCE_ALIAS)
 
 
 def _stop_on_strict_drift(failed: Mapping[str, str], version: str) -> None:

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pandas is imported where frames are combined: loading the code location reads names only
     import pandas as pd
 
+    from rental_pipeline.store import ArtifactStore
+
 # Mondays from here on are partitions: before the public 2019 sample's last reviews, so a real
 # drop of that era has its week, and few enough weeks for the UI to list them all.
 FIRST_WEEK = "2019-01-07"
@@ -139,6 +141,17 @@ def window_summary(names: Sequence[str], trainval: pd.DataFrame, newest_trainval
         "window_weeks": ", ".join(str(split_name(name)[1] or name) for name in names),
         "window_rows_from_older_weeks": int(len(trainval) - len(newest_trainval)),
     }
+
+
+def reference_holder(store: ArtifactStore, name: str, alias: str = "reference") -> str:
+    """The store name whose ``alias`` (`reference`) store name ``name`` is compared with: for a
+    week, the newest week up to it holding one (`reference_week`), else the plain asset's."""
+    asset, week = split_name(name)
+    if week is not None:
+        held = reference_week([n for n in store.names() if store.exists(f"{n}:{alias}")], asset, week)
+        if held is not None:
+            return held
+    return asset
 
 
 def reference_week(names: Sequence[str], asset: str, week: str) -> str | None:

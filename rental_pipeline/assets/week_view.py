@@ -83,12 +83,10 @@ def week_by_week(context: dg.AssetExecutionContext, config: WeekViewConfig, sett
 def _reference(run: Any, week: str) -> Any:
     """The reference the week's drift is measured against (`checks.reference_of`), or None."""
     from rental_pipeline.validation import REFERENCE_ALIAS
-    from rental_pipeline.weeks import reference_week
+    from rental_pipeline.weeks import reference_holder, store_name
 
-    store = run.store
-    held = reference_week([n for n in store.names() if store.exists(f"{n}:{REFERENCE_ALIAS}")], "clean_sample", week)
-    ref = f"{held}:{REFERENCE_ALIAS}" if held else f"clean_sample:{REFERENCE_ALIAS}"
-    return run.stored_value(store.get(ref).ref) if store.exists(ref) else None
+    ref = f"{reference_holder(run.store, store_name('clean_sample', week), REFERENCE_ALIAS)}:{REFERENCE_ALIAS}"
+    return run.stored_value(run.store.get(ref).ref) if run.store.exists(ref) else None
 
 
 def _promoted_weeks(store: Any) -> set[str]:
