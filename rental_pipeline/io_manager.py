@@ -136,7 +136,16 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Attach this run's trackers to its store, before any step writes to it."""
-        if context.run is None or not self.trackers:
+        if context.run is None:
+            return
+        if not self.trackers:
+            if self.wandb_mode not in (None, "disabled") or self.wandb_project or self.wandb_registry:
+                # Asked for W&B, but built outside the code location that names the trackers.
+                context.log.warning(
+                    "W&B settings are given but no tracker is attached, so nothing is mirrored: build the IO "
+                    "manager through rental_pipeline.definitions (which names the W&B tracker) or set "
+                    "ArtifactIOManager.trackers"
+                )
             return
         store = self.artifact_store.store()
         config = {name: getattr(self, name) for name in type(self).model_fields if name != "artifact_store"}

@@ -1,14 +1,15 @@
 """The pipeline's own estimator classes and functions, trusted in stored models.
 
-The store's model codec loads only (loader, type) pairs it trusts: its reviewed scikit-learn and
-numpy nodes, and what a caller registers for its own code. This module registers this package's,
-once, when it is imported (``open_store`` in :mod:`rental_pipeline.home` imports it, so every store
-the pipeline opens loads its models). The list is derived from the fitted pipelines of both
-models (`model_inventory` on `features.build_forest_pipeline` and `boosting.build_boosted_pipeline`;
-store/test_model_codec.py re-derives it and compares) and reviewed: estimators rebuilt from their
-attributes (``ObjectNode``: no constructor call; scikit-learn's `TargetEncoder` state is arrays of
-numbers and category strings) and the reference pipeline's text flattening. A
-new class in a pipeline makes saving it fail until it is reviewed and added here.
+The model codec (:mod:`rental_pipeline.model_files`) loads only (loader, type) pairs it trusts: its
+reviewed scikit-learn and numpy nodes, and what a caller registers for its own code. This module
+registers this package's, once, when it is imported (``open_store`` in :mod:`rental_pipeline.home`
+imports it, so every store the pipeline opens loads its models). The list is derived from the
+fitted pipelines of both models (`model_inventory` on `features.build_forest_pipeline` and
+`boosting.build_boosted_pipeline`; model_files/test_model_files.py re-derives it and compares) and
+reviewed: estimators rebuilt from their attributes (``ObjectNode``: no constructor call; scikit-
+learn's `TargetEncoder` state is arrays of numbers and category strings) and the reference
+pipeline's text flattening. A new class in a pipeline makes saving it fail until it is reviewed and
+added here.
 """
 
 from __future__ import annotations

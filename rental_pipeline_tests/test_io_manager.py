@@ -348,3 +348,35 @@ def test_stored_values_load_outside_a_run(instance):
     with defs.get_asset_value_loader(instance=instance) as loader:
         clean = loader.load_asset_value("clean_sample")
     assert len(clean) == open_store().get("clean_sample:v0").metadata["facts"]["dagster/row_count"]
+
+
+def test_an_io_manager_asked_for_wandb_without_a_tracker_says_so(tmp_path):
+    """The trackers are the code location's choice (definitions.py): an IO manager built by hand in
+    a process that never loads it mirrors nothing, and says so rather than staying silent."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+import dagster as dg
+from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource
+
+@dg.asset
+def listings_count() -> dict:
+    return {"listings": 3}
+
+assert "rental_pipeline.definitions" not in sys.modules
+io_manager = ArtifactIOManager(artifact_store=ArtifactStoreResource(root=sys.argv[1]), wandb_mode="offline")
+result = dg.materialize([listings_count], resources={"io_manager": io_manager})
+assert result.success
+"""
+    wandb_dir = tmp_path / "wandb"
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "WANDB_MODE": "offline"}
+    env.update({key: str(wandb_dir) for key in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")})
+    (tmp_path / "dagster").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "store")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "W&B settings are given but no tracker is attached" in done.stderr
+    assert not list(wandb_dir.rglob("*.wandb"))  # no offline W&B run was written
