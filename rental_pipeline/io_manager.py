@@ -30,7 +30,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from rental_pipeline.code_version import git_revision
-from rental_pipeline.home import default_root, open_store
+from rental_pipeline.home import open_store
 from rental_pipeline.partitions import input_name, output_name
 from rental_pipeline.records import (
     ARTIFACT_KEY,
@@ -91,10 +91,12 @@ class ArtifactStoreResource(dg.ConfigurableResource):
     _store_key: tuple[int, str] | None = PrivateAttr(default=None)
 
     def store(self) -> ArtifactStore:
-        """This resource's store object, built on first use."""
-        key = (os.getpid(), str(self.root or default_root()))
+        """This resource's store object, built on first use (and again when the settings the
+        environment gives now name another root: each call reads them, the edge of the run)."""
+        settings = Settings.from_environment()
+        key = (os.getpid(), str(self.root or settings.store))
         if self._store is None or self._store_key != key:
-            self._store, self._store_key = open_store(key[1]), key
+            self._store, self._store_key = open_store(key[1], settings=settings), key
         return self._store
 
 

@@ -44,9 +44,12 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from rental_pipeline.settings import Settings
 
 SCHEMES = ("http", "https", "file", "s3")
 FOLDERS_VARIABLE = "RENTAL_PIPELINE_SOURCE_FOLDERS"  # comma-separated folders and s3:// prefixes
@@ -135,6 +138,12 @@ def snippet(text: str, limit: int = 40) -> str:
 # --- the policy --------------------------------------------------------------------------------
 
 
+def _settings() -> Settings:
+    from rental_pipeline.settings import Settings
+
+    return Settings.from_environment()
+
+
 @dataclass(frozen=True)
 class SourcePolicy:
     """What may be read. `folders` / `hosts` None: anywhere (the laptop default)."""
@@ -143,13 +152,26 @@ class SourcePolicy:
     hosts: tuple[str, ...] | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
     max_redirects: int = DEFAULT_MAX_REDIRECTS
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False, compare=False)
+    # The environment the credentials a source config names by variable are taken from (default:
+    # the one this process's settings read now).
+    environ: Mapping[str, str] = field(default_factory=lambda: _settings().environ, repr=False, compare=False)
+    # The region and endpoint an s3:// source uses when its URL names none (the settings').
+    s3_region: str | None = None
+    s3_endpoint_url: str | None = None
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> SourcePolicy:
+    def from_environment(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        s3_region: str | None = None,
+        s3_endpoint_url: str | None = None,
+    ) -> SourcePolicy:
         """The deployment's policy: `RENTAL_PIPELINE_SOURCE_FOLDERS`, `..._HOSTS`, `..._MAX_BYTES`.
-        A variable that is set but empty allows nothing of its kind (e.g. no URL at all)."""
-        environ = os.environ if environ is None else environ
+        A variable that is set but empty allows nothing of its kind (e.g. no URL at all).
+        ``environ`` default: this process's settings (:meth:`.Settings.source_policy`)."""
+        if environ is None:
+            return _settings().source_policy()
         folders = environ.get(FOLDERS_VARIABLE)
         hosts = environ.get(HOSTS_VARIABLE)
         max_bytes = environ.get(MAX_BYTES_VARIABLE, "").strip()
@@ -162,6 +184,8 @@ class SourcePolicy:
             hosts=None if hosts is None else tuple(h.strip().lower() for h in hosts.split(",") if h.strip()),
             max_bytes=cap,
             environ=environ,
+            s3_region=s3_region,
+            s3_endpoint_url=s3_endpoint_url,
         )
 
     def narrowed(
@@ -413,8 +437,8 @@ def _file_chunks(path: Path, shown: str, policy: SourcePolicy) -> Iterator[bytes
 
 def _object_chunks(url: str, shown: str, policy: SourcePolicy) -> Iterator[bytes]:
     """An object of S3-compatible storage (a drop under the landing prefix), with the store's
-    client settings: endpoint and region from the AWS_* variables, credentials from the
-    environment, never from the URL. Its size is checked before it is read."""
+    client settings: endpoint and region from the URL, else the settings' (the AWS_* variables),
+    credentials from boto3's chain, never from the URL. Its size is checked before it is read."""
     from rental_pipeline.store.s3_backend import ObjectStorageError, S3Backend, S3ConfigError, parse_s3_url
 
     try:
@@ -423,7 +447,9 @@ def _object_chunks(url: str, shown: str, policy: SourcePolicy) -> Iterator[bytes
             raise SourceError(shown, "names a bucket, not an object")
         if not policy.allows_path(f"s3://{bucket}/{key}"):
             raise SourceError(shown, f"is outside the folders sources may be read from ({_allowed_folders(policy)})")
-        backend = S3Backend(bucket, "", **options)
+        backend = S3Backend(
+            bucket, "", **options, default_region=policy.s3_region, default_endpoint_url=policy.s3_endpoint_url
+        )
         info = backend.info(key)
         if info is None:
             raise SourceError(shown, "object does not exist")

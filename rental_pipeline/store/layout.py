@@ -30,15 +30,27 @@ _MANIFEST_RE = re.compile(r"v(0|[1-9][0-9]*)\.json")
 COLLECTIONS = "collections/"
 
 
-def open_backend(root: Path | str, *, local_dir: Path | str | None = None) -> Backend:
+def open_backend(
+    root: Path | str,
+    *,
+    local_dir: Path | str | None = None,
+    s3_region: str | None = None,
+    s3_endpoint_url: str | None = None,
+) -> Backend:
     """The backend ``root`` names: ``s3://bucket/prefix[?endpoint_url=...&region=...]``, else a folder.
 
     A store on object storage keeps a cache of blobs on each machine, in ``local_dir``, which the
     caller chooses (a folder of its own per bucket and prefix); a folder is its own local folder.
+    ``s3_region`` and ``s3_endpoint_url`` are used where the URL names none (see :class:`.S3Backend`).
     """
     if not (isinstance(root, str) and root.startswith(S3_SCHEME)):
         return LocalBackend(Path(root))
-    backend = S3Backend.from_url(root, local_dir=Path(local_dir) if local_dir else None)
+    backend = S3Backend.from_url(
+        root,
+        local_dir=Path(local_dir) if local_dir else None,
+        default_region=s3_region,
+        default_endpoint_url=s3_endpoint_url,
+    )
     if local_dir is None:
         raise StoreError(
             f"store {backend.location}: a store on object storage needs local_dir, a folder on this machine "

@@ -3,8 +3,10 @@
     s3://bucket/prefix
     s3://bucket/prefix?endpoint_url=http://127.0.0.1:8333&region=us-east-1
 
-The endpoint and region come from the URL's query, else from the standard ``AWS_ENDPOINT_URL_S3``,
-``AWS_ENDPOINT_URL``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` variables and AWS config files.
+The endpoint and region come from the URL's query, else from the caller (``default_endpoint_url``,
+``default_region``: the pipeline gives the ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` and
+``AWS_REGION`` / ``AWS_DEFAULT_REGION`` its settings read), else from boto3's own resolution (its
+environment variables and AWS config files). The store reads no environment variable itself.
 Credentials come only from boto3's usual chain (environment, ``~/.aws``, a pod's web identity or
 instance role): the store never reads them itself, never puts them in a URL and never records them.
 
@@ -111,11 +113,16 @@ class S3Backend(Backend):
         addressing_style: str | None = None,
         local_dir: Path | None = None,
         client: Any = None,
+        default_region: str | None = None,
+        default_endpoint_url: str | None = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
         self.region = region
+        # The caller's, for a URL that names none; not part of ``location`` (each machine's own).
+        self.default_region = default_region
+        self.default_endpoint_url = default_endpoint_url
         self.addressing_style = addressing_style
         # The URL's options, in the order a URL names them (what ``location`` gives back).
         self.options = {
@@ -131,9 +138,23 @@ class S3Backend(Backend):
         self.requests = 0
 
     @classmethod
-    def from_url(cls, url: str, *, local_dir: Path | None = None) -> S3Backend:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        local_dir: Path | None = None,
+        default_region: str | None = None,
+        default_endpoint_url: str | None = None,
+    ) -> S3Backend:
         bucket, prefix, options = parse_s3_url(url)
-        return cls(bucket, prefix, **options, local_dir=local_dir)
+        return cls(
+            bucket,
+            prefix,
+            **options,
+            local_dir=local_dir,
+            default_region=default_region,
+            default_endpoint_url=default_endpoint_url,
+        )
 
     @property
     def location(self) -> str:
@@ -171,15 +192,16 @@ class S3Backend(Backend):
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required",
                 )
-                region = self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                # None: boto3 resolves them itself (AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_S3, ~/.aws/config).
+                region = self.region or self.default_region
                 session = boto3.session.Session()
                 self._client = session.client(
-                    "s3", endpoint_url=self.endpoint_url or None, region_name=region or None, config=config
+                    "s3", endpoint_url=self._configured_endpoint(), region_name=region or None, config=config
                 )
             return self._client
 
     def _configured_endpoint(self) -> str | None:
-        return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        return self.endpoint_url or self.default_endpoint_url or None
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -316,9 +338,9 @@ class S3Backend(Backend):
                 raise
 
 
-def list_objects(url: str) -> list[ObjectInfo]:
+def list_objects(url: str, *, region: str | None = None, endpoint_url: str | None = None) -> list[ObjectInfo]:
     """Objects directly under the prefix ``s3://bucket/prefix/`` (not in sub-folders), keys
-    relative to it."""
+    relative to it; ``region`` and ``endpoint_url`` where the URL names none (see :class:`S3Backend`)."""
     bucket, prefix, options = parse_s3_url(url)
-    backend = S3Backend(bucket, prefix, **options)
+    backend = S3Backend(bucket, prefix, **options, default_region=region, default_endpoint_url=endpoint_url)
     return [info for info in backend.list("") if "/" not in info.key]

@@ -50,6 +50,8 @@ class ArtifactStore(Changes):
     in it too); ``self.location`` is the root as given. ``protected_aliases`` stay off versions
     flagged as having failed checks (:func:`.refuse_failed_checks`). ``listeners`` are told of
     each committed write, alias move and flag change (:class:`.StoreListener`; :meth:`subscribe` adds one).
+    ``s3_region`` and ``s3_endpoint_url`` are the caller's for a URL that names none (else boto3's
+    own resolution); they are not part of ``self.location``.
     """
 
     def __init__(
@@ -59,10 +61,14 @@ class ArtifactStore(Changes):
         local_dir: Path | str | None = None,
         protected_aliases: Iterable[str] = (),
         listeners: Iterable[object] = (),
+        s3_region: str | None = None,
+        s3_endpoint_url: str | None = None,
     ) -> None:
         self.protected_aliases = tuple(protected_aliases)
         self.listeners = Listeners(listeners)
-        self.backend: Backend = open_backend(root, local_dir=local_dir)
+        self.backend: Backend = open_backend(
+            root, local_dir=local_dir, s3_region=s3_region, s3_endpoint_url=s3_endpoint_url
+        )
         self.root = self.backend.local_dir
         self.location = self.backend.location
         self.layout = StoreLayout(self.backend)
