@@ -38,8 +38,13 @@ def line_of(output: str, asset: str) -> str:
 def test_summary_without_dagster_home_lists_every_asset_with_version_checks_and_model(project_instance):
     materialize(project_instance, run_config())
     output = summary()
+    graph = defs.resolve_asset_graph()
     for key in defs.resolve_all_asset_keys():
-        assert key.to_user_string() + ":v0" in line_of(output, key.to_user_string())
+        name = key.to_user_string()
+        if graph.get(key).partitions_def is None:
+            assert name + ":v0" in line_of(output, name)
+        else:  # a weekly asset no week of which was made is not listed as if it had failed to run
+            assert not any(line.startswith(name + " ") for line in output.splitlines())
     assert "11/11 passed" in line_of(output, "clean_sample") and "2/2 passed" in line_of(output, "raw_data")
     assert "random_forest, prod" in line_of(output, "inference_pipeline")
     assert re.search(
