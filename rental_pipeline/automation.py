@@ -82,13 +82,14 @@ def weekly_training(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg
     "for the week a date in its name falls in (else the week it landed in).",
 )
 def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    folder = landing_folder(Settings.from_environment())
+    settings = Settings.from_environment()
+    folder = landing_folder(settings)
     if not folder_exists(folder):
         return dg.SensorResult(
             skip_reason=f"landing folder {folder} does not exist (create it, or set {LANDING_VARIABLE})",
             cursor=context.cursor,
         )
-    found = scan(folder, LandingCursor.from_json(context.cursor))
+    found = scan(folder, LandingCursor.from_json(context.cursor), settings)
     run_requests = [
         dg.RunRequest(
             run_key=drop.run_key,

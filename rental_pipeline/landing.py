@@ -80,10 +80,12 @@ class Drop:
         return f"{self.path}:{self.mtime_ns}:{self.size}"
 
 
-def list_drops(folder: Path | str) -> list[Drop]:
-    """Non-empty `*.csv` files directly in `folder`, oldest first; hidden files are ignored."""
+def list_drops(folder: Path | str, settings: Settings | None = None) -> list[Drop]:
+    """Non-empty `*.csv` files directly in `folder`, oldest first; hidden files are ignored. A prefix
+    on object storage is listed with the S3 region and endpoint of ``settings`` (default: read now)
+    where it names none."""
     if isinstance(folder, str):
-        return _list_object_drops(folder)
+        return _list_object_drops(folder, settings or Settings.from_environment())
     drops = []
     for entry in os.scandir(folder):
         if entry.name.startswith(".") or not entry.name.endswith(DROP_SUFFIX):
@@ -97,14 +99,14 @@ def list_drops(folder: Path | str) -> list[Drop]:
     return sorted(drops, key=lambda drop: (drop.mtime_ns, drop.name))
 
 
-def _list_object_drops(prefix: str) -> list[Drop]:
+def _list_object_drops(prefix: str, settings: Settings) -> list[Drop]:
     from rental_pipeline.store.s3_backend import list_objects
 
     base, _, query = prefix.partition("?")
     options = f"?{query}" if query else ""  # an endpoint given in the prefix is needed to read the drop too
     drops = [
         Drop(f"{base}{info.key}{options}", int(info.modified * 1e9), info.size)
-        for info in list_objects(prefix)
+        for info in list_objects(prefix, region=settings.s3_region, endpoint_url=settings.s3_endpoint_url)
         if not info.key.startswith(".") and info.key.endswith(DROP_SUFFIX) and info.size > 0
     ]
     return sorted(drops, key=lambda drop: (drop.mtime_ns, drop.name))
@@ -141,9 +143,9 @@ class Scan:
     cursor: LandingCursor
 
 
-def scan(folder: Path | str, cursor: LandingCursor) -> Scan:
+def scan(folder: Path | str, cursor: LandingCursor, settings: Settings | None = None) -> Scan:
     """The drops that became ready since the last look, those still settling, and the next cursor."""
-    drops = list_drops(folder)
+    drops = list_drops(folder, settings)
     present = {drop.name for drop in drops}
     started = {name: signature for name, signature in cursor.started.items() if name in present}
     pending: dict[str, list[int]] = {}
