@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 HOST_COLUMNS = ["host_id", "room_type"]
 NEIGHBOURHOOD_COLUMN = "neighbourhood"
+_EXACT_KEY_LIMIT = float(2**53)  # every whole number up to this is exact in a float
 
 
 class LogPriceTargetEncoder(TargetEncoder):
@@ -57,7 +58,7 @@ class HostRoomKey(TransformerMixin, BaseEstimator):
     array searches when a million listings are scored, and take a few bytes each in the stored
     model. A host id that is missing or not a whole number gives a missing key, which the encoder
     treats as an unknown host. Ids are whole numbers far below 2**53 / (room types + 1), so the
-    key is exact in a float.
+    key is exact in a float; an id too large for that is an unknown host too.
     """
 
     def fit(self, X: Any, y: Any = None) -> HostRoomKey:
@@ -71,9 +72,12 @@ class HostRoomKey(TransformerMixin, BaseEstimator):
         host = _numbers(_column(X, 0))
         rooms = _column(X, 1)
         code = pd.Index(self.room_types_).get_indexer(rooms.astype(object).where(rooms.notna(), None)) + 1
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             key = host * (len(self.room_types_) + 1) + code
         key[~np.isfinite(host) | (host != np.floor(host))] = np.nan
+        # A key past 2**53 is not exact in a float (two hosts, or two room types, would share it)
+        # and one past the float range is infinite, which the encoder refuses for the whole batch.
+        key[~(np.abs(key) <= _EXACT_KEY_LIMIT)] = np.nan
         return key.reshape(-1, 1)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

@@ -157,3 +157,19 @@ def test_a_stored_model_with_its_encoders_retargeted_is_refused(listings: pd.Dat
     module, name = crafted
     with pytest.raises(CodecError, match=f"refusing to load a model .*: .*{module}.{name}"):
         model_file.decode(_retargeted(data, stored, module, name))
+
+
+def test_a_host_id_too_large_for_an_exact_key_is_an_unknown_host_not_a_failed_batch():
+    """A key must name one host and one room type: an id whose key is not exact in a float (or
+    overflows to infinity) would merge hosts, or make the encoder refuse the whole batch."""
+    rows = pd.DataFrame({"host_id": [10, 11], "room_type": ["Private room", "Entire home/apt"]})
+    encoder = host_price(0).fit(pd.concat([rows] * 5, ignore_index=True), [60.0, 200.0] * 5)
+    huge = pd.DataFrame(
+        {"host_id": [1e308, 2.0**53, 2.0**53 + 2, -(2.0**60), 10], "room_type": ["Private room"] * 5}
+    )
+    key = encoder["key"].transform(huge)[:, 0]
+    assert np.isnan(key[:4]).all()
+    assert key[4] == 10 * 3 + 2
+    encoded = encoder.transform(huge)[:, 0]  # scored, not refused
+    assert np.isfinite(encoded).all()
+    assert encoded[0] == encoded[1] == encoded[2] == encoded[3] != encoded[4]
