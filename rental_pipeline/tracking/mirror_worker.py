@@ -76,5 +76,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    # Not a read of settings: a variable set for wandb, which reads it.
     os.environ.setdefault("WANDB_SILENT", "true")
     sys.exit(main(sys.argv[1:]))

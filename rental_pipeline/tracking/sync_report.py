@@ -7,15 +7,16 @@ these without the sync's machinery.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rental_pipeline.settings import WANDB_REGISTRY_VARIABLE, Settings
+
 from .pending import PendingRun
 from .wandb_server import ServerInfo
 
-REGISTRY_VARIABLE = "RENTAL_PIPELINE_WANDB_REGISTRY"
+REGISTRY_VARIABLE = WANDB_REGISTRY_VARIABLE
 DEFAULT_REGISTRY = "wandb-registry-model/nyc-rental-price"
 DEFAULT_TIMEOUT = 600.0
 _OFF = ("", "none", "off", "false", "0")
@@ -31,23 +32,32 @@ class RegistryLink:
     types: tuple[str, ...] = ("model_export",)
 
 
-def registry_link(value: str | None = None, environ: Mapping[str, str] | None = None) -> RegistryLink | None:
-    """The registry collection: as given, else ``$RENTAL_PIPELINE_WANDB_REGISTRY``, else the default.
+def settings_from(environ: Mapping[str, str] | None, settings: Settings | None) -> Settings:
+    """The settings ``environ`` gives when given, else ``settings``, else this process's now."""
+    if environ is not None:
+        return Settings.from_environment(environ)
+    return settings if settings is not None else Settings.from_environment()
+
+
+def registry_link(
+    value: str | None = None, environ: Mapping[str, str] | None = None, *, settings: Settings | None = None
+) -> RegistryLink | None:
+    """The registry collection: as given, else ``$RENTAL_PIPELINE_WANDB_REGISTRY``, else the default
+    (of ``environ`` when given, else of ``settings``).
 
     A bare name is a collection of the ``model`` registry; ``none`` turns linking off.
     """
-    environ = os.environ if environ is None else environ
-    chosen = value if value is not None else environ.get(REGISTRY_VARIABLE, DEFAULT_REGISTRY)
+    configured = settings_from(environ, settings).wandb_registry
+    chosen = value if value is not None else (DEFAULT_REGISTRY if configured is None else configured)
     if chosen.strip().lower() in _OFF:
         return None
     chosen = chosen.strip()
     return RegistryLink(chosen if "/" in chosen else f"wandb-registry-model/{chosen}")
 
 
-def has_credentials(environ: Mapping[str, str] | None = None) -> bool:
+def has_credentials(environ: Mapping[str, str] | None = None, *, settings: Settings | None = None) -> bool:
     """Whether ``wandb sync`` can authenticate without asking: an API key in the environment."""
-    environ = os.environ if environ is None else environ
-    return bool(environ.get("WANDB_API_KEY"))
+    return settings_from(environ, settings).wandb_api_key
 
 
 @dataclass

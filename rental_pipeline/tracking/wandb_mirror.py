@@ -18,13 +18,13 @@ whose upload fails simply stays pending instead of being lost; ``disabled`` does
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from rental_pipeline.settings import Settings
 from rental_pipeline.sources import redact
 from rental_pipeline.store import ArtifactStore, IntegrityError, RefLike, VersionManifest
 from rental_pipeline.store.aliases import utc_now
@@ -32,7 +32,7 @@ from rental_pipeline.store.aliases import utc_now
 from .errors import MirrorError
 from .mirror_state import MirrorState
 from .pending import TRIAL_RUN, VERSION_RUN, PendingRun, PendingRuns
-from .sync_report import DEFAULT_TIMEOUT, RegistryLink, SyncReport, registry_link
+from .sync_report import DEFAULT_TIMEOUT, RegistryLink, SyncReport, registry_link, settings_from
 from .wandb_server import DEFAULT_BASE_URL
 from .wandb_sync import WandbSync
 
@@ -49,24 +49,24 @@ _MODE_ALIASES: dict[str, Mode] = {
 Table = Mapping[str, Any]  # {"columns": [...], "data": [[...], ...]}
 
 
-def resolve_mode(mode: str | None = None, environ: Mapping[str, str] | None = None) -> Mode:
-    """Explicit mode, else ``WANDB_MODE``, else online with an API key, else offline."""
-    environ = os.environ if environ is None else environ
-    chosen = (
-        mode
-        or environ.get("WANDB_MODE")
-        or ("online" if environ.get("WANDB_API_KEY") else "offline")
-    )
+def resolve_mode(
+    mode: str | None = None, environ: Mapping[str, str] | None = None, *, settings: Settings | None = None
+) -> Mode:
+    """Explicit mode, else ``WANDB_MODE``, else online with an API key, else offline (of ``environ``
+    when given, else of ``settings``)."""
+    given = settings_from(environ, settings)
+    chosen = mode or given.wandb_mode or ("online" if given.wandb_api_key else "offline")
     try:
         return _MODE_ALIASES[chosen.strip().lower()]
     except KeyError:
         raise MirrorError(f"unknown W&B mode {chosen!r}: use offline, online or disabled") from None
 
 
-def project_name(project: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+def project_name(
+    project: str | None = None, environ: Mapping[str, str] | None = None, *, settings: Settings | None = None
+) -> str:
     """The W&B project: as given, else ``WANDB_PROJECT``, else the reference's ``nyc_airbnb``."""
-    environ = os.environ if environ is None else environ
-    return project or environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
+    return project or settings_from(environ, settings).wandb_project or DEFAULT_PROJECT
 
 
 @dataclass(frozen=True)
@@ -126,14 +126,17 @@ class WandbMirror:
         wandb_dir: Path | str | None = None,
         registry: RegistryLink | str | None = None,
         sync_timeout: float = DEFAULT_TIMEOUT,
+        settings: Settings | None = None,
     ) -> None:
         self.store = store
-        self.mode: Mode = resolve_mode(mode)
-        self.entity = entity or os.environ.get("WANDB_ENTITY") or None
-        self.wandb_dir = Path(
-            wandb_dir or os.environ.get("WANDB_DIR") or store.root.resolve().parent
+        # What is not given comes from the caller's settings (default: this process's, read now).
+        self.settings = settings if settings is not None else Settings.from_environment()
+        self.mode: Mode = resolve_mode(mode, settings=self.settings)
+        self.entity = entity or self.settings.wandb_entity or None
+        self.wandb_dir = Path(wandb_dir or self.settings.wandb_dir or store.root.resolve().parent)
+        self.registry = (
+            registry if isinstance(registry, RegistryLink) else registry_link(registry, settings=self.settings)
         )
-        self.registry = registry if isinstance(registry, RegistryLink) else registry_link(registry)
         self.sync_timeout = sync_timeout
         self.pending = PendingRuns(store.root)
         self._made_runs = False
@@ -168,7 +171,7 @@ class WandbMirror:
             return MirrorResult("disabled", manifest.ref)
         import wandb
 
-        project = project_name(project)
+        project = project_name(project, settings=self.settings)
         input_versions = [
             self.store.get(i) for i in (manifest.inputs if inputs is None else inputs)
         ]
@@ -246,7 +249,7 @@ class WandbMirror:
         self.flush()
         return WandbSync(
             self.store, server, registry=self.registry, timeout=timeout or self.sync_timeout,
-            on_progress=on_progress,
+            on_progress=on_progress, settings=self.settings,
         ).run(force=force, upload=upload)
 
     def flush(self) -> None:
@@ -267,7 +270,7 @@ class WandbMirror:
         (from ``WANDB_ENTITY`` or an earlier sync); None offline or when they are not."""
         if self.mode != "online":
             return None
-        base_url = (os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        base_url = (self.settings.wandb_base_url or DEFAULT_BASE_URL).rstrip("/")
         known = MirrorState(self.store.root).server(base_url)
         entity = self.entity or known.get("entity")
         app_url = known.get("app_url")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rental_pipeline.processes import OWN_GROUP, stop_process_group
+from rental_pipeline.settings import Settings
 
 from .errors import MirrorError
 
@@ -99,7 +100,9 @@ class WandbApi:
 
     def __init__(self, *, http_timeout: float = 30.0, base_url: str | None = None) -> None:
         self.http_timeout = http_timeout
-        self.base_url = (base_url or os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        # The caller's (from its settings, `WANDB_BASE_URL`); none: the settings of this process now.
+        base_url = base_url or Settings.from_environment().wandb_base_url
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self._helper: subprocess.Popen[bytes] | None = None
         self._stderr: Any = None
         self._buffer = b""
@@ -173,6 +176,8 @@ class WandbApi:
     # -- the helper process ------------------------------------------------------------------
 
     def _environment(self) -> dict[str, str]:
+        # Not a read of settings: the whole environment is handed on to the child (wandb reads its
+        # API key and the rest from it), with the server this process chose and wandb kept quiet.
         return {**os.environ, "WANDB_BASE_URL": self.base_url, "WANDB_SILENT": "true"}
 
     def _call(self, method: str, args: list[Any], timeout: float) -> Any:
@@ -238,7 +243,8 @@ class ServerCallError(MirrorError):
 class _SdkCalls:
     """The calls themselves, made with ``wandb.Api`` inside the helper process."""
 
-    def __init__(self) -> None:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url  # the one the parent chose and handed to wandb (WANDB_BASE_URL)
         self._client: Any = None
         self._timeout = 0
 
@@ -253,7 +259,7 @@ class _SdkCalls:
     def describe(self, api: Any) -> dict[str, str]:
         from wandb.util import api_to_app_url
 
-        base_url = os.environ["WANDB_BASE_URL"]
+        base_url = self.base_url
         entity = api.default_entity
         if not entity:
             raise MirrorError(f"{base_url} did not say which entity the API key belongs to")
@@ -304,7 +310,8 @@ def _serve() -> None:
     """The helper: one JSON call per stdin line, one JSON answer per stdout line."""
     answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # whatever wandb prints goes to stderr, never into the answers
-    calls = _SdkCalls()
+    # The helper's edge: its settings, where the parent put the server it chose (WANDB_BASE_URL).
+    calls = _SdkCalls(Settings.from_environment().wandb_base_url or DEFAULT_BASE_URL)
     for line in sys.stdin:
         request = json.loads(line)
         try:

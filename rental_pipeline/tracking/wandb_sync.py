@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from rental_pipeline.settings import Settings
 from rental_pipeline.store import LATEST, ArtifactStore, StoreError
 from rental_pipeline.store.fsutil import ensure_dir
 
@@ -55,9 +56,14 @@ class WandbSync(Replay):
         registry: RegistryLink | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         on_progress: Callable[[str], None] | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.store = store
-        self.server: WandbServer = server or WandbApi(http_timeout=min(30.0, timeout))
+        # The caller's settings (default: this process's, read now): the server and the API key's presence.
+        self.settings = settings if settings is not None else Settings.from_environment()
+        self.server: WandbServer = server or WandbApi(
+            http_timeout=min(30.0, timeout), base_url=self.settings.wandb_base_url
+        )
         self.registry = registry
         self.timeout = timeout
         self.ledger = PendingRuns(store.root)
@@ -101,7 +107,7 @@ class WandbSync(Replay):
         report = SyncReport(pending=self.ledger.all(), queued_moves=self.queued_moves())
         if not self.needed():
             return report
-        if not (force or has_credentials()):
+        if not (force or has_credentials(settings=self.settings)):
             report.skipped_reason = (
                 "no W&B credentials (WANDB_API_KEY is not set); the runs stay pending and their "
                 "blobs are kept. Set WANDB_API_KEY, or log in and pass --force"

@@ -217,9 +217,9 @@ def test_online_runs_declare_their_exact_inputs_with_use_artifact(
     raw = store.write("sample.csv", {"sample.csv": b"raw"}, type="raw_data").version
     store.write("sample.csv", {"sample.csv": b"raw, week 2"}, type="raw_data")
     clean = store.write("clean_sample.csv", FILES, type="clean_sample", inputs=[raw.ref]).version
-    mirror = WandbMirror(store, mode="online")
     server = StandInWandb()
-    monkeypatch.setenv("WANDB_BASE_URL", server.base_url)
+    monkeypatch.setenv("WANDB_BASE_URL", server.base_url)  # read by the mirror's settings as it is made
+    mirror = WandbMirror(store, mode="online")
     assert mirror.run_url("nyc_airbnb", "abc") is None  # no entity known before the first sync
     first = mirror.mirror(raw, job_type="download")
     assert first.url is None and first.run_dir is not None  # on disk first, whatever the mode
