@@ -34,7 +34,46 @@ def _tracked_store(root: str | None) -> ArtifactStore:
     following the alias moves made on it."""
     from rental_pipeline.home import open_store
 
-    return tracking_cli.follow_aliases(open_store(root))
+    store = tracking_cli.follow_aliases(open_store(root))
+    marker = ProdMarker(store)
+    store.subscribe(marker)
+    click.get_current_context().call_on_close(marker.finish)
+    return store
+
+
+class ProdMarker:
+    """Hears a move of `prod` on the model made by hand (`artifacts alias`) and, once the command
+    is done, tells the Dagster instance, as the observation model_evaluation logs after its own
+    decision: otherwise the model's page would go on naming the version that held prod before."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+        self.move: Any = None
+
+    def alias_moved(self, name: str, move: Any) -> None:
+        if name == MODEL_ASSET and move.alias == PROD_ALIAS:
+            self.move = move
+
+    def finish(self) -> None:
+        move, self.move = self.move, None
+        if move is None:
+            return
+        from rental_pipeline.settings import Settings
+
+        home = Settings.from_environment().dagster_home
+        if not home.is_dir():
+            return  # no instance, so no page naming a holder
+        import dagster as dg
+
+        from rental_pipeline.assets.evaluation import prod_observation
+
+        prod = None if move.to_version is None else f"{MODEL_ASSET}:v{move.to_version}"
+        change = "removed by hand" if prod is None else "moved by hand" + (" (forced)" if move.forced else "")
+        why = f"{move.actor} with `rental-pipeline artifacts alias` on store {self.store.root}"
+        why += f": {move.reason}" if move.reason else ""
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            instance.report_runless_asset_event(prod_observation(prod, change, why))
+        click.echo(f"Dagster: the model's page now says {'no version' if prod is None else prod} holds prod")
 
 
 artifacts = artifacts_group(

@@ -93,13 +93,23 @@ def _mark_prod(context: dg.AssetExecutionContext, promotion: Promotion) -> None:
         return
     change = "promoted to prod by this run" if promotion.promoted else "stays prod"
     context.log_event(
-        dg.AssetObservation(
-            asset_key="inference_pipeline",
-            description=f"{prod} holds prod ({change}; decided by model_evaluation in run {context.run.run_id[:8]})",
-            metadata={"prod": f"★ prod: {prod} ({change})", "evaluated_model": facts["evaluated_model"],
-                      "promotion": facts["promotion"]},
-            tags={PROD_TAG: prod.rpartition(":")[2]},  # a tag value may not hold a colon: v3
+        prod_observation(
+            prod, change, f"decided by model_evaluation in run {context.run.run_id[:8]}",
+            evaluated_model=facts["evaluated_model"], promotion=facts["promotion"],
         )
+    )
+
+
+def prod_observation(prod: str | None, change: str, why: str, **metadata: Any) -> dg.AssetObservation:
+    """The observation of inference_pipeline naming the version that holds `prod` (None: none
+    does), logged by model_evaluation after its decision and by `rental-pipeline artifacts alias`
+    after a move by hand, so the model's page never names a holder that has since lost prod."""
+    said = f"★ prod: {prod} ({change})" if prod else f"no version holds prod ({change})"
+    return dg.AssetObservation(
+        asset_key="inference_pipeline",
+        description=f"{prod} holds prod ({change}; {why})" if prod else f"no version holds prod ({change}; {why})",
+        metadata={"prod": said, **metadata},
+        tags={PROD_TAG: prod.rpartition(":")[2] if prod else "none"},  # a tag value may not hold a colon: v3
     )
 
 
