@@ -19,6 +19,7 @@ the run started; Dagster does not see that argument.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping
@@ -137,9 +138,11 @@ def _reused(
         hits[name] = hit
     if not hits:
         return None
+    hits = {name: _shown_from(run, hit) for name, hit in hits.items()}
     if run.settings.plots and any(run.made_by(hit.run_id, hit.version.name) is None for hit in hits.values()):
-        # The run that made it is not in this instance (another machine's, or deleted): its page,
+        # No run that made it is in this instance (another machine's, or deleted): its page,
         # charts and tables cannot be shown again, and a charted run never shows a page without them.
+        # This run's own version is then remembered beside the first (`run_cache.remember`).
         context.log.debug("Computing although the run cache holds the outputs: the run that made them is not here")
         return None
     for value in kwargs.values():
@@ -173,6 +176,15 @@ def _cache_keys(context: dg.AssetExecutionContext, run: RunState, extra: Mapping
         name: cache_key(name, assets_def.code_versions_by_key.get(key) or "", config, inputs, charts=charts)
         for key, name in names.items()
     }
+
+
+def _shown_from(run: RunState, hit: CacheHit) -> CacheHit:
+    """The hit naming the run whose page it shows: the first run that made the version if this
+    instance has it, else the newest run of this instance that made it again, else the first."""
+    for run_id in [hit.run_id, *reversed(hit.runs)]:
+        if run_id and run.made_by(run_id, hit.version.name) is not None:
+            return dataclasses.replace(hit, run_id=run_id)
+    return hit
 
 
 def _selected(context: dg.AssetExecutionContext) -> list[tuple[str, dg.AssetKey]]:

@@ -24,10 +24,15 @@ from rental_pipeline.store import ArtifactStore, VersionManifest
 RUN_CACHE_FLAG = "run_cache"
 
 
+# How many runs besides the first a key remembers as having made its version again.
+MADE_AGAIN_KEPT = 10
+
+
 @dataclass(frozen=True)
 class CacheHit:
     version: VersionManifest
-    run_id: str | None  # the run that first recorded this key (None: unknown)
+    run_id: str | None  # the run that first recorded this key (None: unknown); reuse may name another of `runs`
+    runs: tuple[str, ...] = ()  # every run known to have made this version with this key, oldest first
 
 
 def cache_key(
@@ -66,12 +71,22 @@ def find_cached(store: ArtifactStore, asset: str, key: str) -> CacheHit | None:
         if entry is not None:
             if not store.intact(version):
                 return None
-            return CacheHit(version=version, run_id=(entry or {}).get("run_id"))
+            entry = entry or {}
+            runs = tuple(dict.fromkeys(r for r in [entry.get("run_id"), *entry.get("made_again_by", ())] if r))
+            return CacheHit(version=version, run_id=entry.get("run_id"), runs=runs)
     return None
 
 
 def remember(store: ArtifactStore, ref: str, key: str, run_id: str | None) -> None:
-    """Record that ``key`` made ``ref``; the first run to record a key keeps it."""
+    """Record that ``key`` made ``ref``; the first run to record a key keeps it, and a later run
+    that made it again (forced, or computing because the first run is not in its Dagster
+    instance) is remembered beside it (the newest few), so a run of that instance can reuse the
+    version and show that run's page rather than compute it every time."""
     current = (store.flags(ref).get(RUN_CACHE_FLAG) or {}).get(key)
     if current is None:
         store.mark_entries(ref, RUN_CACHE_FLAG, {key: {"run_id": run_id}})
+        return
+    again = list((current or {}).get("made_again_by") or ())
+    if run_id and run_id != (current or {}).get("run_id") and run_id not in again:
+        again = [*again, run_id][-MADE_AGAIN_KEPT:]
+        store.mark_entries(ref, RUN_CACHE_FLAG, {key: {**(current or {}), "made_again_by": again}})

@@ -101,3 +101,26 @@ def test_a_hook_naming_something_the_body_lacks_or_a_body_returning_a_bare_value
 
         @reusable
         def bare(context: dg.AssetExecutionContext) -> dict: ...
+
+
+def test_a_version_made_again_in_another_instance_is_reused_there_from_that_run(monkeypatch):
+    """The run that first made a version may be in another Dagster instance (a teammate's, or one
+    reset) sharing the store. A run with charts then computes, as the first run's page cannot be
+    shown; the run after it reuses that run's version, naming it, instead of computing forever."""
+    monkeypatch.setenv("RENTAL_PIPELINE_PLOTS", "on")
+    seen: list[tuple[str, Any]] = []
+    assets = graph(seen)
+    with dg.DagsterInstance.ephemeral() as elsewhere:
+        first = dg.materialize(assets, instance=elsewhere, resources=default_resources())
+    with dg.DagsterInstance.ephemeral() as here:
+        seen.clear()
+        remade = dg.materialize(assets, instance=here, resources=default_resources())
+        assert ("doubled", {"n": 3}) in seen  # computed: the first run is not in this instance
+        seen.clear()
+        again = dg.materialize(assets, instance=here, resources=default_resources())
+        assert ("doubled", {"n": 3}) not in seen
+        reused = {e.asset_key.to_user_string(): e.materialization for e in again.get_asset_materialization_events()}
+        assert reused["doubled"].metadata["reused_from_run"].value == remade.run_id != first.run_id
+        described = reused["doubled"].metadata["description"].value
+        assert described.startswith(f"Reused doubled:v0 from run {remade.run_id[:8]}")
+        assert reused["doubled"].tags["rental_pipeline/reused_from_run"] == remade.run_id
