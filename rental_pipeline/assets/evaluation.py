@@ -177,10 +177,23 @@ def _head_to_head_table(promotion: Promotion, test_mae: float) -> dict[str, Any]
         return "★ prod" if model == prod else ""
 
     if h is None or decision.champion == decision.challenger:
+        columns = ["model", "role", "prod now", "MAE on the whole test split"]
+        if decision.champion is not None and decision.champion != decision.challenger:
+            # A prod it could not be compared with (its training data is not readable): still on
+            # the table, holding prod, rather than passing for "no prod before".
+            frame = pd.DataFrame(
+                [
+                    (decision.challenger, "challenger (evaluated)", marker(decision.challenger), round(test_mae, 3)),
+                    (decision.champion, "champion (prod before this run), not compared: the test listings it "
+                     "trained on are not readable", marker(decision.champion), None),
+                ],
+                columns=columns,
+            )
+            return {"champion_vs_challenger": table(frame)}
         role = "challenger (evaluated), already prod" if decision.champion == decision.challenger else (
             "challenger (evaluated), no prod before")
         frame = pd.DataFrame([(decision.challenger, role, marker(decision.challenger), round(test_mae, 3))],
-                             columns=["model", "role", "prod now", "MAE on the whole test split"])
+                             columns=columns)
         return {"champion_vs_challenger": table(frame)}
     rows = [
         (decision.challenger, "challenger (evaluated)", marker(decision.challenger), h.challenger_trained_on,
