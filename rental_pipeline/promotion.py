@@ -188,6 +188,9 @@ class Promotion:
     decision: PromotionDecision
     promoted: bool  # `prod` now names the challenger
     outcome: str  # the decision's reason, and why it was not applied if it was not
+    # The version holding prod in the store once the decision was made ("none": none does; "":
+    # not read, so as the decision implies). Another run may have moved it while this one decided.
+    holder: str = ""
 
     def metadata(self) -> dict[str, Any]:
         """The facts shown with the evaluation: which model is prod now, and what the decision was
@@ -195,7 +198,7 @@ class Promotion:
         decision = self.decision
         facts: dict[str, Any] = {
             "evaluated_model": decision.challenger,
-            "prod_model": decision.challenger if self.promoted else (decision.champion or "none"),
+            "prod_model": self.holder or (decision.challenger if self.promoted else (decision.champion or "none")),
             "promoted": self.promoted,
             "promotion": self.outcome,
         }
@@ -273,8 +276,14 @@ def promote(
         resolver.alias_moved(MODEL, PROD, challenger)
         promoted = True
         break
+    # What holds prod now, read from the store: a run that kept prod decided against the prod it
+    # read, and another run may have moved it since (its move needed no conflict with this one).
+    current = store.aliases(MODEL).get(PROD)
+    holder = f"{MODEL}:v{current}" if current is not None else "none"
+    if holder != (challenger if promoted else (decision.champion or "none")):
+        outcome += f"; {PROD} is {holder} now, moved by another writer while this run decided"
     store.mark(challenger, PROMOTION_FLAG, {**decision.as_dict(), "promoted": promoted, "outcome": outcome})
-    return Promotion(decision, promoted, outcome)
+    return Promotion(decision, promoted, outcome, holder)
 
 
 def _decide(

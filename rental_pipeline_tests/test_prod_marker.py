@@ -42,3 +42,41 @@ def test_a_prod_move_by_hand_is_what_the_models_page_says_next(no_mirror):
         # another artifact's alias, or another alias, says nothing about prod
         CliRunner().invoke(main, ["artifacts", "alias", "inference_pipeline:v0", "staging"])
         assert _latest_prod_observation(instance).tags["rental_pipeline/prod"] == "none"
+
+
+def test_a_decision_to_keep_prod_names_the_prod_another_run_moved_in_meanwhile(tmp_path):
+    """Two evaluations at once: the late one read prod before the early one moved it, and keeps
+    prod (its model is worse). What it says holds prod is the store's prod now, not the one it read."""
+    from rental_pipeline.cleaning import clean_listings
+    from rental_pipeline.features import FEATURE_COLUMNS, TARGET, ForestParams, build_forest_pipeline
+    from rental_pipeline.promotion import PROD, promote
+    from rental_pipeline.synthetic import generate_listings
+    from rental_pipeline.versions import VersionResolver
+
+    store = open_store(tmp_path / "artifacts")
+    listings, _ = clean_listings(generate_listings(rows=700, seed=5))
+    train, test = listings.iloc[:500], listings.iloc[500:].reset_index(drop=True)
+    trained_on = store.save("trainval_data", train, type="segregated_data").version.ref
+
+    def stored_model(depth: int, trees: int) -> tuple[str, float]:
+        model = build_forest_pipeline(5, ForestParams(n_estimators=trees, max_depth=depth, n_jobs=1, oob_score=False))
+        model.fit(train[FEATURE_COLUMNS], train[TARGET])
+        ref = store.save("inference_pipeline", model, type="model_export", inputs=[trained_on]).version.ref
+        return ref, float((test[TARGET] - model.predict(test[FEATURE_COLUMNS])).abs().mean())
+
+    middle, _ = stored_model(4, 5)
+    store.set_alias(middle, PROD)
+    worse, worse_mae = stored_model(1, 1)
+    strong, strong_mae = stored_model(10, 10)
+
+    def resolver() -> VersionResolver:
+        return VersionResolver(store, {}, lambda name: None, lambda name: None)
+
+    late = resolver()
+    assert late.alias("inference_pipeline", PROD) == middle  # read before the early run moved prod
+    early = promote(store, resolver(), strong, strong_mae, lambda: test, min_unseen_rows=50, min_improvement=-1e6)
+    assert early.promoted
+    kept = promote(store, late, worse, worse_mae, lambda: test, min_unseen_rows=50)
+    assert not kept.promoted and kept.decision.champion == middle
+    assert kept.metadata()["prod_model"] == strong == store.get("inference_pipeline:prod").ref
+    assert kept.outcome.endswith(f"prod is {strong} now, moved by another writer while this run decided")

@@ -91,7 +91,12 @@ def _mark_prod(context: dg.AssetExecutionContext, promotion: Promotion) -> None:
     prod = str(facts["prod_model"])
     if prod == "none":
         return
-    change = "promoted to prod by this run" if promotion.promoted else "stays prod"
+    if promotion.promoted:
+        change = "promoted to prod by this run"
+    elif prod == promotion.decision.champion:
+        change = "stays prod"
+    else:
+        change = "moved there by another writer while this run decided"
     context.log_event(
         prod_observation(
             prod, change, f"decided by model_evaluation in run {context.run.run_id[:8]}",
