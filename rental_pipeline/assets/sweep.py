@@ -170,6 +170,12 @@ def best_run_config(config: dict[str, Any]) -> dict[str, Any]:
     store = open_store(root)
     try:
         version = store.get(config["sweep"])
+        if version.name != "sweep_leaderboard":
+            # Any other artifact would be read as a leaderboard, its first row taken for a training config.
+            raise dg.DagsterInvalidConfigError(
+                f"{TRAIN_BEST_JOB}: {version.ref} is not a version of sweep_leaderboard: name one "
+                "(sweep_leaderboard:latest, sweep_leaderboard:v3).", [], config
+            )
         board = store.load(version)
     except StoreError as error:
         raise dg.DagsterInvalidConfigError(
