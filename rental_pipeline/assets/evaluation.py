@@ -10,7 +10,7 @@ from rental_pipeline.assets.metadata import CHARTS_NOTE
 from rental_pipeline.code_version import code_version
 from rental_pipeline.io_manager import ArtifactStoreResource
 from rental_pipeline.promotion import COMPARISON_KEYS, MIN_UNSEEN_ROWS, Promotion, promote, training_listings
-from rental_pipeline.reuse import REUSE_DESCRIPTION_KEY, reusable
+from rental_pipeline.reuse import REUSE_DESCRIPTION_KEY, REUSED_TAG, reusable
 from rental_pipeline.run_state import loaded_artifacts, run_resolver, stored_value
 from rental_pipeline.settings import Settings
 
@@ -50,6 +50,14 @@ def _promote_reused(
     # after the line saying the scores were reused.
     earlier = {k: v for k, v in reused.metadata.items() if k not in COMPARISON_KEYS and k not in facts}
     leading = {k: earlier.pop(k) for k in [REUSE_DESCRIPTION_KEY] if k in earlier}
+    if REUSE_DESCRIPTION_KEY in leading:
+        # The scores were not computed again, but the decision against today's prod was.
+        reused_ref = str(reused.value.version.ref)
+        run = str(reused.tags.get(REUSED_TAG, "unknown"))[:8] if reused.tags else "unknown"
+        leading[REUSE_DESCRIPTION_KEY] = (
+            f"Reused {reused_ref} from run {run}: same model and test split, so its scores, tables and pictures "
+            "below are that run's; the comparison with prod and the decision are this run's (first below)."
+        )
     return dg.Output(reused.value, metadata={**leading, **facts, **earlier}, tags=reused.tags)
 
 
