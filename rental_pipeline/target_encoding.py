@@ -12,7 +12,9 @@ scikit-learn's `TargetEncoder` avoids this by cross-fitting in `fit_transform` (
 encoded from the other folds' rows), while `transform` encodes new rows from every training row;
 it is used here as it is, on log price. The encodings live inside the fitted pipeline, are learnt
 from the rows the pipeline is fitted on and nothing else, and a new listing needs only its own row
-to be scored: an unknown or missing host or neighbourhood gets the mean of all training prices.
+to be scored: an unknown host or neighbourhood gets the mean of all training prices, and a missing
+one is a category of its own (scikit-learn's rule), encoded out of fold from the training listings
+that lacked it.
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ class HostRoomKey(TransformerMixin, BaseEstimator):
     training (or missing). A number, not a string, because numeric categories are looked up with
     array searches when a million listings are scored, and take a few bytes each in the stored
     model. A host id that is missing or not a whole number gives a missing key, which the encoder
-    treats as an unknown host. Ids are whole numbers far below 2**53 / (room types + 1), so the
-    key is exact in a float; an id too large for that is an unknown host too.
+    encodes as the category of listings without a host. Ids are whole numbers far below
+    2**53 / (room types + 1), so the key is exact in a float; an id too large for that gets a
+    missing key too.
     """
 
     def fit(self, X: Any, y: Any = None) -> HostRoomKey:

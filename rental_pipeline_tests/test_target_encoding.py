@@ -93,7 +93,7 @@ def test_host_and_room_type_make_one_numeric_key():
     assert list(key.room_types_) == ["Entire home/apt", "Private room"]
     assert got[0] == got[2] != got[1]  # a host id read as text is the same host
     assert got[3] != got[0]
-    assert np.isnan(got[4:7]).all()  # missing, not a number, not a whole number: unknown host
+    assert np.isnan(got[4:7]).all()  # missing, not a number, not a whole number: a missing key
     assert got[7] == 10 * 3  # a room type unseen in training: code 0, still this host
     # Text as `predict` reads it (Arrow-backed): cast by Arrow when all numbers, else as above.
     as_text = rows.astype({"host_id": "str"}).assign(host_id=lambda f: f["host_id"].where(f.index != 5, "x"))
