@@ -11,8 +11,12 @@ from rental_pipeline.reuse import reusable
 from rental_pipeline.run_state import run_state
 from rental_pipeline.settings import Settings
 from rental_pipeline.store import FAILED_CHECKS_FLAG
+from rental_pipeline.tracking.wandb_view import LINE_PLOTS_KEY
 
 PROD = "inference_pipeline:prod"
+PROD_MAE_PLOT = {
+    "table": "week_by_week", "x": "week", "y": "prod_mae_new", "title": "prod's MAE on each week's new listings"
+}
 
 
 class WeekViewConfig(dg.Config):
@@ -75,6 +79,8 @@ def week_by_week(context: dg.AssetExecutionContext, config: WeekViewConfig, sett
     metadata: dict[str, Any] = {"weeks": len(view), "prod_model": refs.get("inference_pipeline", "unset")}
     if len(view):
         metadata["week_by_week"] = table(view)
+        # in W&B, beside the table: a line plot of prod's MAE on each week's new listings
+        metadata[LINE_PLOTS_KEY] = dg.MetadataValue.json({"week_by_week_prod_mae": PROD_MAE_PLOT})
         if settings.plots:
             metadata["week_by_week_plot"] = image(week_plot(view), "Week by week")
     return dg.Output(view, metadata=metadata)

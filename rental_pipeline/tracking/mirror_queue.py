@@ -70,7 +70,7 @@ class MirrorQueue:
         """Queue ``WandbMirror.mirror(version, **options)``; returns the W&B run id it will use.
 
         ``options`` travel as JSON (job_type, project, group, config, inputs, aliases, run_name,
-        summary, tables, tags, trials).
+        summary, tables, line_plots, tags, trials).
         """
         artifact = str(getattr(version, "ref", version))
         run_id = new_run_id()

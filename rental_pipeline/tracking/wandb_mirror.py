@@ -155,6 +155,7 @@ class WandbMirror:
         run_id: str | None = None,
         summary: Mapping[str, Any] | None = None,
         tables: Mapping[str, Table] | None = None,
+        line_plots: Mapping[str, Mapping[str, str]] | None = None,
         tags: Sequence[str] | None = None,
         trials: Sequence[Trial | Mapping[str, Any]] = (),
     ) -> MirrorResult:
@@ -162,7 +163,8 @@ class WandbMirror:
 
         ``run_id`` names the W&B run (``new_run_id()``), so a caller can say which run will hold
         the version before it exists; W&B picks one when it is empty. ``summary`` goes to the
-        run summary, ``tables`` are logged as ``wandb.Table``, and each of ``trials`` becomes a
+        run summary, ``tables`` are logged as ``wandb.Table``, ``line_plots`` (``{key: {table, x, y,
+        title}}``) as ``wandb.plot.line`` of two columns of one of the tables, and each of ``trials`` becomes a
         run of its own (same group and inputs, ``job_type`` suffixed ``_trial``).
         """
         started = time.perf_counter()
@@ -204,7 +206,7 @@ class WandbMirror:
                         inputs=input_refs,
                     )
                 )
-                _log_results(wandb, run, summary, tables)
+                _log_results(wandb, run, summary, tables, line_plots)
                 run.log_artifact(self._draft(wandb, manifest, paths), aliases=aliases)
                 result = self._result(run, manifest.ref, started)
         trial_runs = []
@@ -348,8 +350,15 @@ class WandbMirror:
         return artifact
 
 
-def _log_results(wandb: Any, run: Any, summary: Mapping[str, Any] | None, tables: Mapping[str, Table] | None) -> None:
-    """Metrics into the run summary (the runs table charts them), tables as ``wandb.Table``."""
+def _log_results(
+    wandb: Any,
+    run: Any,
+    summary: Mapping[str, Any] | None,
+    tables: Mapping[str, Table] | None,
+    line_plots: Mapping[str, Mapping[str, str]] | None = None,
+) -> None:
+    """Metrics into the run summary (the runs table charts them), tables as ``wandb.Table``, and
+    line plots of two columns of a table as ``wandb.plot.line`` (rows missing either value left out)."""
     if summary:
         run.summary.update(dict(summary))
     for key, table in (tables or {}).items():
@@ -357,3 +366,16 @@ def _log_results(wandb: Any, run: Any, summary: Mapping[str, Any] | None, tables
             {key: wandb.Table(columns=list(table["columns"]), data=[list(row) for row in table["data"]],
                               allow_mixed_types=True)}
         )
+    for key, plot in (line_plots or {}).items():
+        table = (tables or {}).get(plot["table"])
+        if table is None:
+            continue
+        columns = list(table["columns"])
+        x, y = columns.index(plot["x"]), columns.index(plot["y"])
+        points = [[row[x], row[y]] for row in table["data"] if row[x] is not None and _is_value(row[y])]
+        line = wandb.Table(columns=[plot["x"], plot["y"]], data=points, allow_mixed_types=True)
+        run.log({key: wandb.plot.line(line, plot["x"], plot["y"], title=plot["title"])})
+
+
+def _is_value(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and value != value)  # NaN is no point

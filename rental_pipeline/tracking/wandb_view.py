@@ -3,8 +3,10 @@
 The IO manager hands the mirror, with each new version, what the asset reported: numbers, short
 texts and dicts of numbers become the run summary (so the W&B runs table can chart validation and
 test MAE week after week; ``dagster/row_count`` becomes ``row_count``), table metadata becomes a
-``wandb.Table`` (feature importances, worst errors, errors by borough, the sweep leaderboard), and
-the sweep's trials (metadata ``wandb_trials``) become runs of their own under the same settings.
+``wandb.Table`` (feature importances, worst errors, errors by borough, the sweep leaderboard, the
+week-by-week view), a table's line plot named in metadata ``wandb_line_plots`` becomes a W&B line
+plot of two of its columns (prod's MAE week by week), and the sweep's trials (metadata
+``wandb_trials``) become runs of their own under the same settings.
 Each run is named after its version and tagged with the asset, the Dagster run and the model kind.
 """
 
@@ -21,6 +23,8 @@ from rental_pipeline.store import ArtifactStore, StoreError, VersionManifest
 from .wandb_mirror import WandbMirror
 
 TRIALS_KEY = "wandb_trials"  # output metadata: [{name, config, summary}, ...], one W&B run each
+# output metadata: {plot key: {table, x, y, title}}, a line plot of columns x and y of a table reported beside
+LINE_PLOTS_KEY = "wandb_line_plots"
 _MAX_TEXT = 200
 _MAX_TAG = 64  # W&B's limit
 
@@ -37,11 +41,13 @@ def run_options(
     tags = [version.name, f"dagster-run-{dagster_run_id}", *([f"model-{kind}"] if kind else [])]
     trials = _plain(metadata.get(TRIALS_KEY))
     trials = [t for t in trials if _is_trial(t)] if isinstance(trials, list) else []  # else not trials
+    found = tables(metadata)
     return {
         "run_name": version.ref,
         "tags": [tag[:_MAX_TAG] for tag in tags],
         "summary": summary(metadata),
-        "tables": tables(metadata),
+        "tables": found,
+        "line_plots": line_plots(metadata, found),
         "trials": trials,
     }
 
@@ -74,6 +80,23 @@ def tables(metadata: Mapping[str, Any]) -> dict[str, dict[str, list[Any]]]:
             columns = list(dict.fromkeys(k for record in records for k in record))
         found[key] = {"columns": columns, "data": [[record.get(c) for c in columns] for record in records]}
     return found
+
+
+def line_plots(metadata: Mapping[str, Any], found: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """The line plots metadata ``wandb_line_plots`` asks for, each of a table in ``found`` that holds
+    both its columns (any other is left out): ``{key: {"table", "x", "y", "title"}}``."""
+    asked = _plain(metadata.get(LINE_PLOTS_KEY))
+    plots = {}
+    for key, plot in (asked.items() if isinstance(asked, Mapping) else ()):
+        if not isinstance(plot, Mapping):
+            continue
+        table = found.get(plot.get("table"))
+        if table is not None and {plot.get("x"), plot.get("y")} <= set(table["columns"]):
+            plots[str(key)] = {
+                "table": str(plot["table"]), "x": str(plot["x"]), "y": str(plot["y"]),
+                "title": str(plot.get("title") or key),
+            }
+    return plots
 
 
 def model_kind(store: ArtifactStore, version: VersionManifest, config: Mapping[str, Any]) -> str | None:

@@ -293,3 +293,63 @@ def test_a_worker_that_overruns_its_time_is_stopped(
     assert "did not finish within 0 s and was stopped" in str(outcome.error)
     assert worker.returncode is not None and worker.returncode < 0  # ended by a signal, not by itself
     assert store.get(version.ref).digest == version.digest
+
+
+def test_the_week_by_week_view_reaches_wandb_as_a_table_and_a_line_plot(store: ArtifactStore) -> None:
+    """What week_by_week reports (its table, and the line plot it asks for) becomes, through the
+    run tracker's view of the metadata, a wandb.Table and a line plot of prod's MAE per week."""
+    import dagster as dg
+    import pandas as pd
+
+    from rental_pipeline.assets.metadata import table
+    from rental_pipeline.assets.week_view import PROD_MAE_PLOT
+    from rental_pipeline.tracking import wandb_view
+
+    view = pd.DataFrame({
+        "week": ["2024-03-04", "2024-03-11", "2024-03-18"],
+        "rows": [1448, 1183, 1450],
+        "prod_mae_new": [None, 41.5, 38.25],  # no new listings the first week: no point
+        "failed_checks": ["", "borough_drift", ""],
+    })
+    metadata = {
+        "weeks": dg.MetadataValue.int(3),
+        "week_by_week": table(view),
+        wandb_view.LINE_PLOTS_KEY: dg.MetadataValue.json({"week_by_week_prod_mae": PROD_MAE_PLOT}),
+    }
+    version = store.write("week_by_week", FILES, type="week_view").version
+    options = wandb_view.run_options(store, version, "dagster-run", metadata, {})
+    assert options["line_plots"] == {"week_by_week_prod_mae": PROD_MAE_PLOT}
+
+    result = WandbMirror(store).mirror(version.ref, job_type="week_by_week", **options)
+    seen = offline_run(result.run_dir)
+    assert seen.tables["week_by_week"]["columns"] == ["week", "rows", "prod_mae_new", "failed_checks"]
+    assert [row[0] for row in seen.tables["week_by_week"]["data"]] == list(view["week"])
+    plotted = seen.tables["week_by_week_prod_mae_table"]  # the line plot's own table
+    assert plotted["columns"] == ["week", "prod_mae_new"]
+    assert plotted["data"] == [["2024-03-11", 41.5], ["2024-03-18", 38.25]]
+    charts = {  # a chart is a config record of its own, under _wandb.visualize.<key>
+        tuple(item.nested_key): json.loads(item.value_json)
+        for record in whole_records(result.run_dir / f"run-{result.run_id}.wandb")
+        if record.WhichOneof("record_type") == "config"
+        for item in record.config.update
+    }
+    chart = charts[("_wandb", "visualize", "week_by_week_prod_mae")]
+    assert chart["panel_config"]["panelDefId"] == "wandb/line/v0"
+    assert {k: chart["panel_config"]["fieldSettings"][k] for k in ("x", "y")} == {"x": "week", "y": "prod_mae_new"}
+    assert chart["panel_config"]["stringSettings"]["title"] == PROD_MAE_PLOT["title"]
+
+
+def test_a_line_plot_of_a_column_the_table_lacks_is_left_out() -> None:
+    import dagster as dg
+
+    from rental_pipeline.tracking.wandb_view import LINE_PLOTS_KEY, line_plots
+
+    found = {"week_by_week": {"columns": ["week", "rows"], "data": [["2024-03-04", 3]]}}
+    asked = {
+        "ok": {"table": "week_by_week", "x": "week", "y": "rows"},
+        "no_column": {"table": "week_by_week", "x": "week", "y": "prod_mae_new"},
+        "no_table": {"table": "other", "x": "week", "y": "rows"},
+    }
+    assert line_plots({LINE_PLOTS_KEY: dg.MetadataValue.json(asked)}, found) == {
+        "ok": {"table": "week_by_week", "x": "week", "y": "rows", "title": "ok"}
+    }
