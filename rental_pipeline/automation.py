@@ -9,6 +9,13 @@ They are off until someone turns them on, in the UI (Automation), with `dagster 
 `dagster sensor start`, or for a deployment by setting `RENTAL_PIPELINE_AUTOMATION=on` in the code
 location's environment. Turning them on needs the Dagster daemon running: `dagster dev` starts
 one; a Helm deployment runs one.
+
+Declarative automation can also retrain when a new week lands: the training assets carry an
+`AutomationCondition` (`RETRAIN_ON_NEW_WEEK`: a dependency was updated since the asset was last
+requested or made, e.g. a week of `weekly_clean_sample`; no plain dependency is missing, none is in
+progress), evaluated by the `retrain_on_new_week` automation sensor, which is stopped unless
+`RENTAL_PIPELINE_RETRAIN_ON_NEW_WEEK=on` (or started in the UI). Its runs name no week: they retrain
+as `training_job` does, on `clean_sample`.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import dagster as dg
 
 from rental_pipeline.landing import LandingCursor, folder_exists, landing_folder, scan
 from rental_pipeline.settings import AUTOMATION_VARIABLE as AUTOMATION_VARIABLE
-from rental_pipeline.settings import LANDING_VARIABLE, WEEKLY_SOURCE_VARIABLE, Settings
+from rental_pipeline.settings import LANDING_VARIABLE, RETRAIN_VARIABLE, WEEKLY_SOURCE_VARIABLE, Settings
 from rental_pipeline.sources import describe
 from rental_pipeline.weeks import week_of
 
@@ -35,6 +42,44 @@ def automation_enabled() -> bool:
     """Off unless `RENTAL_PIPELINE_AUTOMATION` is on: a laptop should not start training by itself.
     Read as the code location loads: it sets the default status of the schedule and the sensor."""
     return Settings.from_environment().automation
+
+
+# The training path's assets, retrained by declarative automation when a dependency (a new week) lands.
+RETRAIN_TARGETS = ("trainval_data", "test_data", "inference_pipeline", "model_evaluation")
+# Like `eager()`, but a week never made is not a missing dependency: the training assets depend on
+# every week of `weekly_clean_sample`, most of which never arrive.
+RETRAIN_ON_NEW_WEEK = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.groups("weeks"))
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("retrain when a new week lands")
+
+
+def with_retrain_condition(assets: list) -> list:
+    """``assets`` with `RETRAIN_ON_NEW_WEEK` on the training path's assets (the condition is always
+    there; the sensor that evaluates it is what the setting turns on)."""
+    return list(
+        dg.map_asset_specs(
+            lambda spec: spec.replace_attributes(automation_condition=RETRAIN_ON_NEW_WEEK)
+            if spec.key.to_user_string() in RETRAIN_TARGETS
+            else spec,
+            assets,
+        )
+    )
+
+
+def retrain_sensor(enabled: bool | None = None) -> dg.AutomationConditionSensorDefinition:
+    """The sensor that evaluates `RETRAIN_ON_NEW_WEEK`: stopped unless ``enabled`` (default: the
+    `RENTAL_PIPELINE_RETRAIN_ON_NEW_WEEK` setting)."""
+    enabled = Settings.from_environment().retrain_on_new_week if enabled is None else enabled
+    return dg.AutomationConditionSensorDefinition(
+        "retrain_on_new_week",
+        target=dg.AssetSelection.assets(*RETRAIN_TARGETS),
+        default_status=dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED,
+        description=f"Retrain when a new week lands (declarative automation on {', '.join(RETRAIN_TARGETS)}); "
+        f"stopped unless ${RETRAIN_VARIABLE} is on. Its runs name no week.",
+    )
 
 
 def training_run_config(source: str | dict[str, str]) -> dict[str, Any]:
@@ -112,4 +157,4 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
 
 
 all_schedules = [weekly_training]
-all_sensors = [landing_sensor]
+all_sensors = [landing_sensor, retrain_sensor()]

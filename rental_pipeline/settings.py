@@ -36,6 +36,7 @@ S3_SCHEME = "s3://"
 LANDING_VARIABLE = "RENTAL_PIPELINE_LANDING"
 PLOTS_VARIABLE = "RENTAL_PIPELINE_PLOTS"
 AUTOMATION_VARIABLE = "RENTAL_PIPELINE_AUTOMATION"
+RETRAIN_VARIABLE = "RENTAL_PIPELINE_RETRAIN_ON_NEW_WEEK"
 WEEKLY_SOURCE_VARIABLE = "RENTAL_PIPELINE_WEEKLY_SOURCE"
 WANDB_REGISTRY_VARIABLE = "RENTAL_PIPELINE_WANDB_REGISTRY"
 
@@ -59,6 +60,9 @@ class Settings:
     # Schedules and sensors start running by themselves: off unless `RENTAL_PIPELINE_AUTOMATION` is
     # on, so a laptop does not start training by itself.
     automation: bool = False
+    # Declarative automation retrains when a new week lands: off unless
+    # `RENTAL_PIPELINE_RETRAIN_ON_NEW_WEEK` is on (read as the code location loads, like `automation`).
+    retrain_on_new_week: bool = False
     # What the weekly schedule trains on (`RENTAL_PIPELINE_WEEKLY_SOURCE`); empty: nothing.
     weekly_source: str = ""
     # `$RENTAL_PIPELINE_STORE` (a folder, made absolute, or an s3:// URL), else `artifacts` under the
@@ -101,6 +105,7 @@ class Settings:
             landing=environ.get(LANDING_VARIABLE) or None,
             plots=environ.get(PLOTS_VARIABLE, "on").strip().lower() not in _OFF,
             automation=environ.get(AUTOMATION_VARIABLE, "").strip().lower() in _ON,
+            retrain_on_new_week=environ.get(RETRAIN_VARIABLE, "").strip().lower() in _ON,
             weekly_source=environ.get(WEEKLY_SOURCE_VARIABLE, "").strip(),
             store=(store if store.startswith(S3_SCHEME) else Path(store).resolve()) if store else home / "artifacts",
             s3_stats=environ.get(S3_STATS_VARIABLE) or None,
