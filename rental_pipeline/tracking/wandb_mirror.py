@@ -192,19 +192,9 @@ class WandbMirror:
                 wandb, project=project, job_type=job_type, group=group, run_name=run_name,
                 config={**dict(config or {}), CONFIG_KEY: lineage}, run_id=run_id, tags=tags,
             ) as run:
-                self.pending.add(
-                    PendingRun(
-                        run_id=run.id,
-                        run_dir=str(Path(run.settings.sync_dir).resolve()),
-                        project=project,
-                        artifact=manifest.ref,
-                        blobs=tuple(sorted({e.sha256 for e in manifest.files})),
-                        created_at=utc_now(),
-                        kind=VERSION_RUN,
-                        entity=self.entity,
-                        digest=manifest.digest,
-                        inputs=input_refs,
-                    )
+                self._record(
+                    run, project, manifest.ref, VERSION_RUN, input_refs,
+                    blobs=tuple(sorted({e.sha256 for e in manifest.files})), digest=manifest.digest,
                 )
                 _log_results(wandb, run, summary, tables, line_plots)
                 run.log_artifact(self._draft(wandb, manifest, paths), aliases=aliases)
@@ -218,24 +208,26 @@ class WandbMirror:
                 config={**dict(trial.config), CONFIG_KEY: {"parent": manifest.ref, "inputs": list(input_refs)}},
                 tags=[*(tags or ()), "sweep-trial"],
             ) as run:
-                self.pending.add(
-                    PendingRun(
-                        run_id=run.id,
-                        run_dir=str(Path(run.settings.sync_dir).resolve()),
-                        project=project,
-                        artifact=manifest.ref,
-                        blobs=(),
-                        created_at=utc_now(),
-                        kind=TRIAL_RUN,
-                        entity=self.entity,
-                        inputs=input_refs,
-                    )
-                )
+                self._record(run, project, manifest.ref, TRIAL_RUN, input_refs)
                 _log_results(wandb, run, trial.summary, None)
                 trial_runs.append(run.id)
         return MirrorResult(
             result.mode, result.artifact, result.run_id, result.run_dir, result.url,
             time.perf_counter() - started, tuple(trial_runs),
+        )
+
+    def _record(
+        self, run: Any, project: str, artifact: str, kind: str, inputs: tuple[str, ...], *,
+        blobs: tuple[str, ...] = (), digest: str | None = None,
+    ) -> None:
+        """Write down a W&B run before anything is logged to it: `sync` uploads what is written
+        down, and `gc` keeps the blobs it points at until then."""
+        self.pending.add(
+            PendingRun(
+                run_id=run.id, run_dir=str(Path(run.settings.sync_dir).resolve()), project=project,
+                artifact=artifact, blobs=blobs, created_at=utc_now(), kind=kind, entity=self.entity,
+                digest=digest, inputs=inputs,
+            )
         )
 
     def sync(
