@@ -10,26 +10,30 @@ They are off until someone turns them on, in the UI (Automation), with `dagster 
 location's environment. Turning them on needs the Dagster daemon running: `dagster dev` starts
 one; a Helm deployment runs one.
 
-Declarative automation can also retrain when a new week lands: the training assets carry an
-`AutomationCondition` (`RETRAIN_ON_NEW_WEEK`: a dependency was updated since the asset was last
-requested or made, e.g. a week of `weekly_clean_sample`; no plain dependency is missing, none is in
-progress), evaluated by the `retrain_on_new_week` automation sensor, which is stopped unless
-`RENTAL_PIPELINE_RETRAIN_ON_NEW_WEEK=on` (or started in the UI). Its runs name no week: they retrain
-as `training_job` does, on `clean_sample`.
+A week can also land without training (a backfill, `weekly_job`, a click in the UI): the
+`retrain_on_new_week` sensor, stopped unless `RENTAL_PIPELINE_RETRAIN_ON_NEW_WEEK=on` (or started in
+the UI), then starts the training assets of `weekly_training_job` for the newest week that passed its
+checks. It is a sensor rather than declarative automation (`AutomationCondition`) because the
+training assets are not partitioned: the runs automation requests for them name no week, so they
+would train on `clean_sample`, not on the week that landed; a sensor's run names its week.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from rental_pipeline.landing import LandingCursor, folder_exists, landing_folder, scan
+from rental_pipeline.partitions import PARTITION_TAG
 from rental_pipeline.settings import AUTOMATION_VARIABLE as AUTOMATION_VARIABLE
 from rental_pipeline.settings import LANDING_VARIABLE, RETRAIN_VARIABLE, WEEKLY_SOURCE_VARIABLE, Settings
 from rental_pipeline.sources import describe
-from rental_pipeline.weeks import week_of
+from rental_pipeline.weeks import newest_trainable_week, week_of
+
+if TYPE_CHECKING:
+    from rental_pipeline.store import ArtifactStore
 
 TRAINING_JOB = "weekly_training_job"
 
@@ -44,42 +48,106 @@ def automation_enabled() -> bool:
     return Settings.from_environment().automation
 
 
-# The training path's assets, retrained by declarative automation when a dependency (a new week) lands.
+# The training path's assets: what a retraining on a newly landed week makes (its week's drop is
+# already stored, so the run reads it rather than reading the drop again).
 RETRAIN_TARGETS = ("trainval_data", "test_data", "inference_pipeline", "model_evaluation")
-# Like `eager()`, but a week never made is not a missing dependency: the training assets depend on
-# every week of `weekly_clean_sample`, most of which never arrive.
-RETRAIN_ON_NEW_WEEK = (
-    dg.AutomationCondition.any_deps_updated().since_last_handled()
-    & ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.groups("weeks"))
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("retrain when a new week lands")
+LANDED_WEEKS = dg.AssetKey("weekly_clean_sample")
+_RETRAIN_LOOK_AHEAD = 200  # materializations read per tick; the cursor carries on from the last one
 
 
-def with_retrain_condition(assets: list) -> list:
-    """``assets`` with `RETRAIN_ON_NEW_WEEK` on the training path's assets (the condition is always
-    there; the sensor that evaluates it is what the setting turns on)."""
-    return list(
-        dg.map_asset_specs(
-            lambda spec: spec.replace_attributes(automation_condition=RETRAIN_ON_NEW_WEEK)
-            if spec.key.to_user_string() in RETRAIN_TARGETS
-            else spec,
-            assets,
+def retraining(instance: dg.DagsterInstance, cursor: str | None, store: ArtifactStore) -> dg.SensorResult:
+    """What `retrain_on_new_week` asks for, given the weeks of `weekly_clean_sample` made since
+    ``cursor`` (a storage id): one run of `weekly_training_job`'s training assets for the newest
+    week in ``store`` that passed its checks (`weeks.newest_trainable_week`), so the model learns
+    from the weeks that landed, never from a week its checks stopped.
+
+    A week counts once the run that made it has finished, so its checks have been judged; a run
+    that trained on its week itself (the landing sensor's, the schedule's) asks for nothing more."""
+    after = _storage_id(cursor)
+    found = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=LANDED_WEEKS, after_storage_id=after), limit=_RETRAIN_LOOK_AHEAD, ascending=True
+    ).records
+    finished, waiting_for = [], None
+    for record in found:
+        run = instance.get_run_by_id(record.run_id) if record.run_id else None
+        if run is not None and not run.is_finished:
+            waiting_for = record
+            break  # later weeks wait too: the cursor must not pass a week whose checks are not in
+        finished.append((record, run))
+    if not finished:
+        reason = (
+            f"week {waiting_for.partition_key} landed; waiting for run {waiting_for.run_id[:8]} to finish its checks"
+            if waiting_for
+            else f"no week of {LANDED_WEEKS.to_user_string()} landed since the last look"
         )
+        return dg.SensorResult(skip_reason=reason, cursor=cursor)
+    new_cursor = str(finished[-1][0].storage_id)
+    landed = sorted({record.partition_key for record, run in finished if not _trained_on_its_week(run)} - {None})
+    if not landed:
+        return dg.SensorResult(
+            skip_reason="the weeks that landed were trained on by the runs that made them", cursor=new_cursor
+        )
+    week = newest_trainable_week(store)
+    if week is None:
+        return dg.SensorResult(
+            skip_reason=f"week {', '.join(landed)} landed, but no week in the store passed its checks: nothing to "
+            "train on",
+            cursor=new_cursor,
+        )
+    request = dg.RunRequest(
+        run_key=f"retrain:{week}:{new_cursor}",
+        asset_selection=[dg.AssetKey(name) for name in RETRAIN_TARGETS],
+        # The week as a tag, not `partition_key`: Dagster resolves a request's partition key against
+        # the selected assets' partitions, and the training assets have none.
+        tags={
+            PARTITION_TAG: week,
+            "rental_pipeline/trigger": "retrain_on_new_week",
+            "rental_pipeline/landed": ",".join(landed),
+        },
     )
+    return dg.SensorResult(run_requests=[request], cursor=new_cursor)
 
 
-def retrain_sensor(enabled: bool | None = None) -> dg.AutomationConditionSensorDefinition:
-    """The sensor that evaluates `RETRAIN_ON_NEW_WEEK`: stopped unless ``enabled`` (default: the
+def _storage_id(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        return int(cursor)
+    except ValueError:
+        raise ValueError(
+            f"retrain_on_new_week: cursor {cursor!r} is not a storage id; reset the sensor's "
+            "cursor in the UI (Automation) to start from the weeks landing next"
+        ) from None
+
+
+def _trained_on_its_week(run: dg.DagsterRun | None) -> bool:
+    """Whether ``run`` (which made a week) also trained on it: a `weekly_training_job` run that did
+    not leave the model out."""
+    if run is None or run.job_name != TRAINING_JOB:
+        return False
+    return not run.asset_selection or dg.AssetKey("inference_pipeline") in run.asset_selection  # none: the whole job
+
+
+def retrain_sensor(enabled: bool | None = None) -> dg.SensorDefinition:
+    """The `retrain_on_new_week` sensor: stopped unless ``enabled`` (default: the
     `RENTAL_PIPELINE_RETRAIN_ON_NEW_WEEK` setting)."""
     enabled = Settings.from_environment().retrain_on_new_week if enabled is None else enabled
-    return dg.AutomationConditionSensorDefinition(
-        "retrain_on_new_week",
-        target=dg.AssetSelection.assets(*RETRAIN_TARGETS),
+
+    @dg.sensor(
+        name="retrain_on_new_week",
+        job_name=TRAINING_JOB,
+        minimum_interval_seconds=LANDING_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED,
-        description=f"Retrain when a new week lands (declarative automation on {', '.join(RETRAIN_TARGETS)}); "
-        f"stopped unless ${RETRAIN_VARIABLE} is on. Its runs name no week.",
+        description=f"Retrain when a week lands by a run that did not train (a backfill, weekly_job, the UI): "
+        f"{', '.join(RETRAIN_TARGETS)} for the newest week that passed its checks; stopped unless "
+        f"${RETRAIN_VARIABLE} is on.",
     )
+    def retrain_on_new_week(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        from rental_pipeline.home import open_store
+
+        return retraining(context.instance, context.cursor, open_store(settings=Settings.from_environment()))
+
+    return retrain_on_new_week
 
 
 def training_run_config(source: str | dict[str, str]) -> dict[str, Any]:

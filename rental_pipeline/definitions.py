@@ -7,15 +7,13 @@ from typing import Any
 import dagster as dg
 
 from rental_pipeline.assets import cleaning, evaluation, ingest, prediction, split, sweep, training, week_view, weekly
-from rental_pipeline.automation import all_schedules, all_sensors, with_retrain_condition
+from rental_pipeline.automation import all_schedules, all_sensors
 from rental_pipeline.checks import all_checks
 from rental_pipeline.io_manager import ArtifactIOManager, ArtifactStoreResource, artifact_io_manager
 from rental_pipeline.tracking.run_tracker import WandbRunTracker
 from rental_pipeline.weekly_checks import weekly_checks
 
-all_assets = with_retrain_condition(
-    dg.load_assets_from_modules([ingest, cleaning, split, training, evaluation, prediction, sweep])
-)
+all_assets = dg.load_assets_from_modules([ingest, cleaning, split, training, evaluation, prediction, sweep])
 # One partition a week (`rental_pipeline.partitions`): beside the graph, never in a run that names no week.
 weekly_assets = dg.load_assets_from_modules([weekly, week_view])
 WEEKLY = dg.AssetSelection.groups(weekly.WEEKS_GROUP)

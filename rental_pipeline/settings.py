@@ -60,7 +60,7 @@ class Settings:
     # Schedules and sensors start running by themselves: off unless `RENTAL_PIPELINE_AUTOMATION` is
     # on, so a laptop does not start training by itself.
     automation: bool = False
-    # Declarative automation retrains when a new week lands: off unless
+    # The `retrain_on_new_week` sensor retrains when a week lands untrained: off unless
     # `RENTAL_PIPELINE_RETRAIN_ON_NEW_WEEK` is on (read as the code location loads, like `automation`).
     retrain_on_new_week: bool = False
     # What the weekly schedule trains on (`RENTAL_PIPELINE_WEEKLY_SOURCE`); empty: nothing.

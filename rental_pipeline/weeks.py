@@ -160,3 +160,16 @@ def reference_week(names: Sequence[str], asset: str, week: str) -> str | None:
     applies from week N on and an earlier week is still judged as it was."""
     held = [w for name in names for a, w in [split_name(name)] if a == asset and w is not None and w <= week]
     return store_name(asset, max(held)) if held else None
+
+
+def newest_trainable_week(store: ArtifactStore, asset: str = "clean_sample") -> str | None:
+    """The newest week of ``asset`` in ``store`` whose latest version passed its checks: the week a
+    retraining names, so a bad week that lands never becomes what a model is trained and scored on
+    (an older week is, as `split_listings` would refuse the bad one)."""
+    from rental_pipeline.store import FAILED_CHECKS_FLAG
+
+    weeks = sorted((w for n in store.names() for a, w in [split_name(n)] if a == asset and w), reverse=True)
+    for week in weeks:
+        if not store.get(f"{store_name(asset, week)}:latest").flags.get(FAILED_CHECKS_FLAG):
+            return week
+    return None

@@ -289,49 +289,18 @@ def test_schedule_and_sensor_are_registered_and_follow_the_automation_switch():
 
 
 def test_retraining_on_a_new_week_is_there_but_stopped_unless_its_setting_is_on(monkeypatch):
-    from rental_pipeline.automation import RETRAIN_ON_NEW_WEEK, RETRAIN_TARGETS, retrain_sensor
+    from rental_pipeline.automation import retrain_sensor
     from rental_pipeline.definitions import defs
     from rental_pipeline.settings import RETRAIN_VARIABLE
 
-    graph = defs.resolve_asset_graph()
-    for name in RETRAIN_TARGETS:  # the condition is on the training path whatever the setting
-        assert graph.get(dg.AssetKey(name)).automation_condition == RETRAIN_ON_NEW_WEEK
-    assert graph.get(dg.AssetKey("clean_sample")).automation_condition is None
     registered = defs.resolve_sensor_def("retrain_on_new_week")
     assert registered.default_status == dg.DefaultSensorStatus.STOPPED  # this test's environment sets nothing
-    assert registered.asset_selection.resolve(graph) == {dg.AssetKey(name) for name in RETRAIN_TARGETS}
+    assert registered.job_name == "weekly_training_job"
+    graph = defs.resolve_asset_graph()
+    assert all(graph.get(key).automation_condition is None for key in graph.get_all_asset_keys())
 
     monkeypatch.delenv(RETRAIN_VARIABLE, raising=False)
     assert retrain_sensor().default_status == dg.DefaultSensorStatus.STOPPED
     monkeypatch.setenv(RETRAIN_VARIABLE, "on")
     assert retrain_sensor().default_status == dg.DefaultSensorStatus.RUNNING
     assert retrain_sensor(enabled=False).default_status == dg.DefaultSensorStatus.STOPPED
-
-
-def test_a_new_week_landing_asks_for_retraining():
-    from rental_pipeline.definitions import defs
-
-    targets = dg.AssetSelection.assets("trainval_data", "test_data", "inference_pipeline")
-    with dg.DagsterInstance.ephemeral() as instance:
-        first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=targets)
-        assert first.total_requested == 0  # nothing to train on yet
-
-        instance.report_runless_asset_event(dg.AssetMaterialization("clean_sample"))
-        instance.report_runless_asset_event(dg.AssetMaterialization("weekly_clean_sample", partition="2024-03-04"))
-        landed = dg.evaluate_automation_conditions(
-            defs=defs, instance=instance, asset_selection=targets, cursor=first.cursor
-        )
-        # the split, and the model downstream of it in the same run
-        for name in ("trainval_data", "test_data", "inference_pipeline"):
-            assert landed.get_requested_partitions(dg.AssetKey(name)) == {None}, name
-
-        again = dg.evaluate_automation_conditions(
-            defs=defs, instance=instance, asset_selection=targets, cursor=landed.cursor
-        )
-        assert again.total_requested == 0  # asked once per new week, not on every tick
-
-        instance.report_runless_asset_event(dg.AssetMaterialization("weekly_clean_sample", partition="2024-03-11"))
-        next_week = dg.evaluate_automation_conditions(
-            defs=defs, instance=instance, asset_selection=targets, cursor=again.cursor
-        )
-        assert next_week.get_requested_partitions(dg.AssetKey("trainval_data")) == {None}  # the next week lands

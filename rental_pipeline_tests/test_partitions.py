@@ -185,3 +185,80 @@ def test_a_weeks_wandb_artifact_is_named_after_its_week(instance, monkeypatch):
     assert {(f"raw_data.{WEEKS[0]}", "raw_data"), (f"clean_sample.{WEEKS[0]}", "clean_sample")} <= logged
     jobs = {run.job_type for run in runs}
     assert f"clean_sample.{WEEKS[0]}" in jobs
+
+
+def retrain_tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    """One evaluation of the code location's `retrain_on_new_week` sensor, as the daemon makes it."""
+    from rental_pipeline.definitions import defs
+
+    sensor = defs.resolve_sensor_def("retrain_on_new_week")
+    return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+
+
+def launch(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """The run a request asks for, as the daemon would start it (a fast forest for the model)."""
+    from rental_pipeline.definitions import defs
+
+    job = defs.resolve_job_def(request.job_name or "weekly_training_job").get_subset(
+        asset_selection=set(request.asset_selection)
+    )
+    config = {"ops": {"inference_pipeline": {"config": {"model": "random_forest", "random_forest": FAST_FOREST}}}}
+    return job.execute_in_process(instance=instance, tags=request.tags, run_config=config)
+
+
+@pytest.mark.slow
+def test_a_week_landing_without_training_is_trained_on_and_a_bad_week_never_is(instance):
+    first = retrain_tick(instance, None)
+    assert not first.run_requests and "no week" in first.skip_message
+
+    assert run_week(instance, WEEKS[0]).success  # a week lands by a run that does not train (a backfill)
+    landed = retrain_tick(instance, first.cursor)
+    (request,) = landed.run_requests
+    assert request.tags["dagster/partition"] == WEEKS[0]  # the run names the week that landed: it trains on it
+    assert set(request.asset_selection) == {
+        dg.AssetKey(name) for name in ("trainval_data", "test_data", "inference_pipeline", "model_evaluation")
+    }
+    assert launch(instance, request).success
+    store = artifact_store()
+    assert store.get("trainval_data:latest").inputs == (f"clean_sample.{WEEKS[0]}:v0",)
+    assert [v.version for v in store.history(f"raw_data.{WEEKS[0]}")] == [0]  # the drop is not read again
+
+    again = retrain_tick(instance, landed.cursor)
+    assert not again.run_requests  # asked once per week that lands, not on every tick
+
+    assert not run_week(instance, WEEKS[1], week_config(drift=True)).success  # a week its checks stop
+    bad = retrain_tick(instance, again.cursor)
+    (request,) = bad.run_requests
+    assert request.tags["dagster/partition"] == WEEKS[0]  # the newest week that passed, never the bad one
+    assert request.tags["rental_pipeline/landed"] == WEEKS[1]
+
+    assert train_week(instance, WEEKS[2], weeks=1).success  # the landing sensor's run trains on its week itself
+    trained = retrain_tick(instance, bad.cursor)
+    assert not trained.run_requests and "trained on by the runs that made them" in trained.skip_message
+
+
+def test_a_retrain_cursor_that_is_not_a_storage_id_is_an_error_that_says_what_to_do(instance):
+    with pytest.raises(Exception, match="not a storage id; reset the sensor's cursor"):
+        retrain_tick(instance, "yesterday")
+
+
+def set_run_status(instance: dg.DagsterInstance, run_id: str, event_type: Any) -> None:
+    """Record a run status event for ``run_id``, as its run worker would."""
+    from dagster._core.events import DagsterEvent
+
+    run = instance.get_run_by_id(run_id)
+    instance.run_storage.handle_run_event(run_id, DagsterEvent(event_type.value, job_name=run.job_name))
+
+
+@pytest.mark.slow
+def test_a_week_is_trained_on_only_once_the_run_that_made_it_has_judged_its_checks(instance):
+    from dagster._core.events import DagsterEventType
+
+    made = run_week(instance, WEEKS[0])
+    set_run_status(instance, made.run_id, DagsterEventType.RUN_START)  # still going: its checks may fail yet
+    waiting = retrain_tick(instance, None)
+    assert not waiting.run_requests and "waiting for run" in waiting.skip_message
+    assert waiting.cursor is None  # the week is looked at again on the next tick
+    set_run_status(instance, made.run_id, DagsterEventType.RUN_SUCCESS)
+    (request,) = retrain_tick(instance, waiting.cursor).run_requests
+    assert request.tags["dagster/partition"] == WEEKS[0]
