@@ -31,7 +31,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from rental_pipeline_tests.conftest import PROJECT_ROOT
+from rental_pipeline_tests.conftest import PROJECT_ROOT, artifact_store
 
 CHROMIUM = Path(os.environ.get("RENTAL_PIPELINE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -176,8 +176,7 @@ def wait_for_success(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun
 def executed(instance: dg.DagsterInstance, run_id: str) -> tuple[set[str], set[str]]:
     """Step keys started and asset names materialized in one run."""
     steps = {
-        event.dagster_event.step_key
-        for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+        event.dagster_event.step_key for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
     }
     assets = {
         event.dagster_event.asset_key.to_user_string()
@@ -223,13 +222,7 @@ def small_sweep_config(asset_names: set[str]) -> str | None:
     to shrink."""
     if "sweep_leaderboard" not in asset_names:
         return None
-    return (
-        "ops:\n"
-        "  sweep_leaderboard:\n"
-        "    config:\n"
-        "      grid:\n"
-        "        boosting.learning_rate: [0.15]\n"
-    )
+    return "ops:\n  sweep_leaderboard:\n    config:\n      grid:\n        boosting.learning_rate: [0.15]\n"
 
 
 # The group of the weekly partitions, and the selection of everything else.
@@ -442,8 +435,9 @@ def test_materialize_all_then_clean_sample_and_downstream_from_the_ui(browser, d
             for key in ("gain_over_trained", "next_step", "leaderboard_plot"):
                 metadata_row(page, key).wait_for()
             page.get_by_text("nothing better to train", exact=False).first.wait_for()  # a one-trial grid
-            page.goto(f"{base}/locations/rental_pipeline.definitions/jobs/train_best_job/playground",
-                      wait_until="networkidle")
+            page.goto(
+                f"{base}/locations/rental_pipeline.definitions/jobs/train_best_job/playground", wait_until="networkidle"
+            )
             page.get_by_text("sweep_leaderboard:latest", exact=False).first.wait_for()
             page.get_by_text("No errors", exact=True).wait_for()
             page.screenshot(path=SCREENSHOTS / "07c-train-best-launchpad.png")
@@ -550,10 +544,11 @@ def backfill_small_weeks(instance: dg.DagsterInstance) -> None:
 
 
 @pytest.mark.slow
-def test_the_weeks_partition_status_and_the_week_by_week_view_in_the_ui(browser, dagster_dev, monkeypatch):
+def test_the_weeks_partition_status_and_the_week_by_week_view_in_the_ui(browser, dagster_dev, monkeypatch, tmp_path):
     """After a backfill of three small weeks (one failing its checks), a person sees on
     weekly_raw_data's page which weeks are materialized and which are missing, and on week_by_week's
-    page its table (the failing week's checks named) and its plot."""
+    page its table (the failing week's checks named) and its plot; then backfills two more weeks
+    with one click."""
     monkeypatch.setenv("RENTAL_PIPELINE_PLOTS", "on")
     monkeypatch.setenv("WANDB_MODE", "disabled")  # the mirror is the W&B tests' business
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -594,3 +589,31 @@ def test_the_weeks_partition_status_and_the_week_by_week_view_in_the_ui(browser,
     width, height = open_plot(page, "week_by_week_plot", SCREENSHOTS / "weeks-04-week-by-week-plot.png")
     assert width > 100 and height > 100, (width, height)
     page.screenshot(path=SCREENSHOTS / "weeks-05-week-by-week.png")
+
+    # One click backfills more weeks: Materialize… on weekly_raw_data, a range of two weeks, Launch
+    # backfill. The daemon of `dagster dev` starts a run per week, each its own week's version.
+    more = ["2024-03-25", "2024-04-01"]
+    with dg.DagsterInstance.get() as instance:
+        known = {run.run_id for run in instance.get_runs()}
+    page.goto(f"{base}/assets/weekly_raw_data", wait_until="networkidle")
+    page.locator("button").filter(has_text="Materialize").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Show all partitions").click()  # the dialog opens on the last 90 days
+    partitions = dialog.locator("input[type=text], input:not([type])").first
+    partitions.fill(f"[{more[0]}...{more[1]}]")
+    partitions.press("Enter")
+    dialog.get_by_text("2 partitions", exact=True).wait_for()
+    page.screenshot(path=SCREENSHOTS / "weeks-06-backfill-dialog.png")
+    dialog.get_by_role("button", name="Launch backfill").click()
+    page.get_by_text(re.compile(r"Created backfill")).first.wait_for()
+    deadline = time.monotonic() + RUN_TIMEOUT
+    with dg.DagsterInstance.get() as instance:
+        while instance.get_materialized_partitions(dg.AssetKey("weekly_raw_data")) != {*UI_WEEKS, *more}:
+            log = log_tail(tmp_path / "dagster-dev.log")
+            assert time.monotonic() < deadline, f"the backfill did not make {more}:\n{log}"
+            time.sleep(2)
+        runs = [run for run in instance.get_runs() if run.run_id not in known]
+        assert sorted(run.tags.get("dagster/partition") for run in runs) == more  # a run per week
+        assert all(run.tags.get("dagster/backfill") for run in runs)
+    store = artifact_store()
+    assert all(store.get(f"raw_data.{week}:latest").metadata["partition"] == week for week in more)
