@@ -27,6 +27,7 @@ reference's 2010-01-01.
 
 from __future__ import annotations
 
+import copy
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from rental_pipeline.features import DATE_COLUMN, FEATURE_COLUMNS, TEXT_COLUMN, ZERO_IMPUTED, DaysBeforeReference
@@ -55,6 +56,10 @@ NUMERIC = ZERO_IMPUTED  # passed through as they are: the trees handle missing v
 LOCATION = ["latitude", "longitude"]
 # the reference pipeline's inputs, and the two columns the target encodings read
 INPUT_COLUMNS = list(FEATURE_COLUMNS) + ["host_id", NEIGHBOURHOOD_COLUMN]
+# Rows scored at a time by `AveragedRegressor.predict`, the unit shared out among its threads: a
+# `predict` chunk of 100,000 rows splits evenly enough between two, and 16,384 rows of ~40
+# one-byte bins (under 1 MiB) stay in a core's cache while every tree walks them.
+PREDICT_BLOCK_ROWS = 16_384
 
 
 # --- location ------------------------------------------------------------------------------
@@ -363,6 +368,49 @@ class AveragedRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X: Any) -> np.ndarray:
+        """The members' mean, scored in blocks of rows (`PREDICT_BLOCK_ROWS`) shared out among
+        `n_jobs` threads, each on one OpenMP thread and scoring every member, so any number of
+        members keeps the cores evenly busy.
+
+        Where every member is a histogram boosting model (on its own or inside a
+        `TransformedTargetRegressor`) fitted on the same bin edges, as the default model's are
+        (same rows, same `max_bins`), each block is binned once and every member's trees walk
+        the bins (one byte per value) instead of the floats (eight): scikit-learn's own binned
+        prediction, which it uses on its training data while fitting. A split sends a value left
+        when it is at most the edge of its bin threshold, and a value's bin is the first edge it
+        is at most, so both walks take the same branch at every node (missing values included)
+        and the numbers are those of each member's `predict` on all rows (`predict_whole`); the
+        bytes stay in the core's cache while hundreds of trees walk them, which makes scoring
+        about a third cheaper. Anything else (a DataFrame, categorical splits, other members) is
+        scored by each member's own `predict` on all rows, members side by side (`predict_whole`).
+        """
+        check_is_fitted(self, "estimators_")
+        binned = _binned_views(self.estimators_, X)
+        if binned is None:
+            return self.predict_whole(X)
+        bin_mapper, members = binned
+        n_rows = _num_samples(X)
+        starts = list(range(0, n_rows, PREDICT_BLOCK_ROWS)) or [0]
+        workers = max(1, min(int(self.n_jobs), len(starts)))
+        out = np.empty(n_rows)
+
+        def score(first: int) -> None:
+            with threadpool_limits(limits=1, user_api="openmp"):
+                for start in starts[first::workers]:
+                    rows = slice(start, min(start + PREDICT_BLOCK_ROWS, n_rows))
+                    block = np.ascontiguousarray(bin_mapper.transform(X[rows]))
+                    out[rows] = np.mean([member.predict(block) for member in members], axis=0)
+
+        if workers == 1:
+            score(0)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(score, range(workers)))
+        return out
+
+    def predict_whole(self, X: Any) -> np.ndarray:
+        """The straightforward computation `predict` matches: each member's own `predict` on all
+        rows at once (members side by side, each on one OpenMP thread), then the mean."""
         check_is_fitted(self, "estimators_")
         workers = max(1, min(int(self.n_jobs), len(self.estimators_)))
         if workers == 1:
@@ -371,6 +419,41 @@ class AveragedRegressor(RegressorMixin, BaseEstimator):
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 predictions = list(pool.map(lambda member: _predict_single_threaded(member, X), self.estimators_))
         return np.mean(predictions, axis=0)
+
+
+def _binned_views(members: list[Any], X: Any) -> tuple[Any, list[Any]] | None:
+    """(the shared bin mapper, each member as a copy that reads binned rows), or None where the
+    members cannot share bins. The copies are shallow (the trees are the fitted ones) and live
+    for one `predict` call; they only carry scikit-learn's flag that says the input is binned."""
+    if not isinstance(X, np.ndarray):
+        return None
+    boosted = [m.regressor_ if isinstance(m, TransformedTargetRegressor) else m for m in members]
+    if not all(
+        type(b) is HistGradientBoostingRegressor and hasattr(b, "_bin_mapper") and not hasattr(b, "feature_names_in_")
+        for b in boosted
+    ):
+        return None
+    mapper = boosted[0]._bin_mapper
+    for other in (b._bin_mapper for b in boosted):
+        if (
+            getattr(other, "is_categorical_", None) is None
+            or other.is_categorical_.any()
+            or other.missing_values_bin_idx_ != mapper.missing_values_bin_idx_
+            or len(other.bin_thresholds_) != len(mapper.bin_thresholds_)
+            or not all(np.array_equal(a, b) for a, b in zip(other.bin_thresholds_, mapper.bin_thresholds_))
+        ):
+            return None
+    views = []
+    for member, trees in zip(members, boosted):
+        on_bins = copy.copy(trees)
+        on_bins._in_fit = True  # HistGradientBoostingRegressor._raw_predict: X is binned
+        if isinstance(member, TransformedTargetRegressor):
+            view = copy.copy(member)
+            view.regressor_ = on_bins
+        else:
+            view = on_bins
+        views.append(view)
+    return mapper, views
 
 
 def _boosted_trees(params: BoostingParams, loss: str) -> HistGradientBoostingRegressor:

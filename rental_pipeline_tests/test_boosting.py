@@ -11,6 +11,8 @@ import skops.io as sio
 
 from rental_pipeline.boosting import (
     INPUT_COLUMNS,
+    PREDICT_BLOCK_ROWS,
+    AveragedRegressor,
     BoostingParams,
     CrossFittedTextPrice,
     ListingNameFeatures,
@@ -71,6 +73,66 @@ def test_two_fits_give_identical_predictions(listings: pd.DataFrame):
     first = build_boosted_pipeline(QUICK).fit(train[INPUT_COLUMNS], train[TARGET]).predict(scored)
     second = build_boosted_pipeline(QUICK).fit(train[INPUT_COLUMNS], train[TARGET]).predict(scored)
     np.testing.assert_array_equal(first, second)
+
+
+def _with_gaps_and_infinities(features: np.ndarray, rows: int) -> np.ndarray:
+    """`features` repeated to `rows` rows (several blocks of `AveragedRegressor.predict`), with
+    missing and infinite values sprinkled over every column."""
+    tiled = np.resize(features, (rows, features.shape[1])).copy()
+    for column in range(tiled.shape[1]):
+        tiled[column::97, column] = np.nan
+        tiled[column + 1::89, column] = np.inf
+        tiled[column + 2::83, column] = -np.inf
+    return tiled
+
+
+def _assert_scored_as_each_member_would(regressor: AveragedRegressor, features: np.ndarray) -> None:
+    from rental_pipeline.boosting import _binned_views
+
+    assert _binned_views(regressor.estimators_, features) is not None, "the default members share their bins"
+    expected = regressor.predict_whole(features)  # each member's own predict on all rows, then the mean
+    np.testing.assert_array_equal(regressor.predict(features), expected)
+    np.testing.assert_array_equal(regressor.predict(pd.DataFrame(features)), expected)  # not binned
+    for n_jobs in (1, 3):
+        regressor.set_params(n_jobs=n_jobs)
+        np.testing.assert_array_equal(regressor.predict(features), expected)
+    regressor.set_params(n_jobs=2)
+
+
+def test_scoring_on_bins_in_blocks_gives_each_members_own_predictions(fitted, listings: pd.DataFrame):
+    """`AveragedRegressor.predict` bins each block once and walks every member's trees on the
+    bins; the numbers must be, bit for bit, those of the members' own `predict` on all rows."""
+    features = fitted[:-1].transform(listings[INPUT_COLUMNS])
+    _assert_scored_as_each_member_would(fitted[-1], _with_gaps_and_infinities(features, 2 * PREDICT_BLOCK_ROWS + 7))
+    with pytest.raises(ValueError):  # as the members' own predict refuses no rows
+        fitted[-1].predict(features[:0])
+
+
+@pytest.mark.skipif(not SAMPLE1.exists(), reason="the reference sample is not there")
+def test_scoring_on_bins_matches_the_members_on_the_real_sample():
+    from rental_pipeline.cleaning import clean_listings
+    from rental_pipeline.listings import read_listings
+    from rental_pipeline.split import split_listings
+
+    clean, _ = clean_listings(read_listings(str(SAMPLE1)).listings)
+    train, scored = split_listings(clean, random_seed=42)
+    model = build_boosted_pipeline().fit(train[INPUT_COLUMNS], train[TARGET])
+    features = model[:-1].transform(scored[INPUT_COLUMNS])
+    _assert_scored_as_each_member_would(model[-1], _with_gaps_and_infinities(features, 3 * len(features)))
+
+
+def test_members_that_cannot_share_bins_are_scored_as_they_are(listings: pd.DataFrame):
+    from sklearn.linear_model import Ridge
+
+    from rental_pipeline.boosting import _binned_views, _boosted_trees
+
+    train = listings.iloc[:600]
+    features = np.nan_to_num(build_boosted_pipeline(QUICK)[:-1].fit_transform(train[INPUT_COLUMNS], train[TARGET]))
+    mixed = AveragedRegressor([("trees", _boosted_trees(QUICK, "squared_error")), ("ridge", Ridge())])
+    mixed.fit(features, train[TARGET])
+    assert _binned_views(mixed.estimators_, features) is None
+    tiled = np.resize(features, (PREDICT_BLOCK_ROWS + 5, features.shape[1]))
+    np.testing.assert_array_equal(mixed.predict(tiled), mixed.predict_whole(tiled))
 
 
 def test_skops_round_trip_needs_only_allowed_types(fitted, listings: pd.DataFrame):
