@@ -30,7 +30,7 @@ from rental_pipeline.partitions import PARTITION_TAG
 from rental_pipeline.settings import AUTOMATION_VARIABLE as AUTOMATION_VARIABLE
 from rental_pipeline.settings import LANDING_VARIABLE, RETRAIN_VARIABLE, WEEKLY_SOURCE_VARIABLE, Settings
 from rental_pipeline.sources import describe
-from rental_pipeline.weeks import newest_trainable_week, week_of
+from rental_pipeline.weeks import newest_trainable_week, store_name, week_of
 
 if TYPE_CHECKING:
     from rental_pipeline.store import ArtifactStore
@@ -51,81 +51,40 @@ def automation_enabled() -> bool:
 # The training path's assets: what a retraining on a newly landed week makes (its week's drop is
 # already stored, so the run reads it rather than reading the drop again).
 RETRAIN_TARGETS = ("trainval_data", "test_data", "inference_pipeline", "model_evaluation")
-LANDED_WEEKS = dg.AssetKey("weekly_clean_sample")
-_RETRAIN_LOOK_AHEAD = 200  # materializations read per tick; the cursor carries on from the last one
 
 
-def retraining(instance: dg.DagsterInstance, cursor: str | None, store: ArtifactStore) -> dg.SensorResult:
-    """What `retrain_on_new_week` asks for, given the weeks of `weekly_clean_sample` made since
-    ``cursor`` (a storage id): one run of `weekly_training_job`'s training assets for the newest
-    week in ``store`` that passed its checks (`weeks.newest_trainable_week`), so the model learns
-    from the weeks that landed, never from a week its checks stopped.
+def retraining(store: ArtifactStore) -> dg.SensorResult:
+    """What `retrain_on_new_week` asks for: one run of `weekly_training_job`'s training assets for
+    the newest week in ``store`` whose checks were judged and passed (`weeks.newest_trainable_week`),
+    unless a split already trained on that exact week version.
 
-    A week counts once the run that made it has finished, so its checks have been judged; a run
-    that trained on its week itself (the landing sensor's, the schedule's) asks for nothing more."""
-    after = _storage_id(cursor)
-    found = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=LANDED_WEEKS, after_storage_id=after), limit=_RETRAIN_LOOK_AHEAD, ascending=True
-    ).records
-    finished, waiting_for = [], None
-    for record in found:
-        run = instance.get_run_by_id(record.run_id) if record.run_id else None
-        if run is not None and not run.is_finished:
-            waiting_for = record
-            break  # later weeks wait too: the cursor must not pass a week whose checks are not in
-        finished.append((record, run))
-    if not finished:
-        reason = (
-            f"week {waiting_for.partition_key} landed; waiting for run {waiting_for.run_id[:8]} to finish its checks"
-            if waiting_for
-            else f"no week of {LANDED_WEEKS.to_user_string()} landed since the last look"
-        )
-        return dg.SensorResult(skip_reason=reason, cursor=cursor)
-    new_cursor = str(finished[-1][0].storage_id)
-    landed = sorted({record.partition_key for record, run in finished if not _trained_on_its_week(run)} - {None})
-    if not landed:
-        return dg.SensorResult(
-            skip_reason="the weeks that landed were trained on by the runs that made them", cursor=new_cursor
-        )
+    Read from the store alone, so nothing can wedge it: a week whose run is still judging its
+    checks, or was killed before them, is not trainable yet (the week before it is, and was most
+    likely trained on already); a week that failed is never the one named; a week its own run
+    trained on (the landing sensor's, the schedule's) is done. The run key names the week version,
+    so Dagster starts each at most once, however many ticks see it."""
     week = newest_trainable_week(store)
     if week is None:
+        return dg.SensorResult(skip_reason="no week in the store has passed its checks yet: nothing to train on")
+    newest = store.get(f"{store_name('clean_sample', week)}:latest").ref
+    trained = next((split.ref for split in _splits(store) if split.inputs and split.inputs[-1] == newest), None)
+    if trained is not None:
         return dg.SensorResult(
-            skip_reason=f"week {', '.join(landed)} landed, but no week in the store passed its checks: nothing to "
-            "train on",
-            cursor=new_cursor,
+            skip_reason=f"the newest week that passed its checks, {newest}, was trained on ({trained})"
         )
     request = dg.RunRequest(
-        run_key=f"retrain:{week}:{new_cursor}",
+        run_key=f"retrain:{newest}",
         asset_selection=[dg.AssetKey(name) for name in RETRAIN_TARGETS],
         # The week as a tag, not `partition_key`: Dagster resolves a request's partition key against
         # the selected assets' partitions, and the training assets have none.
-        tags={
-            PARTITION_TAG: week,
-            "rental_pipeline/trigger": "retrain_on_new_week",
-            "rental_pipeline/landed": ",".join(landed),
-        },
+        tags={PARTITION_TAG: week, "rental_pipeline/trigger": "retrain_on_new_week", "rental_pipeline/week": newest},
     )
-    return dg.SensorResult(run_requests=[request], cursor=new_cursor)
+    return dg.SensorResult(run_requests=[request])
 
 
-def _storage_id(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        return int(cursor)
-    except ValueError:
-        raise ValueError(
-            f"retrain_on_new_week: cursor {cursor!r} is not a storage id; reset the sensor's "
-            "cursor in the UI (Automation) to start from the weeks landing next"
-        ) from None
-
-
-def _trained_on_its_week(run: dg.DagsterRun | None) -> bool:
-    """Whether ``run`` (which made a week) also trained on it: a `weekly_training_job` run that did
-    not leave the model out."""
-    if run is None or run.job_name != TRAINING_JOB:
-        return False
-    return not run.asset_selection or dg.AssetKey("inference_pipeline") in run.asset_selection  # none: the whole job
+def _splits(store: ArtifactStore) -> list:
+    """Every `trainval_data` version, newest first: whose lineage ends in a week version was trained on it."""
+    return list(reversed(store.history("trainval_data"))) if "trainval_data" in store.names() else []
 
 
 def retrain_sensor(enabled: bool | None = None) -> dg.SensorDefinition:
@@ -139,13 +98,13 @@ def retrain_sensor(enabled: bool | None = None) -> dg.SensorDefinition:
         minimum_interval_seconds=LANDING_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED,
         description=f"Retrain when a week lands by a run that did not train (a backfill, weekly_job, the UI): "
-        f"{', '.join(RETRAIN_TARGETS)} for the newest week that passed its checks; stopped unless "
+        f"{', '.join(RETRAIN_TARGETS)} for the newest week that passed its checks, once; stopped unless "
         f"${RETRAIN_VARIABLE} is on.",
     )
     def retrain_on_new_week(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         from rental_pipeline.home import open_store
 
-        return retraining(context.instance, context.cursor, open_store(settings=Settings.from_environment()))
+        return retraining(open_store(settings=Settings.from_environment()))
 
     return retrain_on_new_week
 

@@ -27,7 +27,7 @@ from rental_pipeline.cleaning import CleaningRules
 from rental_pipeline.io_manager import ArtifactStoreResource
 from rental_pipeline.run_state import loaded_artifacts, run_resolver, stored_value
 from rental_pipeline.store import FAILED_CHECKS_FLAG
-from rental_pipeline.weeks import reference_holder, split_name
+from rental_pipeline.weeks import JUDGED_FLAG, reference_holder, split_name
 
 if TYPE_CHECKING:
     from rental_pipeline.validation import CheckOutcome
@@ -131,8 +131,7 @@ def _raw_subject(context: dg.AssetCheckExecutionContext, artifact_store: Artifac
 
 RAW_DATA_CHECKS: Mapping[str, str] = {
     "columns": "The drop has exactly the 16 listing columns, in order.",
-    "schema": "Types, missing values, ranges, boroughs, room types, unique ids and review dates of every "
-    "raw listing.",
+    "schema": "Types, missing values, ranges, boroughs, room types, unique ids and review dates of every raw listing.",
 }
 
 
@@ -219,7 +218,8 @@ class _CleanSampleBounds(dg.Config):
         default=0.1, gt=0, description="Largest PSI of the minimum_nights distribution from the reference version."
     )
     reviews_per_month_psi_threshold: float = Field(
-        default=0.1, gt=0,
+        default=0.1,
+        gt=0,
         description="Largest PSI of the reviews_per_month distribution (missing values included) from the reference.",
     )
     drift_severity: Literal["warn", "error"] = Field(
@@ -253,7 +253,6 @@ CLEAN_SAMPLE_CHECKS: Mapping[str, str] = {
     "reference version is below reviews_per_month_psi_threshold (warns, so it is not blocking; "
     "drift_severity: error makes it stop downstream).",
 }
-
 
 
 def _clean_subject(store: Any, checked: Any) -> str:
@@ -381,6 +380,8 @@ def judge_clean_sample(
         drift_entries[name] = outcomes[name].message if failed else None
     if drift_entries:
         store.mark_entries(version, FAILED_CHECKS_FLAG, drift_entries)
+    if "borough_drift" in selected:  # the whole verdict is on the version now, failures first
+        store.mark_entries(version, JUDGED_FLAG, {name: context.run.run_id for name in selected})
     if failures:
         failed = ", ".join(sorted(failures))
         context.log.error(f"{CLEAN_SAMPLE} ({version}) failed {failed}; downstream assets will not run")
@@ -399,9 +400,7 @@ def judge_clean_sample(
     _stop_on_strict_drift({name: failures[name] for name in failures.keys() & WARN_ONLY_CHECKS}, version)
 
 
-clean_sample_checks = blocking_checks(CLEAN_SAMPLE, CLEAN_SAMPLE_CHECKS, warn_only=WARN_ONLY_CHECKS)(
-    judge_clean_sample
-)
+clean_sample_checks = blocking_checks(CLEAN_SAMPLE, CLEAN_SAMPLE_CHECKS, warn_only=WARN_ONLY_CHECKS)(judge_clean_sample)
 
 
 def _stop_on_strict_drift(failed: Mapping[str, str], version: str) -> None:
@@ -507,9 +506,7 @@ def _split_sibling(context: dg.AssetCheckExecutionContext, store: Any, held_out:
     from rental_pipeline.store import StoreError
 
     def same_split(version: Any) -> bool:
-        return version.inputs == held_out.inputs and version.metadata.get("config") == held_out.metadata.get(
-            "config"
-        )
+        return version.inputs == held_out.inputs and version.metadata.get("config") == held_out.metadata.get("config")
 
     try:
         return store.get(run_resolver(context).input("trainval_data").ref)

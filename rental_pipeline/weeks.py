@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pandas is imported where frames are combined: loading the code location reads names only
     import pandas as pd
 
-    from rental_pipeline.store import ArtifactStore
+    from rental_pipeline.store import ArtifactStore, VersionManifest
 
 # Mondays from here on are partitions: before the public 2019 sample's last reviews, so a real
 # drop of that era has its week, and few enough weeks for the UI to list them all.
@@ -36,6 +36,11 @@ PARTITION_SEPARATOR = "."
 # The manifest metadata entry naming the week a version holds.
 PARTITION_KEY = "partition"
 _DATE_IN_NAME = re.compile(r"(20\d\d)-?(\d\d)-?(\d\d)")
+
+
+# The flag the clean checks put on a version once their whole verdict is recorded on it (check ->
+# the run that judged it): without it, no `failed_checks` flag means "not judged yet", not "passed".
+JUDGED_FLAG = "judged_checks"
 
 
 # The weekly asset of an artifact in Dagster: `weekly_raw_data` partitioned by week, beside the
@@ -162,14 +167,22 @@ def reference_week(names: Sequence[str], asset: str, week: str) -> str | None:
     return store_name(asset, max(held)) if held else None
 
 
-def newest_trainable_week(store: ArtifactStore, asset: str = "clean_sample") -> str | None:
-    """The newest week of ``asset`` in ``store`` whose latest version passed its checks: the week a
-    retraining names, so a bad week that lands never becomes what a model is trained and scored on
-    (an older week is, as `split_listings` would refuse the bad one)."""
+def trainable(version: VersionManifest) -> bool:
+    """Whether a week's clean listings may be trained on: their checks have been judged (the
+    `JUDGED_FLAG` that the clean checks write once their verdict is recorded) and none failed. A
+    version whose checks are still running, or never ran (its run was killed), has no failure
+    flag yet, and is not trusted for that."""
     from rental_pipeline.store import FAILED_CHECKS_FLAG
 
+    return bool(version.flags.get(JUDGED_FLAG)) and not version.flags.get(FAILED_CHECKS_FLAG)
+
+
+def newest_trainable_week(store: ArtifactStore, asset: str = "clean_sample") -> str | None:
+    """The newest week of ``asset`` in ``store`` whose latest version is `trainable`: the week a
+    retraining names, so a week whose checks failed, or have not been judged, never becomes what a
+    model is trained and scored on (an older week is)."""
     weeks = sorted((w for n in store.names() for a, w in [split_name(n)] if a == asset and w), reverse=True)
     for week in weeks:
-        if not store.get(f"{store_name(asset, week)}:latest").flags.get(FAILED_CHECKS_FLAG):
+        if trainable(store.get(f"{store_name(asset, week)}:latest")):
             return week
     return None

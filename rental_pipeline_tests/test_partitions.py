@@ -187,15 +187,15 @@ def test_a_weeks_wandb_artifact_is_named_after_its_week(instance, monkeypatch):
     assert f"clean_sample.{WEEKS[0]}" in jobs
 
 
-def retrain_tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+def retrain_tick(instance: dg.DagsterInstance) -> dg.SensorResult:
     """One evaluation of the code location's `retrain_on_new_week` sensor, as the daemon makes it."""
     from rental_pipeline.definitions import defs
 
     sensor = defs.resolve_sensor_def("retrain_on_new_week")
-    return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+    return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
 
 
-def launch(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+def launch(instance: dg.DagsterInstance, request: dg.RunRequest, check: bool = True) -> dg.ExecuteInProcessResult:
     """The run a request asks for, as the daemon would start it (a fast forest for the model)."""
     from rental_pipeline.definitions import defs
 
@@ -203,18 +203,18 @@ def launch(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteIn
         asset_selection=set(request.asset_selection)
     )
     config = {"ops": {"inference_pipeline": {"config": {"model": "random_forest", "random_forest": FAST_FOREST}}}}
-    return job.execute_in_process(instance=instance, tags=request.tags, run_config=config)
+    return job.execute_in_process(instance=instance, tags=request.tags, run_config=config, raise_on_error=check)
 
 
 @pytest.mark.slow
 def test_a_week_landing_without_training_is_trained_on_and_a_bad_week_never_is(instance):
-    first = retrain_tick(instance, None)
-    assert not first.run_requests and "no week" in first.skip_message
+    first = retrain_tick(instance)
+    assert not first.run_requests and "nothing to train on" in first.skip_message
 
     assert run_week(instance, WEEKS[0]).success  # a week lands by a run that does not train (a backfill)
-    landed = retrain_tick(instance, first.cursor)
-    (request,) = landed.run_requests
+    (request,) = retrain_tick(instance).run_requests
     assert request.tags["dagster/partition"] == WEEKS[0]  # the run names the week that landed: it trains on it
+    assert request.run_key == f"retrain:clean_sample.{WEEKS[0]}:v0"  # so Dagster starts it once
     assert set(request.asset_selection) == {
         dg.AssetKey(name) for name in ("trainval_data", "test_data", "inference_pipeline", "model_evaluation")
     }
@@ -223,42 +223,51 @@ def test_a_week_landing_without_training_is_trained_on_and_a_bad_week_never_is(i
     assert store.get("trainval_data:latest").inputs == (f"clean_sample.{WEEKS[0]}:v0",)
     assert [v.version for v in store.history(f"raw_data.{WEEKS[0]}")] == [0]  # the drop is not read again
 
-    again = retrain_tick(instance, landed.cursor)
-    assert not again.run_requests  # asked once per week that lands, not on every tick
+    again = retrain_tick(instance)
+    assert not again.run_requests and "was trained on (trainval_data:v0)" in again.skip_message
 
     assert not run_week(instance, WEEKS[1], week_config(drift=True)).success  # a week its checks stop
-    bad = retrain_tick(instance, again.cursor)
-    (request,) = bad.run_requests
-    assert request.tags["dagster/partition"] == WEEKS[0]  # the newest week that passed, never the bad one
-    assert request.tags["rental_pipeline/landed"] == WEEKS[1]
+    bad = retrain_tick(instance)
+    assert not bad.run_requests  # never the bad week; the week before it was trained on already
+    assert f"clean_sample.{WEEKS[0]}:v0, was trained on" in bad.skip_message
 
     assert train_week(instance, WEEKS[2], weeks=1).success  # the landing sensor's run trains on its week itself
-    trained = retrain_tick(instance, bad.cursor)
-    assert not trained.run_requests and "trained on by the runs that made them" in trained.skip_message
-
-
-def test_a_retrain_cursor_that_is_not_a_storage_id_is_an_error_that_says_what_to_do(instance):
-    with pytest.raises(Exception, match="not a storage id; reset the sensor's cursor"):
-        retrain_tick(instance, "yesterday")
-
-
-def set_run_status(instance: dg.DagsterInstance, run_id: str, event_type: Any) -> None:
-    """Record a run status event for ``run_id``, as its run worker would."""
-    from dagster._core.events import DagsterEvent
-
-    run = instance.get_run_by_id(run_id)
-    instance.run_storage.handle_run_event(run_id, DagsterEvent(event_type.value, job_name=run.job_name))
+    trained = retrain_tick(instance)
+    assert not trained.run_requests and f"clean_sample.{WEEKS[2]}:v0, was trained on" in trained.skip_message
 
 
 @pytest.mark.slow
-def test_a_week_is_trained_on_only_once_the_run_that_made_it_has_judged_its_checks(instance):
-    from dagster._core.events import DagsterEventType
+def test_a_week_whose_checks_were_not_judged_is_never_trained_on(instance, tmp_path):
+    """A week's run killed after its drop was stored but before its checks ran (or still running
+    them) leaves a version without a failure flag: it must not count as passed."""
+    from rental_pipeline.definitions import defs
 
-    made = run_week(instance, WEEKS[0])
-    set_run_status(instance, made.run_id, DagsterEventType.RUN_START)  # still going: its checks may fail yet
-    waiting = retrain_tick(instance, None)
-    assert not waiting.run_requests and "waiting for run" in waiting.skip_message
-    assert waiting.cursor is None  # the week is looked at again on the next tick
-    set_run_status(instance, made.run_id, DagsterEventType.RUN_SUCCESS)
-    (request,) = retrain_tick(instance, waiting.cursor).run_requests
-    assert request.tags["dagster/partition"] == WEEKS[0]
+    assert run_week(instance, WEEKS[0]).success
+    (request,) = retrain_tick(instance).run_requests
+    assert launch(instance, request).success
+    # The drifting week's assets, without their checks: what a run killed before its checks leaves.
+    unchecked = defs.resolve_job_def("weekly_job").get_subset(
+        asset_selection={dg.AssetKey("weekly_raw_data"), dg.AssetKey("weekly_clean_sample")},
+        asset_check_selection=set(),
+    )
+    raw_only = {"ops": {"weekly_raw_data": week_config(drift=True)["ops"]["weekly_raw_data"]}}
+    assert unchecked.execute_in_process(instance=instance, partition_key=WEEKS[1], run_config=raw_only).success
+    store = artifact_store()
+    assert not store.get(f"clean_sample.{WEEKS[1]}:latest").flags.get("failed_checks")  # no verdict either way
+    tick = retrain_tick(instance)
+    assert not tick.run_requests  # the unjudged week is not the newest trainable one
+    assert train_week(instance, WEEKS[2], weeks=2).success  # nor is it part of a window
+    assert store.get("trainval_data:latest").inputs == (f"clean_sample.{WEEKS[2]}:v0",)
+    # and a training-only run naming it is refused, saying why
+    named = launch_week(instance, WEEKS[1])
+    assert not named.success
+    failure = next(e for e in named.all_events if e.is_step_failure).step_failure_data.error.message
+    assert "checks have not been judged" in failure
+
+
+def launch_week(instance: dg.DagsterInstance, week: str) -> dg.ExecuteInProcessResult:
+    """The training assets alone, for ``week``, as `retrain_on_new_week` would ask."""
+    from rental_pipeline.automation import RETRAIN_TARGETS
+
+    targets = [dg.AssetKey(name) for name in RETRAIN_TARGETS]
+    return launch(instance, dg.RunRequest(asset_selection=targets, tags={"dagster/partition": week}), check=False)

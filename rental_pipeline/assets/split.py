@@ -18,7 +18,8 @@ from rental_pipeline.partitions import run_week
 from rental_pipeline.reuse import reusable
 from rental_pipeline.run_state import run_state
 from rental_pipeline.store import FAILED_CHECKS_FLAG
-from rental_pipeline.weeks import store_name, weeks_before
+from rental_pipeline.versions import PINNED
+from rental_pipeline.weeks import store_name, trainable, weeks_before
 
 
 class SplitConfig(dg.Config):
@@ -59,9 +60,7 @@ class SplitConfig(dg.Config):
     deps=["weekly_clean_sample"],
 )
 @reusable(extra_inputs=lambda context, config: _window(context, config))
-def split_listings(
-    context: dg.AssetExecutionContext, config: SplitConfig, clean_sample: Any
-) -> Iterator[dg.Output]:
+def split_listings(context: dg.AssetExecutionContext, config: SplitConfig, clean_sample: Any) -> Iterator[dg.Output]:
     """Both sides come from the same split; asking for one only skips storing the other."""
     from rental_pipeline.assets.metadata import frame_metadata
     from rental_pipeline.split import split_listings as seeded_split
@@ -110,8 +109,14 @@ def _window(context: dg.AssetExecutionContext, config: SplitConfig) -> dict[str,
         version = run.store.get(resolution.ref)
         if day == week:
             refuse_failed_checks(version, resolution, materializes=True)
-        elif version.flags.get(FAILED_CHECKS_FLAG):
-            context.log.warning(f"{version.ref} failed its checks: the window goes on without that week")
+            if not trainable(version) and resolution.how != PINNED:
+                raise dg.Failure(
+                    f"{version.ref}'s checks have not been judged (its run is still going, or was stopped "
+                    f"before them): run the week's checks first (weekly_job --partition {week}), or pin it"
+                )
+        elif not trainable(version):
+            why = "failed its checks" if version.flags.get(FAILED_CHECKS_FLAG) else "has no verdict of its checks yet"
+            context.log.warning(f"{version.ref} {why}: the window goes on without that week")
             continue
         window[name] = version.ref
     return window
