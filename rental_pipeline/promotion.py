@@ -12,7 +12,11 @@ What must hold for a promotion to be right:
    versions recorded as its inputs, so they are known for every stored model, whichever run made it.
 3. With too few such listings (`min_unseen_rows`) the comparison is noise: prod stays and the
    decision says so. When the champion's training data cannot be read, prod stays too.
-4. `prod` moves only if it still names the champion the decision was made against (a
+4. A model trained on weeks older than prod's newest week never replaces it: a corrected or late
+   drop for a past week retrains on that week's window, and however well it scores, prod would
+   go back in time (its newest listings unknown to it). Models of the plain graph name no week
+   and are compared by score alone.
+5. `prod` moves only if it still names the champion the decision was made against (a
    compare-and-swap): when another run moved it meanwhile, the decision is made again against the
    new prod, and after a few such races the move is refused, saying why.
 
@@ -81,10 +85,13 @@ def decide_promotion(
     min_improvement: float = 0.0,
     min_unseen_rows: int = MIN_UNSEEN_ROWS,
     unknown_training: str | None = None,
+    challenger_week: str | None = None,
+    champion_week: str | None = None,
 ) -> PromotionDecision:
     """Promote when there is no champion, or when, on at least `min_unseen_rows` test listings
     neither model trained on, the challenger's MAE is lower by more than `min_improvement`
-    dollars (0: any improvement; negative: accept a slightly worse model)."""
+    dollars (0: any improvement; negative: accept a slightly worse model); never when the
+    challenger's newest week (`newest_week`) is older than the champion's."""
     facts = dict(
         challenger=challenger,
         challenger_mae=challenger_mae,
@@ -97,6 +104,13 @@ def decide_promotion(
         return PromotionDecision(promote=True, reason=f"no {PROD} model yet: {challenger} becomes {PROD}", **facts)
     if champion == challenger:
         return PromotionDecision(promote=False, reason=f"{challenger} is already {PROD}", **facts)
+    if challenger_week and champion_week and challenger_week < champion_week:
+        reason = (
+            f"{challenger} trained on weeks up to {challenger_week}, older than {PROD} {champion}'s {champion_week}: "
+            f"a model of a past week does not take {PROD} back in time, whatever it scores ({PROD} stays; train "
+            f"on the newest week, whose window takes in the corrected one)"
+        )
+        return PromotionDecision(promote=False, reason=reason, **facts)
     if head_to_head is None:
         reason = (
             f"cannot tell which test listings {unknown_training or champion} trained on (its training data is "
@@ -119,11 +133,23 @@ def decide_promotion(
     gain = h.champion_mae - h.challenger_mae
     scores = f"{challenger} MAE {h.challenger_mae:.3f} vs {PROD} {champion} {h.champion_mae:.3f} ({overlap})"
     if gain > min_improvement:
-        return PromotionDecision(
-            promote=True, reason=f"{scores}: better by {gain:.3f} > {min_improvement:g}", **facts
-        )
+        return PromotionDecision(promote=True, reason=f"{scores}: better by {gain:.3f} > {min_improvement:g}", **facts)
     reason = f"{scores}: not better by more than {min_improvement:g}, {PROD} stays"
     return PromotionDecision(promote=False, reason=reason, **facts)
+
+
+def newest_week(store: ArtifactStore, model: str) -> str | None:
+    """The newest week a stored model trained on: the latest week among the data versions its
+    lineage names (`clean_sample.<week>`, through its training split); None for a model of the
+    plain graph, or one whose lineage cannot be read."""
+    from rental_pipeline.weeks import split_name
+
+    try:
+        splits = store.get(model).inputs
+        weeks = [split_name(parse_ref(ref).name)[1] for split in splits for ref in store.get(split).inputs]
+    except (StoreError, ValueError):
+        return None
+    return max((week for week in weeks if week), default=None)
 
 
 def training_listings(store: ArtifactStore, model: str, load: Callable[[str], Any]) -> frozenset | None:
@@ -296,8 +322,19 @@ def _decide(
     min_improvement: float,
     min_unseen_rows: int,
 ) -> PromotionDecision:
-    match, unknown = None, None
+    match, unknown, weeks = None, None, {}
     if champion is not None and champion != challenger:
+        weeks = {"challenger_week": newest_week(store, challenger), "champion_week": newest_week(store, champion)}
+        if weeks["challenger_week"] and weeks["champion_week"] and weeks["challenger_week"] < weeks["champion_week"]:
+            return decide_promotion(
+                challenger,
+                challenger_mae,
+                champion,
+                None,
+                min_improvement=min_improvement,
+                min_unseen_rows=min_unseen_rows,
+                **weeks,
+            )
         # Loaded first: a prod model that cannot be loaded safely (a crafted file) must stop the
         # run with the store's refusal, not pass for one whose training data is merely unknown.
         champion_model = load(champion)
@@ -315,4 +352,5 @@ def _decide(
         min_improvement=min_improvement,
         min_unseen_rows=min_unseen_rows,
         unknown_training=unknown,
+        **weeks,
     )

@@ -271,3 +271,22 @@ def launch_week(instance: dg.DagsterInstance, week: str) -> dg.ExecuteInProcessR
 
     targets = [dg.AssetKey(name) for name in RETRAIN_TARGETS]
     return launch(instance, dg.RunRequest(asset_selection=targets, tags={"dagster/partition": week}), check=False)
+
+
+@pytest.mark.slow
+def test_a_late_drop_for_a_past_week_does_not_take_prod_back_in_time(instance, tmp_path):
+    from rental_pipeline.synthetic_weeks import generate_week
+
+    assert train_week(instance, WEEKS[2], weeks=1).success
+    store = artifact_store()
+    prod = store.get("inference_pipeline:prod")
+    late = generate_week(WEEKS[0], rows=1_500, seed=8)  # the landing sensor's run for listings_<old week>.csv
+    path = tmp_path / f"listings_{WEEKS[0]}.csv"
+    late.to_csv(path, index=False)
+    assert train_week(instance, WEEKS[0], weeks=1, source=str(path)).success
+    challenger = store.get("inference_pipeline:latest")
+    assert challenger.ref != prod.ref
+    assert store.get("inference_pipeline:prod").ref == prod.ref  # prod stays on the newer week
+    decision = challenger.flags["promotion"]
+    assert not decision["promoted"]
+    assert f"older than prod {prod.ref}'s {WEEKS[2]}" in decision["outcome"]

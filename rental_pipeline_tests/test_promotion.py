@@ -19,8 +19,12 @@ def test_no_champion_means_promotion():
 
 def match(challenger_mae: float, champion_mae: float = 30.0, rows: int = 500) -> HeadToHead:
     return HeadToHead(
-        test_rows=800, champion_trained_on=800 - rows, challenger_trained_on=0, rows=rows,
-        challenger_mae=challenger_mae, champion_mae=champion_mae,
+        test_rows=800,
+        champion_trained_on=800 - rows,
+        challenger_trained_on=0,
+        rows=rows,
+        challenger_mae=challenger_mae,
+        champion_mae=champion_mae,
     )
 
 
@@ -47,6 +51,27 @@ def test_too_few_unseen_listings_keep_prod_and_say_so(rows):
     assert not decision.promote
     assert "fewer than min_unseen_rows (200)" in decision.reason and "prod stays" in decision.reason
     assert decide_promotion("m:v1", 10.0, "m:v0", match(10.0, rows=200)).promote
+
+
+@pytest.mark.parametrize(
+    ("challenger_week", "champion_week", "promote"),
+    [
+        ("2024-01-01", "2024-06-03", False),
+        ("2024-06-03", "2024-06-03", True),
+        ("2024-06-10", "2024-06-03", True),
+        (None, "2024-06-03", True),
+        ("2024-01-01", None, True),
+    ],
+)
+def test_a_model_of_an_older_week_never_takes_prod_back_in_time(challenger_week, champion_week, promote):
+    """However much better it scores, a model whose newest week is older than prod's stays out;
+    the same week, a newer one, or a model of the plain graph (no week) is judged on its score."""
+    decision = decide_promotion(
+        "m:v1", 20.0, "m:v0", match(20.0), challenger_week=challenger_week, champion_week=champion_week
+    )
+    assert decision.promote is promote
+    if not promote:
+        assert "trained on weeks up to 2024-01-01, older than prod m:v0's 2024-06-03" in decision.reason
 
 
 def test_unknown_training_data_keeps_prod_and_says_so():
@@ -85,7 +110,10 @@ def test_promote_is_a_plain_function_over_the_store(tmp_path):
     assert promotion.promoted and "no prod model yet" in promotion.outcome and reads == []
     assert store.get(f"inference_pipeline:{PROD}").ref == first
     assert promotion.metadata() == {
-        "evaluated_model": first, "prod_model": first, "promoted": True, "promotion": promotion.outcome
+        "evaluated_model": first,
+        "prod_model": first,
+        "promoted": True,
+        "promotion": promotion.outcome,
     }
 
     better, better_mae = stored_model(8)
@@ -145,8 +173,14 @@ def test_a_decision_is_made_again_when_prod_moved_under_it(tmp_path):
 
     late = VersionResolver(store, {}, lambda name: None, lambda name: None)
     assert late.alias("inference_pipeline", PROD) == weak  # the late run read prod first
-    early = promote(store, VersionResolver(store, {}, lambda n: None, lambda n: None), strong, strong_mae,
-                    lambda: test, min_unseen_rows=50)
+    early = promote(
+        store,
+        VersionResolver(store, {}, lambda n: None, lambda n: None),
+        strong,
+        strong_mae,
+        lambda: test,
+        min_unseen_rows=50,
+    )
     assert early.promoted and store.get("inference_pipeline:prod").ref == strong
 
     again = promote(store, late, middle, middle_mae, lambda: test, min_unseen_rows=50)
@@ -162,9 +196,7 @@ STRONG = {"random_forest": {"n_estimators": 30, "max_depth": 12, "n_jobs": 1, "o
 
 def train(instance, training):
     return materialized(
-        materialize(
-            instance, run_config(training=training), selection=["inference_pipeline", "model_evaluation"]
-        )
+        materialize(instance, run_config(training=training), selection=["inference_pipeline", "model_evaluation"])
     )["model_evaluation"]
 
 
