@@ -45,6 +45,25 @@ def test_local_instance_is_sqlite_under_dagster_home_with_a_one_run_queue():
     assert (home / "history" / "runs" / "index.db").is_file()
 
 
+@pytest.mark.parametrize("config", [PROJECT_ROOT / "dagster.yaml", PROJECT_ROOT / "deploy" / "dagster-postgres.yaml"])
+def test_the_run_queue_never_runs_two_runs_of_one_week_at_once(config):
+    """Two drops of one week (two landing-sensor runs) must not interleave: the later would not be
+    the version its model trained on. Judged by the queue daemon's own counter."""
+    from dagster._core.storage.dagster_run import DagsterRun
+    from dagster._utils.tags import TagConcurrencyLimitsCounter
+
+    queue = yaml.safe_load(config.read_text())["run_queue"]
+    assert queue["max_concurrent_runs"] >= 1
+
+    def run(week: str) -> DagsterRun:
+        return DagsterRun(job_name="weekly_training_job", tags={"dagster/partition": week})
+
+    counter = TagConcurrencyLimitsCounter(queue["tag_concurrency_limits"], [run("2024-03-11")])
+    assert counter.is_blocked(run("2024-03-11"))  # the same week waits
+    assert not counter.is_blocked(run("2024-03-18"))  # another week may go (as far as the week goes)
+    assert not counter.is_blocked(DagsterRun(job_name="training_job"))  # a run naming no week too
+
+
 @pytest.mark.slow
 def test_postgres_instance_stores_runs_and_materializations_in_postgres(postgres_env):
     import psycopg2
