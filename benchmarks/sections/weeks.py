@@ -2,7 +2,8 @@
 Dagster run per week, all in one process: `rental-pipeline backfill`) against one `dagster asset
 materialize --partition` process per week; the same backfill again (every week answered by the
 run cache); and training on the newest week alone (K = 1) against a window of all eight (K = 8).
-Time and peak memory of each whole command."""
+Time and peak memory of each whole command; and what a week's own Dagster run costs beyond its data
+(tiny weeks), the most one single run for a whole range could save."""
 
 from __future__ import annotations
 
@@ -35,10 +36,23 @@ def _checked(measured: Any, what: str) -> Any:
     return measured
 
 
-def backfill(ws: Workspace, rows: int) -> Any:
+def backfill(ws: Workspace, rows: int, weeks: list[str] = WEEKS) -> Any:
     config = ws.write("weeks.yaml", as_yaml(_ops(rows)))
-    argv = [BIN / "rental-pipeline", "backfill", "--from", WEEKS[0], "--to", WEEKS[-1], "--config", config]
+    argv = [BIN / "rental-pipeline", "backfill", "--from", weeks[0], "--to", weeks[-1], "--config", config]
     return _checked(ws.run(argv), "rental-pipeline backfill")
+
+
+TINY_ROWS = 300  # a week this small costs almost nothing but its run's own bookkeeping
+
+
+def run_cost(bench: Bench) -> float:
+    """Seconds a week's Dagster run costs beyond its data: eight tiny weeks against one, per extra
+    week. It bounds what one run for the whole range (`BackfillPolicy.single_run`) could save."""
+    with bench.workspace("weeks-run-cost") as ws:
+        one = backfill(ws, TINY_ROWS, WEEKS[:1])
+    with bench.workspace("weeks-run-cost-8") as ws:
+        eight = backfill(ws, TINY_ROWS)
+    return (eight.seconds - one.seconds) / (len(WEEKS) - 1)
 
 
 def run(bench: Bench) -> None:
@@ -76,12 +90,17 @@ def run(bench: Bench) -> None:
         note=f"peak RSS {mib(max(m.peak_rss for m in per_week))}; one process {separate / once.seconds:.1f}x faster")
     add(LABEL, "the same backfill again (the run cache answers every week)", fmt_s(again.seconds),
         note=f"{reused} of 8 weeks reused; peak RSS {mib(again.peak_rss)}")
+    log("weeks: the cost of a run per week (tiny weeks)")
+    per_run = run_cost(bench)
+    add(LABEL, f"what a week's own Dagster run costs (8 weeks of {TINY_ROWS} rows against 1, per extra week)",
+        fmt_s(per_run), note=f"at most {8 * per_run / once.seconds:.0%} of the 8-week backfill: what a single run "
+        "could save")
     for window, measured in trainings.items():
         extra = f", {train_rows[window]:,} training rows" if window in train_rows and train_rows[window] else ""
         add(LABEL, f"`weekly_training_job` with K = {window} (its week and training)", fmt_s(measured.seconds),
             note=f"peak RSS {mib(measured.peak_rss)}{extra}")
     results.update(
-        one_process=once.as_dict(), again=again.as_dict(), reused_weeks=reused,
+        one_process=once.as_dict(), again=again.as_dict(), reused_weeks=reused, seconds_per_run=per_run,
         per_week=[m.as_dict() for m in per_week], trainings={w: m.as_dict() for w, m in trainings.items()},
     )
     bench.report.results["weeks"] = results
