@@ -151,9 +151,14 @@ def weekly_training(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg
     default_status=dg.DefaultSensorStatus.RUNNING if automation_enabled() else dg.DefaultSensorStatus.STOPPED,
     description=f"One training run per new CSV in the landing folder (${LANDING_VARIABLE}, default "
     "$RENTAL_PIPELINE_HOME/landing), started once the file's size and time stop changing between two ticks, "
-    "for the week a date in its name falls in (else the week it landed in).",
+    "for the week of an ISO date in its name (else the week the sensor first saw it). A name with an "
+    "unusable date is refused, and a drop for a week that has not begun waits for it.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    # The week under way is the last partition: a drop for a later week waits, rather than asking
+    # for a partition that does not exist (which would fail every tick, good drops included).
+    from rental_pipeline.partitions import WEEKS
+
     settings = Settings.from_environment()
     folder = landing_folder(settings)
     if not folder_exists(folder):
@@ -161,7 +166,8 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             skip_reason=f"landing folder {folder} does not exist (create it, or set {LANDING_VARIABLE})",
             cursor=context.cursor,
         )
-    found = scan(folder, LandingCursor.from_json(context.cursor), settings)
+    last_week = WEEKS.get_last_partition_key()
+    found = scan(folder, LandingCursor.from_json(context.cursor), settings, last_week=last_week)
     run_requests = [
         dg.RunRequest(
             run_key=drop.run_key,
@@ -173,13 +179,39 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     ]
     for drop in found.ready:
         context.log.info(f"starting {TRAINING_JOB} for week {drop.week} on {drop.path} ({drop.size:,} bytes)")
+    for refusal in found.refused:
+        if refusal.new:
+            context.log.warning(
+                f"refused {refusal.drop.path}: {refusal.reason}. Not started; rename it with its week's "
+                f"date as YYYY-MM-DD (e.g. listings_2024-03-06.csv), or with no date for the week it lands in"
+            )
+    for drop in found.not_due:
+        if drop.name in found.newly_not_due:
+            context.log.warning(
+                f"not starting {drop.path} yet: its week, {drop.week}, has not begun (the last week is "
+                f"{last_week}); it starts once that week begins"
+            )
+    notes = []
+    if found.refused:
+        notes.append(
+            "refused (the name holds no usable date; rename it): "
+            + "; ".join(refusal.reason for refusal in found.refused)
+        )
+    if found.not_due:
+        notes.append(
+            f"not started, its week has not begun (the last week is {last_week}): "
+            + ", ".join(f"{drop.name} (week {drop.week})" for drop in found.not_due)
+        )
     skip_reason = None
     if not run_requests:
         if found.waiting:
             names = ", ".join(drop.name for drop in found.waiting)
             skip_reason = f"waiting for {names} in {folder} to stop changing"
+        elif notes:
+            skip_reason = f"nothing to start in {folder}"
         else:
             skip_reason = f"no new CSV file in {folder}"
+        skip_reason = "; ".join([skip_reason, *notes])
     return dg.SensorResult(run_requests=run_requests, skip_reason=skip_reason, cursor=found.cursor.to_json())
 
 

@@ -32,12 +32,23 @@ class WeekOutcome:
     failed_checks: tuple[str, ...]
 
 
-def week_range(first: str, last: str) -> list[str]:
-    """Every week from ``first`` to ``last``, both included, as partition keys."""
+def week_range(first: str, last: str, newest: str | None = None) -> list[str]:
+    """Every week from ``first`` to ``last``, both included, as partition keys; a ValueError, before
+    anything runs, for a range that is not all weeks that exist: from FIRST_WEEK to ``newest``
+    (default: the week under way, the last partition of `WEEKS`)."""
     start, end = parse_week(first), parse_week(last)
     if end < start:
         raise ValueError(f"the range ends ({last}) before it starts ({first})")
+    newest = newest or _last_week()
+    if last > newest:
+        raise ValueError(f"week {last} does not exist yet: the last week is {newest}, the week under way")
     return [(start + timedelta(weeks=n)).strftime(WEEK_FORMAT) for n in range((end - start).days // 7 + 1)]
+
+
+def _last_week() -> str:
+    from rental_pipeline.partitions import WEEKS
+
+    return WEEKS.get_last_partition_key()
 
 
 def backfill(
@@ -46,6 +57,8 @@ def backfill(
     """Run ``job`` of the code location for each week in turn, as it finishes each one."""
     from rental_pipeline.definitions import defs
 
+    if weeks:  # every week must exist before the first runs: a backfill never stops half way for this
+        week_range(min(weeks), max(weeks))
     job_def = defs.resolve_job_def(job)
     for week in weeks:
         result = job_def.execute_in_process(

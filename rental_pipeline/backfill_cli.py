@@ -12,11 +12,19 @@ import click
 
 @click.command("backfill")
 @click.option("--from", "first", required=True, help="First week, the date of its Monday (e.g. 2024-03-04).")
-@click.option("--to", "last", required=True, help="Last week, included.")
-@click.option("--job", default="weekly_job", show_default=True,
-              help="weekly_job (the weeks' drops and checks) or weekly_training_job (each week also trains).")
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Run config (YAML) for every week, e.g. ops.weekly_raw_data.config.rows.")
+@click.option("--to", "last", required=True, help="Last week, included; at the latest the week under way.")
+@click.option(
+    "--job",
+    default="weekly_job",
+    show_default=True,
+    help="weekly_job (the weeks' drops and checks) or weekly_training_job (each week also trains).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run config (YAML) for every week, e.g. ops.weekly_raw_data.config.rows.",
+)
 def backfill_command(first: str, last: str, job: str, config_file: Path | None) -> None:
     """Materialize every week from --from to --to: one Dagster run per week, in one process.
 
@@ -30,8 +38,8 @@ def backfill_command(first: str, last: str, job: str, config_file: Path | None) 
 
     try:
         weeks = week_range(first, last)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from error
+    except ValueError as error:  # one line, before any run: a week that does not exist, a Tuesday...
+        raise click.ClickException(str(error)) from error
     config = yaml.safe_load(config_file.read_text()) if config_file else {}
     failed = []
     with dg.DagsterInstance.get() as instance:

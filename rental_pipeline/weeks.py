@@ -35,7 +35,15 @@ WEEK_FORMAT = "%Y-%m-%d"
 PARTITION_SEPARATOR = "."
 # The manifest metadata entry naming the week a version holds.
 PARTITION_KEY = "partition"
-_DATE_IN_NAME = re.compile(r"(20\d\d)-?(\d\d)-?(\d\d)")
+# A date in a drop's file name is a whole token (no digit right before or after it), tried at every
+# place it could start: an ISO date, `2024-03-06` or `20240306` (a `Y` group, `M`, `D`).
+_DATE_IN_NAME = re.compile(r"(?=(?<!\d)(?P<Y>\d{4})(?P<sep>-?)(?P<M>\d\d)(?P=sep)(?P<D>\d\d)(?!\d))")
+# Something that looks like a date but is not written as one a drop may use: day or month first
+# (`06-03-2024`, `6.3.2024`: ambiguous), an unpadded or otherwise separated year first
+# (`2024-3-6`, `2024_03_06`). A name holding one of these and no usable ISO date is refused.
+_DATE_LIKE_IN_NAME = re.compile(
+    r"(?=(?<!\d)(?P<date>\d{1,2}(?P<a>[-_.])\d{1,2}(?P=a)(?:19|20)\d\d|(?:19|20)\d\d(?P<b>[-_.])\d{1,2}(?P=b)\d{1,2})(?!\d))"
+)
 
 
 # The flag the clean checks put on a version once their whole verdict is recorded on it (check ->
@@ -86,23 +94,48 @@ def parse_week(text: str) -> date:
 
 
 def week_in_file_name(file_name: str) -> str | None:
-    """The week of a date written in a drop's file name (`listings_2024-03-06.csv`), if any."""
-    match = _DATE_IN_NAME.search(file_name)
-    if match is None:
-        return None
-    try:
-        day = date(int(match[1]), int(match[2]), int(match[3]))
-    except ValueError:
-        return None
-    week = week_of(day)
-    return week if week >= FIRST_WEEK else None
+    """The week of a date written in a drop's file name (`listings_2024-03-06.csv`), or None for a
+    name with no date in it.
+
+    A date is a whole token (`id_1202403061.csv` holds none) written as ISO does, `2024-03-06` or
+    `20240306`; every candidate is tried, left to right, and the first real day on or after
+    FIRST_WEEK wins (`nyc_2023-2024_2024-03-06.csv` is the week of 2024-03-04). A name that holds
+    something date-like but no usable date raises ValueError saying why: a day that does not exist
+    (`2024-02-30`), a day before FIRST_WEEK, or a form that is not ISO (`06-03-2024` could be March
+    or June; `2024-3-6`). Guessing, or falling back on the file's time, would put the drop in the
+    wrong week without anyone noticing."""
+    problems: list[str] = []
+    tried: set[int] = set()
+    for match in _DATE_IN_NAME.finditer(file_name):
+        tried.add(match.start())
+        text = f"{match['Y']}{match['sep']}{match['M']}{match['sep']}{match['D']}"
+        if not match["sep"] and match["Y"][:2] not in ("19", "20"):
+            continue  # eight digits that do not start like a year: an id, not a date
+        try:
+            day = date(int(match["Y"]), int(match["M"]), int(match["D"]))
+        except ValueError:
+            problems.append(f"{text} is not a day of the calendar")
+            continue
+        week = week_of(day)
+        if week < FIRST_WEEK:
+            problems.append(f"{text} is before the first week, {FIRST_WEEK}")
+            continue
+        return week
+    for match in _DATE_LIKE_IN_NAME.finditer(file_name):
+        if match.start() in tried:
+            continue  # an ISO date, judged above
+        problems.append(f"{match['date']} is not an ISO date (write YYYY-MM-DD, e.g. 2024-03-06)")
+    if problems:
+        raise ValueError(f"{file_name}: {'; '.join(dict.fromkeys(problems))}")
+    return None
 
 
 def weeks_before(week: str, count: int) -> list[str]:
-    """``count`` weeks ending with ``week``, oldest first (never before FIRST_WEEK)."""
+    """``count`` weeks ending with ``week``, oldest first (never before FIRST_WEEK, however large
+    ``count`` is)."""
     newest = parse_week(week)
-    weeks = [(newest - timedelta(weeks=back)).strftime(WEEK_FORMAT) for back in range(count - 1, -1, -1)]
-    return [w for w in weeks if w >= FIRST_WEEK]
+    count = min(count, (newest - parse_week(FIRST_WEEK)).days // 7 + 1)
+    return [(newest - timedelta(weeks=back)).strftime(WEEK_FORMAT) for back in range(count - 1, -1, -1)]
 
 
 def week_index(week: str) -> int:

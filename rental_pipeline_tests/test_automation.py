@@ -304,3 +304,135 @@ def test_retraining_on_a_new_week_is_there_but_stopped_unless_its_setting_is_on(
     monkeypatch.setenv(RETRAIN_VARIABLE, "on")
     assert retrain_sensor().default_status == dg.DefaultSensorStatus.RUNNING
     assert retrain_sensor(enabled=False).default_status == dg.DefaultSensorStatus.STOPPED
+
+
+# -- a drop's week -----------------------------------------------------------------------------
+
+
+def this_week() -> str:
+    """The week under way, as the sensor's tick sees it (the last partition of WEEKS)."""
+    from rental_pipeline.partitions import WEEKS
+
+    return WEEKS.get_last_partition_key()
+
+
+def weeks_after(week: str, count: int) -> str:
+    return (dt.date.fromisoformat(week) + dt.timedelta(weeks=count)).isoformat()
+
+
+def started(result) -> dict[str, str]:
+    """File name -> week of each run a tick asks for."""
+    return {
+        Path(r.run_config["ops"]["weekly_raw_data"]["config"]["source"]).name: r.partition_key
+        for r in result.run_requests
+    }
+
+
+def settle(instance: dg.DagsterInstance, cursor: str | None = None):
+    """Two ticks: the first sees the folder, the second starts what stayed the same."""
+    return tick(instance, tick(instance, cursor).cursor)
+
+
+def test_a_drop_for_a_week_that_has_not_begun_waits_and_stops_nothing_else(dagster_instance, landing, capfd):
+    now = dt.datetime.now(dt.timezone.utc).timestamp()
+    write_drop(landing / "listings_2099-01-01.csv")  # a date far ahead
+    next_monday = weeks_after(this_week(), 1)
+    write_drop(landing / f"listings_{next_monday}.csv", seed=2)  # next week's drop, dropped early
+    skewed = write_drop(landing / "skewed.csv", seed=3)  # a writer whose clock is 8 days ahead
+    os.utime(skewed, (now + 8 * 86_400, now + 8 * 86_400))
+    write_drop(landing / "listings_2024-03-06.csv", seed=4)  # a good drop beside them
+
+    result = settle(dagster_instance)
+    # The good drops start (the skewed file in the week the sensor saw it, not its clock's);
+    # nothing raises an unknown partition.
+    assert started(result) == {"listings_2024-03-06.csv": "2024-03-04", "skewed.csv": this_week()}
+    logged = capfd.readouterr().err
+    assert f"its week, {next_monday}, has not begun" in logged and "listings_2099-01-01.csv" in logged
+
+    # Not started, so not remembered as started: still waiting, for as long as its week is ahead.
+    cursor = LandingCursor.from_json(result.cursor)
+    assert set(cursor.started) == {"listings_2024-03-06.csv", "skewed.csv"}
+    assert {"listings_2099-01-01.csv", f"listings_{next_monday}.csv"} <= set(cursor.pending)
+    again = tick(dagster_instance, result.cursor)
+    assert not again.run_requests
+    assert "its week has not begun" in again.skip_message
+    assert f"listings_{next_monday}.csv (week {next_monday})" in again.skip_message
+    assert "has not begun" not in capfd.readouterr().err  # said once, not on every tick
+
+    # Once its week begins (a look whose week under way is that one), the drop starts.
+    from rental_pipeline.landing import scan
+
+    later = scan(landing, LandingCursor.from_json(again.cursor), last_week=next_monday)
+    assert [(d.name, d.week) for d in later.ready] == [(f"listings_{next_monday}.csv", next_monday)]
+    assert [d.name for d in later.not_due] == ["listings_2099-01-01.csv"]
+
+
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("listings_2018-12-31.csv", "2018-12-31 is before the first week, 2019-01-07"),
+        ("listings_2024-02-30.csv", "2024-02-30 is not a day of the calendar"),
+        ("listings_06-03-2024.csv", "06-03-2024 is not an ISO date"),
+        ("listings_2024-3-6.csv", "2024-3-6 is not an ISO date"),
+    ],
+)
+def test_a_name_with_an_unusable_date_is_refused_once_and_looked_at_again_when_renamed(
+    dagster_instance, landing, capfd, name, why
+):
+    drop = write_drop(landing / name)
+    first = tick(dagster_instance, None)
+    assert not first.run_requests
+    assert "refused" in first.skip_message and f"{name}: {why}" in first.skip_message
+    logged = capfd.readouterr().err
+    assert f"refused {drop.resolve()}: {name}: {why}" in logged  # a warning naming the file and why
+
+    cursor = first.cursor
+    for _ in range(2):  # never started, nor reported as new again
+        result = tick(dagster_instance, cursor)
+        assert not result.run_requests and why in result.skip_message
+        cursor = result.cursor
+    assert "refused" not in capfd.readouterr().err
+    assert LandingCursor.from_json(cursor).refused == [name] and not LandingCursor.from_json(cursor).started
+
+    drop.rename(landing / "listings_2024-03-06.csv")  # renamed with a usable date: a drop like any other
+    assert started(settle(dagster_instance, cursor)) == {"listings_2024-03-06.csv": "2024-03-04"}
+
+
+def test_a_date_is_a_whole_token_and_every_one_in_the_name_is_tried(dagster_instance, landing):
+    write_drop(landing / "nyc_2023-2024_2024-03-06.csv")  # "2023-20-24" is no date; 2024-03-06 is
+    write_drop(landing / "id_1202403061.csv", seed=2)  # digits inside a longer number: no date at all
+    assert started(settle(dagster_instance)) == {
+        "nyc_2023-2024_2024-03-06.csv": "2024-03-04",
+        "id_1202403061.csv": this_week(),
+    }
+
+
+def test_a_file_with_no_date_goes_to_the_week_the_sensor_first_saw_it_not_its_modification_time(
+    dagster_instance, landing
+):
+    copied = write_drop(landing / "listings.csv")  # copied with its time kept (cp -p, rsync -a, unzip)
+    old = dt.datetime(2024, 3, 6, 12, tzinfo=dt.timezone.utc).timestamp()
+    os.utime(copied, (old, old))
+    assert started(settle(dagster_instance)) == {"listings.csv": this_week()}
+
+    # The week is the one the sensor first saw the file in, kept in the cursor while the file
+    # settles: a file first seen last week and found ready this week is last week's drop.
+    fresh = write_drop(landing / "late.csv", seed=2)
+    seen = tick(dagster_instance, None)
+    state = LandingCursor.from_json(seen.cursor)
+    mtime_ns, size, first_seen = state.pending[fresh.name]
+    assert [mtime_ns, size] == [fresh.stat().st_mtime_ns, fresh.stat().st_size]
+    assert week_of(dt.datetime.fromtimestamp(first_seen / 1e9, dt.timezone.utc)) == this_week()
+    state.pending[fresh.name][2] = first_seen - 7 * 86_400 * 10**9  # as a tick a week ago recorded it
+    ready = tick(dagster_instance, state.to_json())
+    assert started(ready)["late.csv"] == weeks_after(this_week(), -1)
+
+
+def test_a_cursor_from_before_first_seen_times_still_loads(dagster_instance, landing):
+    drop = write_drop(landing / "listings.csv")
+    old = dt.datetime(2024, 3, 6, 12, tzinfo=dt.timezone.utc).timestamp()
+    os.utime(drop, (old, old))
+    stat = drop.stat()
+    cursor = '{"pending": {"listings.csv": [%d, %d]}, "started": {"a.csv": [1, 2]}}' % (stat.st_mtime_ns, stat.st_size)
+    # The waiting entry has no first-seen time: the file takes the week of the tick that finds it ready.
+    assert started(tick(dagster_instance, cursor)) == {"listings.csv": this_week()}

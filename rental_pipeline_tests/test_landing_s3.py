@@ -59,8 +59,12 @@ def test_a_drop_in_the_landing_prefix_starts_one_run_that_reads_it_from_object_s
     from rental_pipeline.definitions import default_resources, weekly_assets
 
     result = dg.materialize(
-        weekly_assets, instance=instance, selection=["weekly_raw_data"], run_config=request.run_config,
-        partition_key=request.partition_key, resources=default_resources(),
+        weekly_assets,
+        instance=instance,
+        selection=["weekly_raw_data"],
+        run_config=request.run_config,
+        partition_key=request.partition_key,
+        resources=default_resources(),
     )
     metadata = materialized(result)["weekly_raw_data"]
     assert metadata["source"] == source and metadata["dagster/row_count"] == 70
@@ -72,3 +76,26 @@ def test_a_missing_drop_is_named(landing) -> None:
     missing = f"s3://{TEST_BUCKET}/{bucket.prefix}/gone.csv?{url.partition('?')[2]}"
     with pytest.raises(ListingsError, match="gone.csv.*object does not exist"):
         read_listings(missing)
+
+
+def test_in_the_landing_prefix_a_bad_name_is_refused_and_a_drop_ahead_waits_while_a_good_drop_starts(landing, instance):
+    from rental_pipeline.landing import LandingCursor
+    from rental_pipeline.partitions import WEEKS
+
+    bucket, _ = landing
+    bucket.write("listings_2099-01-01.csv", csv(20, 1))  # a week that has not begun
+    bucket.write("listings_2024-02-30.csv", csv(20, 2))  # no such day
+    bucket.write("listings.csv", csv(20, 3))  # no date: the week the sensor first saw it
+
+    seen = tick(instance, None)
+    assert not seen.run_requests
+    assert "listings_2024-02-30.csv: 2024-02-30 is not a day of the calendar" in seen.skip_message
+    started = tick(instance, seen.cursor)
+    [request] = started.run_requests
+    assert request.run_config["ops"]["weekly_raw_data"]["config"]["source"].split("?")[0].endswith("/listings.csv")
+    assert request.partition_key == WEEKS.get_last_partition_key()
+    cursor = LandingCursor.from_json(started.cursor)
+    assert set(cursor.started) == {"listings.csv"} and "listings_2099-01-01.csv" in cursor.pending
+    assert cursor.refused == ["listings_2024-02-30.csv"]
+    later = tick(instance, started.cursor)
+    assert not later.run_requests and "listings_2099-01-01.csv (week 2098-12-29)" in later.skip_message

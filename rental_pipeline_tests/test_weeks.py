@@ -46,12 +46,55 @@ def test_a_drop_finds_its_week_in_its_file_name():
     assert week_in_file_name("listings_2024-03-06.csv") == "2024-03-04"
     assert week_in_file_name("nyc-20240310.csv") == "2024-03-04"
     assert week_in_file_name("listings.csv") is None
-    assert week_in_file_name("listings_2024-13-40.csv") is None
+    with pytest.raises(ValueError, match="2024-13-40 is not a day of the calendar"):
+        week_in_file_name("listings_2024-13-40.csv")
+
+
+def test_a_date_in_a_name_is_a_whole_iso_token_and_every_candidate_is_tried():
+    assert week_in_file_name("nyc_2023-2024_2024-03-06.csv") == "2024-03-04"  # past "2023-20-24"
+    assert week_in_file_name("listings_2024-03-06T10-00-00.csv") == "2024-03-04"
+    assert week_in_file_name("listings_2024-02-30_2024-03-06.csv") == "2024-03-04"  # a usable one wins
+    assert week_in_file_name(f"listings_{FIRST_WEEK}.csv") == FIRST_WEEK
+    assert week_in_file_name("listings_2099-01-01.csv") == "2098-12-29"  # a week ahead is the sensor's call
+    for no_date in ("id_1202403061.csv", "id_202403061.csv", "export_12345678.csv", "nyc_2023-2024.csv"):
+        assert week_in_file_name(no_date) is None, no_date  # digits inside a longer number, or no date shape
+
+
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("listings_2018-12-31.csv", "2018-12-31 is before the first week, 2019-01-07"),
+        ("listings_20190106.csv", "20190106 is before the first week"),
+        ("listings_2024-02-30.csv", "2024-02-30 is not a day of the calendar"),
+        ("listings_20241340.csv", "20241340 is not a day of the calendar"),
+        ("listings_06-03-2024.csv", "06-03-2024 is not an ISO date"),
+        ("listings_6.3.2024.csv", "6.3.2024 is not an ISO date"),
+        ("listings_2024-3-6.csv", "2024-3-6 is not an ISO date"),
+        ("listings_2024_03_06.csv", "2024_03_06 is not an ISO date"),
+    ],
+)
+def test_a_name_with_something_date_like_but_no_usable_date_is_refused_saying_why(name, why):
+    with pytest.raises(ValueError, match=f"^{name}: .*{why}"):
+        week_in_file_name(name)
 
 
 def test_weeks_before_counts_back_from_the_newest_and_stops_at_the_first_week():
     assert weeks_before("2024-03-18", 3) == ["2024-03-04", "2024-03-11", "2024-03-18"]
     assert weeks_before(FIRST_WEEK, 4) == [FIRST_WEEK]
+    every = weeks_before("2024-03-04", 1_000_000)  # no overflow: the weeks stop at the first
+    assert every[0] == FIRST_WEEK and every[-1] == "2024-03-04" and len(every) == 270
+
+
+def test_a_training_window_is_at_most_ten_years():
+    from pydantic import ValidationError
+
+    from rental_pipeline.assets.split import SplitConfig
+
+    assert SplitConfig(weeks=520).weeks == 520
+    for too_many in (521, 1_000_000):
+        with pytest.raises(ValidationError, match="less than or equal to 520"):
+            SplitConfig(weeks=too_many)
+    assert "at most 520 (ten years)" in SplitConfig.model_fields["weeks"].description
 
 
 def _frame(ids: list[int], price: int) -> pd.DataFrame:
@@ -106,3 +149,37 @@ def test_a_week_asked_to_drift_changes_its_borough_mix():
     shares = drifted["neighbourhood_group"].value_counts(normalize=True)
     assert shares["Manhattan"] < usual["Manhattan"] / 2 and shares["Queens"] > usual["Queens"] * 1.5
     assert drifted["id"].is_unique
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_mirror")
+def test_a_long_window_over_a_short_history_says_once_which_weeks_it_goes_without(instance):
+    import dagster as dg
+
+    from rental_pipeline.definitions import defs
+
+    week = "2024-03-04"
+    config = {
+        "ops": {
+            "weekly_raw_data": {"config": {"rows": 1_500, "seed": 7}},
+            "weekly_clean_sample_checks": {"config": {"min_rows": 100}},
+        }
+    }
+    made = defs.resolve_job_def("weekly_job").execute_in_process(
+        instance=instance, partition_key=week, run_config=config
+    )
+    assert made.success
+    split = defs.resolve_job_def("weekly_training_job").execute_in_process(
+        instance=instance,
+        partition_key=week,
+        run_config={"ops": {"split_listings": {"config": {"weeks": 500}}}},
+        asset_selection=[dg.AssetKey("trainval_data")],
+    )
+    assert split.success
+    messages = [entry.user_message for entry in instance.all_logs(split.run_id) if entry.user_message]
+    missing = [m for m in messages if "not in the store" in m or "have no clean_sample" in m]
+    # 269 weeks of the window (2019-01-07 to 2024-02-26) are missing: said in one line, not 269.
+    assert missing and len(missing) <= 2  # the run cache's look at the window and the split's
+    assert all(
+        "269 weeks of the window have no clean_sample in the store (2019-01-07 to 2024-02-26)" in m for m in missing
+    )

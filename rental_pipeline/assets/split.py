@@ -31,8 +31,10 @@ class SplitConfig(dg.Config):
     weeks: int = Field(
         default=1,
         ge=1,
+        le=520,  # ten years of weekly drops
         description="A run that names a week: train on its last this many weeks (one row per listing, the "
-        "newest week's wins); the test side is always the named week's own.",
+        "newest week's wins), at most 520 (ten years); the test side is always the named "
+        "week's own.",
     )
 
 
@@ -100,10 +102,11 @@ def _window(context: dg.AssetExecutionContext, config: SplitConfig) -> dict[str,
     run = run_state(context)
     stored = set(run.store.names())
     window: dict[str, str] = {}
+    missing: list[str] = []
     for day in weeks_before(week, config.weeks):
         name = store_name("clean_sample", day)
         if day != week and name not in stored:
-            context.log.info(f"{name} is not in the store: the window goes on without it")
+            missing.append(day)
             continue
         resolution = run.input(name)
         version = run.store.get(resolution.ref)
@@ -119,4 +122,10 @@ def _window(context: dg.AssetExecutionContext, config: SplitConfig) -> dict[str,
             context.log.warning(f"{version.ref} {why}: the window goes on without that week")
             continue
         window[name] = version.ref
+    if missing:  # one line however many: a long window over a short history misses most of its weeks
+        weeks = ", ".join(missing) if len(missing) <= 3 else f"{missing[0]} to {missing[-1]}"
+        context.log.info(
+            f"{len(missing)} weeks of the window have no clean_sample in the store "
+            f"({weeks}): the window goes on without them"
+        )
     return window
