@@ -4,7 +4,8 @@ Both start `weekly_training_job` for the drop's week (a partition): `weekly_raw_
 drop as that week's, and the model is retrained on the window of weeks ending there; every other
 stage keeps its configured defaults. The sensor finds a drop's week in its file name
 (`listings_2024-03-06.csv`, so a late or corrected drop for a past week makes a new version of
-that week), else takes the week it landed in; the schedule's week is the one its Monday starts.
+that week), else takes the week the sensor first saw the file in (`rental_pipeline.landing`); the
+schedule's week is the one its Monday starts.
 They are off until someone turns them on, in the UI (Automation), with `dagster schedule start` /
 `dagster sensor start`, or for a deployment by setting `RENTAL_PIPELINE_AUTOMATION=on` in the code
 location's environment. Turning them on needs the Dagster daemon running: `dagster dev` starts
@@ -12,10 +13,11 @@ one; a Helm deployment runs one.
 
 A week can also land without training (a backfill, `weekly_job`, a click in the UI): the
 `retrain_on_new_week` sensor, stopped unless `RENTAL_PIPELINE_RETRAIN_ON_NEW_WEEK=on` (or started in
-the UI), then starts the training assets of `weekly_training_job` for the newest week that passed its
-checks. It is a sensor rather than declarative automation (`AutomationCondition`) because the
-training assets are not partitioned: the runs automation requests for them name no week, so they
-would train on `clean_sample`, not on the week that landed; a sensor's run names its week.
+the UI), then starts the training assets of `weekly_training_job` for the newest week whose checks
+were judged and passed (`weeks.trainable`). It is a sensor rather than declarative automation
+(`AutomationCondition`) because the training assets are not partitioned: the runs automation
+requests for them name no week, so they would train on `clean_sample`, not on the week that
+landed; a sensor's run names its week.
 """
 
 from __future__ import annotations
