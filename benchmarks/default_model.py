@@ -3,18 +3,18 @@
     python -m benchmarks.default_model                      # sample1 and 48,895 synthetic rows
     python -m benchmarks.default_model --rows 5000 --score-rows 25000 --json out.json
 
-The previous default (before the host and neighbourhood encodings) is rebuilt here from the
-package's own pieces: the same preprocessing less those two encodings, and the same two boosted
-models (squared error on log price, absolute error on price), stored as fitted on the train part.
-The current default is validated on a fit to the train part and stored as refitted on train +
-validation (`training.train_inference_pipeline`). Both are measured under the reference protocol
-(clean, trainval/test split, train/validation split, one seed for both splits):
+The previous default is the boosted model as it was before its third member: the same
+preprocessing (host and neighbourhood encodings included), two boosted models of log price
+(squared and absolute error) on 0.5 of the features per split and 127 bins (`PREVIOUS`). The
+current default is `BoostingParams()`. Both are validated on a fit to the train part and stored
+as refitted on train + validation (`training.train_inference_pipeline`), and measured under the
+reference protocol (clean, trainval/test split, train/validation split, one seed for both splits):
 
 * test MAE on `../shared/data/sample1.csv` with the reference seed 42, and over seeds 1, 7 and 13:
   one test split has a standard error of about 0.5 dollars, so the paired gap (new minus old on
   the same split) is what says whether the change holds, not one number;
-* test MAE on synthetic NYC-sized listings, with the time the training step takes there (for the
-  current default: its fit on train plus its refit), wall clock and CPU;
+* test MAE on synthetic NYC-sized listings, with the time the training step takes there (its fit
+  on train plus its refit), wall clock and CPU;
 * rows per second of `predict.predict_csv` (the `predict` command's scoring of a file, without
   starting the process and loading the model) on a synthetic file, runs interleaved, per second
   of wall clock and per second of this process's CPU time (the steadier figure when other work
@@ -35,10 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.metrics import mean_absolute_error
 from sklearn.pipeline import Pipeline
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -49,26 +46,18 @@ OLD, NEW = "previous default", "current default"
 GOAL_SAMPLE1_TEST_MAE = 29.0
 
 
-def previous_default() -> Pipeline:
-    """The default model as it was before the host and neighbourhood encodings, unfitted."""
-    from rental_pipeline.boosting import AveragedRegressor, _boosted_trees, build_boosted_preprocessor
+def previous_params() -> Any:
+    """The default's parameters before its third member (two members, 0.5 of the features, 127 bins)."""
     from rental_pipeline.model_params import BoostingParams
 
-    params = BoostingParams()
-    preprocessor = build_boosted_preprocessor(params)
-    added = ("host_price", "neighbourhood_price")
-    preprocessor.transformers = [t for t in preprocessor.transformers if t[0] not in added]
-    log_price = TransformedTargetRegressor(
-        regressor=_boosted_trees(params, "squared_error"), func=np.log1p, inverse_func=np.expm1
-    )
-    regressor = AveragedRegressor(
-        estimators=[
-            ("log_price_squared_error", log_price),
-            ("price_absolute_error", _boosted_trees(params, "absolute_error")),
-        ],
-        n_jobs=params.n_jobs,
-    )
-    return Pipeline(steps=[("preprocessor", preprocessor), ("regressor", regressor)])
+    return BoostingParams(members=2, max_features=0.5, max_bins=127)
+
+
+def previous_default() -> Pipeline:
+    """The default model as it was before its third member, unfitted."""
+    from rental_pipeline.boosting import build_boosted_pipeline
+
+    return build_boosted_pipeline(previous_params())
 
 
 @dataclass
@@ -81,19 +70,13 @@ class Trained:
 
 def train(which: str, trainval: pd.DataFrame, seed: int) -> Trained:
     """`which` trained on trainval as the pipeline trains (and stores) it."""
-    from rental_pipeline.features import FEATURE_COLUMNS, TARGET
-    from rental_pipeline.split import split_listings
+    from rental_pipeline.model_params import BoostingParams
     from rental_pipeline.training import train_inference_pipeline
 
+    params = BoostingParams() if which == NEW else previous_params()
     wall, cpu = time.perf_counter(), time.process_time()
-    if which == NEW:
-        result = train_inference_pipeline(trainval, random_seed=seed, importances=False)
-        model, val_mae = result.pipeline, result.metrics["val_mae"]
-    else:
-        fit_rows, validation = split_listings(trainval, test_size=0.2, random_seed=seed)
-        model = previous_default().fit(fit_rows[FEATURE_COLUMNS], fit_rows[TARGET])
-        val_mae = float(mean_absolute_error(validation[TARGET], model.predict(validation[FEATURE_COLUMNS])))
-    return Trained(model, val_mae, time.perf_counter() - wall, time.process_time() - cpu)
+    result = train_inference_pipeline(trainval, random_seed=seed, boosting=params, importances=False)
+    return Trained(result.pipeline, result.metrics["val_mae"], time.perf_counter() - wall, time.process_time() - cpu)
 
 
 def test_mae(model: Pipeline, test: pd.DataFrame) -> float:

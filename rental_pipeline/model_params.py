@@ -42,8 +42,17 @@ class BoostingParams:
     max_depth: int | None = 10
     min_samples_leaf: int = field(default=10, metadata={"ge": 1})
     l2_regularization: float = field(default=5.0, metadata={"ge": 0})
-    max_features: float = field(default=0.5, metadata={"gt": 0, "le": 1})
-    max_bins: int = field(default=127, metadata={"ge": 2, "le": 255})
+    max_features: float = field(default=0.4, metadata={"gt": 0, "le": 1})
+    max_bins: int = field(default=255, metadata={"ge": 2, "le": 255})
+    members: int = field(
+        default=3,
+        metadata={
+            "ge": 1,
+            "le": 8,
+            "description": "Boosted models averaged: squared error, absolute error, then more absolute "
+            "error models, each with its own seed (2 gives the earlier two-model default).",
+        },
+    )
     text_alpha: float = field(default=1.0, metadata={"gt": 0})
     text_min_df: int = field(default=2, metadata={"ge": 1})
     text_folds: int = field(default=5, metadata={"ge": 2})

@@ -44,7 +44,7 @@ def run(bench: Bench) -> None:
     add(LABEL, f"training step, synthetic {sizes.nyc_rows:,} rows: previous / current",
         f"{old.fit_seconds:.1f} s / {new.fit_seconds:.1f} s", f"< {FIT_GOAL_SECONDS:.0f} s",
         new.fit_seconds < FIT_GOAL_SECONDS,
-        note=f"CPU {old.fit_cpu_seconds:.1f} s / {new.fit_cpu_seconds:.1f} s; current: fit on train + refit")
+        note=f"CPU {old.fit_cpu_seconds:.1f} s / {new.fit_cpu_seconds:.1f} s; each: fit on train + refit")
     old_rate, new_rate = statistics.median(old.rows_per_second), statistics.median(new.rows_per_second)
     old_cpu, new_cpu = statistics.median(old.rows_per_cpu_second), statistics.median(new.rows_per_cpu_second)
     add(LABEL, f"predict_csv on {sizes.predict_rows[0]:,} synthetic rows: previous / current",
