@@ -29,6 +29,7 @@ import dagster as dg
 
 from rental_pipeline.landing import LandingCursor, folder_exists, landing_folder, scan
 from rental_pipeline.partitions import PARTITION_TAG
+from rental_pipeline.promotion import MODEL, PROD, newest_week
 from rental_pipeline.settings import AUTOMATION_VARIABLE as AUTOMATION_VARIABLE
 from rental_pipeline.settings import LANDING_VARIABLE, RETRAIN_VARIABLE, WEEKLY_SOURCE_VARIABLE, Settings
 from rental_pipeline.sources import describe
@@ -58,21 +59,27 @@ RETRAIN_TARGETS = ("trainval_data", "test_data", "inference_pipeline", "model_ev
 def retraining(store: ArtifactStore) -> dg.SensorResult:
     """What `retrain_on_new_week` asks for: one run of `weekly_training_job`'s training assets for
     the newest week in ``store`` whose checks were judged and passed (`weeks.newest_trainable_week`),
-    unless a split already trained on that exact week version.
+    unless a model already trained on that exact week version, or prod trained on a newer week
+    (a model of an older week could never replace it: `promotion`).
 
     Read from the store alone, so nothing can wedge it: a week whose run is still judging its
-    checks, or was killed before them, is not trainable yet (the week before it is, and was most
-    likely trained on already); a week that failed is never the one named; a week its own run
-    trained on (the landing sensor's, the schedule's) is done. The run key names the week version,
-    so Dagster starts each at most once, however many ticks see it."""
+    checks, or was killed before them, is not trainable yet; a week that failed is never the one
+    named; a week its own run trained on (the landing sensor's, the schedule's) is done. The run
+    key names the week version, so Dagster starts each at most once, however many ticks see it (a
+    failed retraining is started again by hand)."""
     week = newest_trainable_week(store)
     if week is None:
         return dg.SensorResult(skip_reason="no week in the store has passed its checks yet: nothing to train on")
     newest = store.get(f"{store_name('clean_sample', week)}:latest").ref
-    trained = next((split.ref for split in _splits(store) if split.inputs and split.inputs[-1] == newest), None)
+    trained = next((model for model in _models(store) if _newest_input(store, model) == newest), None)
     if trained is not None:
+        return dg.SensorResult(skip_reason=f"{trained} trained on {newest}, the newest week that passed its checks")
+    prod = store.get(f"{MODEL}:{PROD}").ref if store.exists(f"{MODEL}:{PROD}") else None
+    prod_week = newest_week(store, prod) if prod else None
+    if prod_week is not None and prod_week > week:
         return dg.SensorResult(
-            skip_reason=f"the newest week that passed its checks, {newest}, was trained on ({trained})"
+            skip_reason=f"{newest} is the newest week that passed its checks, but {PROD} {prod} trained on "
+            f"{prod_week}, a newer week: a model of it could not replace {PROD}"
         )
     request = dg.RunRequest(
         run_key=f"retrain:{newest}",
@@ -84,9 +91,16 @@ def retraining(store: ArtifactStore) -> dg.SensorResult:
     return dg.SensorResult(run_requests=[request])
 
 
-def _splits(store: ArtifactStore) -> list:
-    """Every `trainval_data` version, newest first: whose lineage ends in a week version was trained on it."""
-    return list(reversed(store.history("trainval_data"))) if "trainval_data" in store.names() else []
+def _models(store: ArtifactStore) -> list[str]:
+    """Every stored model, newest first."""
+    return [m.ref for m in reversed(store.history(MODEL))] if MODEL in store.names() else []
+
+
+def _newest_input(store: ArtifactStore, model: str) -> str | None:
+    """The newest week version a model's training split read (the last of the split's inputs)."""
+    splits = store.get(model).inputs
+    inputs = store.get(splits[-1]).inputs if splits else ()
+    return inputs[-1] if inputs else None
 
 
 def retrain_sensor(enabled: bool | None = None) -> dg.SensorDefinition:

@@ -332,6 +332,9 @@ def judge_clean_sample(
     references = StoreReferences(store)
     version = checked.ref
     selected = _selected(context)
+    # A re-judge starts with these checks unjudged: a step killed before its verdict leaves the
+    # version untrusted (`weeks.trainable`), never trusted on a cleared or half-written flag.
+    store.mark_entries(version, JUDGED_FLAG, dict.fromkeys(selected))
     reference = None
     if selected & {"borough_drift", *DRIFT_RULES}:
         held = reference_holder(store, checked.name)  # a week's: the newest week's reference up to it
@@ -339,8 +342,9 @@ def judge_clean_sample(
     # The drift result is the one that knows every rule's verdict, so only a run that evaluates it
     # records the verdict on the version and may move the reference.
     if "borough_drift" in selected:
-        if not failures:
-            references.record_check_failures(version, {})  # a stale flag would keep the reference off it
+        # This step's checks start clean (a stale flag would keep the reference off the version);
+        # a failure of a check it does not judge stays, so the reference stays off it.
+        store.mark_entries(version, FAILED_CHECKS_FLAG, dict.fromkeys(selected))
         drift, new_reference = judge_borough_drift(
             clean_sample,
             reference,
@@ -356,14 +360,10 @@ def judge_clean_sample(
         outcomes["borough_drift"] = drift
         if not drift.passed and not drift.warning:
             failures["borough_drift"] = drift.message
-        if failures:
-            references.record_check_failures(version, failures)
     # The other columns are measured against the reference as it was before this step; a version
     # just made the reference passes them with the shift it had.
     borough = outcomes.get("borough_drift")
     made_reference = bool(borough is not None and borough.facts.get("reference_set"))
-    # Their verdicts go to the version's flag together, in one write.
-    drift_entries: dict[str, str | None] = {}
     for name in sorted(selected & set(DRIFT_RULES)):
         outcomes[name] = judge_column_drift(
             clean_sample,
@@ -374,14 +374,12 @@ def judge_clean_sample(
             warn_only=config.drift_severity == "warn",
             became_reference=made_reference,
         )
-        failed = not outcomes[name].passed and not outcomes[name].warning
-        if failed:
+        if not outcomes[name].passed and not outcomes[name].warning:
             failures[name] = outcomes[name].message
-        drift_entries[name] = outcomes[name].message if failed else None
-    if drift_entries:
-        store.mark_entries(version, FAILED_CHECKS_FLAG, drift_entries)
-    if "borough_drift" in selected:  # the whole verdict is on the version now, failures first
-        store.mark_entries(version, JUDGED_FLAG, {name: context.run.run_id for name in selected})
+    # Every check this step judged, and only those, in one write: a failure adds its entry, a
+    # pass removes it. Then they count as judged (failures first, so never judged and unflagged).
+    store.mark_entries(version, FAILED_CHECKS_FLAG, {name: failures.get(name) for name in selected})
+    store.mark_entries(version, JUDGED_FLAG, dict.fromkeys(selected, context.run.run_id))
     if failures:
         failed = ", ".join(sorted(failures))
         context.log.error(f"{CLEAN_SAMPLE} ({version}) failed {failed}; downstream assets will not run")

@@ -49,6 +49,7 @@ _DATE_LIKE_IN_NAME = re.compile(
 # The flag the clean checks put on a version once their whole verdict is recorded on it (check ->
 # the run that judged it): without it, no `failed_checks` flag means "not judged yet", not "passed".
 JUDGED_FLAG = "judged_checks"
+VERDICT_CHECK = "borough_drift"
 
 
 # The weekly asset of an artifact in Dagster: `weekly_raw_data` partitioned by week, beside the
@@ -201,13 +202,14 @@ def reference_week(names: Sequence[str], asset: str, week: str) -> str | None:
 
 
 def trainable(version: VersionManifest) -> bool:
-    """Whether a week's clean listings may be trained on: their checks have been judged (the
-    `JUDGED_FLAG` that the clean checks write once their verdict is recorded) and none failed. A
-    version whose checks are still running, or never ran (its run was killed), has no failure
-    flag yet, and is not trusted for that."""
+    """Whether a week's clean listings may be trained on: their verdict is in (`borough_drift`, the
+    check that weighs every other rule's outcome, is in `JUDGED_FLAG`) and no check's latest
+    verdict failed. A version whose checks are still running, never ran (its run was killed), or
+    are being judged again has no such entry, and is not trusted for lacking a failure flag."""
     from rental_pipeline.store import FAILED_CHECKS_FLAG
 
-    return bool(version.flags.get(JUDGED_FLAG)) and not version.flags.get(FAILED_CHECKS_FLAG)
+    judged = version.flags.get(JUDGED_FLAG) or {}
+    return VERDICT_CHECK in judged and not version.flags.get(FAILED_CHECKS_FLAG)
 
 
 def newest_trainable_week(store: ArtifactStore, asset: str = "clean_sample") -> str | None:

@@ -224,16 +224,18 @@ def test_a_week_landing_without_training_is_trained_on_and_a_bad_week_never_is(i
     assert [v.version for v in store.history(f"raw_data.{WEEKS[0]}")] == [0]  # the drop is not read again
 
     again = retrain_tick(instance)
-    assert not again.run_requests and "was trained on (trainval_data:v0)" in again.skip_message
+    assert (
+        not again.run_requests and f"inference_pipeline:v0 trained on clean_sample.{WEEKS[0]}:v0" in again.skip_message
+    )
 
     assert not run_week(instance, WEEKS[1], week_config(drift=True)).success  # a week its checks stop
     bad = retrain_tick(instance)
     assert not bad.run_requests  # never the bad week; the week before it was trained on already
-    assert f"clean_sample.{WEEKS[0]}:v0, was trained on" in bad.skip_message
+    assert f"trained on clean_sample.{WEEKS[0]}:v0" in bad.skip_message
 
     assert train_week(instance, WEEKS[2], weeks=1).success  # the landing sensor's run trains on its week itself
     trained = retrain_tick(instance)
-    assert not trained.run_requests and f"clean_sample.{WEEKS[2]}:v0, was trained on" in trained.skip_message
+    assert not trained.run_requests and f"trained on clean_sample.{WEEKS[2]}:v0" in trained.skip_message
 
 
 @pytest.mark.slow
@@ -290,3 +292,79 @@ def test_a_late_drop_for_a_past_week_does_not_take_prod_back_in_time(instance, t
     decision = challenger.flags["promotion"]
     assert not decision["promoted"]
     assert f"older than prod {prod.ref}'s {WEEKS[2]}" in decision["outcome"]
+
+
+def judge_again(instance: dg.DagsterInstance, week: str, checks: set[str], **config: Any) -> dg.ExecuteInProcessResult:
+    """Some of a stored week's clean checks again, alone (as `dagster asset check --select` runs them)."""
+    from rental_pipeline.definitions import defs
+
+    keys = {dg.AssetCheckKey(dg.AssetKey("weekly_clean_sample"), name) for name in checks}
+    job = defs.resolve_job_def("weekly_job").get_subset(asset_selection=set(), asset_check_selection=keys)
+    run_config = {"ops": {"weekly_clean_sample_checks": {"config": {"min_rows": 100, **config}}}}
+    return job.execute_in_process(instance=instance, partition_key=week, run_config=run_config, raise_on_error=False)
+
+
+@pytest.mark.slow
+def test_a_week_is_trainable_only_while_every_latest_verdict_on_it_passed(instance):
+    from rental_pipeline.weeks import trainable
+
+    store = artifact_store()
+    assert run_week(instance, WEEKS[0]).success
+    clean = f"clean_sample.{WEEKS[0]}:v0"
+    assert trainable(store.get(clean))
+    # one check alone, failing now: the version is flagged, so no longer trainable
+    assert not judge_again(instance, WEEKS[0], {"row_count"}, min_rows=100_000).success
+    assert "row_count" in store.get(clean).flags["failed_checks"] and not trainable(store.get(clean))
+    assert not retrain_tick(instance).run_requests
+    # the verdict check alone does not wipe a failure it did not judge again
+    assert judge_again(instance, WEEKS[0], {"borough_drift"}).success
+    assert not trainable(store.get(clean))
+    # judged again and passing, it is trainable again
+    assert judge_again(instance, WEEKS[0], {"row_count"}).success
+    assert trainable(store.get(clean))
+
+
+@pytest.mark.slow
+def test_a_verdict_that_never_came_leaves_the_week_untrusted(instance):
+    """A week judged again is untrusted until the new verdict is in: a re-judge that dies on the
+    way (here the reference's bytes are gone, a damaged store) leaves no verdict to train on."""
+    from rental_pipeline.weeks import trainable
+
+    store = artifact_store()
+    for week in WEEKS[:2]:
+        assert run_week(instance, week).success
+    good = f"clean_sample.{WEEKS[1]}:v0"
+    assert trainable(store.get(good))
+    reference = store.get(f"clean_sample.{WEEKS[0]}:reference")
+    damaged = [blob for entry in reference.files for blob in store.root.rglob(entry.sha256)]
+    assert damaged
+    for blob in damaged:
+        blob.chmod(0o600)
+        blob.write_bytes(b"not parquet")
+    again = judge_again(instance, WEEKS[1], {"borough_drift", "row_count"})
+    assert not again.success and not again.get_asset_check_evaluations()  # the step died, no verdict
+    assert not trainable(store.get(good))
+    requests = retrain_tick(instance).run_requests  # not that week, until it is judged again
+    assert all(request.tags["dagster/partition"] != WEEKS[1] for request in requests)
+
+
+@pytest.mark.slow
+def test_retraining_never_names_a_week_older_than_prods_and_asks_again_when_no_model_came(instance):
+    assert run_week(instance, WEEKS[0]).success
+    assert train_week(instance, WEEKS[1], weeks=1).success  # prod trains on the newer week
+    # A corrected drop of the newer week fails its checks: the newest trusted week is now the older one.
+    assert not run_week(instance, WEEKS[1], week_config(drift=True, seed=9)).success
+    tick = retrain_tick(instance)
+    assert not tick.run_requests  # a model of 2024-03-04 could never replace prod, trained on 2024-03-11
+    assert f"trained on {WEEKS[1]}, a newer week" in tick.skip_message
+
+    # A week whose split was stored but whose model never came is asked for again.
+    from rental_pipeline.definitions import defs
+
+    assert run_week(instance, WEEKS[2]).success
+    split_only = defs.resolve_job_def("weekly_training_job").get_subset(
+        asset_selection={dg.AssetKey("trainval_data"), dg.AssetKey("test_data")}
+    )
+    assert split_only.execute_in_process(instance=instance, tags={"dagster/partition": WEEKS[2]}).success
+    (request,) = retrain_tick(instance).run_requests
+    assert request.tags["dagster/partition"] == WEEKS[2]
