@@ -89,7 +89,7 @@ def parse_week(text: str) -> date:
         raise ValueError(f"week {text!r} is not a date like 2024-03-04 (the Monday that starts it)") from None
     if day.weekday() != 0:
         raise ValueError(f"week {text!r} is a {day:%A}: a week is named by its Monday, here {week_of(day)}")
-    if text < FIRST_WEEK:
+    if day < date.fromisoformat(FIRST_WEEK):
         raise ValueError(f"week {text!r} is before the first week, {FIRST_WEEK}")
     return day
 
@@ -117,11 +117,10 @@ def week_in_file_name(file_name: str) -> str | None:
         except ValueError:
             problems.append(f"{text} is not a day of the calendar")
             continue
-        week = week_of(day)
-        if week < FIRST_WEEK:
+        if day < date.fromisoformat(FIRST_WEEK):  # dates, not strings: "999-06-10" sorts after "2019"
             problems.append(f"{text} is before the first week, {FIRST_WEEK}")
             continue
-        return week
+        return week_of(day)
     for match in _DATE_LIKE_IN_NAME.finditer(file_name):
         if match.start() in tried:
             continue  # an ISO date, judged above

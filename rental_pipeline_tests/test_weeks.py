@@ -64,6 +64,7 @@ def test_a_date_in_a_name_is_a_whole_iso_token_and_every_candidate_is_tried():
     "name, why",
     [
         ("listings_2018-12-31.csv", "2018-12-31 is before the first week, 2019-01-07"),
+        ("listings_0999-06-15.csv", "0999-06-15 is before the first week, 2019-01-07"),  # not "999-06-10"
         ("listings_20190106.csv", "20190106 is before the first week"),
         ("listings_2024-02-30.csv", "2024-02-30 is not a day of the calendar"),
         ("listings_20241340.csv", "20241340 is not a day of the calendar"),
