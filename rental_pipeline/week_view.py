@@ -74,9 +74,12 @@ class ProdScore:
     mae: float | None  # None when none were scored
 
 
-def week_rows(weeks: Sequence[Week], prod: Mapping[str, ProdScore], drops: Sequence[Drop] = ()) -> pd.DataFrame:
-    """The table, oldest week first; ``prod``: week -> prod's score on that week's new listings."""
-    baselines = _new_ids(weeks)
+def week_rows(
+    weeks: Sequence[Week], prod: Mapping[str, ProdScore], drops: Sequence[Drop] = (), baseline: Week | None = None
+) -> pd.DataFrame:
+    """The table, oldest week first; ``prod``: week -> prod's score on that week's new listings;
+    ``baseline``: the newest good week before those shown, which the oldest is compared with."""
+    baselines = _new_ids([*([baseline] if baseline else []), *weeks])
     rows = []
     for week in sorted(weeks, key=lambda w: w.week):
         drift = None
@@ -119,11 +122,11 @@ def _failures(week: Week) -> str:
     return ", ".join(part for part in (week.failed_checks, stopped) if part)
 
 
-def new_listings(weeks: Sequence[Week]) -> dict[str, pd.DataFrame]:
-    """Week -> its listings the newest earlier week that passed its checks did not hold; a week with
-    no such week before it is left out."""
+def new_listings(weeks: Sequence[Week], baseline: Week | None = None) -> dict[str, pd.DataFrame]:
+    """Week -> its listings the newest earlier week that passed its checks (``baseline`` for the
+    oldest) did not hold; a week with no such week before it is left out."""
     frames = {w.week: w.clean for w in weeks}
-    found = _new_ids(weeks).items()
+    found = _new_ids([*([baseline] if baseline else []), *weeks]).items()
     return {week: frames[week][frames[week]["id"].isin(ids)] for week, (_, ids) in found}
 
 

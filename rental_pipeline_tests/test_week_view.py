@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
@@ -208,3 +209,48 @@ def test_a_drop_its_raw_checks_stopped_has_a_row_with_what_it_failed(instance, t
     assert first["version"] == f"clean_sample.{WEEKS[0]}:v0"
     assert first["failed_checks"] == f"schema (raw_data.{WEEKS[0]}:v1)"
     assert _row(view, WEEKS[2])["new_since"] == WEEKS[0]  # its clean listings still passed their checks
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_mirror")
+def test_a_week_whose_checks_were_not_judged_is_shown_so_and_never_counted_against(instance):
+    from rental_pipeline.definitions import defs
+    from rental_pipeline_tests.conftest import artifact_store
+    from rental_pipeline_tests.test_partitions import run_week, week_config
+
+    assert run_week(instance, WEEKS[0]).success
+    # the drifting week stored without its checks: a run killed before them leaves this
+    unchecked = defs.resolve_job_def("weekly_job").get_subset(
+        asset_selection={dg.AssetKey("weekly_raw_data"), dg.AssetKey("weekly_clean_sample")},
+        asset_check_selection=set(),
+    )
+    raw = {"ops": {"weekly_raw_data": week_config(drift=True)["ops"]["weekly_raw_data"]}}
+    assert unchecked.execute_in_process(instance=instance, partition_key=WEEKS[1], run_config=raw).success
+    assert run_week(instance, WEEKS[2]).success
+    store = artifact_store()
+    view = store.load("week_by_week:latest")
+    assert _row(view, WEEKS[1])["failed_checks"] == "not judged yet"
+    ids = {week: set(store.load(f"clean_sample.{week}:v0")["id"]) for week in WEEKS[:3]}
+    assert _row(view, WEEKS[2])["new_since"] == WEEKS[0]
+    assert _row(view, WEEKS[2])["new_listings"] == len(ids[WEEKS[2]] - ids[WEEKS[0]])
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_mirror")
+def test_the_oldest_week_shown_is_compared_with_the_good_week_before_it(instance):
+    from rental_pipeline.definitions import defs
+    from rental_pipeline_tests.conftest import artifact_store
+    from rental_pipeline_tests.test_partitions import run_week
+
+    for week in WEEKS[:3]:
+        assert run_week(instance, week).success
+    view_job = defs.resolve_job_def("weekly_job").get_subset(asset_selection={dg.AssetKey("week_by_week")})
+    config = {"ops": {"week_by_week": {"config": {"weeks": 2}}}}
+    assert view_job.execute_in_process(instance=instance, partition_key=WEEKS[2], run_config=config).success
+    store = artifact_store()
+    view = store.load("week_by_week:latest")
+    assert list(view["week"]) == WEEKS[1:3]
+    ids = {week: set(store.load(f"clean_sample.{week}:v0")["id"]) for week in WEEKS[:3]}
+    oldest = _row(view, WEEKS[1])
+    assert oldest["new_since"] == WEEKS[0] and oldest["new_listings"] == len(ids[WEEKS[1]] - ids[WEEKS[0]])
+    assert f"clean_sample.{WEEKS[0]}:v0" in store.get("week_by_week:latest").inputs  # its lineage names it

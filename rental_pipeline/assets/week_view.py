@@ -27,6 +27,12 @@ CLEAN, RAW = "clean_sample", "raw_data"
 SOURCES_INPUT = "week_by_week.sources"
 
 
+# What a week whose clean checks have not given their verdict shows as its failed checks: it is
+# not counted as good (new listings are never counted against it) until they have.
+NOT_JUDGED = "not judged yet"
+BASELINE_LOOKBACK = 26  # weeks before those shown searched for one that passed its checks
+
+
 class WeekViewConfig(dg.Config):
     weeks: int = Field(default=26, ge=1, description="How many of the newest weeks in the store the view shows.")
 
@@ -45,10 +51,14 @@ class Sources:
     references: dict[str, str | None]  # week -> the reference version its drift is measured against
     prod: str | None
     promoted: list[str] = field(default_factory=list)  # weeks whose training moved prod
+    # clean_sample.<week> -> version of the newest week before those shown that passed its checks:
+    # what the oldest shown week's new listings are counted against
+    baseline: dict[str, str] = field(default_factory=dict)
 
     def versions(self) -> dict[str, str]:
-        """Store name -> version, for every version the view shows: its lineage."""
-        return {**self.clean, **self.drops, **self.stopped, **({MODEL: self.prod} if self.prod else {})}
+        """Store name -> version, for every version the view reads: its lineage."""
+        prod = {MODEL: self.prod} if self.prod else {}
+        return {**self.baseline, **self.clean, **self.drops, **self.stopped, **prod}
 
     def cache_inputs(self) -> dict[str, str]:
         from rental_pipeline.week_view import sources_digest
@@ -62,7 +72,7 @@ def read_sources(run: RunState, weeks: int) -> Sources:
     so the key describes what the view shows. A week with a drop but no clean week is read too:
     its raw checks stopped it, and a view of clean weeks only would never show that."""
     from rental_pipeline.validation import REFERENCE_ALIAS
-    from rental_pipeline.weeks import reference_week, split_name, store_name
+    from rental_pipeline.weeks import reference_week, split_name, store_name, trainable
 
     names = run.store.names()
     by_week: dict[str, set[str]] = {}
@@ -84,6 +94,15 @@ def read_sources(run: RunState, weeks: int) -> Sources:
         ref: sorted(run.store.get(ref).flags.get(FAILED_CHECKS_FLAG) or {})
         for ref in [*clean.values(), *drops.values(), *stopped.values()]
     }
+    for ref in clean.values():  # no failure flag is not a pass while its checks have not been judged
+        if not failed[ref] and not trainable(run.store.get(ref)):
+            failed[ref] = [NOT_JUDGED]
+    baseline = {}
+    for week in reversed(sorted(by_week)[:-weeks][-BASELINE_LOOKBACK:]):
+        name = store_name(CLEAN, week)
+        if CLEAN in by_week[week] and trainable(run.store.get(run.input(name).ref)):
+            baseline[name] = run.input(name).ref
+            break
     holders = [name for name in names if split_name(name)[0] == CLEAN and run.store.exists(f"{name}:{REFERENCE_ALIAS}")]
     references: dict[str, str | None] = {}
     for name in clean:
@@ -99,6 +118,7 @@ def read_sources(run: RunState, weeks: int) -> Sources:
         references=references,
         prod=run.resolver.alias(MODEL, "prod"),
         promoted=sorted(_promoted_weeks(run.store)),
+        baseline=baseline,
     )
 
 
@@ -156,14 +176,18 @@ def week_by_week(context: dg.AssetExecutionContext, config: WeekViewConfig, sett
         )
         for name, ref in sources.drops.items()
     ]
+    baseline = None
+    for name, ref in sources.baseline.items():
+        baseline = Week(split_name(name)[1] or "", ref, run.stored_value(ref), None, None, False)
     scores = {}
     if sources.prod:
         model = run.stored_value(sources.prod)
         trained_on = training_listings(run.store, sources.prod, run.stored_value)
         if trained_on is None:
             context.log.warning(f"Cannot tell which listings {sources.prod} trained on: its MAE is left out")
-        scores = prod_scores(new_listings(weeks), trained_on, lambda frame: model.predict(frame[model_columns(model)]))
-    view = week_rows(weeks, scores, drops)
+        new = new_listings(weeks, baseline)
+        scores = prod_scores(new, trained_on, lambda frame: model.predict(frame[model_columns(model)]))
+    view = week_rows(weeks, scores, drops, baseline)
     context.log.info(f"Week by week: {len(view)} weeks, prod {sources.prod or 'unset'}")
     metadata: dict[str, Any] = {"weeks": len(view), "prod_model": sources.prod or "unset"}
     if len(view):
