@@ -71,6 +71,13 @@ class PromotionDecision:
     min_unseen_rows: int
     reason: str
     head_to_head: HeadToHead | None = None
+    challenger_week: str | None = None  # the newest week each trained on (`newest_week`)
+    champion_week: str | None = None
+
+    @property
+    def older_than_prod(self) -> bool:
+        """Whether the challenger trained on an older week than prod: never promoted (rule 4)."""
+        return bool(self.challenger_week and self.champion_week and self.challenger_week < self.champion_week)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +106,8 @@ def decide_promotion(
         min_improvement=min_improvement,
         min_unseen_rows=min_unseen_rows,
         head_to_head=head_to_head,
+        challenger_week=challenger_week,
+        champion_week=champion_week,
     )
     if champion is None:
         return PromotionDecision(promote=True, reason=f"no {PROD} model yet: {challenger} becomes {PROD}", **facts)
@@ -324,17 +333,8 @@ def _decide(
 ) -> PromotionDecision:
     match, unknown, weeks = None, None, {}
     if champion is not None and champion != challenger:
+        # Scored even when the weeks decide (an older week never wins): the page shows both scores.
         weeks = {"challenger_week": newest_week(store, challenger), "champion_week": newest_week(store, champion)}
-        if weeks["challenger_week"] and weeks["champion_week"] and weeks["challenger_week"] < weeks["champion_week"]:
-            return decide_promotion(
-                challenger,
-                challenger_mae,
-                champion,
-                None,
-                min_improvement=min_improvement,
-                min_unseen_rows=min_unseen_rows,
-                **weeks,
-            )
         # Loaded first: a prod model that cannot be loaded safely (a crafted file) must stop the
         # run with the store's refusal, not pass for one whose training data is merely unknown.
         champion_model = load(champion)

@@ -292,6 +292,10 @@ def test_a_late_drop_for_a_past_week_does_not_take_prod_back_in_time(instance, t
     decision = challenger.flags["promotion"]
     assert not decision["promoted"]
     assert f"older than prod {prod.ref}'s {WEEKS[2]}" in decision["outcome"]
+    evaluation = instance.get_latest_materialization_event(dg.AssetKey("model_evaluation")).asset_materialization
+    table = evaluation.metadata["champion_vs_challenger"].value
+    roles = {row.data["model"]: row.data["role"] for row in table.records}
+    assert "not readable" not in roles[prod.ref]  # the page says why it was not compared, truthfully
 
 
 def judge_again(instance: dg.DagsterInstance, week: str, checks: set[str], **config: Any) -> dg.ExecuteInProcessResult:

@@ -194,11 +194,15 @@ def _head_to_head_table(promotion: Promotion, test_mae: float) -> dict[str, Any]
         if decision.champion is not None and decision.champion != decision.challenger:
             # A prod it could not be compared with (its training data is not readable): still on
             # the table, holding prod, rather than passing for "no prod before".
+            why = "the test listings it trained on are not readable"
+            if decision.older_than_prod:
+                newer, older = decision.champion_week, decision.challenger_week
+                why = f"it trained on a newer week ({newer}) than the challenger ({older})"
             frame = pd.DataFrame(
                 [
                     (decision.challenger, "challenger (evaluated)", marker(decision.challenger), round(test_mae, 3)),
-                    (decision.champion, "champion (prod before this run), not compared: the test listings it "
-                     "trained on are not readable", marker(decision.champion), None),
+                    (decision.champion, f"champion (prod before this run), not compared: {why}",
+                     marker(decision.champion), None),
                 ],
                 columns=columns,
             )
