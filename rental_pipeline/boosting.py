@@ -62,6 +62,7 @@ INPUT_COLUMNS = list(FEATURE_COLUMNS) + ["host_id", NEIGHBOURHOOD_COLUMN]
 # `predict` chunk of 100,000 rows splits evenly enough between two, and 16,384 rows of ~40
 # one-byte bins (under 1 MiB) stay in a core's cache while every tree walks them.
 PREDICT_BLOCK_ROWS = 16_384
+_PROBE_ROWS = 64  # rows scored both ways by every `AveragedRegressor.predict` call, as a check
 
 
 # --- location ------------------------------------------------------------------------------
@@ -384,11 +385,14 @@ class AveragedRegressor(RegressorMixin, BaseEstimator):
         and the numbers are those of each member's `predict` on all rows (`predict_whole`); the
         bytes stay in the core's cache while hundreds of trees walk them, which makes scoring
         about a third cheaper. Anything else (a DataFrame, categorical splits, other members) is
-        scored by each member's own `predict` on all rows, members side by side (`predict_whole`).
+        scored by each member's own `predict` on all rows, members side by side (`predict_whole`),
+        and so is every row if the binned walk disagrees with the members' own `predict` on the
+        first rows (`_PROBE_ROWS`; it cannot, unless a scikit-learn release changes its binned
+        prediction, and then this stays correct, only slower).
         """
         check_is_fitted(self, "estimators_")
         binned = _binned_views(self.estimators_, X)
-        if binned is None:
+        if binned is None or not _same_on_probe(self.estimators_, binned, X):
             return self.predict_whole(X)
         bin_mapper, members = binned
         n_rows = _num_samples(X)
@@ -421,6 +425,19 @@ class AveragedRegressor(RegressorMixin, BaseEstimator):
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 predictions = list(pool.map(lambda member: _predict_single_threaded(member, X), self.estimators_))
         return np.mean(predictions, axis=0)
+
+
+def _same_on_probe(members: list[Any], binned: tuple[Any, list[Any]], X: np.ndarray) -> bool:
+    """Whether each member scores the first rows of X the same on bins as on its own."""
+    bin_mapper, views = binned
+    probe = X[:_PROBE_ROWS]
+    if not len(probe):
+        return True  # nothing to compare: the members refuse an empty batch either way
+    with threadpool_limits(limits=1, user_api="openmp"):
+        on_bins = np.ascontiguousarray(bin_mapper.transform(probe))
+        return all(
+            np.array_equal(view.predict(on_bins), member.predict(probe)) for view, member in zip(views, members)
+        )
 
 
 def _binned_views(members: list[Any], X: Any) -> tuple[Any, list[Any]] | None:

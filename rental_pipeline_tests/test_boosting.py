@@ -108,6 +108,25 @@ def test_scoring_on_bins_in_blocks_gives_each_members_own_predictions(fitted, li
         fitted[-1].predict(features[:0])
 
 
+def test_a_binned_walk_that_disagrees_on_the_first_rows_is_not_used(fitted, listings: pd.DataFrame, monkeypatch):
+    """Should a scikit-learn release stop reading its binned flag, the members would score bins as
+    if they were values; the probe of the first rows sees it and every row is scored as is."""
+    import rental_pipeline.boosting as boosting
+
+    def values_read_as_bins(members, X):  # the members themselves, given bins: wrong numbers
+        found = real_views(members, X)
+        return None if found is None else (found[0], list(members))
+
+    real_views = boosting._binned_views
+    features = fitted[:-1].transform(listings[INPUT_COLUMNS])
+    members = fitted[-1].estimators_
+    regressor = fitted[-1]
+    assert boosting._same_on_probe(members, real_views(members, features), features)
+    monkeypatch.setattr(boosting, "_binned_views", values_read_as_bins)
+    assert not boosting._same_on_probe(members, values_read_as_bins(members, features), features)
+    np.testing.assert_array_equal(regressor.predict(features), regressor.predict_whole(features))
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not SAMPLE1.exists(), reason="the reference sample is not there")
 def test_scoring_on_bins_matches_the_members_on_the_real_sample():
