@@ -4,7 +4,6 @@ effect through the entry points that use it: a run's store, the W&B mirror of a 
 from __future__ import annotations
 
 import ast
-import os
 import uuid
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from rental_pipeline.definitions import default_resources
 from rental_pipeline.home import open_store
 from rental_pipeline.io_manager import ArtifactStoreResource
 from rental_pipeline.settings import Settings
-from rental_pipeline_tests.store.backends import TEST_BUCKET, s3_endpoint
+from rental_pipeline_tests.store.backends import TEST_BUCKET
 from rental_pipeline_tests.tracking.wandb_standin import offline_runs
 
 PACKAGE = Path(rental_pipeline.__file__).parent
@@ -68,36 +67,42 @@ def test_only_settings_reads_the_environment():
 
 
 def test_the_moved_variables_are_read_as_before(tmp_path):
-    given = Settings.from_environment({
-        "RENTAL_PIPELINE_HOME": str(tmp_path / "home"),
-        "RENTAL_PIPELINE_STORE": str(tmp_path / "elsewhere"),
-        "RENTAL_PIPELINE_S3_STATS": str(tmp_path / "traffic.jsonl"),
-        "AWS_REGION": "eu-west-3",
-        "AWS_DEFAULT_REGION": "us-east-2",
-        "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:1",
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:2",
-        "WANDB_ENTITY": "team-x",
-        "WANDB_DIR": str(tmp_path / "wandb"),
-        "WANDB_BASE_URL": "https://wandb.example.com",
-        "WANDB_MODE": "online",
-        "WANDB_PROJECT": "p",
-        "RENTAL_PIPELINE_WANDB_REGISTRY": "",
-        "WANDB_API_KEY": "k3y",
-    })
+    given = Settings.from_environment(
+        {
+            "RENTAL_PIPELINE_HOME": str(tmp_path / "home"),
+            "RENTAL_PIPELINE_STORE": str(tmp_path / "elsewhere"),
+            "RENTAL_PIPELINE_S3_STATS": str(tmp_path / "traffic.jsonl"),
+            "AWS_REGION": "eu-west-3",
+            "AWS_DEFAULT_REGION": "us-east-2",
+            "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:1",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:2",
+            "WANDB_ENTITY": "team-x",
+            "WANDB_DIR": str(tmp_path / "wandb"),
+            "WANDB_BASE_URL": "https://wandb.example.com",
+            "WANDB_MODE": "online",
+            "WANDB_PROJECT": "p",
+            "RENTAL_PIPELINE_WANDB_REGISTRY": "",
+            "WANDB_API_KEY": "k3y",
+        }
+    )
     assert given.store == tmp_path / "elsewhere" and given.s3_stats == str(tmp_path / "traffic.jsonl")
     assert (given.s3_region, given.s3_endpoint_url) == ("eu-west-3", "http://127.0.0.1:1")  # as boto3 orders them
     assert (given.wandb_entity, given.wandb_dir, given.wandb_base_url) == (
-        "team-x", str(tmp_path / "wandb"), "https://wandb.example.com"
+        "team-x",
+        str(tmp_path / "wandb"),
+        "https://wandb.example.com",
     )
     assert (given.wandb_mode, given.wandb_project, given.wandb_registry) == ("online", "p", "")
     assert given.wandb_api_key is True
     assert "k3y" not in repr(given)
-    fallbacks = Settings.from_environment({
-        "RENTAL_PIPELINE_HOME": str(tmp_path / "home"),
-        "RENTAL_PIPELINE_STORE": " s3://bucket/prefix ",
-        "AWS_DEFAULT_REGION": "us-east-2",
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:2",
-    })
+    fallbacks = Settings.from_environment(
+        {
+            "RENTAL_PIPELINE_HOME": str(tmp_path / "home"),
+            "RENTAL_PIPELINE_STORE": " s3://bucket/prefix ",
+            "AWS_DEFAULT_REGION": "us-east-2",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:2",
+        }
+    )
     assert fallbacks.store == "s3://bucket/prefix"
     assert (fallbacks.s3_region, fallbacks.s3_endpoint_url) == ("us-east-2", "http://127.0.0.1:2")
     empty = Settings.from_environment({"RENTAL_PIPELINE_HOME": str(tmp_path / "home")})
@@ -129,22 +134,12 @@ def test_the_store_and_wandb_variables_reach_a_run(instance, isolated_state, mon
 
 
 @pytest.fixture
-def s3_from_environment(monkeypatch: pytest.MonkeyPatch) -> str:
+def s3_from_environment(s3_credentials: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The test server, named only by AWS_ENDPOINT_URL_S3 and AWS_REGION (which boto3 alone would
     not read), with its throwaway key pair; a fresh store URL that names no endpoint."""
-    endpoint = s3_endpoint()
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", os.environ.get("RENTAL_PIPELINE_TEST_S3_KEY_ID", "test-key"))
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", os.environ.get("RENTAL_PIPELINE_TEST_S3_SECRET", "test-secret"))
-    for variable in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_credentials)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    from rental_pipeline.store.s3_backend import S3Backend
-
-    S3Backend(TEST_BUCKET, endpoint_url=endpoint, region="us-east-1").create_bucket()
     return f"s3://{TEST_BUCKET}/from-env-{uuid.uuid4().hex[:12]}"
 
 

@@ -15,6 +15,7 @@ from rental_pipeline.store.codecs import (
     encode_dataframe,
     encode_json,
 )
+from rental_pipeline_tests.store.imports import store_imports
 
 
 def listings_frame() -> pd.DataFrame:
@@ -27,12 +28,8 @@ def listings_frame() -> pd.DataFrame:
             ),
             "price": np.array([149, 225, 150, 89], dtype="int64"),
             "latitude": [40.64749, 40.75362, np.nan, 40.68514],
-            "last_review": pd.to_datetime(
-                pd.Series(["2018-10-19", "2019-05-21", None, "2019-07-05"])
-            ),
-            "neighbourhood_group": pd.Series(
-                ["Brooklyn", "Manhattan", "Manhattan", "Brooklyn"], dtype="str"
-            ),
+            "last_review": pd.to_datetime(pd.Series(["2018-10-19", "2019-05-21", None, "2019-07-05"])),
+            "neighbourhood_group": pd.Series(["Brooklyn", "Manhattan", "Manhattan", "Brooklyn"], dtype="str"),
         }
     )
 
@@ -47,10 +44,7 @@ def test_dataframe_round_trip_keeps_dtypes_and_missing_values() -> None:
         False,
         False,
     ]
-    assert (
-        back["last_review"].dtype == frame["last_review"].dtype
-        and back["last_review"].isna().sum() == 1
-    )
+    assert back["last_review"].dtype == frame["last_review"].dtype and back["last_review"].isna().sum() == 1
     assert back["id"].dtype == np.int64 and back["latitude"].dtype == np.float64
     assert isinstance(back.index, pd.RangeIndex)
 
@@ -108,20 +102,8 @@ def test_save_and_load_pick_the_codec_from_the_object(tmp_path: Path) -> None:
 def test_the_store_itself_holds_no_model_codec() -> None:
     """Models are stored by a library beside the store (``rental_pipeline.model_files``), which
     registers its codec: no store module imports skops or scikit-learn, even lazily."""
-    import ast
-
-    import rental_pipeline.store as package
-
-    for source in sorted(Path(package.__file__).parent.glob("*.py")):
-        for node in ast.walk(ast.parse(source.read_text())):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                modules = [node.module or ""]
-            else:
-                continue
-            for module in modules:
-                assert module.split(".")[0] not in ("skops", "sklearn"), f"{source.name} imports {module}"
+    for source, module, level in store_imports():
+        assert level or module.split(".")[0] not in ("skops", "sklearn"), f"{source} imports {module}"
 
 
 def test_without_the_model_codec_a_model_is_refused_not_pickled(tmp_path: Path, monkeypatch) -> None:

@@ -34,6 +34,7 @@ from rental_pipeline.store import (
 from rental_pipeline.store.aliases import AliasLog, AliasMove
 from rental_pipeline.store.blobs import BlobStore
 from rental_pipeline_tests.store.backends import is_s3_store, overwrite, remove
+from rental_pipeline_tests.store.imports import store_imports
 
 
 @pytest.fixture
@@ -86,9 +87,7 @@ def test_round_trip_and_manifest(store: ArtifactStore) -> None:
 def test_identical_content_reuses_the_version(store: ArtifactStore) -> None:
     first = store.write("clean", {"data.parquet": b"A"}, type="clean_sample")
     second = store.write("clean", {"data.parquet": b"B"}, type="clean_sample")
-    third = store.write(
-        "clean", {"data.parquet": b"A"}, type="clean_sample", metadata={"ignored": True}
-    )
+    third = store.write("clean", {"data.parquet": b"A"}, type="clean_sample", metadata={"ignored": True})
 
     assert (first.created, second.created, third.created) == (True, True, False)
     assert third.version.ref == "clean:v0"
@@ -111,9 +110,7 @@ def test_type_of_an_artifact_is_fixed(store: ArtifactStore) -> None:
 
 def test_lineage_records_exact_versions(store: ArtifactStore) -> None:
     raw = store.write("sample.csv", {"d": b"raw"}, type="raw_data").version
-    clean = store.write(
-        "clean", {"d": b"clean"}, type="clean_sample", inputs=["sample.csv:latest"]
-    ).version
+    clean = store.write("clean", {"d": b"clean"}, type="clean_sample", inputs=["sample.csv:latest"]).version
     assert clean.inputs == ("sample.csv:v0",)
     store.write("sample.csv", {"d": b"raw2"}, type="raw_data")
     assert store.get("clean").inputs == ("sample.csv:v0",)  # not re-pointed by later writes
@@ -269,9 +266,7 @@ def test_tampered_blob_is_refused_naming_version_and_file(store: ArtifactStore) 
         lambda: store.read_bytes("test_data.csv:v0", "data.parquet"),
         lambda: store.paths("test_data.csv:latest"),
     ):
-        with pytest.raises(
-            IntegrityError, match=r"test_data\.csv:v0 file 'data\.parquet'.*altered"
-        ):
+        with pytest.raises(IntegrityError, match=r"test_data\.csv:v0 file 'data\.parquet'.*altered"):
             read()
     report = verify_store(store)
     assert not report.ok
@@ -393,20 +388,8 @@ def test_default_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_store_package_does_not_import_dagster() -> None:
     """The store must stay usable without Dagster: check the source, not what got loaded."""
-    import ast
-
-    import rental_pipeline.store as package
-
-    for source in Path(package.__file__).parent.glob("*.py"):
-        tree = ast.parse(source.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                modules = [node.module or ""]
-            else:
-                continue
-            assert not any(m.split(".")[0].startswith("dagster") for m in modules), source.name
+    for source, module, level in store_imports():
+        assert level or not module.split(".")[0].startswith("dagster"), source
 
 
 def test_the_store_is_a_library_of_its_own() -> None:
@@ -414,25 +397,10 @@ def test_the_store_is_a_library_of_its_own() -> None:
     aliases it protects and the model types it trusts) or W&B (the mirror listens to it from
     ``rental_pipeline.tracking``): absolute imports name only other libraries, relative ones stay
     inside the store."""
-    import ast
-
-    import rental_pipeline.store as package
-
-    folder = Path(package.__file__).parent
-    for source in sorted(folder.glob("*.py")):
-        for node in ast.walk(ast.parse(source.read_text())):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                modules = [node.module or ""]
-            elif isinstance(node, ast.ImportFrom):
-                assert node.level == 1, f"{source.name}: `from {'.' * node.level}{node.module}` leaves the store"
-                continue
-            else:
-                continue
-            for module in modules:
-                top = module.split(".")[0]
-                assert top not in ("rental_pipeline", "wandb", "dagster"), f"{source.name} imports {module}"
+    for source, module, level in store_imports():
+        assert level in (0, 1), f"{source}: `from {'.' * level}{module}` leaves the store"
+        if level == 0:
+            assert module.split(".")[0] not in ("rental_pipeline", "wandb", "dagster"), f"{source} imports {module}"
 
 
 def test_no_two_store_modules_import_each_other() -> None:
@@ -493,9 +461,12 @@ def test_listeners_hear_of_each_change_once_it_is_committed(store: ArtifactStore
     store.mark_entries("model:v0", "failed_checks", {"row_count": "too few"})
     store.mark_entries("model:v0", "failed_checks", {"row_count": None})
     assert heard == [
-        ("saved", "model:v0", True), ("moved", "model", "latest", None, 0),
-        ("saved", "model:v1", True), ("moved", "model", "latest", 0, 1),
-        ("saved", "model:v0", False), ("moved", "model", "latest", 1, 0),
+        ("saved", "model:v0", True),
+        ("moved", "model", "latest", None, 0),
+        ("saved", "model:v1", True),
+        ("moved", "model", "latest", 0, 1),
+        ("saved", "model:v0", False),
+        ("moved", "model", "latest", 1, 0),
         ("moved", "model", "prod", None, 1),
         ("moved", "model", "latest", 0, 1),
         ("moved", "model", "prod", 1, None),
