@@ -22,6 +22,7 @@ landed; a sensor's run names its week.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ import dagster as dg
 
 from rental_pipeline.landing import LandingCursor, folder_exists, landing_folder, scan
 from rental_pipeline.partitions import PARTITION_TAG
-from rental_pipeline.promotion import MODEL, PROD, newest_week
+from rental_pipeline.promotion import MODEL, PROD, newest_week, newest_week_version
 from rental_pipeline.settings import AUTOMATION_VARIABLE as AUTOMATION_VARIABLE
 from rental_pipeline.settings import LANDING_VARIABLE, RETRAIN_VARIABLE, WEEKLY_SOURCE_VARIABLE, Settings
 from rental_pipeline.sources import describe
@@ -71,7 +72,7 @@ def retraining(store: ArtifactStore) -> dg.SensorResult:
     if week is None:
         return dg.SensorResult(skip_reason="no week in the store has passed its checks yet: nothing to train on")
     newest = store.get(f"{store_name('clean_sample', week)}:latest").ref
-    trained = next((model for model in _models(store) if _newest_input(store, model) == newest), None)
+    trained = next((model for model in _models(store) if newest_week_version(store, model) == newest), None)
     if trained is not None:
         return dg.SensorResult(skip_reason=f"{trained} trained on {newest}, the newest week that passed its checks")
     prod = store.get(f"{MODEL}:{PROD}").ref if store.exists(f"{MODEL}:{PROD}") else None
@@ -91,16 +92,10 @@ def retraining(store: ArtifactStore) -> dg.SensorResult:
     return dg.SensorResult(run_requests=[request])
 
 
-def _models(store: ArtifactStore) -> list[str]:
-    """Every stored model, newest first."""
-    return [m.ref for m in reversed(store.history(MODEL))] if MODEL in store.names() else []
-
-
-def _newest_input(store: ArtifactStore, model: str) -> str | None:
-    """The newest week version a model's training split read (the last of the split's inputs)."""
-    splits = store.get(model).inputs
-    inputs = store.get(splits[-1]).inputs if splits else ()
-    return inputs[-1] if inputs else None
+def _models(store: ArtifactStore) -> Iterator[str]:
+    """Every stored model, newest first, read one at a time: the newest is usually the answer."""
+    versions = store.versions(MODEL) if MODEL in store.names() else []
+    return (f"{MODEL}:v{number}" for number in reversed(versions))
 
 
 def retrain_sensor(enabled: bool | None = None) -> dg.SensorDefinition:

@@ -147,18 +147,27 @@ def decide_promotion(
     return PromotionDecision(promote=False, reason=reason, **facts)
 
 
-def newest_week(store: ArtifactStore, model: str) -> str | None:
-    """The newest week a stored model trained on: the latest week among the data versions its
-    lineage names (`clean_sample.<week>`, through its training split); None for a model of the
-    plain graph, or one whose lineage cannot be read."""
+def newest_week_version(store: ArtifactStore, model: str) -> str | None:
+    """The newest week version a stored model trained on: of the data versions its lineage names
+    through its training split, the `clean_sample.<week>:vN` of the latest week; None for a model
+    of the plain graph, or one whose lineage cannot be read."""
     from rental_pipeline.weeks import split_name
 
     try:
-        splits = store.get(model).inputs
-        weeks = [split_name(parse_ref(ref).name)[1] for split in splits for ref in store.get(split).inputs]
+        refs = [ref for split in store.get(model).inputs for ref in store.get(split).inputs]
+        weeks = {split_name(parse_ref(ref).name)[1]: ref for ref in refs}
     except (StoreError, ValueError):
         return None
-    return max((week for week in weeks if week), default=None)
+    weeks.pop(None, None)
+    return weeks[max(weeks)] if weeks else None
+
+
+def newest_week(store: ArtifactStore, model: str) -> str | None:
+    """The newest week a stored model trained on (`newest_week_version`), or None."""
+    from rental_pipeline.weeks import split_name
+
+    ref = newest_week_version(store, model)
+    return split_name(parse_ref(ref).name)[1] if ref else None
 
 
 def training_listings(store: ArtifactStore, model: str, load: Callable[[str], Any]) -> frozenset | None:

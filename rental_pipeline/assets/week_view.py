@@ -90,12 +90,10 @@ def read_sources(run: RunState, weeks: int) -> Sources:
             newest = run.input(raw).ref
             if newest not in run.store.get(cleaned).inputs and run.store.get(newest).flags.get(FAILED_CHECKS_FLAG):
                 stopped[raw] = newest
-    failed = {
-        ref: sorted(run.store.get(ref).flags.get(FAILED_CHECKS_FLAG) or {})
-        for ref in [*clean.values(), *drops.values(), *stopped.values()]
-    }
+    manifests = {ref: run.store.get(ref) for ref in [*clean.values(), *drops.values(), *stopped.values()]}
+    failed = {ref: sorted(manifest.flags.get(FAILED_CHECKS_FLAG) or {}) for ref, manifest in manifests.items()}
     for ref in clean.values():  # no failure flag is not a pass while its checks have not been judged
-        if not failed[ref] and not trainable(run.store.get(ref)):
+        if not failed[ref] and not trainable(manifests[ref]):
             failed[ref] = [NOT_JUDGED]
     baseline = {}
     for week in reversed(sorted(by_week)[:-weeks][-BASELINE_LOOKBACK:]):
