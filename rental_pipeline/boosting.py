@@ -13,11 +13,13 @@ Where the accuracy comes from, roughly in order of weight:
   out-of-fold target encodings (`target_encoding`);
 * location as distances to Manhattan landmarks and rotated coordinates: street grids and price
   gradients run diagonally to latitude/longitude, which axis-aligned tree splits handle badly;
-* boosting on log price, three boosted models averaged: one with squared error, two with absolute
-  error on different seeds (each split looks at 0.4 of the features, so their trees differ). The
-  metric is MAE, so all aim at the conditional median rather than the mean, which a few very
-  expensive listings would drag up. Scoring walks the trees on binned values, one byte each
-  (`AveragedRegressor.predict`), which pays for the third model.
+* boosting on log price, four boosted models averaged: two of scikit-learn's histogram boosting
+  with absolute error on different seeds (each split looks at 0.4 of the features, so their
+  trees differ), and two of CatBoost (`catboost_trees`: symmetric trees, RMSE and MAE), whose
+  errors differ from the others' more than another seed's would. The metric is MAE, so most aim
+  at the conditional median rather than the mean, which a few very expensive listings would drag
+  up. Scoring walks the histogram models' trees on binned values, one byte each
+  (`AveragedRegressor.predict`); CatBoost's symmetric trees score fast on the values.
 
 Everything a prediction needs (keyword tables aside, which are code) is learnt at fit time from
 the rows fitted on and stored in the fitted pipeline, so a stored model scores any batch the same
@@ -48,6 +50,7 @@ from sklearn.preprocessing import OrdinalEncoder
 from sklearn.utils.validation import _num_samples, check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from rental_pipeline.catboost_trees import LOSSES, CatBoostTrees
 from rental_pipeline.features import DATE_COLUMN, FEATURE_COLUMNS, TEXT_COLUMN, ZERO_IMPUTED, DaysBeforeReference
 from rental_pipeline.model_params import BoostingParams
 from rental_pipeline.name_tokens import Tokens, letter_counts, listing_tokens, name_array, tfidf_matrix
@@ -375,26 +378,27 @@ class AveragedRegressor(RegressorMixin, BaseEstimator):
         `n_jobs` threads, each on one OpenMP thread and scoring every member, so any number of
         members keeps the cores evenly busy.
 
-        Where every member is a histogram boosting model (on its own or inside a
-        `TransformedTargetRegressor`) fitted on the same bin edges, as the default model's are
-        (same rows, same `max_bins`), each block is binned once and every member's trees walk
-        the bins (one byte per value) instead of the floats (eight): scikit-learn's own binned
-        prediction, which it uses on its training data while fitting. A split sends a value left
-        when it is at most the edge of its bin threshold, and a value's bin is the first edge it
-        is at most, so both walks take the same branch at every node (missing values included)
-        and the numbers are those of each member's `predict` on all rows (`predict_whole`); the
-        bytes stay in the core's cache while hundreds of trees walk them, which makes scoring
-        about a third cheaper. Anything else (a DataFrame, categorical splits, other members) is
-        scored by each member's own `predict` on all rows, members side by side (`predict_whole`),
-        and so is every row if the binned walk disagrees with the members' own `predict` on the
-        first rows (`_PROBE_ROWS`; it cannot, unless a scikit-learn release changes its binned
-        prediction, and then this stays correct, only slower).
+        Where the histogram boosting members (on their own or inside a
+        `TransformedTargetRegressor`) were fitted on the same bin edges, as the default model's
+        are (same rows, same `max_bins`), each block is binned once and their trees walk the bins
+        (one byte per value) instead of the floats (eight), while any other member (CatBoost)
+        scores the block's values: scikit-learn's own binned prediction, which it uses on its
+        training data while fitting. A split sends a value left when it is at most the edge of
+        its bin threshold, and a value's bin is the first edge it is at most, so both walks take
+        the same branch at every node (missing values included) and the numbers are those of each
+        member's `predict` on all rows (`predict_whole`); the bytes stay in the core's cache while
+        hundreds of trees walk them, which makes scoring about a third cheaper. Anything else (a
+        DataFrame, categorical splits, histogram members with different bins) is scored by each
+        member's own `predict` on all rows, members side by side (`predict_whole`), and so is
+        every row if the binned walk disagrees with the members' own `predict` on the first rows
+        (`_PROBE_ROWS`; it cannot, unless a scikit-learn release changes its binned prediction,
+        and then this stays correct, only slower).
         """
         check_is_fitted(self, "estimators_")
         binned = _binned_views(self.estimators_, X)
         if binned is None or not _same_on_probe(self.estimators_, binned, X):
             return self.predict_whole(X)
-        bin_mapper, members = binned
+        bin_mapper, views = binned
         n_rows = _num_samples(X)
         starts = list(range(0, n_rows, PREDICT_BLOCK_ROWS)) or [0]
         workers = max(1, min(int(self.n_jobs), len(starts)))
@@ -405,7 +409,11 @@ class AveragedRegressor(RegressorMixin, BaseEstimator):
                 for start in starts[first::workers]:
                     rows = slice(start, min(start + PREDICT_BLOCK_ROWS, n_rows))
                     block = np.ascontiguousarray(bin_mapper.transform(X[rows]))
-                    out[rows] = np.mean([member.predict(block) for member in members], axis=0)
+                    out[rows] = np.mean(
+                        [member.predict(X[rows]) if view is None else view.predict(block)
+                         for member, view in zip(self.estimators_, views)],
+                        axis=0,
+                    )
 
         if workers == 1:
             score(0)
@@ -427,8 +435,8 @@ class AveragedRegressor(RegressorMixin, BaseEstimator):
         return np.mean(predictions, axis=0)
 
 
-def _same_on_probe(members: list[Any], binned: tuple[Any, list[Any]], X: np.ndarray) -> bool:
-    """Whether each member scores the first rows of X the same on bins as on its own."""
+def _same_on_probe(members: list[Any], binned: tuple[Any, list[Any | None]], X: np.ndarray) -> bool:
+    """Whether each member scored on bins scores the first rows of X the same as on its own."""
     bin_mapper, views = binned
     probe = X[:_PROBE_ROWS]
     if not len(probe):
@@ -436,21 +444,33 @@ def _same_on_probe(members: list[Any], binned: tuple[Any, list[Any]], X: np.ndar
     with threadpool_limits(limits=1, user_api="openmp"):
         on_bins = np.ascontiguousarray(bin_mapper.transform(probe))
         return all(
-            np.array_equal(view.predict(on_bins), member.predict(probe)) for view, member in zip(views, members)
+            np.array_equal(view.predict(on_bins), member.predict(probe))
+            for view, member in zip(views, members)
+            if view is not None
         )
 
 
-def _binned_views(members: list[Any], X: Any) -> tuple[Any, list[Any]] | None:
-    """(the shared bin mapper, each member as a copy that reads binned rows), or None where the
-    members cannot share bins. The copies are shallow (the trees are the fitted ones) and live
-    for one `predict` call; they only carry scikit-learn's flag that says the input is binned."""
+def _histogram_trees(member: Any) -> HistGradientBoostingRegressor | None:
+    """The member's fitted histogram boosting model (on its own or inside a
+    `TransformedTargetRegressor`) where it can be scored on bins, else None."""
+    trees = member.regressor_ if isinstance(member, TransformedTargetRegressor) else member
+    if type(trees) is HistGradientBoostingRegressor and hasattr(trees, "_bin_mapper") and not hasattr(
+        trees, "feature_names_in_"
+    ):
+        return trees
+    return None
+
+
+def _binned_views(members: list[Any], X: Any) -> tuple[Any, list[Any | None]] | None:
+    """(the shared bin mapper, each histogram boosting member as a copy that reads binned rows and
+    None for any other member), or None where no member reads bins or they cannot share them.
+    The copies are shallow (the trees are the fitted ones) and live for one `predict` call; they
+    only carry scikit-learn's flag that says the input is binned."""
     if not isinstance(X, np.ndarray):
         return None
-    boosted = [m.regressor_ if isinstance(m, TransformedTargetRegressor) else m for m in members]
-    if not all(
-        type(b) is HistGradientBoostingRegressor and hasattr(b, "_bin_mapper") and not hasattr(b, "feature_names_in_")
-        for b in boosted
-    ):
+    found = [_histogram_trees(member) for member in members]
+    boosted = [trees for trees in found if trees is not None]
+    if not boosted:
         return None
     mapper = boosted[0]._bin_mapper
     for other in (b._bin_mapper for b in boosted):
@@ -462,8 +482,11 @@ def _binned_views(members: list[Any], X: Any) -> tuple[Any, list[Any]] | None:
             or not all(np.array_equal(a, b) for a, b in zip(other.bin_thresholds_, mapper.bin_thresholds_))
         ):
             return None
-    views = []
-    for member, trees in zip(members, boosted):
+    views: list[Any | None] = []
+    for member, trees in zip(members, found):
+        if trees is None:
+            views.append(None)  # scored on the floats
+            continue
         on_bins = copy.copy(trees)
         on_bins._in_fit = True  # HistGradientBoostingRegressor._raw_predict: X is binned
         if isinstance(member, TransformedTargetRegressor):
@@ -495,14 +518,29 @@ def _boosted_trees(params: BoostingParams, loss: str, random_state: int | None =
     )
 
 
-def member_losses(members: int) -> list[tuple[str, str, int]]:
-    """(name, loss, seed offset) of each averaged model: squared error, absolute error, then more
-    absolute error models (the metric is MAE), each further one on its own seed so that its
-    feature subsets (`max_features`) and so its trees differ."""
-    out = [("log_price_squared_error", "squared_error", 0)]
-    for extra in range(members - 1):
-        out.append((f"log_price_absolute_error{'' if extra == 0 else f'_{extra + 1}'}", "absolute_error", extra))
-    return out[:members]
+def averaged_models(params: BoostingParams) -> list[tuple[str, Any]]:
+    """(name, unfitted model of log price) of each averaged model: the histogram boosting ones
+    (squared error, then absolute error: the metric is MAE), then the CatBoost ones (RMSE and MAE
+    alternating). Models of one kind and loss differ by seed, so their feature subsets
+    (`max_features`) or CatBoost's sampling differ."""
+    models: list[tuple[str, Any]] = []
+    histogram = (("squared_error", params.squared_error_models), ("absolute_error", params.absolute_error_models))
+    for loss, count in histogram:
+        for seed in range(count):
+            trees = _boosted_trees(params, loss, params.random_state + seed)
+            models.append((f"log_price_{loss}{'' if seed == 0 else f'_{seed + 1}'}", trees))
+    for number in range(params.catboost_models):
+        loss, seed = LOSSES[number % len(LOSSES)], number // len(LOSSES)
+        trees = CatBoostTrees(
+            loss=loss, iterations=params.catboost_iterations, learning_rate=params.catboost_learning_rate,
+            depth=params.catboost_depth, l2_leaf_reg=params.catboost_l2_leaf_reg,
+            border_count=params.catboost_border_count, random_state=params.random_state + seed,
+        )
+        models.append((f"log_price_catboost_{loss.lower()}{'' if seed == 0 else f'_{seed + 1}'}", trees))
+    return [
+        (name, TransformedTargetRegressor(regressor=trees, func=np.log1p, inverse_func=np.expm1))
+        for name, trees in models
+    ]
 
 
 def build_boosted_preprocessor(params: BoostingParams = BoostingParams()) -> ColumnTransformer:
@@ -532,14 +570,8 @@ def build_boosted_preprocessor(params: BoostingParams = BoostingParams()) -> Col
 
 
 def build_boosted_pipeline(params: BoostingParams = BoostingParams()) -> Pipeline:
-    """Preprocessing plus `params.members` averaged boosted models of log price (`member_losses`),
-    unfitted; fit on `INPUT_COLUMNS` and price. Averaging prices (rather than log prices) scored
-    the same on validation."""
-    members = [
-        (name, TransformedTargetRegressor(
-            regressor=_boosted_trees(params, loss, params.random_state + offset), func=np.log1p, inverse_func=np.expm1
-        ))
-        for name, loss, offset in member_losses(params.members)
-    ]
-    regressor = AveragedRegressor(estimators=members, n_jobs=params.n_jobs)
+    """Preprocessing plus the averaged models of log price (`averaged_models`), unfitted; fit on
+    `INPUT_COLUMNS` and price. Averaging prices (rather than log prices) scored the same on
+    validation."""
+    regressor = AveragedRegressor(estimators=averaged_models(params), n_jobs=params.n_jobs)
     return Pipeline(steps=[("preprocessor", build_boosted_preprocessor(params)), ("regressor", regressor)])

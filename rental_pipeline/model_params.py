@@ -44,15 +44,32 @@ class BoostingParams:
     l2_regularization: float = field(default=5.0, metadata={"ge": 0})
     max_features: float = field(default=0.4, metadata={"gt": 0, "le": 1})
     max_bins: int = field(default=255, metadata={"ge": 2, "le": 255})
-    members: int = field(
-        default=3,
+    squared_error_models: int = field(
+        default=0,
+        metadata={"ge": 0, "le": 8, "description": "Histogram boosting models of log price with squared error."},
+    )
+    absolute_error_models: int = field(
+        default=2,
         metadata={
-            "ge": 1,
+            "ge": 0,
             "le": 8,
-            "description": "Boosted models averaged: squared error, absolute error, then more absolute "
-            "error models, each with its own seed (2 gives the earlier two-model default).",
+            "description": "Histogram boosting models of log price with absolute error, each on its own seed.",
         },
     )
+    catboost_models: int = field(
+        default=2,
+        metadata={
+            "ge": 0,
+            "le": 8,
+            "description": "CatBoost models of log price averaged with the others: RMSE, then MAE, "
+            "alternating, each pair on its own seed.",
+        },
+    )
+    catboost_iterations: int = field(default=500, metadata={"ge": 1, "le": 20_000})
+    catboost_learning_rate: float = field(default=0.12, metadata={"gt": 0, "le": 1})
+    catboost_depth: int = field(default=6, metadata={"ge": 1, "le": 16})
+    catboost_l2_leaf_reg: float = field(default=3.0, metadata={"ge": 0})
+    catboost_border_count: int = field(default=64, metadata={"ge": 2, "le": 254})
     text_alpha: float = field(default=1.0, metadata={"gt": 0})
     text_min_df: int = field(default=2, metadata={"ge": 1})
     text_folds: int = field(default=5, metadata={"ge": 2})
@@ -65,3 +82,10 @@ class BoostingParams:
             "(its validation figures stay those of the fit on train only)."
         },
     )
+
+    def __post_init__(self) -> None:
+        if self.squared_error_models + self.absolute_error_models + self.catboost_models < 1:
+            raise ValueError(
+                "the boosted model averages no models: set squared_error_models, absolute_error_models "
+                "or catboost_models to at least 1"
+            )

@@ -25,6 +25,8 @@ PIPELINE_MODEL_NODES: Mapping[str, frozenset[str]] = {
             "rental_pipeline.boosting.CrossFittedTextPrice",
             "rental_pipeline.boosting.ListingNameFeatures",
             "rental_pipeline.boosting.LocationFeatures",
+            # its fitted state is CatBoost's JSON model text, checked before CatBoost reads it
+            "rental_pipeline.catboost_trees.CatBoostTrees",
             "rental_pipeline.features.DaysBeforeReference",
             "rental_pipeline.target_encoding.HostRoomKey",
             "rental_pipeline.target_encoding.LogPriceTargetEncoder",

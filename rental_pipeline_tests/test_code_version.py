@@ -183,6 +183,7 @@ def test_a_plain_module_changes_exactly_the_assets_that_use_it(tree):
     # A stored model predicts with the code of its classes as it is now.
     assert changed_by(tree, "boosting.py") == LOADS_MODELS | FITS_MODELS
     assert changed_by(tree, "name_tokens.py") == LOADS_MODELS | FITS_MODELS
+    assert changed_by(tree, "catboost_trees.py") == LOADS_MODELS | FITS_MODELS
     assert changed_by(tree, "synthetic.py") == {"raw_data", "batch_predictions"}
     assert changed_by(tree, "assets/evaluation.py") == {"model_evaluation"}
     assert changed_by(tree, "split.py") == {"trainval_data", "test_data"} | FITS_MODELS

@@ -37,15 +37,15 @@ def test_reference_numbers_on_sample1(instance, sample1):
 @pytest.mark.slow
 def test_default_boosted_model_beats_the_reference_by_fourteen_percent(instance, sample1):
     """Defaults everywhere: the boosted model, the reference split, validated on a fit to train
-    and stored as refitted on train + validation (test MAE 29.06; the two-model default before it, 29.01)."""
+    and stored as refitted on train + validation (test MAE 28.93; the three-model default before it, 29.06)."""
     config = {"ops": {"raw_data": {"config": {"source": str(sample1)}}}}
     metadata = materialized(materialize(instance, config, selection=TRAINING))
     assert metadata["inference_pipeline"]["model"] == "boosted"
     assert metadata["test_data"]["dagster/row_count"] == 3_801
     assert metadata["inference_pipeline"]["train_rows"] == 12_160
     assert metadata["inference_pipeline"]["final_fit_rows"] == 15_200
-    assert metadata["inference_pipeline"]["val_mae"] <= 29.8  # 29.51, from the fit on train only
-    assert metadata["model_evaluation"]["test_mae"] <= 29.1
+    assert metadata["inference_pipeline"]["val_mae"] <= 29.8  # 29.52, from the fit on train only
+    assert metadata["model_evaluation"]["test_mae"] <= 29.0  # 28.93
     assert metadata["model_evaluation"]["test_r2"] >= 0.6
     names = [r.data["feature"] for r in metadata["inference_pipeline"]["feature_importances"].records]
     assert names[0] == "room_type" and "km_to_times_square" in names

@@ -99,7 +99,7 @@ def test_a_stored_model_equals_what_decoding_its_file_gives(store, model):
         trainval,
         model=model,
         forest=ForestParams(n_estimators=10, max_depth=8, n_jobs=1, oob_score=False),
-        boosting=BoostingParams(max_iter=20, learning_rate=0.3),
+        boosting=BoostingParams(max_iter=20, learning_rate=0.3, catboost_iterations=20),
     ).pipeline
     codec = codec_for(fitted)
     assert codec.round_trips

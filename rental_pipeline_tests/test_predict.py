@@ -173,7 +173,7 @@ def boosted():
     from rental_pipeline.boosting import INPUT_COLUMNS, BoostingParams, build_boosted_pipeline
 
     clean, _ = clean_listings(generate_listings(rows=1_500, seed=22))
-    pipeline = build_boosted_pipeline(BoostingParams(max_iter=20, learning_rate=0.3, n_jobs=1))
+    pipeline = build_boosted_pipeline(BoostingParams(max_iter=20, learning_rate=0.3, n_jobs=1, catboost_iterations=20))
     return pipeline.fit(clean[INPUT_COLUMNS], clean["price"])
 
 

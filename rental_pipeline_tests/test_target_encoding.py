@@ -22,7 +22,7 @@ from rental_pipeline.synthetic import generate_listings
 from rental_pipeline.target_encoding import HostRoomKey, host_price
 from rental_pipeline.training import train_inference_pipeline
 
-QUICK = BoostingParams(max_iter=8, learning_rate=0.5, max_leaf_nodes=15, n_jobs=1)
+QUICK = BoostingParams(max_iter=8, learning_rate=0.5, max_leaf_nodes=15, n_jobs=1, catboost_iterations=8)
 
 
 @pytest.fixture(scope="module")

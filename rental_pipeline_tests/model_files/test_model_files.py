@@ -265,7 +265,11 @@ def test_types_outside_the_allow_list_are_refused() -> None:
 def fitted_models():
     clean, _ = clean_listings(generate_listings(rows=2_000, seed=5))
     forest = build_forest_pipeline(5, ForestParams(**{**FAST_FOREST, "oob_score": True}))
-    boosted = build_boosted_pipeline(BoostingParams(max_iter=15, n_jobs=1))
+    # every kind of averaged model the config can ask for (the default has no squared error one,
+    # but the earlier default did, and its stored models must still load)
+    boosted = build_boosted_pipeline(
+        BoostingParams(max_iter=15, n_jobs=1, squared_error_models=1, catboost_iterations=15)
+    )
     return clean, {
         "random_forest": forest.fit(clean[FEATURE_COLUMNS], clean["price"]),
         "boosted": boosted.fit(clean[INPUT_COLUMNS], clean["price"]),

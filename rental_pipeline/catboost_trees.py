@@ -1,0 +1,291 @@
+"""CatBoost's oblivious trees as a scikit-learn regressor whose fitted state is plain JSON.
+
+CatBoost models are averaged with the histogram boosting models of the default (`boosting`):
+their symmetric trees and ordered statistics err differently from scikit-learn's leaf-wise trees,
+which is what an average gains from. Stored models are skops files whose types are audited
+(`rental_pipeline.model_types`), and skops has no support for CatBoost's types; pickling the
+booster would store code. So the fitted state of `CatBoostTrees` is CatBoost's own JSON model
+format (numbers and split descriptions, no code) as a string, and the booster is rebuilt from it
+when first needed.
+
+CatBoost's JSON reader trusts its input: on a crafted file it crashes the process (a split index
+past the end, a tree deeper than its leaves) or silently scores garbage (too few leaf values).
+`check_model_json` therefore reads the text first and accepts only the shape CatBoost itself
+writes for float features: every number finite, borders increasing, each split naming an existing
+border of an existing feature, 2**depth leaf values per tree. Only then does CatBoost see it, and
+it sees a document rebuilt from the checked values, never the stored text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+LOSSES = ("RMSE", "MAE")
+MAX_DEPTH = 16  # CatBoost's own limit for symmetric trees
+MAX_TREES = 100_000
+_NAN_TREATMENTS = frozenset({"AsIs", "AsFalse", "AsTrue"})
+
+
+class UnsafeModelError(ValueError):
+    """A CatBoost model text that is not the plain shape CatBoost writes; it was not loaded."""
+
+
+class CatBoostTrees(RegressorMixin, BaseEstimator):
+    """CatBoost symmetric trees on a dense float matrix, one thread, no files written.
+
+    One thread because the averaging (`boosting.AveragedRegressor`) runs its models side by side,
+    one per core; CatBoost releases the GIL while it fits and scores, so they truly run at once.
+    """
+
+    def __init__(
+        self,
+        loss: str = "RMSE",
+        iterations: int = 500,
+        learning_rate: float = 0.12,
+        depth: int = 6,
+        l2_leaf_reg: float = 3.0,
+        border_count: int = 64,
+        random_state: int = 42,
+    ):
+        self.loss = loss
+        self.iterations = iterations
+        self.learning_rate = learning_rate
+        self.depth = depth
+        self.l2_leaf_reg = l2_leaf_reg
+        self.border_count = border_count
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any) -> CatBoostTrees:
+        from catboost import CatBoostRegressor
+
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown CatBoost loss {self.loss!r}: use one of {LOSSES}")
+        values = np.asarray(X, dtype=float)
+        booster = CatBoostRegressor(
+            loss_function=self.loss,
+            iterations=self.iterations,
+            learning_rate=self.learning_rate,
+            depth=self.depth,
+            l2_leaf_reg=self.l2_leaf_reg,
+            border_count=self.border_count,
+            random_seed=self.random_state,
+            thread_count=1,
+            verbose=0,
+            allow_writing_files=False,
+        )
+        booster.fit(values, np.asarray(y, dtype=float))
+        with _scratch_file() as path:
+            booster.save_model(path, format="json")
+            with open(path, encoding="utf-8") as written:
+                document = json.load(written)
+        # Only what scoring needs: no build information (paths, a random model id) or leaf weights,
+        # so the same fit gives the same bytes.
+        self.model_json_ = model_text(check_model_json(_scoring_part(document), values.shape[1]))
+        self.n_features_in_ = values.shape[1]
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "model_json_")
+        values = np.asarray(X, dtype=float)
+        if values.ndim != 2 or values.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {values.shape[-1]} features; CatBoostTrees was fitted on {self.n_features_in_}")
+        return self._booster().predict(values, thread_count=1)
+
+    def _booster(self) -> Any:
+        booster = self.__dict__.get("_booster_")
+        if booster is None:  # first use after fit or load: the stored text is what is scored
+            booster = load_booster(self.model_json_, self.n_features_in_)
+            self.__dict__["_booster_"] = booster
+        return booster
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_booster_", None)  # rebuilt from model_json_: the text is the whole fitted state
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A stored model is checked as it loads, so a crafted one fails when read, not when scored."""
+        super().__setstate__(state)
+        if "model_json_" in self.__dict__:
+            features = self.__dict__.get("n_features_in_")
+            _require(type(features) is int and features > 0, "n_features_in_ must be a positive integer")
+            _require(isinstance(self.model_json_, str), "model_json_ must be text")
+            try:
+                document = json.loads(self.model_json_)
+            except ValueError as exc:
+                raise UnsafeModelError(f"refusing a CatBoost model: its text is not JSON ({exc})") from exc
+            check_model_json(document, features)
+
+
+def model_text(document: dict[str, Any]) -> str:
+    """The canonical text of a checked model document: same model, same bytes."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def load_booster(text: str, n_features: int) -> Any:
+    """A CatBoost model scoring what `text` describes, once `check_model_json` accepts it."""
+    from catboost import CatBoostRegressor
+
+    try:
+        document = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise UnsafeModelError(f"refusing a CatBoost model: its text is not JSON ({exc})") from exc
+    checked = check_model_json(document, n_features)
+    booster = CatBoostRegressor()
+    with _scratch_file() as path:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(model_text(checked))
+        booster.load_model(path, format="json")
+    return booster
+
+
+def _scoring_part(document: dict[str, Any]) -> dict[str, Any]:
+    trees = [
+        {"leaf_values": t.get("leaf_values"), "splits": t.get("splits")} for t in document.get("oblivious_trees", [])
+    ]
+    return {
+        "features_info": document.get("features_info"),
+        "oblivious_trees": trees,
+        "scale_and_bias": document.get("scale_and_bias"),
+    }
+
+
+def check_model_json(document: Any, n_features: int) -> dict[str, Any]:
+    """The model document rebuilt from its checked values, or `UnsafeModelError` saying what is wrong.
+
+    Accepted: exactly the keys `features_info` (`float_features` only), `oblivious_trees` and
+    `scale_and_bias`; `n_features` float features in order, each with finite increasing borders;
+    trees of 0 to `MAX_DEPTH` float splits, each naming one of its feature's borders by value and
+    by its index among all borders, and 2**depth finite leaf values; a finite scale and one finite
+    bias. Everything else CatBoost can write (categorical or text features, multi-dimensional
+    output) is refused: this pipeline never fits it.
+    """
+    _require(
+        isinstance(document, dict) and set(document) == {"features_info", "oblivious_trees", "scale_and_bias"},
+        "expected exactly features_info, oblivious_trees and scale_and_bias",
+    )
+    info = document["features_info"]
+    _require(isinstance(info, dict) and set(info) == {"float_features"}, "features_info must hold float_features only")
+    features = info["float_features"]
+    _require(
+        isinstance(features, list) and len(features) == n_features,
+        f"expected {n_features} float features, found {len(features) if isinstance(features, list) else 'none'}",
+    )
+    checked_features, first_split = [], []
+    split_count = 0
+    for index, feature in enumerate(features):
+        _require(isinstance(feature, dict), f"float feature {index} is not an object")
+        borders = feature.get("borders", [])
+        _require(
+            isinstance(borders, list) and all(_finite(b) for b in borders),
+            f"feature {index}: borders must be finite numbers",
+        )
+        _require(all(a < b for a, b in zip(borders, borders[1:])), f"feature {index}: borders must increase")
+        _require(
+            feature.get("feature_index") == index and feature.get("flat_feature_index") == index,
+            f"feature {index}: its indices must be {index}",
+        )
+        _require(isinstance(feature.get("has_nans", False), bool), f"feature {index}: has_nans must be true or false")
+        _require(
+            feature.get("nan_value_treatment", "AsIs") in _NAN_TREATMENTS,
+            f"feature {index}: unknown nan_value_treatment",
+        )
+        _require(isinstance(feature.get("feature_id", ""), str), f"feature {index}: feature_id must be text")
+        checked_features.append(
+            {
+                "borders": [float(b) for b in borders],
+                "feature_id": feature.get("feature_id", ""),
+                "feature_index": index,
+                "flat_feature_index": index,
+                "has_nans": feature.get("has_nans", False),
+                "nan_value_treatment": feature.get("nan_value_treatment", "AsIs"),
+            }
+        )
+        first_split.append(split_count)
+        split_count += len(borders)
+    trees = document["oblivious_trees"]
+    _require(
+        isinstance(trees, list) and len(trees) <= MAX_TREES, f"oblivious_trees must be a list of at most {MAX_TREES}"
+    )
+    checked_trees = [_checked_tree(number, tree, checked_features, first_split) for number, tree in enumerate(trees)]
+    scale_and_bias = document["scale_and_bias"]
+    _require(
+        isinstance(scale_and_bias, list)
+        and len(scale_and_bias) == 2
+        and _finite(scale_and_bias[0])
+        and isinstance(scale_and_bias[1], list)
+        and len(scale_and_bias[1]) == 1
+        and _finite(scale_and_bias[1][0]),
+        "scale_and_bias must be [scale, [bias]] with finite numbers",
+    )
+    return {
+        "features_info": {"float_features": checked_features},
+        "oblivious_trees": checked_trees,
+        "scale_and_bias": [float(scale_and_bias[0]), [float(scale_and_bias[1][0])]],
+    }
+
+
+def _checked_tree(number: int, tree: Any, features: list[dict[str, Any]], first_split: list[int]) -> dict[str, Any]:
+    where = f"tree {number}"
+    _require(
+        isinstance(tree, dict) and set(tree) <= {"leaf_values", "leaf_weights", "splits"}, f"{where}: unknown keys"
+    )
+    splits, leaves = tree.get("splits"), tree.get("leaf_values")
+    _require(isinstance(splits, list) and len(splits) <= MAX_DEPTH, f"{where}: at most {MAX_DEPTH} splits")
+    _require(
+        isinstance(leaves, list) and len(leaves) == 2 ** len(splits) and all(_finite(v) for v in leaves),
+        f"{where}: expected {2 ** len(splits) if isinstance(splits, list) else '2**depth'} finite leaf values",
+    )
+    checked_splits = []
+    for split in splits:
+        _require(
+            isinstance(split, dict) and split.get("split_type") == "FloatFeature", f"{where}: only float feature splits"
+        )
+        feature = split.get("float_feature_index")
+        _require(type(feature) is int and 0 <= feature < len(features), f"{where}: split on an unknown feature")
+        borders = features[feature]["borders"]
+        border = split.get("border")
+        _require(
+            _finite(border) and float(border) in borders, f"{where}: split on a border feature {feature} does not have"
+        )
+        index = first_split[feature] + borders.index(float(border))
+        _require(split.get("split_index") == index, f"{where}: split index {split.get('split_index')!r} is not {index}")
+        checked_splits.append(
+            {
+                "border": float(border),
+                "float_feature_index": feature,
+                "split_index": index,
+                "split_type": "FloatFeature",
+            }
+        )
+    return {"leaf_values": [float(v) for v in leaves], "splits": checked_splits}
+
+
+def _finite(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _require(condition: bool, problem: str) -> None:
+    if not condition:
+        raise UnsafeModelError(f"refusing a CatBoost model: {problem}")
+
+
+@contextmanager
+def _scratch_file() -> Iterator[str]:
+    """A private temporary file path (CatBoost reads and writes JSON models only through files)."""
+    handle, path = tempfile.mkstemp(suffix=".json", prefix="catboost-")
+    os.close(handle)
+    try:
+        yield path
+    finally:
+        os.unlink(path)
