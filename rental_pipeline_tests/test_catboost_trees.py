@@ -62,6 +62,13 @@ def test_the_stored_model_is_the_text_and_scores_the_same(fitted: CatBoostTrees,
     assert encode_model(loaded) == data
 
 
+def test_fitting_and_scoring_write_no_files(rows, tmp_path, monkeypatch):
+    """CatBoost writes a catboost_info folder into the working directory unless told not to."""
+    monkeypatch.chdir(tmp_path)
+    CatBoostTrees(loss="RMSE", **QUICK).fit(*rows).predict(rows[0])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_unknown_loss_or_a_feature_count_mismatch_is_refused(rows, fitted: CatBoostTrees):
     with pytest.raises(ValueError, match="unknown CatBoost loss 'Huber'"):
         CatBoostTrees(loss="Huber", **QUICK).fit(*rows)
