@@ -44,6 +44,9 @@ def test_the_pipeline_configs_default_to_the_dataclasses_and_keep_their_limits()
     for config, bad in ((RandomForestConfig, {"max_features": 1.5}), (BoostingConfig, {"max_bins": 256})):
         with pytest.raises(pydantic.ValidationError):
             config(**bad)
+    with pytest.raises(pydantic.ValidationError, match="averages no models"):
+        BoostingConfig(absolute_error_models=0, catboost_models=0)
+    assert BoostingConfig(absolute_error_models=0).params().catboost_models == 2  # CatBoost alone is a model
 
 
 def test_the_clean_sample_checks_offer_every_cleaning_rule_as_an_empty_override():

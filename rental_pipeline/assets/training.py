@@ -4,7 +4,7 @@ trainval; the boosted default is then stored as fitted again on train + validati
 from typing import Any
 
 import dagster as dg
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from rental_pipeline.assets.metadata import CHARTS_NOTE
 from rental_pipeline.assets.params import config_of
@@ -27,6 +27,11 @@ class BoostingConfig(config_of(BoostingParams, name="BoostingConfig")):
 
     def params(self) -> BoostingParams:
         return BoostingParams(**self.model_dump())
+
+    @model_validator(mode="after")
+    def _averages_some_model(self) -> "BoostingConfig":
+        self.params()  # refused as the config is read, before anything is fitted: BoostingParams checks the counts
+        return self
 
 
 class TrainingConfig(dg.Config):
