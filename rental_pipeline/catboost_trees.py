@@ -31,9 +31,34 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 LOSSES = ("RMSE", "MAE")
+# Limits on what a stored text may describe, far above what the config allows (`BoostingParams`:
+# at most 2,000 trees of depth 10, 254 borders per feature, about 45 MB of text), so that a small
+# crafted file cannot make loading take gigabytes or hours: its text is read only when shorter
+# than MAX_TEXT_CHARS, and the leaves of all its trees together are at most MAX_LEAVES.
 MAX_DEPTH = 16  # CatBoost's own limit for symmetric trees
 MAX_TREES = 100_000
-_NAN_TREATMENTS = frozenset({"AsIs", "AsFalse", "AsTrue"})
+MAX_LEAVES = 2**21
+MAX_BORDERS = 1_024  # per feature
+MAX_TEXT_CHARS = 48 << 20
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # CatBoost holds borders as float32
+_FLOAT64_MAX = int(np.finfo(np.float64).max)
+# (has_nans, nan_value_treatment) as CatBoost writes them: no missing values seen, or missing
+# values sent to the smallest (nan_mode Min, its default) or largest side of every split.
+_NAN_HANDLING = frozenset({(False, "AsIs"), (True, "AsFalse"), (True, "AsTrue")})
+_STATE = frozenset(
+    {
+        "loss",
+        "iterations",
+        "learning_rate",
+        "depth",
+        "l2_leaf_reg",
+        "border_count",
+        "random_state",
+        "model_json_",
+        "n_features_in_",
+        "_sklearn_version",
+    }
+)
 
 
 class UnsafeModelError(ValueError):
@@ -83,6 +108,7 @@ class CatBoostTrees(RegressorMixin, BaseEstimator):
             verbose=0,
             allow_writing_files=False,
         )
+        self.__dict__.pop("_booster_", None)  # scored from the new text, not the previous fit's
         booster.fit(values, np.asarray(y, dtype=float))
         with _scratch_file() as path:
             booster.save_model(path, format="json")
@@ -114,17 +140,16 @@ class CatBoostTrees(RegressorMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """A stored model is checked as it loads, so a crafted one fails when read, not when scored."""
+        """A stored model is checked as it loads, so a crafted one fails when read, not when scored;
+        its state may hold the parameters and the checked text only (a stored `_booster_` or any
+        other attribute would be used instead of, or beside, the text)."""
+        unknown = sorted(set(state) - _STATE) if isinstance(state, dict) else ["(not a mapping)"]
+        _require(not unknown, f"unexpected attributes {unknown}")
         super().__setstate__(state)
         if "model_json_" in self.__dict__:
             features = self.__dict__.get("n_features_in_")
             _require(type(features) is int and features > 0, "n_features_in_ must be a positive integer")
-            _require(isinstance(self.model_json_, str), "model_json_ must be text")
-            try:
-                document = json.loads(self.model_json_)
-            except ValueError as exc:
-                raise UnsafeModelError(f"refusing a CatBoost model: its text is not JSON ({exc})") from exc
-            check_model_json(document, features)
+            parse_model_text(self.model_json_, features)
 
 
 def model_text(document: dict[str, Any]) -> str:
@@ -132,15 +157,23 @@ def model_text(document: dict[str, Any]) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def load_booster(text: str, n_features: int) -> Any:
-    """A CatBoost model scoring what `text` describes, once `check_model_json` accepts it."""
-    from catboost import CatBoostRegressor
-
+def parse_model_text(text: Any, n_features: int) -> dict[str, Any]:
+    """The checked model document a stored text describes (`check_model_json`), or
+    `UnsafeModelError`; a text longer than `MAX_TEXT_CHARS` is refused before it is parsed."""
+    _require(isinstance(text, str), "its text must be a string")
+    _require(len(text) <= MAX_TEXT_CHARS, f"its text is {len(text):,} characters, over {MAX_TEXT_CHARS:,}")
     try:
         document = json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise UnsafeModelError(f"refusing a CatBoost model: its text is not JSON ({exc})") from exc
-    checked = check_model_json(document, n_features)
+    except (ValueError, RecursionError) as exc:
+        raise UnsafeModelError(f"refusing a CatBoost model: its text is not JSON it can read ({exc})") from exc
+    return check_model_json(document, n_features)
+
+
+def load_booster(text: str, n_features: int) -> Any:
+    """A CatBoost model scoring what `text` describes, once `parse_model_text` accepts it."""
+    from catboost import CatBoostRegressor
+
+    checked = parse_model_text(text, n_features)
     booster = CatBoostRegressor()
     with _scratch_file() as path:
         with open(path, "w", encoding="utf-8") as out:
@@ -164,11 +197,13 @@ def check_model_json(document: Any, n_features: int) -> dict[str, Any]:
     """The model document rebuilt from its checked values, or `UnsafeModelError` saying what is wrong.
 
     Accepted: exactly the keys `features_info` (`float_features` only), `oblivious_trees` and
-    `scale_and_bias`; `n_features` float features in order, each with finite increasing borders;
-    trees of 0 to `MAX_DEPTH` float splits, each naming one of its feature's borders by value and
-    by its index among all borders, and 2**depth finite leaf values; a finite scale and one finite
-    bias. Everything else CatBoost can write (categorical or text features, multi-dimensional
-    output) is refused: this pipeline never fits it.
+    `scale_and_bias`; `n_features` float features in order, each with at most `MAX_BORDERS`
+    borders, increasing and finite as float32 values, and the missing-value handling CatBoost
+    writes; 1 to `MAX_TREES` trees of 0 to `MAX_DEPTH` float splits, each naming one of its
+    feature's borders by value and by its index among all borders, and 2**depth finite leaf
+    values, at most `MAX_LEAVES` in all; a finite scale and one finite bias. Everything else
+    CatBoost can write (categorical or text features, multi-dimensional output) is refused: this
+    pipeline never fits it.
     """
     _require(
         isinstance(document, dict) and set(document) == {"features_info", "oblivious_trees", "scale_and_bias"},
@@ -181,43 +216,18 @@ def check_model_json(document: Any, n_features: int) -> dict[str, Any]:
         isinstance(features, list) and len(features) == n_features,
         f"expected {n_features} float features, found {len(features) if isinstance(features, list) else 'none'}",
     )
-    checked_features, first_split = [], []
-    split_count = 0
-    for index, feature in enumerate(features):
-        _require(isinstance(feature, dict), f"float feature {index} is not an object")
-        borders = feature.get("borders", [])
-        _require(
-            isinstance(borders, list) and all(_finite(b) for b in borders),
-            f"feature {index}: borders must be finite numbers",
-        )
-        _require(all(a < b for a, b in zip(borders, borders[1:])), f"feature {index}: borders must increase")
-        _require(
-            feature.get("feature_index") == index and feature.get("flat_feature_index") == index,
-            f"feature {index}: its indices must be {index}",
-        )
-        _require(isinstance(feature.get("has_nans", False), bool), f"feature {index}: has_nans must be true or false")
-        _require(
-            feature.get("nan_value_treatment", "AsIs") in _NAN_TREATMENTS,
-            f"feature {index}: unknown nan_value_treatment",
-        )
-        _require(isinstance(feature.get("feature_id", ""), str), f"feature {index}: feature_id must be text")
-        checked_features.append(
-            {
-                "borders": [float(b) for b in borders],
-                "feature_id": feature.get("feature_id", ""),
-                "feature_index": index,
-                "flat_feature_index": index,
-                "has_nans": feature.get("has_nans", False),
-                "nan_value_treatment": feature.get("nan_value_treatment", "AsIs"),
-            }
-        )
-        first_split.append(split_count)
-        split_count += len(borders)
+    checked_features = [_checked_feature(index, feature) for index, feature in enumerate(features)]
     trees = document["oblivious_trees"]
     _require(
-        isinstance(trees, list) and len(trees) <= MAX_TREES, f"oblivious_trees must be a list of at most {MAX_TREES}"
+        isinstance(trees, list) and 1 <= len(trees) <= MAX_TREES, f"oblivious_trees must hold 1 to {MAX_TREES} trees"
     )
-    checked_trees = [_checked_tree(number, tree, checked_features, first_split) for number, tree in enumerate(trees)]
+    borders = _Borders(checked_features)
+    checked_trees, leaves = [], 0
+    for number, tree in enumerate(trees):
+        checked = _checked_tree(number, tree, borders)
+        leaves += len(checked["leaf_values"])
+        _require(leaves <= MAX_LEAVES, f"its trees hold over {MAX_LEAVES:,} leaves")
+        checked_trees.append(checked)
     scale_and_bias = document["scale_and_bias"]
     _require(
         isinstance(scale_and_bias, list)
@@ -235,7 +245,57 @@ def check_model_json(document: Any, n_features: int) -> dict[str, Any]:
     }
 
 
-def _checked_tree(number: int, tree: Any, features: list[dict[str, Any]], first_split: list[int]) -> dict[str, Any]:
+def _checked_feature(index: int, feature: Any) -> dict[str, Any]:
+    where = f"feature {index}"
+    _require(isinstance(feature, dict), f"{where} is not an object")
+    _require(
+        set(feature)
+        <= {"borders", "feature_id", "feature_index", "flat_feature_index", "has_nans", "nan_value_treatment"},
+        f"{where}: unknown keys",
+    )
+    borders = feature.get("borders", [])
+    _require(
+        isinstance(borders, list) and len(borders) <= MAX_BORDERS,
+        f"{where}: borders must be a list of at most {MAX_BORDERS}",
+    )
+    _require(
+        all(_finite(b) and abs(b) <= _FLOAT32_MAX for b in borders), f"{where}: borders must be finite float32 numbers"
+    )
+    as_float32 = np.asarray(borders, dtype=np.float32)
+    _require(bool(np.all(np.diff(as_float32) > 0)), f"{where}: borders must increase, as float32 values too")
+    _require(
+        feature.get("feature_index") == index and feature.get("flat_feature_index") == index,
+        f"{where}: its indices must be {index}",
+    )
+    nan_handling = (feature.get("has_nans"), feature.get("nan_value_treatment"))
+    _require(
+        nan_handling in _NAN_HANDLING,
+        f"{where}: has_nans and nan_value_treatment {nan_handling!r} are not as CatBoost writes them",
+    )
+    _require(feature.get("feature_id") == "", f"{where}: feature_id must be empty (features are unnamed columns)")
+    return {
+        "borders": [float(b) for b in borders],
+        "feature_id": "",
+        "feature_index": index,
+        "flat_feature_index": index,
+        "has_nans": nan_handling[0],
+        "nan_value_treatment": nan_handling[1],
+    }
+
+
+class _Borders:
+    """Each feature's borders by value, and where they sit among all features' borders (a split's
+    `split_index`), looked up in constant time however many splits a model has."""
+
+    def __init__(self, features: list[dict[str, Any]]):
+        self.positions: list[dict[float, int]] = []
+        first = 0
+        for feature in features:
+            self.positions.append({border: first + i for i, border in enumerate(feature["borders"])})
+            first += len(feature["borders"])
+
+
+def _checked_tree(number: int, tree: Any, borders: _Borders) -> dict[str, Any]:
     where = f"tree {number}"
     _require(
         isinstance(tree, dict) and set(tree) <= {"leaf_values", "leaf_weights", "splits"}, f"{where}: unknown keys"
@@ -244,7 +304,7 @@ def _checked_tree(number: int, tree: Any, features: list[dict[str, Any]], first_
     _require(isinstance(splits, list) and len(splits) <= MAX_DEPTH, f"{where}: at most {MAX_DEPTH} splits")
     _require(
         isinstance(leaves, list) and len(leaves) == 2 ** len(splits) and all(_finite(v) for v in leaves),
-        f"{where}: expected {2 ** len(splits) if isinstance(splits, list) else '2**depth'} finite leaf values",
+        f"{where}: expected {2 ** len(splits)} finite leaf values",
     )
     checked_splits = []
     for split in splits:
@@ -252,13 +312,12 @@ def _checked_tree(number: int, tree: Any, features: list[dict[str, Any]], first_
             isinstance(split, dict) and split.get("split_type") == "FloatFeature", f"{where}: only float feature splits"
         )
         feature = split.get("float_feature_index")
-        _require(type(feature) is int and 0 <= feature < len(features), f"{where}: split on an unknown feature")
-        borders = features[feature]["borders"]
-        border = split.get("border")
         _require(
-            _finite(border) and float(border) in borders, f"{where}: split on a border feature {feature} does not have"
+            type(feature) is int and 0 <= feature < len(borders.positions), f"{where}: split on an unknown feature"
         )
-        index = first_split[feature] + borders.index(float(border))
+        border = split.get("border")
+        index = borders.positions[feature].get(float(border)) if _finite(border) else None
+        _require(index is not None, f"{where}: split on a border feature {feature} does not have")
         _require(split.get("split_index") == index, f"{where}: split index {split.get('split_index')!r} is not {index}")
         checked_splits.append(
             {
@@ -272,7 +331,10 @@ def _checked_tree(number: int, tree: Any, features: list[dict[str, Any]], first_
 
 
 def _finite(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
+    """A JSON number (not a boolean) that is a finite double; an integer too large for one is not."""
+    if type(value) is int:
+        return abs(value) <= _FLOAT64_MAX
+    return type(value) is float and math.isfinite(value)
 
 
 def _require(condition: bool, problem: str) -> None:

@@ -65,10 +65,12 @@ class BoostingParams:
             "alternating, each pair on its own seed.",
         },
     )
-    catboost_iterations: int = field(default=500, metadata={"ge": 1, "le": 20_000})
-    catboost_learning_rate: float = field(default=0.12, metadata={"gt": 0, "le": 1})
-    catboost_depth: int = field(default=6, metadata={"ge": 1, "le": 16})
-    catboost_l2_leaf_reg: float = field(default=3.0, metadata={"ge": 0})
+    catboost_iterations: int = field(default=500, metadata={"ge": 1, "le": 2_000})
+    catboost_learning_rate: float = field(default=0.12, metadata={"ge": 0.0001, "le": 1})
+    # At most 2,000 trees of depth 10: a stored CatBoost model stays within what loading one accepts
+    # (`catboost_trees.MAX_LEAVES`), and a fit within minutes.
+    catboost_depth: int = field(default=6, metadata={"ge": 1, "le": 10})
+    catboost_l2_leaf_reg: float = field(default=3.0, metadata={"ge": 0, "le": 1_000})
     catboost_border_count: int = field(default=64, metadata={"ge": 2, "le": 254})
     text_alpha: float = field(default=1.0, metadata={"gt": 0})
     text_min_df: int = field(default=2, metadata={"ge": 1})

@@ -101,6 +101,26 @@ def _crafted(text: str) -> dict[str, str]:
     case("categorical features", lambda d: d["features_info"].update(categorical_features=[]))
     case("unsorted borders", lambda d: d["features_info"]["float_features"][0]["borders"].reverse())
     case("an unknown key", lambda d: d.update(ctr_data={}))
+    case("no trees", lambda d: d.update(oblivious_trees=[]))
+    case("a named feature", lambda d: d["features_info"]["float_features"][0].update(feature_id="x"))
+    case(
+        "missing values handled as CatBoost never writes",
+        lambda d: d["features_info"]["float_features"][0].update(has_nans=False, nan_value_treatment="AsTrue"),
+    )
+    case("a border beyond float32", lambda d: d["features_info"]["float_features"][-1]["borders"].append(3.5e38))
+    case(
+        "borders equal as float32",
+        lambda d: d["features_info"]["float_features"][-1]["borders"].append(
+            d["features_info"]["float_features"][-1]["borders"][-1] + 1e-12
+        ),
+    )
+    case("a border too large for a double", lambda d: d["oblivious_trees"][0]["splits"][0].update(border=10**400))
+    deepest = {**tree["splits"][0]}
+
+    def many_leaves(d) -> None:  # 33 trees of depth 16: over MAX_LEAVES, in a few MB of text
+        d["oblivious_trees"] = [{"leaf_values": [0.0] * 2**16, "splits": [deepest] * 16} for _ in range(33)]
+
+    case("too many leaves", many_leaves)
     case("a non-finite leaf", lambda d: d["oblivious_trees"][0]["leaf_values"].__setitem__(0, 12345.678))
     cases["a non-finite leaf"] = cases["a non-finite leaf"].replace("12345.678", "NaN")
     cases["not JSON"] = text[: len(text) // 2]
@@ -134,6 +154,27 @@ def test_crafted_texts_are_refused_without_crashing(fitted: CatBoostTrees, tmp_p
     assert all(message.startswith("refusing a CatBoost model: ") for message in outcomes.values()), outcomes
     assert "split index 10000000 is not" in outcomes["split index past the end"]
     assert "at most 16 splits" in outcomes["deeper than its leaves"]
+    assert "over 2,097,152 leaves" in outcomes["too many leaves"]
+    assert "finite float32" in outcomes["a border beyond float32"]
+    assert "as float32 values too" in outcomes["borders equal as float32"]
+
+
+def test_a_text_too_long_or_too_deep_is_refused_before_it_is_read():
+    from rental_pipeline.catboost_trees import MAX_TEXT_CHARS
+
+    with pytest.raises(UnsafeModelError, match="over 50,331,648"):
+        load_booster(" " * (MAX_TEXT_CHARS + 1), 5)
+    with pytest.raises(UnsafeModelError, match="not JSON it can read"):
+        load_booster("[" * 200_000 + "]" * 200_000, 5)
+
+
+def test_a_refit_scores_with_the_new_fit(rows, fitted: CatBoostTrees):
+    X, y = rows
+    model = CatBoostTrees(loss="MAE", **QUICK).fit(X, y)
+    first = model.predict(X)
+    model.fit(X, y[::-1])
+    np.testing.assert_array_equal(model.predict(X), load_booster(model.model_json_, 5).predict(X, thread_count=1))
+    assert not np.array_equal(model.predict(X), first)
 
 
 def test_a_crafted_text_in_a_stored_model_fails_as_the_model_loads(fitted: CatBoostTrees):
@@ -143,6 +184,10 @@ def test_a_crafted_text_in_a_stored_model_fails_as_the_model_loads(fitted: CatBo
         bad.__dict__.pop("_booster_", None)
         with pytest.raises(UnsafeModelError, match="refusing a CatBoost model"):
             decode_model(encode_model(bad))
+    extra = copy.deepcopy(fitted)
+    extra.shadow_ = np.expm1  # a trusted function, but no attribute of a fitted CatBoostTrees
+    with pytest.raises(UnsafeModelError, match=r"unexpected attributes \['shadow_'\]"):
+        decode_model(encode_model(extra))
     wrong_width = copy.deepcopy(fitted)
     wrong_width.n_features_in_ = 6
     with pytest.raises(UnsafeModelError, match="expected 6 float features, found 5"):

@@ -41,7 +41,11 @@ def test_the_pipeline_configs_default_to_the_dataclasses_and_keep_their_limits()
     assert RandomForestConfig().params() == ForestParams()
     assert BoostingConfig().params() == BoostingParams()
     assert CleaningConfig().rules() == CleaningRules()
-    for config, bad in ((RandomForestConfig, {"max_features": 1.5}), (BoostingConfig, {"max_bins": 256})):
+    for config, bad in (
+        (RandomForestConfig, {"max_features": 1.5}),
+        (BoostingConfig, {"max_bins": 256}),
+        (BoostingConfig, {"catboost_depth": 11}),  # beyond what a stored CatBoost model may hold
+    ):
         with pytest.raises(pydantic.ValidationError):
             config(**bad)
     with pytest.raises(pydantic.ValidationError, match="averages no models"):

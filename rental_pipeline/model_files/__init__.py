@@ -138,7 +138,11 @@ def encode_model(model: Any, *, trusted: Mapping[str, frozenset[str]] | None = N
     schema, members = _skops_state(model)
     schema, files = _canonical(schema, members)
     _audit(schema, lambda name: io.BytesIO(files[name]), trusted or trusted_model_nodes())  # fail now, not later
-    return _archive(schema, files)
+    data = _archive(schema, files)
+    size = zipfile.ZipFile(io.BytesIO(data)).getinfo(SCHEMA).file_size
+    if size > MAX_SCHEMA_BYTES:  # loading would refuse it: refuse to store it
+        raise CodecError(f"model's skops schema is {size:,} bytes, over the {MAX_SCHEMA_BYTES:,} a load reads")
+    return data
 
 
 def decode_model(data: bytes, *, trusted: Mapping[str, frozenset[str]] | None = None) -> Any:

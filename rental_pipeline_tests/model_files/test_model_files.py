@@ -234,6 +234,22 @@ def test_other_skops_protocols_are_not_read(tmp_path):
         decode_model(data)
 
 
+def test_a_model_too_large_to_load_is_not_stored(monkeypatch):
+    """Loading refuses a schema over MAX_SCHEMA_BYTES (a zip bomb would fill memory first), so
+    saving one would store a version nobody can read. The limit is lowered here so that a small
+    model crosses it."""
+    import rental_pipeline.model_files as model_files
+
+    model = FunctionTransformer(np.log1p)
+    data = encode_model(model)
+    size = zipfile.ZipFile(io.BytesIO(data)).getinfo("schema.json").file_size
+    monkeypatch.setattr(model_files, "MAX_SCHEMA_BYTES", size - 1)
+    with pytest.raises(CodecError, match=f"{size:,} bytes, over the {size - 1:,} a load reads"):
+        encode_model(model)
+    with pytest.raises(CodecError, match="schema over"):
+        decode_model(data)
+
+
 def test_refusal_names_are_escaped_and_short(tmp_path):
     data = skops_file(call("builtins." + "x\x1b[31m" * 100))
     with pytest.raises(UntrustedTypesError) as refused:
