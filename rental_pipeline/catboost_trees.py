@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 LOSSES = ("RMSE", "MAE")
-# Limits on what a stored text may describe, far above what the config allows (`BoostingParams`:
+# Limits on what a stored text may describe, just above what the config allows (`BoostingParams`:
 # at most 2,000 trees of depth 10, 254 borders per feature, about 45 MB of text), so that a small
 # crafted file cannot make loading take gigabytes or hours: its text is read only when shorter
 # than MAX_TEXT_CHARS, and the leaves of all its trees together are at most MAX_LEAVES.
