@@ -5,8 +5,8 @@ their symmetric trees and ordered statistics err differently from scikit-learn's
 which is what an average gains from. Stored models are skops files whose types are audited
 (`rental_pipeline.model_types`), and skops has no support for CatBoost's types; pickling the
 booster would store code. So the fitted state of `CatBoostTrees` is CatBoost's own JSON model
-format (numbers and split descriptions, no code) as a string, and the booster is rebuilt from it
-when first needed.
+format (numbers and split descriptions, no code) as a string, and the booster is built from it
+once, when the model is fitted or loaded.
 
 CatBoost's JSON reader trusts its input: on a crafted file it crashes the process (a split index
 past the end, a tree deeper than its leaves) or silently scores garbage (too few leaf values).
@@ -36,7 +36,6 @@ LOSSES = ("RMSE", "MAE")
 # crafted file cannot make loading take gigabytes or hours: its text is read only when shorter
 # than MAX_TEXT_CHARS, and the leaves of all its trees together are at most MAX_LEAVES.
 MAX_DEPTH = 16  # CatBoost's own limit for symmetric trees
-MAX_TREES = 100_000
 MAX_LEAVES = 2**21
 MAX_BORDERS = 1_024  # per feature
 MAX_TEXT_CHARS = 48 << 20
@@ -45,20 +44,8 @@ _FLOAT64_MAX = int(np.finfo(np.float64).max)
 # (has_nans, nan_value_treatment) as CatBoost writes them: no missing values seen, or missing
 # values sent to the smallest (nan_mode Min, its default) or largest side of every split.
 _NAN_HANDLING = frozenset({(False, "AsIs"), (True, "AsFalse"), (True, "AsTrue")})
-_STATE = frozenset(
-    {
-        "loss",
-        "iterations",
-        "learning_rate",
-        "depth",
-        "l2_leaf_reg",
-        "border_count",
-        "random_state",
-        "model_json_",
-        "n_features_in_",
-        "_sklearn_version",
-    }
-)
+# What a fitted CatBoostTrees holds besides its parameters (`get_params`).
+_FITTED_STATE = frozenset({"model_json_", "n_features_in_", "_sklearn_version"})
 
 
 class UnsafeModelError(ValueError):
@@ -116,8 +103,10 @@ class CatBoostTrees(RegressorMixin, BaseEstimator):
                 document = json.load(written)
         # Only what scoring needs: no build information (paths, a random model id) or leaf weights,
         # so the same fit gives the same bytes.
-        self.model_json_ = model_text(check_model_json(_scoring_part(document), values.shape[1]))
+        checked = check_model_json(_scoring_part(document), values.shape[1])
+        self.model_json_ = model_text(checked)
         self.n_features_in_ = values.shape[1]
+        self._booster_ = (self.model_json_, _catboost_from(checked))
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -128,10 +117,12 @@ class CatBoostTrees(RegressorMixin, BaseEstimator):
         return self._booster().predict(values, thread_count=1)
 
     def _booster(self) -> Any:
-        booster = self.__dict__.get("_booster_")
-        if booster is None:  # first use after fit or load: the stored text is what is scored
+        """CatBoost's model of `model_json_`, built when the text was made or loaded; built again
+        only if the text was replaced since (the booster is cached with the text it came from)."""
+        text, booster = self.__dict__.get("_booster_", (None, None))
+        if text is not self.model_json_:
             booster = load_booster(self.model_json_, self.n_features_in_)
-            self.__dict__["_booster_"] = booster
+            self._booster_ = (self.model_json_, booster)
         return booster
 
     def __getstate__(self) -> dict[str, Any]:
@@ -140,16 +131,17 @@ class CatBoostTrees(RegressorMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """A stored model is checked as it loads, so a crafted one fails when read, not when scored;
-        its state may hold the parameters and the checked text only (a stored `_booster_` or any
-        other attribute would be used instead of, or beside, the text)."""
-        unknown = sorted(set(state) - _STATE) if isinstance(state, dict) else ["(not a mapping)"]
+        """A stored model is checked, and its booster built, as it loads, so a crafted one fails
+        when read, not when scored. Its state may hold the parameters and the text only (a stored
+        `_booster_` or any other attribute would be used instead of, or beside, the text)."""
+        allowed = set(self._get_param_names()) | _FITTED_STATE
+        unknown = sorted(set(state) - allowed) if isinstance(state, dict) else ["(not a mapping)"]
         _require(not unknown, f"unexpected attributes {unknown}")
         super().__setstate__(state)
         if "model_json_" in self.__dict__:
             features = self.__dict__.get("n_features_in_")
             _require(type(features) is int and features > 0, "n_features_in_ must be a positive integer")
-            parse_model_text(self.model_json_, features)
+            self._booster_ = (self.model_json_, _catboost_from(parse_model_text(self.model_json_, features)))
 
 
 def model_text(document: dict[str, Any]) -> str:
@@ -171,9 +163,14 @@ def parse_model_text(text: Any, n_features: int) -> dict[str, Any]:
 
 def load_booster(text: str, n_features: int) -> Any:
     """A CatBoost model scoring what `text` describes, once `parse_model_text` accepts it."""
+    return _catboost_from(parse_model_text(text, n_features))
+
+
+def _catboost_from(checked: dict[str, Any]) -> Any:
+    """CatBoost's model of a document `check_model_json` returned (CatBoost reads JSON models from
+    files only)."""
     from catboost import CatBoostRegressor
 
-    checked = parse_model_text(text, n_features)
     booster = CatBoostRegressor()
     with _scratch_file() as path:
         with open(path, "w", encoding="utf-8") as out:
@@ -199,7 +196,7 @@ def check_model_json(document: Any, n_features: int) -> dict[str, Any]:
     Accepted: exactly the keys `features_info` (`float_features` only), `oblivious_trees` and
     `scale_and_bias`; `n_features` float features in order, each with at most `MAX_BORDERS`
     borders, increasing and finite as float32 values, and the missing-value handling CatBoost
-    writes; 1 to `MAX_TREES` trees of 0 to `MAX_DEPTH` float splits, each naming one of its
+    writes; at least one tree, each of 0 to `MAX_DEPTH` float splits, each naming one of its
     feature's borders by value and by its index among all borders, and 2**depth finite leaf
     values, at most `MAX_LEAVES` in all; a finite scale and one finite bias. Everything else
     CatBoost can write (categorical or text features, multi-dimensional output) is refused: this
@@ -218,9 +215,7 @@ def check_model_json(document: Any, n_features: int) -> dict[str, Any]:
     )
     checked_features = [_checked_feature(index, feature) for index, feature in enumerate(features)]
     trees = document["oblivious_trees"]
-    _require(
-        isinstance(trees, list) and 1 <= len(trees) <= MAX_TREES, f"oblivious_trees must hold 1 to {MAX_TREES} trees"
-    )
+    _require(isinstance(trees, list) and trees, "oblivious_trees must hold at least one tree")
     borders = _Borders(checked_features)
     checked_trees, leaves = [], 0
     for number, tree in enumerate(trees):

@@ -175,6 +175,8 @@ def test_a_refit_scores_with_the_new_fit(rows, fitted: CatBoostTrees):
     model.fit(X, y[::-1])
     np.testing.assert_array_equal(model.predict(X), load_booster(model.model_json_, 5).predict(X, thread_count=1))
     assert not np.array_equal(model.predict(X), first)
+    model.model_json_ = fitted.model_json_  # a text put in by hand is what is scored too
+    np.testing.assert_array_equal(model.predict(X), fitted.predict(X))
 
 
 def test_a_crafted_text_in_a_stored_model_fails_as_the_model_loads(fitted: CatBoostTrees):
